@@ -1,1 +1,628 @@
-//! placeholder
+//! mamori's detection engine: events in, verdicts out.
+//!
+//! The engine is pure: it does no I/O, reads no clock and uses no randomness,
+//! so a recorded trace replays to the same verdicts on any machine. The
+//! sensor does the looking (paths, processes, content facts); the engine only
+//! weighs what it is told.
+//!
+//! Evidence about a file is credited to the process that touched it and to
+//! each of its ancestors up to its session leader. A verdict names the
+//! deepest of those processes whose score crosses the threshold, so a
+//! ransomware binary that forks one child per file is judged as the parent,
+//! and the shell that started it is left alone.
+
+mod actor;
+pub mod config;
+mod judge;
+mod procs;
+mod recent;
+
+use std::hash::{Hash, Hasher};
+
+use mamori_event::{ContentFacts, Event, EventKind, OpenMode, ProcInfo, ProcKey};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use serde::{Deserialize, Serialize};
+
+use actor::{ActorState, Pending};
+pub use config::Config;
+use procs::Procs;
+use recent::Recent;
+
+/// A config that cannot be used, with the key that is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid config: {0}")]
+    Parse(String),
+    #[error("invalid config: `{key}` {problem} (got {value})")]
+    Invalid {
+        key: &'static str,
+        problem: &'static str,
+        value: String,
+    },
+}
+
+/// The kinds of evidence the engine weighs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Indicator {
+    FormatLost,
+    EncodedCiphertext,
+    StructureBroken,
+    RegionsEncrypted,
+    SimilarityLost,
+    ReplacedByCiphertext,
+    ExtensionRename,
+    RansomNote,
+    Canary,
+    Breadth,
+}
+
+impl Indicator {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Indicator::FormatLost => {
+                "recognised files rewritten into unrecognisable ciphertext-like data"
+            }
+            Indicator::EncodedCiphertext => "files rewritten into base64/hex text of random bytes",
+            Indicator::StructureBroken => {
+                "files whose header was kept but whose structure was destroyed"
+            }
+            Indicator::RegionsEncrypted => {
+                "regions of files overwritten with ciphertext (intermittent encryption)"
+            }
+            Indicator::SimilarityLost => {
+                "files rewritten into content unlike the original and more random"
+            }
+            Indicator::ReplacedByCiphertext => {
+                "originals read, then deleted or replaced by ciphertext-like files"
+            }
+            Indicator::ExtensionRename => "files renamed to the same new, unknown extension",
+            Indicator::RansomNote => "the same new text file dropped in many folders (ransom note)",
+            Indicator::Canary => "decoy files changed, renamed or deleted",
+            Indicator::Breadth => "damage spread across several folders",
+        }
+    }
+}
+
+/// What happened to a file, as listed in an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileOp {
+    Write,
+    Truncate,
+    Create,
+    Delete,
+    Rename,
+}
+
+/// One file an actor touched. For a rename, `path` is the old name and `to` the new.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileTouch {
+    pub path: String,
+    pub op: FileOp,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub to: Option<String>,
+}
+
+/// The engine's judgement that an actor is ransomware.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The root of the offending process tree.
+    pub actor: ProcKey,
+    pub actor_info: Option<ProcInfo>,
+    /// The process whose event tipped the balance.
+    pub trigger: Option<ProcKey>,
+    pub time_ns: u64,
+    pub score: f64,
+    pub damaged_files: usize,
+    pub reasons: Vec<String>,
+    pub files: Vec<FileTouch>,
+}
+
+/// Counters that tell whether the engine is seeing what it should.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStats {
+    pub events: u64,
+    pub unattributed: u64,
+    pub overflows: u64,
+    pub verdicts: u64,
+}
+
+/// How much the engine remembers; bounded so a long-running agent stays flat.
+const PROC_GENERATION: usize = 32 * 1024;
+const FILE_GENERATION: usize = 64 * 1024;
+/// How often (in events) idle actors are swept, and how long idle means.
+const SWEEP_EVERY: u64 = 8192;
+const IDLE_NS: u64 = 120_000_000_000;
+
+/// The facts last known about a file, kept between its open and its close.
+struct FileMemory {
+    before: ContentFacts,
+}
+
+/// The detection engine. Feed it events with [`Engine::process`].
+pub struct Engine {
+    cfg: Config,
+    half_life_ns: f64,
+    procs: Procs,
+    actors: FxHashMap<ProcKey, ActorState>,
+    files: Recent<u64, FileMemory>,
+    /// The latest content written to a path, summarised: is it ciphertext-like, and its size.
+    written: Recent<u64, (bool, u64)>,
+    canaries: FxHashSet<u64>,
+    trusts: Vec<(String, String)>,
+    stats: EngineStats,
+    chain: Vec<ProcKey>,
+}
+
+impl Engine {
+    pub fn new(cfg: Config) -> Engine {
+        let half_life_ns = cfg.detect.half_life_secs * 1e9;
+        Engine {
+            cfg,
+            half_life_ns,
+            procs: Procs::with_capacity(PROC_GENERATION),
+            actors: FxHashMap::default(),
+            files: Recent::new(FILE_GENERATION),
+            written: Recent::new(FILE_GENERATION),
+            canaries: FxHashSet::default(),
+            trusts: Vec::new(),
+            stats: EngineStats::default(),
+            chain: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn proc_info(&self, key: &ProcKey) -> Option<&ProcInfo> {
+        self.procs.get(key)
+    }
+
+    /// Whether this process, or an ancestor it is credited to, was already judged.
+    pub fn is_judged(&self, key: ProcKey) -> bool {
+        let mut chain = Vec::new();
+        self.procs.chain(key, &mut chain);
+        chain
+            .iter()
+            .any(|k| self.actors.get(k).is_some_and(|a| a.judged))
+    }
+
+    /// Weighs one event; returns a verdict when it tips an actor over the threshold.
+    pub fn process(&mut self, ev: &Event) -> Option<Verdict> {
+        self.stats.events += 1;
+        let key = match (&ev.kind, ev.proc) {
+            (EventKind::Proc(info), _) => {
+                self.procs.insert(info.clone());
+                return None;
+            }
+            (EventKind::Canary { path }, _) => {
+                self.canaries.insert(hash(path));
+                return None;
+            }
+            (EventKind::Trust { exe, dir }, _) => {
+                self.trusts.push((exe.clone(), dir.clone()));
+                return None;
+            }
+            (EventKind::Overflow { lost }, _) => {
+                self.stats.overflows += lost;
+                return None;
+            }
+            (_, None) => {
+                self.stats.unattributed += 1;
+                return None;
+            }
+            (_, Some(key)) => key,
+        };
+        if self.trusted(key, &ev.kind) {
+            return None;
+        }
+        if self.stats.events % SWEEP_EVERY == 0 {
+            self.sweep(ev.time_ns);
+        }
+        let mut chain = std::mem::take(&mut self.chain);
+        self.procs.chain(key, &mut chain);
+        self.observe(ev, &chain);
+        for k in &chain {
+            if let Some(a) = self.actors.get_mut(k) {
+                a.seen(ev.time_ns);
+            }
+        }
+        let verdict = self.decide(key, ev.time_ns, &chain);
+        self.chain = chain;
+        verdict
+    }
+
+    fn trusted(&self, key: ProcKey, kind: &EventKind) -> bool {
+        if self.trusts.is_empty() {
+            return false;
+        }
+        let Some(info) = self.procs.get(&key) else {
+            return false;
+        };
+        let path = match kind {
+            EventKind::Open { path, .. }
+            | EventKind::CloseWrite { path, .. }
+            | EventKind::Create { path, .. }
+            | EventKind::Delete { path, .. } => path,
+            EventKind::Rename { to, .. } => to,
+            _ => return false,
+        };
+        self.trusts
+            .iter()
+            .any(|(exe, dir)| *exe == info.exe && under(path, dir))
+    }
+
+    /// Turns one event into per-file findings and credits them along the chain.
+    fn observe(&mut self, ev: &Event, chain: &[ProcKey]) {
+        let t = ev.time_ns;
+        match &ev.kind {
+            EventKind::Open { path, mode, before } => {
+                let h = hash(path);
+                if mode.writes() && self.canaries.contains(&h) {
+                    self.each(chain, |a, cfg, hl| {
+                        a.hit_canary(cfg.weights.canary, path, t, hl)
+                    });
+                }
+                if let Some(before) = before {
+                    // A read-only look must not replace the full facts a writer's open recorded.
+                    if *mode != OpenMode::Read || self.files.get(&h).is_none() {
+                        self.files.insert(
+                            h,
+                            FileMemory {
+                                before: before.clone(),
+                            },
+                        );
+                    }
+                }
+                let op = match mode {
+                    OpenMode::Truncate => Some(FileOp::Truncate),
+                    OpenMode::Write => Some(FileOp::Write),
+                    OpenMode::Read | OpenMode::Unknown => None,
+                };
+                self.each(chain, |a, _, _| {
+                    a.read.insert(h);
+                    if let Some(op) = op {
+                        a.touch(
+                            h,
+                            FileTouch {
+                                path: path.clone(),
+                                op,
+                                to: None,
+                            },
+                        );
+                    }
+                });
+            }
+            EventKind::CloseWrite { path, after } => self.closed_after_write(chain, path, after, t),
+            EventKind::Create { path, dir } => {
+                if !dir {
+                    let h = hash(path);
+                    self.each(chain, |a, _, _| {
+                        a.created.insert(h);
+                        a.touch(
+                            h,
+                            FileTouch {
+                                path: path.clone(),
+                                op: FileOp::Create,
+                                to: None,
+                            },
+                        );
+                    });
+                }
+            }
+            EventKind::Delete { path, dir } => {
+                if !dir {
+                    self.deleted(chain, path, t);
+                }
+            }
+            EventKind::Rename { from, to, dir } => {
+                if !dir {
+                    self.renamed(chain, from, to, t);
+                }
+            }
+            EventKind::Proc(_)
+            | EventKind::Canary { .. }
+            | EventKind::Trust { .. }
+            | EventKind::Overflow { .. } => {}
+        }
+    }
+
+    fn closed_after_write(&mut self, chain: &[ProcKey], path: &str, after: &ContentFacts, t: u64) {
+        let h = hash(path);
+        let cipher = judge::ciphertext_like(&self.cfg, after);
+        self.written.insert(h, (cipher, after.size));
+        if self.canaries.contains(&h) {
+            self.each(chain, |a, cfg, hl| {
+                a.hit_canary(cfg.weights.canary, path, t, hl)
+            });
+        }
+        let finding = self
+            .files
+            .remove(&h)
+            .and_then(|mem| judge::rewrite(&self.cfg, &mem.before, after));
+        let dir_h = hash(judge::parent_dir(path));
+        let note = after.small_hash.filter(|_| {
+            matches!(after.kind, mamori_event::FileKind::Text)
+                && after.size <= self.cfg.detect.note_max_size
+        });
+        let size_match = self.cfg.detect.size_match;
+        self.each(chain, |a, cfg, hl| {
+            a.touch(
+                h,
+                FileTouch {
+                    path: path.to_owned(),
+                    op: FileOp::Write,
+                    to: None,
+                },
+            );
+            let breadth = (cfg.weights.breadth_per_dir, cfg.weights.breadth_max);
+            if let Some((indicator, weight)) = finding {
+                a.damage_file(h, dir_h, path, indicator, weight, t, hl, breadth);
+            }
+            if a.created.contains(&h) {
+                if cipher {
+                    match take_pair(&mut a.deleted_originals, after.size, size_match) {
+                        Some(orig) => {
+                            let (oh, od) = (hash(&orig.path), hash(judge::parent_dir(&orig.path)));
+                            let w = cfg.weights.replaced_by_ciphertext;
+                            a.damage_file(
+                                oh,
+                                od,
+                                &orig.path,
+                                Indicator::ReplacedByCiphertext,
+                                w,
+                                t,
+                                hl,
+                                breadth,
+                            );
+                        }
+                        None => push_bounded(
+                            &mut a.new_ciphertexts,
+                            Pending {
+                                path: path.to_owned(),
+                                size: after.size,
+                                time_ns: t,
+                            },
+                        ),
+                    }
+                }
+                if let Some(content) = note {
+                    let dirs = a.notes.entry(content).or_default();
+                    dirs.insert(dir_h);
+                    let n = dirs.len();
+                    if n >= cfg.detect.note_dirs {
+                        let extra =
+                            (n - cfg.detect.note_dirs) as f64 * cfg.weights.ransom_note_extra_dir;
+                        let target =
+                            (cfg.weights.ransom_note + extra).min(cfg.weights.ransom_note_max);
+                        a.note(target, path, t, hl);
+                    }
+                }
+            }
+        });
+    }
+
+    fn deleted(&mut self, chain: &[ProcKey], path: &str, t: u64) {
+        let h = hash(path);
+        let dir_h = hash(judge::parent_dir(path));
+        // What the file was when the actor last looked at it.
+        let original = self.files.remove(&h).map(|m| m.before);
+        self.written.remove(&h);
+        let canary = self.canaries.contains(&h);
+        let size_match = self.cfg.detect.size_match;
+        self.each(chain, |a, cfg, hl| {
+            a.touch(
+                h,
+                FileTouch {
+                    path: path.to_owned(),
+                    op: FileOp::Delete,
+                    to: None,
+                },
+            );
+            if canary {
+                a.hit_canary(cfg.weights.canary, path, t, hl);
+            }
+            let Some(orig) = original
+                .as_ref()
+                .filter(|o| o.kind.is_meaningful() && a.read.contains(&h))
+            else {
+                return;
+            };
+            match take_pair(&mut a.new_ciphertexts, orig.size, size_match) {
+                Some(_) => {
+                    let breadth = (cfg.weights.breadth_per_dir, cfg.weights.breadth_max);
+                    let w = cfg.weights.replaced_by_ciphertext;
+                    a.damage_file(
+                        h,
+                        dir_h,
+                        path,
+                        Indicator::ReplacedByCiphertext,
+                        w,
+                        t,
+                        hl,
+                        breadth,
+                    );
+                }
+                None => push_bounded(
+                    &mut a.deleted_originals,
+                    Pending {
+                        path: path.to_owned(),
+                        size: orig.size,
+                        time_ns: t,
+                    },
+                ),
+            }
+        });
+    }
+
+    fn renamed(&mut self, chain: &[ProcKey], from: &str, to: &str, t: u64) {
+        let (fh, th) = (hash(from), hash(to));
+        let canary = self.canaries.contains(&fh) || self.canaries.contains(&th);
+        // The replaced file's last known facts, and what replaced it.
+        let replaced = self.files.remove(&th).map(|m| m.before);
+        let replacement = self.written.remove(&fh);
+        if let Some(mem) = self.files.remove(&fh) {
+            self.files.insert(th, mem);
+        }
+        if let Some(w) = replacement {
+            self.written.insert(th, w);
+        }
+        let pattern = judge::rename_pattern(from, to);
+        let dir_h = hash(judge::parent_dir(to));
+        self.each(chain, |a, cfg, hl| {
+            a.touch(
+                fh,
+                FileTouch {
+                    path: from.to_owned(),
+                    op: FileOp::Rename,
+                    to: Some(to.to_owned()),
+                },
+            );
+            if a.read.remove(&fh) {
+                a.read.insert(th);
+            }
+            if a.created.remove(&fh) {
+                a.created.insert(th);
+            }
+            let breadth = (cfg.weights.breadth_per_dir, cfg.weights.breadth_max);
+            if canary {
+                a.hit_canary(cfg.weights.canary, to, t, hl);
+            }
+            let over_original =
+                replaced.as_ref().is_some_and(|r| r.kind.is_meaningful()) && a.read.contains(&th);
+            if over_original && replacement.is_some_and(|(cipher, _)| cipher) {
+                let w = cfg.weights.replaced_by_ciphertext;
+                a.damage_file(
+                    th,
+                    dir_h,
+                    to,
+                    Indicator::ReplacedByCiphertext,
+                    w,
+                    t,
+                    hl,
+                    breadth,
+                );
+            }
+            if let Some(pattern) = &pattern {
+                let w = cfg.weights.extension_rename;
+                for p in a.rename(pattern, to, cfg.detect.rename_cluster) {
+                    let (ph, pd) = (hash(&p), hash(judge::parent_dir(&p)));
+                    a.damage_file(ph, pd, &p, Indicator::ExtensionRename, w, t, hl, breadth);
+                }
+            }
+        });
+    }
+
+    /// Applies `f` to the state of every process in the chain.
+    fn each(&mut self, chain: &[ProcKey], mut f: impl FnMut(&mut ActorState, &Config, f64)) {
+        for key in chain {
+            let state = self.actors.entry(*key).or_default();
+            f(state, &self.cfg, self.half_life_ns);
+        }
+    }
+
+    /// Drops actors that have been idle for a while and hold no evidence
+    /// worth keeping, so memory stays flat however many processes come and go.
+    fn sweep(&mut self, now_ns: u64) {
+        let hl = self.half_life_ns;
+        self.actors.retain(|_, a| {
+            a.judged || !a.idle_since(now_ns, IDLE_NS) || a.score_at(now_ns, hl) >= 1.0
+        });
+    }
+
+    /// The deepest process in the chain whose evidence crosses the threshold.
+    fn decide(&mut self, trigger: ProcKey, t: u64, chain: &[ProcKey]) -> Option<Verdict> {
+        if chain
+            .iter()
+            .any(|k| self.actors.get(k).is_some_and(|a| a.judged))
+        {
+            return None;
+        }
+        let (threshold, min_files, hl) = (
+            self.cfg.detect.threshold,
+            self.cfg.detect.min_files,
+            self.half_life_ns,
+        );
+        let pos = chain.iter().position(|k| {
+            self.actors.get_mut(k).is_some_and(|a| {
+                let score = a.score_at(t, hl);
+                score >= threshold && (a.canary || a.damaged_files() >= min_files)
+            })
+        })?;
+        let root = chain[pos];
+        let state = self.actors.get_mut(&root).expect("chosen from actors");
+        state.judged = true;
+        let verdict = Verdict {
+            actor: root,
+            actor_info: self.procs.get(&root).cloned(),
+            trigger: Some(trigger),
+            time_ns: t,
+            score: state.score_at(t, hl),
+            damaged_files: state.damaged_files(),
+            reasons: state.reasons(),
+            files: state.touched().to_vec(),
+        };
+        // The ancestors only carried the attacker's evidence: forget it, so
+        // the shell that started the attack is not judged on the next event.
+        for k in &chain[pos + 1..] {
+            self.actors.remove(k);
+        }
+        self.stats.verdicts += 1;
+        Some(verdict)
+    }
+
+    /// Forgets the evidence against an actor, after it was resumed as a false positive.
+    pub fn absolve(&mut self, root: ProcKey) {
+        self.actors.remove(&root);
+    }
+}
+
+/// Takes the pending entry whose size best matches `size`, if one is within `tolerance`.
+fn take_pair(pending: &mut Vec<Pending>, size: u64, tolerance: f64) -> Option<Pending> {
+    let slack = |s: u64| (s as f64 * tolerance) as u64 + 4096;
+    let best = pending
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.size.abs_diff(size) <= slack(p.size.max(size)))
+        .min_by_key(|(_, p)| (p.size.abs_diff(size), p.time_ns))
+        .map(|(i, _)| i)?;
+    Some(pending.swap_remove(best))
+}
+
+/// Most unpaired files an actor remembers; a backup tool writing thousands of
+/// new encrypted files must not grow the engine without bound.
+const MAX_PENDING: usize = 1024;
+
+fn push_bounded(pending: &mut Vec<Pending>, entry: Pending) {
+    if pending.len() == MAX_PENDING {
+        pending.remove(0);
+    }
+    pending.push(entry);
+}
+
+fn hash(s: &str) -> u64 {
+    let mut h = FxHasher::default();
+    s.hash(&mut h);
+    h.finish()
+}
+
+fn under(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Replays a whole trace and returns every verdict, in order.
+pub fn replay<'a>(cfg: Config, events: impl IntoIterator<Item = &'a Event>) -> Vec<Verdict> {
+    let mut engine = Engine::new(cfg);
+    events
+        .into_iter()
+        .filter_map(|ev| engine.process(ev))
+        .collect()
+}

@@ -1,0 +1,222 @@
+//! The evidence held against one process (and, through crediting, against
+//! every ancestor up to its session leader).
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::{FileOp, FileTouch, Indicator};
+
+/// Most files an actor remembers touching; beyond this the incident says so.
+const MAX_TOUCHED: usize = 20_000;
+/// Most examples kept per indicator, for the human-readable reasons.
+const MAX_EXAMPLES: usize = 5;
+
+/// A new ciphertext-like file or a deleted original waiting for its pair.
+#[derive(Clone)]
+pub(crate) struct Pending {
+    pub path: String,
+    pub size: u64,
+    pub time_ns: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct ActorState {
+    score: f64,
+    last_ns: u64,
+    /// Damage credited per file (path hash), undecayed, the strongest indicator only.
+    damage: FxHashMap<u64, f64>,
+    damaged_dirs: FxHashSet<u64>,
+    breadth: f64,
+    note_score: f64,
+    pub canary: bool,
+    /// Path hashes this actor opened (any mode): originals it may later replace.
+    pub read: FxHashSet<u64>,
+    /// Path hashes this actor created.
+    pub created: FxHashSet<u64>,
+    pub new_ciphertexts: Vec<Pending>,
+    pub deleted_originals: Vec<Pending>,
+    /// Renames by pattern (new extension), with the paths renamed.
+    rename_patterns: FxHashMap<String, Vec<String>>,
+    established: FxHashSet<String>,
+    seen_ns: u64,
+    /// Ransom-note candidates: content hash → folders (hashes) it appeared in.
+    pub notes: FxHashMap<[u8; 16], FxHashSet<u64>>,
+    examples: Vec<(Indicator, Vec<String>, usize)>,
+    touched: Vec<FileTouch>,
+    touched_seen: FxHashSet<(u64, FileOp)>,
+    pub touched_dropped: usize,
+    pub judged: bool,
+}
+
+impl ActorState {
+    fn decay_to(&mut self, now_ns: u64, half_life_ns: f64) {
+        if now_ns > self.last_ns && self.last_ns != 0 {
+            let dt = (now_ns - self.last_ns) as f64;
+            self.score *= 0.5f64.powf(dt / half_life_ns);
+        }
+        self.last_ns = self.last_ns.max(now_ns);
+    }
+
+    /// Adds `delta` points at `now_ns`, after decaying what was there.
+    fn add(&mut self, delta: f64, now_ns: u64, half_life_ns: f64) {
+        self.decay_to(now_ns, half_life_ns);
+        self.score += delta;
+    }
+
+    pub fn score_at(&mut self, now_ns: u64, half_life_ns: f64) -> f64 {
+        self.decay_to(now_ns, half_life_ns);
+        self.score
+    }
+
+    /// Records a rename to `pattern`; returns the files that now count as
+    /// part of an established pattern (all of them when it just became one).
+    pub fn rename(&mut self, pattern: &str, to: &str, cluster: usize) -> Vec<String> {
+        if self.established.contains(pattern) {
+            return vec![to.to_owned()];
+        }
+        let renamed = self.rename_patterns.entry(pattern.to_owned()).or_default();
+        renamed.push(to.to_owned());
+        if renamed.len() < cluster {
+            if renamed.len() > MAX_EXAMPLES * 100 {
+                renamed.remove(0);
+            }
+            return Vec::new();
+        }
+        let all = std::mem::take(renamed);
+        self.rename_patterns.remove(pattern);
+        self.established.insert(pattern.to_owned());
+        all
+    }
+
+    pub fn seen(&mut self, now_ns: u64) {
+        self.seen_ns = self.seen_ns.max(now_ns);
+    }
+
+    pub fn idle_since(&self, now_ns: u64, idle_ns: u64) -> bool {
+        now_ns.saturating_sub(self.seen_ns) >= idle_ns
+    }
+
+    pub fn damaged_files(&self) -> usize {
+        self.damage.len()
+    }
+
+    /// Credits damage to one file: only the strongest indicator per file
+    /// counts, so one file rewritten in three suspicious ways is still one file.
+    #[allow(clippy::too_many_arguments)]
+    pub fn damage_file(
+        &mut self,
+        path_hash: u64,
+        dir_hash: u64,
+        path: &str,
+        indicator: Indicator,
+        weight: f64,
+        now_ns: u64,
+        half_life_ns: f64,
+        breadth: (f64, f64),
+    ) {
+        let old = self.damage.get(&path_hash).copied().unwrap_or(0.0);
+        if weight > old {
+            self.damage.insert(path_hash, weight);
+            self.add(weight - old, now_ns, half_life_ns);
+            self.example(indicator, path);
+        }
+        if self.damaged_dirs.insert(dir_hash) {
+            let (per_dir, max) = breadth;
+            let target = (per_dir * (self.damaged_dirs.len() as f64 - 1.0)).min(max);
+            if target > self.breadth {
+                let delta = target - self.breadth;
+                self.breadth = target;
+                self.add(delta, now_ns, half_life_ns);
+                self.example(Indicator::Breadth, path);
+            }
+        }
+    }
+
+    /// Raises the ransom-note indicator to `target` points.
+    pub fn note(&mut self, target: f64, path: &str, now_ns: u64, half_life_ns: f64) {
+        if target > self.note_score {
+            let delta = target - self.note_score;
+            self.note_score = target;
+            self.add(delta, now_ns, half_life_ns);
+        }
+        self.example(Indicator::RansomNote, path);
+    }
+
+    pub fn hit_canary(&mut self, weight: f64, path: &str, now_ns: u64, half_life_ns: f64) {
+        if !self.canary {
+            self.canary = true;
+            self.add(weight, now_ns, half_life_ns);
+        }
+        self.example(Indicator::Canary, path);
+    }
+
+    fn example(&mut self, indicator: Indicator, path: &str) {
+        let slot = match self
+            .examples
+            .iter_mut()
+            .position(|(i, _, _)| *i == indicator)
+        {
+            Some(i) => &mut self.examples[i],
+            None => {
+                self.examples.push((indicator, Vec::new(), 0));
+                self.examples.last_mut().expect("just pushed")
+            }
+        };
+        if !slot.1.iter().any(|p| p == path) {
+            slot.2 += 1;
+            if slot.1.len() < MAX_EXAMPLES {
+                slot.1.push(path.to_owned());
+            }
+        }
+    }
+
+    pub fn touch(&mut self, path_hash: u64, touch: FileTouch) {
+        if self.touched_seen.insert((path_hash, touch.op)) {
+            if self.touched.len() < MAX_TOUCHED {
+                self.touched.push(touch);
+            } else {
+                self.touched_dropped += 1;
+            }
+        }
+    }
+
+    pub fn touched(&self) -> &[FileTouch] {
+        &self.touched
+    }
+
+    /// One line per indicator, strongest evidence first, in plain words.
+    pub fn reasons(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .examples
+            .iter()
+            .map(|(indicator, paths, count)| {
+                let more = count.saturating_sub(paths.len());
+                let mut line = format!(
+                    "{} ({} file{}): {}",
+                    indicator.describe(),
+                    count,
+                    plural(*count),
+                    paths.join(", ")
+                );
+                if more > 0 {
+                    line.push_str(&format!(" and {more} more"));
+                }
+                line
+            })
+            .collect();
+        if self.touched_dropped > 0 {
+            out.push(format!(
+                "{} further file operations were not listed",
+                self.touched_dropped
+            ));
+        }
+        out
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

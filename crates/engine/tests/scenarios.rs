@@ -1,0 +1,368 @@
+//! The engine on synthetic traces of attacks and of ordinary work.
+
+mod support;
+
+use mamori_engine::{replay, Config, Engine, FileOp, Verdict};
+use mamori_event::OpenMode;
+use support::*;
+
+fn verdicts(t: &Trace) -> Vec<Verdict> {
+    replay(Config::default(), &t.events)
+}
+
+/// A shell session (pid 100) that starts `exe` as pid 200.
+fn session(t: &mut Trace, exe: &str) -> mamori_event::ProcKey {
+    t.proc(100, Some(1), 100, "/usr/bin/bash");
+    t.proc(200, Some(100), 100, exe)
+}
+
+#[test]
+fn in_place_encryption_is_stopped_on_the_third_file() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..10 {
+        t.rewrite(
+            p,
+            &format!("/data/doc{i}.txt"),
+            &prose(i, 20_000),
+            &random_bytes(i, 20_000),
+        );
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].actor, p);
+    assert_eq!(v[0].damaged_files, 3);
+    assert!(v[0].reasons[0].contains("ciphertext"), "{:?}", v[0].reasons);
+    assert!(v[0]
+        .files
+        .iter()
+        .any(|f| f.path == "/data/doc0.txt" && f.op == FileOp::Write));
+}
+
+#[test]
+fn a_child_per_file_is_judged_as_its_parent_and_the_shell_is_spared() {
+    let mut t = Trace::default();
+    let parent = session(&mut t, "/tmp/evil");
+    for i in 0..6 {
+        let child = t.proc(300 + i, Some(200), 100, "/tmp/evil");
+        t.rewrite(
+            child,
+            &format!("/data/f{i}.txt"),
+            &prose(i as u64, 8000),
+            &random_bytes(i as u64, 8000),
+        );
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].actor, parent, "the parent, not a child or the shell");
+}
+
+#[test]
+fn the_shell_is_not_judged_later_for_what_its_child_did() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..3 {
+        t.rewrite(
+            p,
+            &format!("/data/a{i}.txt"),
+            &prose(i, 8000),
+            &random_bytes(i, 8000),
+        );
+    }
+    let shell = key(100);
+    for i in 0..3 {
+        t.rewrite(
+            shell,
+            &format!("/data/b{i}.txt"),
+            &prose(i, 8000),
+            &prose(i + 1, 8000),
+        );
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].actor, p);
+}
+
+#[test]
+fn write_new_then_delete_is_stopped() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..10 {
+        let orig = format!("/data/photo{i}.txt");
+        t.open(p, &orig, OpenMode::Read, &prose(i, 30_000));
+        t.write_new(p, &format!("{orig}.enc"), &random_bytes(i, 30_512));
+        t.delete(p, &orig);
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].damaged_files <= 3);
+    assert!(
+        v[0].reasons
+            .iter()
+            .any(|r| r.contains("deleted or replaced")),
+        "{:?}",
+        v[0].reasons
+    );
+}
+
+#[test]
+fn new_random_names_then_delete_is_stopped() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..10 {
+        let orig = format!("/data/report{i}.txt");
+        t.open(p, &orig, OpenMode::Read, &prose(i, 12_000));
+        t.write_new(
+            p,
+            &format!("/data/Q7ZK2M9XW4PL{i:04}"),
+            &random_bytes(i, 12_000),
+        );
+        t.delete(p, &orig);
+    }
+    assert_eq!(verdicts(&t).len(), 1);
+}
+
+#[test]
+fn base64_of_ciphertext_is_stopped() {
+    use std::fmt::Write;
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..10 {
+        let raw = random_bytes(i, 9000);
+        let hex = raw.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        });
+        t.rewrite(
+            p,
+            &format!("/data/n{i}.txt"),
+            &prose(i, 18_000),
+            hex.as_bytes(),
+        );
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1);
+    assert!(v[0].damaged_files <= 3);
+}
+
+#[test]
+fn renames_to_one_new_extension_are_stopped() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..10 {
+        t.rename(
+            p,
+            &format!("/data/d{i}.docx"),
+            &format!("/data/d{i}.docx.qz7k"),
+        );
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1);
+    assert!(v[0].reasons.iter().any(|r| r.contains("extension")));
+    assert!(v[0]
+        .files
+        .iter()
+        .any(|f| f.op == FileOp::Rename && f.to.as_deref() == Some("/data/d0.docx.qz7k")));
+}
+
+#[test]
+fn a_touched_canary_is_an_immediate_verdict() {
+    let mut t = Trace::default();
+    t.canary("/data/.~mamori-decoy.docx");
+    let p = session(&mut t, "/tmp/evil");
+    t.open(
+        p,
+        "/data/.~mamori-decoy.docx",
+        OpenMode::Write,
+        &prose(1, 5000),
+    );
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1);
+    assert!(v[0].reasons[0].contains("decoy"));
+}
+
+#[test]
+fn reading_a_canary_is_not_a_verdict() {
+    let mut t = Trace::default();
+    t.canary("/data/.~mamori-decoy.docx");
+    let p = session(&mut t, "/usr/bin/rsync");
+    t.open(
+        p,
+        "/data/.~mamori-decoy.docx",
+        OpenMode::Read,
+        &prose(1, 5000),
+    );
+    assert!(verdicts(&t).is_empty());
+}
+
+#[test]
+fn ransom_notes_add_up_with_damage() {
+    let note =
+        b"Your files are encrypted. Send 1 BTC to recover them. Contact us at ...".repeat(10);
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for d in 0..8 {
+        t.write_new(p, &format!("/data/dir{d}/README_RESTORE.txt"), &note);
+    }
+    assert!(verdicts(&t).is_empty(), "notes alone are not enough");
+    t.rewrite(
+        p,
+        "/data/dir0/a.txt",
+        &prose(1, 9000),
+        &random_bytes(1, 9000),
+    );
+    t.rewrite(
+        p,
+        "/data/dir0/b.txt",
+        &prose(2, 9000),
+        &random_bytes(2, 9000),
+    );
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1);
+    assert!(
+        v[0].reasons.iter().any(|r| r.contains("ransom note")),
+        "{:?}",
+        v[0].reasons
+    );
+}
+
+#[test]
+fn low_and_slow_still_accumulates() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..5 {
+        t.rewrite(
+            p,
+            &format!("/data/s{i}.txt"),
+            &prose(i, 9000),
+            &random_bytes(i, 9000),
+        );
+        t.wait_secs(20);
+    }
+    assert_eq!(verdicts(&t).len(), 1);
+}
+
+#[test]
+fn damage_hours_apart_fades_away() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/usr/bin/ccrypt");
+    for i in 0..5 {
+        t.rewrite(
+            p,
+            &format!("/data/s{i}.txt"),
+            &prose(i, 9000),
+            &random_bytes(i, 9000),
+        );
+        t.wait_secs(4 * 3600);
+    }
+    assert!(verdicts(&t).is_empty());
+}
+
+#[test]
+fn a_trusted_program_is_not_judged_in_its_folder() {
+    let mut t = Trace::default();
+    t.trust("/usr/bin/gpg", "/data/secrets");
+    let p = session(&mut t, "/usr/bin/gpg");
+    for i in 0..10 {
+        t.rewrite(
+            p,
+            &format!("/data/secrets/s{i}.txt"),
+            &prose(i, 9000),
+            &random_bytes(i, 9000),
+        );
+    }
+    assert!(verdicts(&t).is_empty());
+    for i in 0..10 {
+        t.rewrite(
+            p,
+            &format!("/data/other/s{i}.txt"),
+            &prose(i, 9000),
+            &random_bytes(i, 9000),
+        );
+    }
+    assert_eq!(verdicts(&t).len(), 1, "trust is for that folder only");
+}
+
+#[test]
+fn editor_safe_save_is_benign() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/usr/bin/vim");
+    for i in 0..50 {
+        let path = format!("/data/notes{i}.md");
+        let tmp = format!("/data/.notes{i}.md.swp");
+        t.open(p, &path, OpenMode::Read, &prose(i, 6000));
+        t.write_new(p, &tmp, &prose(i + 1, 6100));
+        t.rename(p, &tmp, &path);
+    }
+    assert!(verdicts(&t).is_empty());
+}
+
+#[test]
+fn a_vm_writing_random_blocks_into_one_image_is_benign() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/usr/bin/qemu-system-x86_64");
+    let mut image = vec![0u8; 2 << 20];
+    for i in 0..40u64 {
+        let before = image.clone();
+        let at = (i as usize * 37_000) % (image.len() - 4096);
+        image[at..at + 4096].copy_from_slice(&random_bytes(i, 4096));
+        t.rewrite(p, "/data/vm/disk.img", &before, &image);
+    }
+    assert!(verdicts(&t).is_empty());
+}
+
+#[test]
+fn a_backup_tool_writing_many_encrypted_files_is_benign() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/usr/bin/restic");
+    for i in 0..200 {
+        t.open(
+            p,
+            &format!("/data/docs/d{i}.txt"),
+            OpenMode::Read,
+            &prose(i, 5000),
+        );
+        t.write_new(
+            p,
+            &format!("/data/repo/data/{:02x}/{i:064x}", i % 256),
+            &random_bytes(i, 5000),
+        );
+    }
+    assert!(verdicts(&t).is_empty());
+}
+
+#[test]
+fn replay_is_deterministic() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..20 {
+        t.rewrite(
+            p,
+            &format!("/data/d{}/f{i}.txt", i % 4),
+            &prose(i, 9000),
+            &random_bytes(i, 9000),
+        );
+    }
+    let a = verdicts(&t);
+    let b = verdicts(&t);
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 1);
+}
+
+#[test]
+fn unattributed_events_are_counted_not_judged() {
+    let mut t = Trace::default();
+    t.events.push(mamori_event::Event {
+        time_ns: 1,
+        proc: None,
+        kind: mamori_event::EventKind::Delete {
+            path: "/data/x".into(),
+            dir: false,
+        },
+    });
+    let mut engine = Engine::new(Config::default());
+    for ev in &t.events {
+        assert!(engine.process(ev).is_none());
+    }
+    assert_eq!(engine.stats().unattributed, 1);
+}

@@ -1,0 +1,182 @@
+//! Builders for synthetic traces: real content facts computed from generated
+//! bytes, so the engine is tested on what the sensor would really report.
+#![allow(dead_code)]
+
+use mamori_content::facts_of_bytes;
+use mamori_event::{ContentFacts, Event, EventKind, OpenMode, ProcInfo, ProcKey};
+
+/// Deterministic pseudo-random bytes (xorshift), standing in for ciphertext.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub fn prose(seed: u64, len: usize) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "invoice",
+        "customer",
+        "請求書",
+        "total",
+        "the",
+        "of",
+        "quarterly",
+        "報告",
+        "and",
+        "meeting",
+    ];
+    let mut out = String::new();
+    let mut i = seed as usize;
+    while out.len() < len {
+        out.push_str(WORDS[i % WORDS.len()]);
+        out.push(if i % 11 == 0 { '\n' } else { ' ' });
+        i = i.wrapping_mul(31).wrapping_add(7);
+    }
+    out.into_bytes()
+}
+
+pub fn facts(bytes: &[u8]) -> ContentFacts {
+    facts_of_bytes(bytes)
+}
+
+/// A trace under construction, with a clock that advances 1 ms per event.
+pub struct Trace {
+    pub events: Vec<Event>,
+    pub now: u64,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Trace {
+            events: Vec::new(),
+            now: 1_700_000_000_000_000_000,
+        }
+    }
+}
+
+pub fn key(pid: u32) -> ProcKey {
+    ProcKey {
+        pid,
+        start: 1000 + pid as u64,
+    }
+}
+
+impl Trace {
+    fn push(&mut self, proc: Option<ProcKey>, kind: EventKind) {
+        self.now += 1_000_000;
+        self.events.push(Event {
+            time_ns: self.now,
+            proc,
+            kind,
+        });
+    }
+
+    pub fn wait_secs(&mut self, secs: u64) {
+        self.now += secs * 1_000_000_000;
+    }
+
+    /// Introduces a process; `parent` None with `sid == pid` makes a session leader.
+    pub fn proc(&mut self, pid: u32, parent: Option<u32>, sid: u32, exe: &str) -> ProcKey {
+        let info = ProcInfo {
+            key: key(pid),
+            parent: parent.map(key),
+            uid: 1000,
+            pgid: sid,
+            sid,
+            exe: exe.to_owned(),
+            cmdline: vec![exe.to_owned()],
+        };
+        self.push(None, EventKind::Proc(info));
+        key(pid)
+    }
+
+    pub fn open(&mut self, p: ProcKey, path: &str, mode: OpenMode, before: &[u8]) {
+        let before = Some(facts(before));
+        self.push(
+            Some(p),
+            EventKind::Open {
+                path: path.to_owned(),
+                mode,
+                before,
+            },
+        );
+    }
+
+    pub fn close_write(&mut self, p: ProcKey, path: &str, after: &[u8]) {
+        self.push(
+            Some(p),
+            EventKind::CloseWrite {
+                path: path.to_owned(),
+                after: facts(after),
+            },
+        );
+    }
+
+    pub fn create(&mut self, p: ProcKey, path: &str) {
+        self.push(
+            Some(p),
+            EventKind::Create {
+                path: path.to_owned(),
+                dir: false,
+            },
+        );
+    }
+
+    pub fn delete(&mut self, p: ProcKey, path: &str) {
+        self.push(
+            Some(p),
+            EventKind::Delete {
+                path: path.to_owned(),
+                dir: false,
+            },
+        );
+    }
+
+    pub fn rename(&mut self, p: ProcKey, from: &str, to: &str) {
+        self.push(
+            Some(p),
+            EventKind::Rename {
+                from: from.to_owned(),
+                to: to.to_owned(),
+                dir: false,
+            },
+        );
+    }
+
+    pub fn canary(&mut self, path: &str) {
+        self.push(
+            None,
+            EventKind::Canary {
+                path: path.to_owned(),
+            },
+        );
+    }
+
+    pub fn trust(&mut self, exe: &str, dir: &str) {
+        self.push(
+            None,
+            EventKind::Trust {
+                exe: exe.to_owned(),
+                dir: dir.to_owned(),
+            },
+        );
+    }
+
+    /// An in-place rewrite: open for writing, then the new content.
+    pub fn rewrite(&mut self, p: ProcKey, path: &str, before: &[u8], after: &[u8]) {
+        self.open(p, path, OpenMode::Write, before);
+        self.close_write(p, path, after);
+    }
+
+    /// A create-and-write of a new file.
+    pub fn write_new(&mut self, p: ProcKey, path: &str, content: &[u8]) {
+        self.create(p, path);
+        self.close_write(p, path, content);
+    }
+}
