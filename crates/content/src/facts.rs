@@ -1,0 +1,69 @@
+//! Assembling [`ContentFacts`] from sampled regions.
+
+use mamori_event::{ContentFacts, Digest};
+
+use crate::encoded::encoded_random;
+use crate::entropy::Histogram;
+use crate::plan::{plan, Depth};
+use crate::{blocks, digest, kind};
+
+/// Files up to this size, read whole, get a `small_hash` (ransom notes are
+/// small and identical across folders).
+const SMALL_HASH_LIMIT: u64 = 64 * 1024;
+/// The head prefix judged for `encoded_random`, the same as the text check.
+const HEAD_SAMPLE: usize = 8192;
+
+/// Facts from the bytes read at `regions` (sorted `(offset, bytes)`, as laid
+/// out by [`plan`]) of a file of `size` bytes.
+pub fn facts(size: u64, regions: &[(u64, &[u8])]) -> ContentFacts {
+    let covered: u64 = regions.iter().map(|(_, b)| b.len() as u64).sum();
+    let sampled = covered < size;
+    let head: &[u8] = regions
+        .first()
+        .filter(|(off, _)| *off == 0)
+        .map_or(&[], |(_, b)| b);
+    let tail = regions
+        .last()
+        .filter(|(off, b)| off + b.len() as u64 == size)
+        .map(|(_, b)| *b);
+
+    let mut histogram = Histogram::new();
+    for (_, bytes) in regions {
+        histogram.add(bytes);
+    }
+    let small_hash = (!sampled && size <= SMALL_HASH_LIMIT).then(|| {
+        let mut hasher = blake3::Hasher::new();
+        for (_, bytes) in regions {
+            hasher.update(bytes);
+        }
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        first
+    });
+
+    ContentFacts {
+        size,
+        kind: kind::classify(size, head, tail),
+        entropy: histogram.entropy(),
+        encoded_random: encoded_random(&head[..head.len().min(HEAD_SAMPLE)]),
+        sampled,
+        digest: if size == 0 {
+            Digest::default()
+        } else {
+            digest::digest(regions)
+        },
+        blocks: blocks::sample(regions, sampled),
+        small_hash,
+    }
+}
+
+/// Facts of an in-memory file, sampled as [`crate::read_facts`] with
+/// [`Depth::Full`] would sample it from disk, so both give equal facts.
+pub fn facts_of_bytes(bytes: &[u8]) -> ContentFacts {
+    let size = bytes.len() as u64;
+    let regions: Vec<(u64, &[u8])> = plan(size, Depth::Full)
+        .into_iter()
+        .map(|(off, len)| (off, &bytes[off as usize..off as usize + len]))
+        .collect();
+    facts(size, &regions)
+}

@@ -1,0 +1,55 @@
+//! Reading a sample plan from an open file.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use mamori_event::ContentFacts;
+
+use crate::facts::facts;
+use crate::plan::{plan, Depth};
+
+/// Reads the [`plan`] for the file's current size with positioned reads (the
+/// file offset is untouched, so a file shared with its opener is safe) and
+/// computes its facts.
+///
+/// The size comes from `fstat`. If the file shrinks meanwhile, reading stops
+/// at the first end of file met and the facts describe a file ending there.
+pub fn read_facts(file: &File, depth: Depth) -> io::Result<ContentFacts> {
+    let size = file.metadata()?.len();
+    let regions = plan(size, depth);
+    let mut buf = vec![0u8; regions.iter().map(|&(_, len)| len).sum()];
+    // (offset, start in buf, bytes read) of each region read.
+    let mut read = Vec::with_capacity(regions.len());
+    let mut end = size;
+    let mut at = 0;
+    for &(offset, len) in &regions {
+        let got = read_full_at(file, &mut buf[at..at + len], offset)?;
+        read.push((offset, at, got));
+        at += len;
+        if got < len {
+            end = offset + got as u64;
+            break;
+        }
+    }
+    let slices: Vec<(u64, &[u8])> = read
+        .into_iter()
+        .filter(|&(_, _, got)| got > 0)
+        .map(|(offset, start, got)| (offset, &buf[start..start + got]))
+        .collect();
+    Ok(facts(end, &slices))
+}
+
+/// Like `read_exact_at`, but returns how much was read before end of file.
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
