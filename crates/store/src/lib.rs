@@ -1,1 +1,12 @@
-//! placeholder
+//! mamori's persistent state in its state directory: incidents and trusts in
+//! an SQLite database, and the running agent's lock and status.
+
+mod agent;
+mod db;
+mod error;
+mod model;
+
+pub use agent::{agent_status, AgentLock, AgentStatus};
+pub use db::{Store, DB_FILE};
+pub use error::StoreError;
+pub use model::{Action, ActorInfo, FileOp, Incident, ProcKey, Trust};

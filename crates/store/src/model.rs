@@ -1,0 +1,80 @@
+//! What the store keeps: incidents and trusts, as plain serde data.
+
+pub use mamori_event::ProcKey;
+use serde::{Deserialize, Serialize};
+
+/// One detection and what was done about it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Incident {
+    /// Short human id such as `INC-0001` (see [`crate::Store::next_incident_id`]).
+    pub id: String,
+    /// RFC 3339.
+    pub detected_at: String,
+    pub actor: ActorInfo,
+    pub pids: Vec<u32>,
+    /// Every process suspended, by identity, so a later resume or kill never
+    /// reaches a process that reused one of the pids.
+    pub procs: Vec<ProcKey>,
+    pub action: Action,
+    pub score: f64,
+    pub reasons: Vec<String>,
+    pub files: Vec<FileOp>,
+    pub protected: Vec<String>,
+    /// From the deciding event until every process was suspended.
+    pub stop_latency_us: Option<u64>,
+    /// Anything else worth telling, e.g. "queue overflow during attack".
+    pub notes: Vec<String>,
+}
+
+/// The process judged responsible.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ActorInfo {
+    pub pid: u32,
+    pub start: u64,
+    pub exe: String,
+    pub cmdline: Vec<String>,
+    pub uid: u32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Suspended,
+    Killed,
+    Resumed,
+    Failed,
+}
+
+impl Action {
+    /// The name used in JSON and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Suspended => "suspended",
+            Action::Killed => "killed",
+            Action::Resumed => "resumed",
+            Action::Failed => "failed",
+        }
+    }
+}
+
+/// A file operation of the actor's.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FileOp {
+    pub path: String,
+    /// "write", "create", "delete", "rename", ...
+    pub op: String,
+    /// The new name, for a rename.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+/// A program trusted to write in a folder, usually after a false positive.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Trust {
+    pub exe: String,
+    pub dir: String,
+    /// RFC 3339.
+    pub added_at: String,
+    /// The incident that led to the trust, if any.
+    pub incident: Option<String>,
+}
