@@ -1,0 +1,100 @@
+//! How a blocked opener asked to open a file, read from its system call.
+//!
+//! A permission event does not carry the open flags, but the opener is parked
+//! inside its syscall until the event is answered, so `/proc/<tid>/syscall`
+//! shows the syscall number and raw arguments. `openat2` passes its flags in
+//! a struct in the opener's memory. io_uring opens run on io-wq worker
+//! threads that are not inside an open syscall: those (and openers that are
+//! already gone) give [`OpenMode::Unknown`], which counts as a write.
+
+use mamori_event::OpenMode;
+
+const SYS_OPEN: u64 = libc::SYS_open as u64;
+const SYS_OPENAT: u64 = libc::SYS_openat as u64;
+const SYS_CREAT: u64 = libc::SYS_creat as u64;
+const SYS_OPENAT2: u64 = libc::SYS_openat2 as u64;
+
+/// The open mode of thread `tid`, which must be blocked in its open.
+pub fn open_mode(tid: i32) -> OpenMode {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{tid}/syscall")) else {
+        return OpenMode::Unknown;
+    };
+    match parse_syscall(&text) {
+        Some(Call::Flags(flags)) => mode_of_flags(flags),
+        Some(Call::Creat) => OpenMode::Truncate,
+        Some(Call::OpenHow(addr)) => read_u64(tid, addr).map_or(OpenMode::Unknown, mode_of_flags),
+        None => OpenMode::Unknown,
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Call {
+    Flags(u64),
+    Creat,
+    /// Address of a `struct open_how` in the opener's memory.
+    OpenHow(u64),
+}
+
+/// Parses "NR arg0 arg1 ... sp pc" (args in hex). A thread not in a syscall
+/// shows "running" or "-1 ...".
+fn parse_syscall(text: &str) -> Option<Call> {
+    let mut it = text.split_whitespace();
+    let nr: u64 = it.next()?.parse().ok()?;
+    let args: Vec<u64> =
+        it.take(6).map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16)).collect::<Result<_, _>>().ok()?;
+    match nr {
+        SYS_OPENAT => Some(Call::Flags(*args.get(2)?)),
+        SYS_OPEN => Some(Call::Flags(*args.get(1)?)),
+        SYS_CREAT => Some(Call::Creat),
+        SYS_OPENAT2 => Some(Call::OpenHow(*args.get(2)?)),
+        _ => None,
+    }
+}
+
+/// `O_TRUNC` truncates on Linux whatever the access mode, so it wins.
+fn mode_of_flags(flags: u64) -> OpenMode {
+    let flags = flags as i32;
+    if flags & libc::O_TRUNC != 0 {
+        return OpenMode::Truncate;
+    }
+    match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => OpenMode::Read,
+        _ => OpenMode::Write,
+    }
+}
+
+fn read_u64(tid: i32, addr: u64) -> Option<u64> {
+    let mut out = [0u8; 8];
+    let local = libc::iovec { iov_base: out.as_mut_ptr().cast(), iov_len: 8 };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: 8 };
+    // SAFETY: local points at 8 writable bytes; the kernel checks the remote range.
+    let n = unsafe { libc::process_vm_readv(tid, &local, 1, &remote, 1, 0) };
+    (n == 8).then(|| u64::from_ne_bytes(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_open_family() {
+        let openat = "257 0xffffff9c 0x7ffd1 0x241 0x1b6 0x0 0x0 0x7ffd0 0x7f00\n";
+        assert_eq!(parse_syscall(openat), Some(Call::Flags(0x241)));
+        assert_eq!(parse_syscall("2 0x7ffd1 0x2 0x0 0x0 0x0 0x0 0x1 0x2"), Some(Call::Flags(2)));
+        assert_eq!(parse_syscall("85 0x7ffd1 0x1a4 0x0 0x0 0x0 0x0 0x1 0x2"), Some(Call::Creat));
+        assert_eq!(parse_syscall("437 0xffffff9c 0x5 0x7ff0 0x18 0x0 0x0 0x1 0x2"), Some(Call::OpenHow(0x7ff0)));
+        assert_eq!(parse_syscall("running\n"), None);
+        assert_eq!(parse_syscall("-1 0x7ffd0 0x7f00\n"), None);
+        assert_eq!(parse_syscall("0 0x3 0x7ff 0x1000 0x0 0x0 0x0 0x1 0x2"), None);
+    }
+
+    #[test]
+    fn maps_flags() {
+        assert_eq!(mode_of_flags(libc::O_RDONLY as u64), OpenMode::Read);
+        assert_eq!(mode_of_flags((libc::O_RDONLY | libc::O_CLOEXEC) as u64), OpenMode::Read);
+        assert_eq!(mode_of_flags((libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT) as u64), OpenMode::Write);
+        assert_eq!(mode_of_flags(libc::O_RDWR as u64), OpenMode::Write);
+        assert_eq!(mode_of_flags((libc::O_RDWR | libc::O_TRUNC) as u64), OpenMode::Truncate);
+        assert_eq!(mode_of_flags((libc::O_RDONLY | libc::O_TRUNC) as u64), OpenMode::Truncate);
+    }
+}

@@ -1,0 +1,232 @@
+//! Attribution: which process did it, introduced once to the engine.
+//!
+//! Threads are mapped to their process (fanotify reports thread ids), and a
+//! process is keyed by pid plus start time so a reused pid reads as a new
+//! process. Before a process's first event the table hands out a
+//! [`ProcInfo`] for it and for every ancestor not yet introduced, top-down.
+
+use std::collections::HashMap;
+
+use mamori_event::{ProcInfo, ProcKey};
+
+/// Above this many cached threads, entries of threads that are gone are dropped.
+const PRUNE_AT: usize = 8192;
+/// A ppid chain longer than this is treated as a loop.
+const MAX_DEPTH: usize = 1024;
+
+#[derive(Debug, PartialEq)]
+pub enum Who {
+    /// mamori itself: answered, never reported.
+    Own,
+    /// Another process; `None` when it is gone and was never seen.
+    Proc(Option<ProcKey>),
+}
+
+#[derive(Debug, Default)]
+pub struct Procs {
+    own: u32,
+    /// Processes already introduced, by pid.
+    introduced: HashMap<u32, ProcKey>,
+    /// Thread id → (thread start time, its process).
+    threads: HashMap<i32, (u64, ProcKey)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Stat {
+    pid: u32,
+    ppid: u32,
+    pgrp: u32,
+    session: u32,
+    start: u64,
+}
+
+impl Stat {
+    fn key(&self) -> ProcKey {
+        ProcKey { pid: self.pid, start: self.start }
+    }
+}
+
+impl Procs {
+    pub fn new() -> Procs {
+        Procs { own: std::process::id(), ..Procs::default() }
+    }
+
+    /// Identifies thread `tid`, appending introductions for processes not yet
+    /// introduced to `intro`.
+    pub fn attribute(&mut self, tid: i32, intro: &mut Vec<ProcInfo>) -> Who {
+        let Some(thread) = read_stat(tid as u32) else {
+            // Gone already (FID events can arrive after exit): last known owner.
+            return self.threads.get(&tid).map_or(Who::Proc(None), |&(_, key)| self.who(key));
+        };
+        if let Some(&(start, key)) = self.threads.get(&tid) {
+            if start == thread.start {
+                return self.who(key);
+            }
+        }
+        let Some(tgid) = read_status(tid as u32).and_then(|s| s.tgid) else {
+            return Who::Proc(None);
+        };
+        let process = if tgid == thread.pid { Some(thread.clone()) } else { read_stat(tgid) };
+        let Some(process) = process else { return Who::Proc(None) };
+        let key = process.key();
+        if self.threads.len() >= PRUNE_AT {
+            self.prune();
+        }
+        self.threads.insert(tid, (thread.start, key));
+        if tgid != self.own && self.introduced.get(&tgid) != Some(&key) {
+            self.introduce(process, intro);
+        }
+        self.who(key)
+    }
+
+    fn who(&self, key: ProcKey) -> Who {
+        if key.pid == self.own {
+            Who::Own
+        } else {
+            Who::Proc(Some(key))
+        }
+    }
+
+    fn introduce(&mut self, process: Stat, intro: &mut Vec<ProcInfo>) {
+        let mut chain = vec![process];
+        let mut parents = Vec::new();
+        loop {
+            let ppid = chain.last().expect("chain starts non-empty").ppid;
+            let parent = if ppid == 0 { None } else { read_stat(ppid) };
+            let Some(parent) = parent else {
+                parents.push(None);
+                break;
+            };
+            parents.push(Some(parent.key()));
+            let known = self.introduced.get(&ppid) == Some(&parent.key());
+            let looped = chain.iter().any(|s| s.pid == ppid) || chain.len() >= MAX_DEPTH;
+            if known || looped {
+                break;
+            }
+            chain.push(parent);
+        }
+        for (stat, parent) in chain.into_iter().zip(parents).rev() {
+            let info = proc_info(&stat, parent);
+            self.introduced.insert(stat.pid, info.key);
+            intro.push(info);
+        }
+    }
+
+    fn prune(&mut self) {
+        self.threads.retain(|tid, _| std::path::Path::new(&format!("/proc/{tid}")).exists());
+        self.introduced.retain(|pid, _| std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    parse_stat(pid, &std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Fields after the command name, which may itself hold spaces and parens.
+fn parse_stat(pid: u32, text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] is field 3 (state), so field N is f[N - 3].
+    Some(Stat {
+        pid,
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        session: f.get(3)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    })
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct Status {
+    tgid: Option<u32>,
+    uid: Option<u32>,
+}
+
+fn read_status(pid: u32) -> Option<Status> {
+    Some(parse_status(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?))
+}
+
+fn parse_status(text: &str) -> Status {
+    let mut st = Status::default();
+    for line in text.lines() {
+        let first = |l: &str| l.split_whitespace().next().and_then(|v| v.parse().ok());
+        if let Some(v) = line.strip_prefix("Tgid:") {
+            st.tgid = first(v);
+        } else if let Some(v) = line.strip_prefix("Uid:") {
+            st.uid = first(v);
+        }
+    }
+    st
+}
+
+fn proc_info(stat: &Stat, parent: Option<ProcKey>) -> ProcInfo {
+    let pid = stat.pid;
+    let exe =
+        std::fs::read_link(format!("/proc/{pid}/exe")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+        })
+        .unwrap_or_default();
+    ProcInfo {
+        key: stat.key(),
+        parent,
+        uid: read_status(pid).and_then(|s| s.uid).unwrap_or(u32::MAX),
+        pgid: stat.pgrp,
+        sid: stat.session,
+        exe,
+        cmdline,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_awkward_comm() {
+        let text = "4242 (we ird) (x) S 17 4242 17 34816 4242 4194304 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2 3\n";
+        let st = parse_stat(4242, text).unwrap();
+        assert_eq!(st, Stat { pid: 4242, ppid: 17, pgrp: 4242, session: 17, start: 987654 });
+    }
+
+    #[test]
+    fn parses_status() {
+        let text = "Name:\tsh\nTgid:\t100\nPid:\t101\nUid:\t1000\t0\t0\t0\n";
+        assert_eq!(parse_status(text), Status { tgid: Some(100), uid: Some(1000) });
+    }
+
+    #[test]
+    fn introduces_a_live_child_and_its_ancestors_top_down() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut procs = Procs::new();
+        let mut intro = Vec::new();
+        let who = procs.attribute(child.id() as i32, &mut intro);
+        let _ = child.kill();
+        let _ = child.wait();
+        let Who::Proc(Some(key)) = who else { panic!("child not attributed: {who:?}") };
+        assert_eq!(key.pid, child.id());
+        let last = intro.last().unwrap();
+        assert_eq!(last.key, key);
+        assert!(last.exe.ends_with("/sleep"), "{}", last.exe);
+        assert_eq!(last.cmdline, ["sleep", "5"]);
+        // The test process is its parent and was introduced before it.
+        let me = intro.iter().position(|p| p.key.pid == std::process::id()).unwrap();
+        assert_eq!(last.parent, Some(intro[me].key));
+        assert_eq!(intro[0].parent, None, "walk ends at a root");
+        // Known now: no second introduction.
+        let mut again = Vec::new();
+        assert_eq!(procs.attribute(child.id() as i32, &mut again), Who::Proc(Some(key)));
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn own_threads_are_own() {
+        let mut procs = Procs::new();
+        let mut intro = Vec::new();
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        assert_eq!(procs.attribute(tid, &mut intro), Who::Own);
+        assert!(intro.is_empty());
+    }
+}

@@ -1,0 +1,305 @@
+//! The event loop: reads both groups, turns kernel records into [`Event`]s
+//! and answers permission events with the handler's decision.
+
+use std::fs::File;
+use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mamori_content::{read_facts, Depth};
+use mamori_event::{ContentFacts, Event, EventKind, ProcKey};
+
+use crate::fanotify::{Answer, Group};
+use crate::openmode::open_mode;
+use crate::procs::{Procs, Who};
+use crate::records::{dir_entries, events, RawEvent};
+use crate::scope::Scope;
+use crate::watch::Watch;
+use crate::{Decision, Handler, SensorConfig, SensorError, Stats};
+
+const TICK: Duration = Duration::from_millis(200);
+const BUF_LEN: usize = 64 * 1024;
+
+pub struct Sensor {
+    watch: Watch,
+    procs: Procs,
+    stats: Stats,
+    buf: Vec<u8>,
+}
+
+impl Sensor {
+    /// Creates both groups and marks every directory under each root.
+    pub fn new(cfg: SensorConfig) -> Result<Sensor, SensorError> {
+        let mut roots = Vec::new();
+        for root in &cfg.protect {
+            let meta = std::fs::metadata(root).map_err(|source| SensorError::Root { path: root.clone(), source })?;
+            if !meta.is_dir() {
+                return Err(SensorError::NotDirectory { path: root.clone() });
+            }
+            roots.push(root.canonicalize().map_err(|source| SensorError::Root { path: root.clone(), source })?);
+        }
+        // An exclusion may not exist yet (a state dir made later): keep it as given.
+        let exclude = cfg.exclude.iter().map(|e| e.canonicalize().unwrap_or_else(|_| e.clone())).collect();
+
+        let perm = Group::init(
+            libc::FAN_CLASS_CONTENT
+                | libc::FAN_CLOEXEC
+                | libc::FAN_NONBLOCK
+                | libc::FAN_REPORT_TID
+                | libc::FAN_UNLIMITED_MARKS,
+            // O_NONBLOCK: the kernel opens the event fd itself; a FIFO must not stall it.
+            (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC | libc::O_NONBLOCK) as u32,
+        )
+        .map_err(SensorError::Init)?;
+        let fid_flags = libc::FAN_CLASS_NOTIF
+            | libc::FAN_CLOEXEC
+            | libc::FAN_NONBLOCK
+            | libc::FAN_UNLIMITED_MARKS
+            | libc::FAN_REPORT_DFID_NAME
+            | libc::FAN_REPORT_FID;
+        let fid = Group::init(fid_flags | libc::FAN_REPORT_TID, libc::O_RDONLY as u32)
+            .or_else(|_| Group::init(fid_flags, libc::O_RDONLY as u32))
+            .map_err(SensorError::Init)?;
+
+        let mut watch = Watch::new(perm, fid, Scope::new(roots.clone(), exclude));
+        for root in &roots {
+            watch.watch_root(root)?;
+        }
+        tracing::info!(roots = roots.len(), dirs = watch.marked, "sensor watching");
+        Ok(Sensor { watch, procs: Procs::new(), stats: Stats::default(), buf: vec![0; BUF_LEN] })
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats { dirs_marked: self.watch.marked, ..self.stats }
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(&mut self, handler: &mut dyn Handler, stop: &AtomicBool) -> Result<(), SensorError> {
+        let mut last_tick = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let mut fds = [
+                libc::pollfd { fd: self.watch.fid.raw(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.watch.perm.raw(), events: libc::POLLIN, revents: 0 },
+            ];
+            // SAFETY: fds is a valid array of two pollfd.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, TICK.as_millis() as i32) };
+            if r < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(SensorError::Poll(e));
+                }
+            }
+            let mut batch = false;
+            if fds[0].revents != 0 {
+                batch |= self.read_batch(false, handler)?;
+            }
+            if fds[1].revents != 0 {
+                batch |= self.read_batch(true, handler)?;
+            }
+            if batch || last_tick.elapsed() >= TICK {
+                handler.tick();
+                last_tick = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and handles one batch from a group; false when none was queued.
+    fn read_batch(&mut self, content: bool, handler: &mut dyn Handler) -> Result<bool, SensorError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let group = if content { &self.watch.perm } else { &self.watch.fid };
+        let n = group.read(&mut buf).map_err(SensorError::Read);
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                self.buf = buf;
+                return Err(e);
+            }
+        };
+        let time_ns = now_ns();
+        for ev in events(&buf[..n]) {
+            if ev.mask & libc::FAN_Q_OVERFLOW != 0 {
+                self.overflow(time_ns, handler);
+            } else if content {
+                self.content_event(&ev, time_ns, handler);
+            } else {
+                self.fid_event(&ev, time_ns, handler);
+            }
+        }
+        self.buf = buf;
+        Ok(n > 0)
+    }
+
+    fn overflow(&mut self, time_ns: u64, handler: &mut dyn Handler) {
+        self.stats.overflows += 1;
+        tracing::warn!(overflows = self.stats.overflows, "fanotify queue overflowed: events were lost");
+        self.emit(handler, Event { time_ns, proc: None, kind: EventKind::Overflow { lost: 1 } });
+    }
+
+    /// An open about to happen (answered here) or a written file closed.
+    fn content_event(&mut self, ev: &RawEvent, time_ns: u64, handler: &mut dyn Handler) {
+        if ev.fd < 0 {
+            return;
+        }
+        // SAFETY: the kernel installed this fd for us; we own and close it.
+        let file = unsafe { File::from_raw_fd(ev.fd) };
+        let perm = ev.mask & libc::FAN_OPEN_PERM != 0;
+        // Declared after `file` so the answer is sent before the fd closes.
+        let mut answer = perm.then(|| Answer::new(&self.watch.perm, ev.fd));
+        if perm {
+            self.stats.perm_events += 1;
+        }
+        let Ok(path) = crate::handles::fd_path(ev.fd) else { return };
+        let path = undeleted(path, &file);
+        if !self.watch.scope.covers(&path) {
+            return;
+        }
+        let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return };
+        let path = path_string(&path);
+        let kind = if perm {
+            let mode = open_mode(ev.pid);
+            let depth = if mode.writes() { Depth::Full } else { Depth::Light };
+            EventKind::Open { path, mode, before: facts(&file, depth, false) }
+        } else if ev.mask & libc::FAN_CLOSE_WRITE != 0 {
+            let Some(after) = facts(&file, Depth::Full, true) else { return };
+            EventKind::CloseWrite { path, after }
+        } else {
+            return;
+        };
+        let decision = self.emit(handler, Event { time_ns, proc, kind });
+        if let (Some(a), Decision::Deny) = (answer.as_mut(), decision) {
+            a.deny();
+        }
+    }
+
+    /// A name created, deleted or renamed in a watched directory.
+    fn fid_event(&mut self, ev: &RawEvent, time_ns: u64, handler: &mut dyn Handler) {
+        let dir = ev.mask & libc::FAN_ONDIR != 0;
+        let recs = dir_entries(ev.info);
+        let mut path_of = |want: u8| {
+            let rec = recs.iter().find(|r| r.info_type == want)?;
+            let parent = self.watch.resolve(&rec.dir)?;
+            Some(parent.join(std::ffi::OsStr::from_bytes(&rec.name)))
+        };
+        let kind = if ev.mask & libc::FAN_RENAME != 0 {
+            // The kernel leaves out the record of a directory it does not
+            // watch: a move from outside reads as a create, a move out as a delete.
+            let from = path_of(libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME);
+            let to = path_of(libc::FAN_EVENT_INFO_TYPE_NEW_DFID_NAME);
+            let covers = |p: &Option<PathBuf>| p.as_deref().is_some_and(|p| self.watch.scope.covers(p));
+            let (was, is) = (covers(&from), covers(&to));
+            match (from, to) {
+                (Some(from), Some(to)) => {
+                    if dir {
+                        match (was, is) {
+                            (true, true) => self.watch.moved(&from, &to),
+                            (false, true) => self.watch.watch_tree(&to),
+                            (true, false) => self.watch.unwatch_tree(&from, &to),
+                            (false, false) => {}
+                        }
+                    }
+                    if !was && !is {
+                        return;
+                    }
+                    EventKind::Rename { from: path_string(&from), to: path_string(&to), dir }
+                }
+                (None, Some(to)) if is => {
+                    if dir {
+                        self.watch.watch_tree(&to);
+                    }
+                    EventKind::Create { path: path_string(&to), dir }
+                }
+                (Some(from), None) if was => {
+                    if dir {
+                        // Its marks stay, but its events now resolve outside the scope.
+                        self.watch.deleted(&from);
+                    }
+                    EventKind::Delete { path: path_string(&from), dir }
+                }
+                _ => return,
+            }
+        } else {
+            let Some(path) = path_of(libc::FAN_EVENT_INFO_TYPE_DFID_NAME) else {
+                tracing::debug!(mask = ev.mask, "entry event with an unresolvable directory");
+                return;
+            };
+            let create = ev.mask & libc::FAN_CREATE != 0;
+            if dir {
+                if create {
+                    self.watch.watch_tree(&path);
+                } else {
+                    self.watch.deleted(&path);
+                }
+            }
+            if !self.watch.scope.covers(&path) {
+                return;
+            }
+            let path = path_string(&path);
+            if create {
+                EventKind::Create { path, dir }
+            } else if ev.mask & libc::FAN_DELETE != 0 {
+                EventKind::Delete { path, dir }
+            } else {
+                return;
+            }
+        };
+        if let Some(proc) = self.attribute(ev.pid, time_ns, handler) {
+            self.emit(handler, Event { time_ns, proc, kind });
+        }
+    }
+
+    /// The event's process, introducing it first if new; `None` for mamori's own.
+    fn attribute(&mut self, tid: i32, time_ns: u64, handler: &mut dyn Handler) -> Option<Option<ProcKey>> {
+        let mut intro = Vec::new();
+        let who = self.procs.attribute(tid, &mut intro);
+        for info in intro {
+            let proc = Some(info.key);
+            self.emit(handler, Event { time_ns, proc, kind: EventKind::Proc(info) });
+        }
+        match who {
+            Who::Own => None,
+            Who::Proc(key) => {
+                if key.is_none() {
+                    self.stats.unattributed += 1;
+                }
+                Some(key)
+            }
+        }
+    }
+
+    fn emit(&mut self, handler: &mut dyn Handler, ev: Event) -> Decision {
+        self.stats.events += 1;
+        handler.event(&ev)
+    }
+}
+
+/// Facts of a regular file; `None` when it is not one, is unreadable, or is
+/// empty and `empty_ok` is false (an empty file before an open says nothing).
+fn facts(file: &File, depth: Depth, empty_ok: bool) -> Option<ContentFacts> {
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || (meta.len() == 0 && !empty_ok) {
+        return None;
+    }
+    read_facts(file, depth).inspect_err(|e| tracing::debug!(error = %e, "reading content facts failed")).ok()
+}
+
+/// The kernel names an unlinked file "<last path> (deleted)"; its last path
+/// is what the engine knows it by.
+fn undeleted(path: PathBuf, file: &File) -> PathBuf {
+    let unlinked = file.metadata().is_ok_and(|m| m.nlink() == 0);
+    match path.as_os_str().as_bytes().strip_suffix(b" (deleted)") {
+        Some(stripped) if unlinked => PathBuf::from(std::ffi::OsStr::from_bytes(stripped)),
+        _ => path,
+    }
+}
+
+fn path_string(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}

@@ -1,0 +1,422 @@
+//! Real fanotify, real processes, real files in temp dirs. Needs root.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mamori_event::{Event, EventKind, OpenMode, ProcInfo, ProcKey};
+use mamori_sensor::{Decision, Handler, Sensor, SensorConfig, SensorError, Stats};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+type Shared = Arc<Mutex<Vec<Event>>>;
+
+struct Recorder {
+    events: Shared,
+    /// Opens of paths ending with this are denied.
+    deny_suffix: Option<String>,
+}
+
+impl Handler for Recorder {
+    fn event(&mut self, ev: &Event) -> Decision {
+        self.events.lock().unwrap().push(ev.clone());
+        match (&ev.kind, &self.deny_suffix) {
+            (EventKind::Open { path, .. }, Some(s)) if path.ends_with(s.as_str()) => Decision::Deny,
+            _ => Decision::Allow,
+        }
+    }
+}
+
+/// A sensor on its own thread; dropping it stops and joins the thread.
+struct Running {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<(Result<(), SensorError>, Stats)>>,
+    events: Shared,
+}
+
+impl Running {
+    fn start(sensor: Sensor, deny_suffix: Option<&str>) -> Running {
+        let stop = Arc::new(AtomicBool::new(false));
+        let events = Shared::default();
+        let mut handler = Recorder { events: events.clone(), deny_suffix: deny_suffix.map(str::to_owned) };
+        let thread = {
+            let stop = stop.clone();
+            let mut sensor = sensor;
+            std::thread::spawn(move || {
+                let r = sensor.run(&mut handler, &stop);
+                (r, sensor.stats())
+            })
+        };
+        Running { stop, thread: Some(thread), events }
+    }
+
+    /// Waits (bounded) until `pred` holds over the events seen so far.
+    fn wait_for(&self, what: &str, pred: impl Fn(&[Event]) -> bool) -> Vec<Event> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let evs = self.events.lock().unwrap().clone();
+            if pred(&evs) {
+                return evs;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; saw {evs:#?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn finish(mut self) -> Stats {
+        self.stop.store(true, Ordering::Relaxed);
+        let (r, stats) = self.thread.take().unwrap().join().unwrap();
+        r.unwrap();
+        stats
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn protect(root: &Path) -> Sensor {
+    Sensor::new(SensorConfig { protect: vec![root.to_path_buf()], exclude: vec![] }).unwrap()
+}
+
+fn canon(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().canonicalize().unwrap()
+}
+
+fn sh(dir: &Path, script: &str) -> std::process::Output {
+    Command::new("sh").arg("-c").arg(script).current_dir(dir).output().unwrap()
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+fn has(evs: &[Event], f: impl Fn(&EventKind) -> bool) -> bool {
+    evs.iter().any(|e| f(&e.kind))
+}
+
+fn find(evs: &[Event], f: impl Fn(&EventKind) -> bool) -> &Event {
+    evs.iter().find(|e| f(&e.kind)).unwrap_or_else(|| panic!("event missing in {evs:#?}"))
+}
+
+fn procs(evs: &[Event]) -> HashMap<ProcKey, ProcInfo> {
+    evs.iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Proc(p) => Some((p.key, p.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// pids from `key` up through its introduced ancestors.
+fn chain(procs: &HashMap<ProcKey, ProcInfo>, key: ProcKey) -> Vec<u32> {
+    let mut out = vec![key.pid];
+    let mut cur = procs.get(&key);
+    while let Some(parent) = cur.and_then(|p| p.parent) {
+        out.push(parent.pid);
+        cur = procs.get(&parent);
+    }
+    out
+}
+
+#[test]
+fn child_file_lifecycle_is_reported_and_attributed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    let run = Running::start(protect(&root), None);
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg("echo hello > f.txt; mv f.txt g.txt; rm g.txt")
+        .current_dir(&root)
+        .spawn()
+        .unwrap();
+    let sh_pid = child.id();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let (f, g) = (path_str(&root.join("f.txt")), path_str(&root.join("g.txt")));
+    let evs = run.wait_for("delete of g.txt", |evs| {
+        has(evs, |k| matches!(k, EventKind::Delete { path, dir: false } if *path == g))
+            && has(evs, |k| matches!(k, EventKind::CloseWrite { path, .. } if *path == f || *path == g))
+    });
+    let procs = procs(&evs);
+
+    let create = find(&evs, |k| matches!(k, EventKind::Create { path, dir: false } if *path == f));
+    let sh_key = create.proc.expect("create attributed");
+    assert_eq!(sh_key.pid, sh_pid);
+    let sh_info = &procs[&sh_key];
+    assert!(
+        ["/bin/sh", "/usr/bin/sh", "/bin/dash", "/usr/bin/dash"].contains(&sh_info.exe.as_str()),
+        "{}",
+        sh_info.exe
+    );
+    assert!(chain(&procs, sh_key).contains(&std::process::id()), "test process is an ancestor");
+    // Introduced before its first file event.
+    let intro_at = evs.iter().position(|e| matches!(&e.kind, EventKind::Proc(p) if p.key == sh_key)).unwrap();
+    let create_at = evs.iter().position(|e| std::ptr::eq(e, create)).unwrap();
+    assert!(intro_at < create_at);
+
+    let open = find(&evs, |k| matches!(k, EventKind::Open { path, .. } if *path == f));
+    assert!(matches!(open.kind, EventKind::Open { mode: OpenMode::Truncate, before: None, .. }), "{open:?}");
+    // The path is read when the close is handled: by then the file may have moved on.
+    let close = find(&evs, |k| matches!(k, EventKind::CloseWrite { path, .. } if *path == f || *path == g));
+    let EventKind::CloseWrite { after, .. } = &close.kind else { unreachable!() };
+    assert_eq!(after.size, 6);
+    assert_eq!(close.proc, Some(sh_key));
+
+    // mv and rm are children of the shell. They touch no file content, so
+    // they may be gone before their events are read: then unattributed.
+    let rename = find(&evs, |k| matches!(k, EventKind::Rename { from, to, dir: false } if *from == f && *to == g));
+    let delete = find(&evs, |k| matches!(k, EventKind::Delete { path, .. } if *path == g));
+    let mut unattributed = 0;
+    for ev in [rename, delete] {
+        match ev.proc {
+            Some(k) => {
+                assert_ne!(k.pid, sh_pid);
+                assert_eq!(procs[&k].parent, Some(sh_key));
+            }
+            None => unattributed += 1,
+        }
+    }
+    let stats = run.finish();
+    assert!(stats.perm_events >= 1 && stats.dirs_marked == 1, "{stats:?}");
+    assert_eq!(stats.unattributed, unattributed);
+}
+
+#[test]
+fn directory_made_after_start_is_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    let run = Running::start(protect(&root), None);
+    assert!(sh(&root, "mkdir -p sub/deep").status.success());
+    let sub = path_str(&root.join("sub"));
+    run.wait_for("mkdir", |evs| has(evs, |k| matches!(k, EventKind::Create { path, dir: true } if *path == sub)));
+    // The mark is placed before the create is handed on; `deep` may already exist by then.
+    assert!(sh(&root, "echo x > sub/a; echo y > sub/deep/b; mv sub moved").status.success());
+    let a = path_str(&root.join("sub/a"));
+    let b = path_str(&root.join("sub/deep/b"));
+    run.wait_for("writes in new dirs", |evs| {
+        has(evs, |k| matches!(k, EventKind::CloseWrite { path, .. } if *path == a))
+            && has(evs, |k| matches!(k, EventKind::CloseWrite { path, .. } if *path == b))
+            && has(evs, |k| matches!(k, EventKind::Create { path, .. } if *path == b))
+    });
+    // After the move, names resolve under the new path.
+    let moved = root.join("moved");
+    run.wait_for("dir rename", |evs| has(evs, |k| matches!(k, EventKind::Rename { dir: true, .. })));
+    assert!(sh(&root, "rm moved/deep/b").status.success());
+    let gone = path_str(&moved.join("deep/b"));
+    run.wait_for("delete under moved dir", |evs| {
+        has(evs, |k| matches!(k, EventKind::Delete { path, .. } if *path == gone))
+    });
+    assert!(run.finish().dirs_marked >= 3);
+}
+
+#[test]
+fn deny_makes_the_open_fail_with_eperm() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    std::fs::write(root.join("secret.txt"), "keep me").unwrap();
+    let run = Running::start(protect(&root), Some("secret.txt"));
+    let out = sh(&root, "cat secret.txt");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"), "{out:?}");
+    let out = sh(&root, "echo gone > secret.txt");
+    assert!(!out.status.success());
+    drop(run);
+    assert_eq!(std::fs::read_to_string(root.join("secret.txt")).unwrap(), "keep me");
+}
+
+#[test]
+fn outside_excluded_and_own_activity_is_not_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    std::fs::create_dir(root.join("state")).unwrap();
+    let sensor = Sensor::new(SensorConfig { protect: vec![root.clone()], exclude: vec![root.join("state")] }).unwrap();
+    let run = Running::start(sensor, None);
+    std::fs::write(root.join("own.txt"), "mine").unwrap();
+    let script = format!(
+        "echo a > {out}/x; mkdir state/deeper; echo b > state/deeper/y; mv state/deeper/y state/z; echo c > marker",
+        out = canon(&outside).display()
+    );
+    assert!(sh(&root, &script).status.success());
+    let marker = path_str(&root.join("marker"));
+    let evs =
+        run.wait_for("marker", |evs| has(evs, |k| matches!(k, EventKind::CloseWrite { path, .. } if *path == marker)));
+    let leaked: Vec<_> = evs
+        .iter()
+        .filter(|e| match &e.kind {
+            EventKind::Proc(_) => false,
+            EventKind::Create { path, .. }
+            | EventKind::Delete { path, .. }
+            | EventKind::Open { path, .. }
+            | EventKind::CloseWrite { path, .. } => *path != marker,
+            _ => true,
+        })
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:#?}");
+}
+
+#[test]
+fn missing_root_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let err = Sensor::new(SensorConfig { protect: vec![missing.clone()], exclude: vec![] }).err().unwrap();
+    assert!(matches!(err, SensorError::Root { .. }), "{err:?}");
+    assert!(err.to_string().contains(missing.to_str().unwrap()), "{err}");
+
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = Sensor::new(SensorConfig { protect: vec![file.clone()], exclude: vec![] }).err().unwrap();
+    assert!(matches!(err, SensorError::NotDirectory { .. }), "{err:?}");
+
+    let err = Sensor::new(SensorConfig { protect: vec!["/proc/sys".into()], exclude: vec![] }).err().unwrap();
+    assert!(matches!(err, SensorError::Unsupported { .. }), "{err:?}");
+    assert!(err.to_string().contains("/proc/sys"), "{err}");
+}
+
+enum How {
+    Openat(i32),
+    Open(i32),
+    Creat,
+    Openat2(u64),
+}
+
+/// Forks a child that opens `path` the given way and exits.
+fn open_in_child(path: &Path, how: How) {
+    let c = CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: zero is a valid open_how; set before fork so the child allocates nothing.
+    let mut open_how: libc::open_how = unsafe { std::mem::zeroed() };
+    if let How::Openat2(flags) = how {
+        open_how.flags = flags;
+    }
+    // SAFETY: the child only makes raw syscalls and _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: c and open_how outlive the calls; the child exits right after.
+        unsafe {
+            let fd = match how {
+                How::Openat(flags) => libc::openat(libc::AT_FDCWD, c.as_ptr(), flags, 0o644),
+                How::Open(flags) => libc::syscall(libc::SYS_open, c.as_ptr(), flags, 0o644) as i32,
+                How::Creat => libc::creat(c.as_ptr(), 0o644),
+                How::Openat2(_) => libc::syscall(
+                    libc::SYS_openat2,
+                    libc::AT_FDCWD,
+                    c.as_ptr(),
+                    &open_how as *const libc::open_how,
+                    std::mem::size_of::<libc::open_how>(),
+                ) as i32,
+            };
+            libc::_exit(if fd >= 0 { 0 } else { 1 });
+        }
+    }
+    let mut status = 0;
+    // SAFETY: pid is our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "open in child failed: {status}");
+}
+
+#[test]
+fn open_mode_is_read_from_the_blocked_syscall() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    let names = ["ro", "wo", "trunc", "open", "creat", "openat2"];
+    for n in names {
+        std::fs::write(root.join(n), format!("content of {n}\n").repeat(20)).unwrap();
+    }
+    let run = Running::start(protect(&root), None);
+    open_in_child(&root.join("ro"), How::Openat(libc::O_RDONLY));
+    open_in_child(&root.join("wo"), How::Openat(libc::O_WRONLY));
+    open_in_child(&root.join("trunc"), How::Openat(libc::O_RDWR | libc::O_TRUNC));
+    open_in_child(&root.join("open"), How::Open(libc::O_WRONLY | libc::O_APPEND));
+    open_in_child(&root.join("creat"), How::Creat);
+    open_in_child(&root.join("openat2"), How::Openat2((libc::O_RDWR | libc::O_CLOEXEC) as u64));
+    let want = [
+        ("ro", OpenMode::Read),
+        ("wo", OpenMode::Write),
+        ("trunc", OpenMode::Truncate),
+        ("open", OpenMode::Write),
+        ("creat", OpenMode::Truncate),
+        ("openat2", OpenMode::Write),
+    ];
+    let evs =
+        run.wait_for("six opens", |evs| evs.iter().filter(|e| matches!(e.kind, EventKind::Open { .. })).count() >= 6);
+    for (name, mode) in want {
+        let p = path_str(&root.join(name));
+        let ev = find(&evs, |k| matches!(k, EventKind::Open { path, .. } if *path == p));
+        let EventKind::Open { mode: got, before, .. } = &ev.kind else { unreachable!() };
+        assert_eq!((name, *got), (name, mode));
+        // Facts of the content as it was, even for the truncating opens.
+        let before = before.as_ref().unwrap_or_else(|| panic!("{name}: no before facts"));
+        assert_eq!(before.size, (format!("content of {name}\n").len() * 20) as u64, "{name}");
+        assert!(ev.proc.is_some_and(|k| k.pid != std::process::id()));
+    }
+}
+
+#[test]
+fn queue_overflow_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    let sensor = protect(&root);
+    // Queued before anyone reads: more than the default 16384-event queue.
+    for i in 0..20_000 {
+        std::os::unix::fs::symlink("target", root.join(format!("l{i}"))).unwrap();
+    }
+    let run = Running::start(sensor, None);
+    let evs = run.wait_for("overflow", |evs| has(evs, |k| matches!(k, EventKind::Overflow { .. })));
+    assert!(evs.iter().any(|e| e.proc.is_none() && e.kind == EventKind::Overflow { lost: 1 }));
+    assert!(run.finish().overflows >= 1);
+}
+
+#[test]
+fn directory_moved_in_from_outside_is_a_watched_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let (root, out) = (canon(&dir), canon(&outside));
+    std::fs::create_dir_all(out.join("incoming/inner")).unwrap();
+    let run = Running::start(protect(&root), None);
+    // The kernel omits the unwatched source directory: a move in reads as a create.
+    assert!(sh(&root, &format!("mv {}/incoming in", out.display())).status.success());
+    let to = path_str(&root.join("in"));
+    run.wait_for("move in", |evs| has(evs, |k| matches!(k, EventKind::Create { path, dir: true } if *path == to)));
+    assert!(sh(&root, "echo z > in/inner/new").status.success());
+    let new = path_str(&root.join("in/inner/new"));
+    run.wait_for("write in moved dir", |evs| {
+        has(evs, |k| matches!(k, EventKind::Create { path, .. } if *path == new))
+            && has(evs, |k| matches!(k, EventKind::CloseWrite { path, .. } if *path == new))
+    });
+}
+
+#[test]
+fn file_moved_out_reads_as_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let (root, out) = (canon(&dir), canon(&outside));
+    std::fs::write(root.join("doc.txt"), "x").unwrap();
+    let run = Running::start(protect(&root), None);
+    assert!(sh(&root, &format!("mv doc.txt {}/", out.display())).status.success());
+    let doc = path_str(&root.join("doc.txt"));
+    run.wait_for("move out", |evs| has(evs, |k| matches!(k, EventKind::Delete { path, dir: false } if *path == doc)));
+}
+
+#[test]
+fn close_after_unlink_keeps_the_last_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    let run = Running::start(protect(&root), None);
+    // fd 3 stays open across the rm; the close comes after the name is gone.
+    assert!(sh(&root, "exec 3>gone.txt; echo data >&3; rm gone.txt; exec 3>&-").status.success());
+    let gone = path_str(&root.join("gone.txt"));
+    run.wait_for("close of unlinked file", |evs| {
+        has(evs, |k| matches!(k, EventKind::CloseWrite { path, after } if *path == gone && after.size == 5))
+    });
+}
