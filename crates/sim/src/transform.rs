@@ -1,0 +1,200 @@
+//! What a family does to one file: encrypt the chosen bytes by the chosen
+//! method, add the footer, rename.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use memmap2::MmapMut;
+
+use crate::error::SimError;
+use crate::family::{Ext, Method, Plan, Rename, Span};
+use crate::keystream::{random_bytes, Keystream, RunKey};
+
+const CHUNK: usize = 1 << 20;
+const MIB: u64 = 1 << 20;
+const FOOTER_LEN: usize = 512;
+
+/// A family's per-file work with everything drawn once per run (key, random
+/// extension) already drawn. Shared by reference between worker threads.
+pub(crate) struct FileJob {
+    plan: Plan,
+    key: RunKey,
+    ext: Option<String>,
+}
+
+impl FileJob {
+    pub fn new(plan: Plan) -> Result<Self, SimError> {
+        let ext = match (plan.method, plan.rename) {
+            (Method::NewThenDelete(ext), _) | (_, Rename::Before(ext) | Rename::After(ext)) => Some(draw_ext(ext)?),
+            _ => None,
+        };
+        Ok(FileJob { plan, key: RunKey::random()?, ext })
+    }
+
+    pub fn apply(&self, original: &Path) -> Result<(), SimError> {
+        let mut path = original.to_path_buf();
+        if let (Rename::Before(_), Some(ext)) = (self.plan.rename, &self.ext) {
+            path = rename_with_ext(&path, ext)?;
+        }
+        let mut cipher = self.key.file_cipher(self.plan.cipher)?;
+        let (file, end) = self.encrypt(&path, &mut cipher).map_err(SimError::io(&path))?;
+        if self.plan.footer {
+            let blob: [u8; FOOTER_LEN] = random_bytes()?;
+            file.write_all_at(&blob, end).map_err(SimError::io(&path))?;
+        }
+        drop(file);
+        if let (Rename::After(_), Some(ext)) = (self.plan.rename, &self.ext) {
+            rename_with_ext(&path, ext)?;
+        }
+        Ok(())
+    }
+
+    /// Returns the file that now holds the ciphertext and where it ends.
+    fn encrypt(&self, path: &Path, cipher: &mut Keystream) -> std::io::Result<(File, u64)> {
+        match self.plan.method {
+            Method::InPlace => {
+                let file = open_rw(path)?;
+                let len = file.metadata()?.len();
+                let mut buf = vec![0u8; CHUNK.min(len as usize)];
+                for range in ranges(self.plan.span, len)? {
+                    let mut off = range.start;
+                    while off < range.end {
+                        let n = CHUNK.min((range.end - off) as usize);
+                        file.read_exact_at(&mut buf[..n], off)?;
+                        cipher.apply(off, &mut buf[..n]);
+                        file.write_all_at(&buf[..n], off)?;
+                        off += n as u64;
+                    }
+                }
+                Ok((file, len))
+            }
+            Method::Mmap => {
+                let file = open_rw(path)?;
+                let len = file.metadata()?.len();
+                if len > 0 {
+                    // SAFETY: the mapping is private to this call and the file
+                    // belongs to a test target; a concurrent truncation by
+                    // another process could fault, which a simulator accepts.
+                    let mut map = unsafe { MmapMut::map_mut(&file)? };
+                    for range in ranges(self.plan.span, len)? {
+                        cipher.apply(range.start, &mut map[range.start as usize..range.end as usize]);
+                    }
+                    map.flush()?;
+                }
+                Ok((file, len))
+            }
+            Method::Truncate => {
+                let mut data = read_all(path)?;
+                encrypt_buf(cipher, &ranges(self.plan.span, data.len() as u64)?, 0, &mut data);
+                let mut file = open_opts().write(true).truncate(true).open(path)?;
+                file.write_all(&data)?;
+                Ok((file, data.len() as u64))
+            }
+            Method::Base64 => {
+                let mut data = read_all(path)?;
+                encrypt_buf(cipher, &ranges(self.plan.span, data.len() as u64)?, 0, &mut data);
+                let text = base64::engine::general_purpose::STANDARD.encode(&data);
+                // Base64 is longer than its input, so writing from offset 0
+                // replaces every original byte without a truncate.
+                let file = open_rw(path)?;
+                file.write_all_at(text.as_bytes(), 0)?;
+                Ok((file, text.len() as u64))
+            }
+            Method::NewThenDelete(_) => {
+                let mut src = open_opts().read(true).open(path)?;
+                let len = src.metadata()?.len();
+                let spans = ranges(self.plan.span, len)?;
+                let dst_path = with_ext(path, self.ext.as_deref().unwrap_or_default());
+                let mut dst = open_opts().write(true).create(true).truncate(true).open(&dst_path)?;
+                let mut buf = vec![0u8; CHUNK];
+                let mut off = 0u64;
+                loop {
+                    let n = src.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    encrypt_buf(cipher, &spans, off, &mut buf[..n]);
+                    dst.write_all(&buf[..n])?;
+                    off += n as u64;
+                }
+                drop(src);
+                fs::remove_file(path)?;
+                Ok((dst, off))
+            }
+        }
+    }
+}
+
+/// The byte ranges of a `len`-byte file that `span` encrypts.
+fn ranges(span: Span, len: u64) -> Result<Vec<Range<u64>>, std::io::Error> {
+    Ok(match span {
+        Span::Whole => std::iter::once(0..len).collect(),
+        Span::Intermittent if len >= 10 * MIB => {
+            (0..len).step_by(10 * MIB as usize).map(|s| s..(s + MIB).min(len)).collect()
+        }
+        Span::Intermittent => std::iter::once(0..len.min(4 * MIB)).collect(),
+        Span::AfterHeader => {
+            let [r]: [u8; 1] = random_bytes().map_err(std::io::Error::other)?;
+            // Tiny files keep at most half, so something always changes.
+            let header = (16 + u64::from(r) % 241).min(len / 2);
+            std::iter::once(header..len).collect()
+        }
+    })
+}
+
+/// Encrypts the parts of `buf`, the file's bytes from offset `base`, that lie
+/// inside `spans`, at their true file offsets.
+fn encrypt_buf(cipher: &mut Keystream, spans: &[Range<u64>], base: u64, buf: &mut [u8]) {
+    let end = base + buf.len() as u64;
+    for r in spans {
+        let (start, stop) = (r.start.max(base), r.end.min(end));
+        if start < stop {
+            cipher.apply(start, &mut buf[(start - base) as usize..(stop - base) as usize]);
+        }
+    }
+}
+
+fn open_opts() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.custom_flags(libc::O_NOFOLLOW);
+    o
+}
+
+fn open_rw(path: &Path) -> std::io::Result<File> {
+    open_opts().read(true).write(true).open(path)
+}
+
+fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    open_opts().read(true).open(path)?.read_to_end(&mut data)?;
+    Ok(data)
+}
+
+fn with_ext(path: &Path, ext: &str) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
+}
+
+fn rename_with_ext(path: &Path, ext: &str) -> Result<PathBuf, SimError> {
+    let new = with_ext(path, ext);
+    fs::rename(path, &new).map_err(SimError::io(path))?;
+    Ok(new)
+}
+
+fn draw_ext(ext: Ext) -> Result<String, SimError> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    Ok(match ext {
+        Ext::Fixed(s) => s.to_owned(),
+        Ext::Random9 => {
+            let bytes: [u8; 9] = random_bytes()?;
+            bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+        }
+    })
+}

@@ -1,0 +1,50 @@
+//! The `process-per-file` family re-executes the running binary, so this
+//! test binary plays the CLI: with `__sim-child` as its first argument it is
+//! a child, otherwise it is the test (the std harness cannot do both).
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use mamori_sim::{child_main, make_corpus, run, CorpusSpec, RunOptions, CHILD_ARG, MARKER};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(CHILD_ARG) {
+        if let Err(e) = child_main(&args[1..]) {
+            eprintln!("child: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let passed = usize::from(process_per_file_runs_one_child_per_file());
+    println!("test result: ok. {passed} passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
+}
+
+fn process_per_file_runs_one_child_per_file() -> bool {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("target");
+    make_corpus(&dir, &CorpusSpec { docs: 12, large: 0, large_size: 0 }).unwrap();
+    let before = files(&dir);
+    let report = run("process-per-file", &dir, &RunOptions { delay: Some(Duration::ZERO), max_files: None }).unwrap();
+    assert_eq!((report.files_encrypted, report.errors), (before.len(), 0), "{report:?}");
+    for path in &before {
+        assert!(!path.exists(), "{} was not renamed", path.display());
+        let enc = Path::new(&format!("{}.pwned", path.display())).to_path_buf();
+        assert!(enc.is_file(), "{}", enc.display());
+    }
+    true
+}
+
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else if path.file_name().unwrap() != MARKER {
+            out.push(path);
+        }
+    }
+    out
+}
