@@ -9,15 +9,11 @@ fn main() {
 
 /// Text-like content: words drawn by a small LCG, so TLSH has variety.
 fn buffer(len: usize, seed: u64) -> Vec<u8> {
-    const WORDS: [&str; 8] = [
-        "alpha ", "beta ", "gamma ", "delta\n", "mamori ", "file ", "block ", "42 ",
-    ];
+    const WORDS: [&str; 8] = ["alpha ", "beta ", "gamma ", "delta\n", "mamori ", "file ", "block ", "42 "];
     let mut state = seed;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         out.extend_from_slice(WORDS[(state >> 61) as usize].as_bytes());
     }
     out.truncate(len);

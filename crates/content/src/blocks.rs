@@ -13,27 +13,16 @@ const MAX_WHOLE_BLOCKS: usize = 256;
 /// One sample per 4 KiB chunk of every region. Past the cap, every n-th
 /// chunk is kept, so equal sizes keep equal offsets.
 pub(crate) fn sample(regions: &[(u64, &[u8])], sampled: bool) -> Vec<BlockSample> {
-    let cap = if sampled {
-        MAX_SAMPLED_BLOCKS
-    } else {
-        MAX_WHOLE_BLOCKS
-    };
+    let cap = if sampled { MAX_SAMPLED_BLOCKS } else { MAX_WHOLE_BLOCKS };
     let count: usize = regions.iter().map(|(_, b)| b.len().div_ceil(BLOCK)).sum();
     let step = count.div_ceil(cap).max(1);
     regions
         .iter()
         .flat_map(|&(offset, bytes)| {
-            bytes
-                .chunks(BLOCK)
-                .enumerate()
-                .map(move |(i, chunk)| (offset + (i * BLOCK) as u64, chunk))
+            bytes.chunks(BLOCK).enumerate().map(move |(i, chunk)| (offset + (i * BLOCK) as u64, chunk))
         })
         .step_by(step)
-        .map(|(offset, chunk)| BlockSample {
-            offset,
-            hash: hash(chunk),
-            entropy: entropy(chunk),
-        })
+        .map(|(offset, chunk)| BlockSample { offset, hash: hash(chunk), entropy: entropy(chunk) })
         .collect()
 }
 
@@ -90,12 +79,7 @@ pub fn region_change(before: &[BlockSample], after: &[BlockSample]) -> RegionCha
             (sum / changed as f64) as f32
         }
     };
-    RegionChange {
-        compared,
-        changed,
-        entropy_before: mean(sum_before),
-        entropy_after: mean(sum_after),
-    }
+    RegionChange { compared, changed, entropy_before: mean(sum_before), entropy_after: mean(sum_after) }
 }
 
 #[cfg(test)]
@@ -107,30 +91,20 @@ mod tests {
         let bytes = vec![1u8; 300 * BLOCK + 10];
         let blocks = sample(&[(0, &bytes)], false);
         assert_eq!(blocks.len(), 151);
-        assert!(blocks
-            .iter()
-            .enumerate()
-            .all(|(i, b)| b.offset == (i * 2 * BLOCK) as u64));
+        assert!(blocks.iter().enumerate().all(|(i, b)| b.offset == (i * 2 * BLOCK) as u64));
     }
 
     #[test]
     fn partial_last_chunk_is_sampled() {
         let bytes = vec![1u8; BLOCK + 1];
         let blocks = sample(&[(0, &bytes)], false);
-        assert_eq!(
-            blocks.iter().map(|b| b.offset).collect::<Vec<_>>(),
-            vec![0, BLOCK as u64]
-        );
+        assert_eq!(blocks.iter().map(|b| b.offset).collect::<Vec<_>>(), vec![0, BLOCK as u64]);
         assert_ne!(blocks[0].hash, blocks[1].hash);
     }
 
     #[test]
     fn region_change_skips_unmatched_offsets() {
-        let s = |offset, hash, entropy| BlockSample {
-            offset,
-            hash,
-            entropy,
-        };
+        let s = |offset, hash, entropy| BlockSample { offset, hash, entropy };
         let before = [s(0, 1, 1.0), s(10, 2, 2.0), s(20, 3, 3.0)];
         let after = [s(0, 1, 1.0), s(15, 9, 8.0), s(20, 4, 7.0)];
         let c = region_change(&before, &after);

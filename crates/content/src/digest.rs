@@ -16,10 +16,7 @@ pub(crate) fn digest(regions: &[(u64, &[u8])]) -> Digest {
     for (_, bytes) in regions {
         builder.update(bytes);
     }
-    builder
-        .build()
-        .map(|t| Digest(t.hash().to_vec()))
-        .unwrap_or_default()
+    builder.build().map(|t| Digest(t.hash().to_vec())).unwrap_or_default()
 }
 
 fn parse(d: &Digest) -> Option<TlshDefault> {

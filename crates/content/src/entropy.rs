@@ -8,10 +8,7 @@ pub(crate) struct Histogram {
 
 impl Histogram {
     pub(crate) fn new() -> Self {
-        Histogram {
-            counts: [0; 256],
-            total: 0,
-        }
+        Histogram { counts: [0; 256], total: 0 }
     }
 
     pub(crate) fn add(&mut self, bytes: &[u8]) {

@@ -18,14 +18,8 @@ const HEAD_SAMPLE: usize = 8192;
 pub fn facts(size: u64, regions: &[(u64, &[u8])]) -> ContentFacts {
     let covered: u64 = regions.iter().map(|(_, b)| b.len() as u64).sum();
     let sampled = covered < size;
-    let head: &[u8] = regions
-        .first()
-        .filter(|(off, _)| *off == 0)
-        .map_or(&[], |(_, b)| b);
-    let tail = regions
-        .last()
-        .filter(|(off, b)| off + b.len() as u64 == size)
-        .map(|(_, b)| *b);
+    let head: &[u8] = regions.first().filter(|(off, _)| *off == 0).map_or(&[], |(_, b)| b);
+    let tail = regions.last().filter(|(off, b)| off + b.len() as u64 == size).map(|(_, b)| *b);
 
     let mut histogram = Histogram::new();
     for (_, bytes) in regions {
@@ -47,11 +41,7 @@ pub fn facts(size: u64, regions: &[(u64, &[u8])]) -> ContentFacts {
         entropy: histogram.entropy(),
         encoded_random: encoded_random(&head[..head.len().min(HEAD_SAMPLE)]),
         sampled,
-        digest: if size == 0 {
-            Digest::default()
-        } else {
-            digest::digest(regions)
-        },
+        digest: if size == 0 { Digest::default() } else { digest::digest(regions) },
         blocks: blocks::sample(regions, sampled),
         small_hash,
     }
@@ -61,9 +51,7 @@ pub fn facts(size: u64, regions: &[(u64, &[u8])]) -> ContentFacts {
 /// [`Depth::Full`] would sample it from disk, so both give equal facts.
 pub fn facts_of_bytes(bytes: &[u8]) -> ContentFacts {
     let size = bytes.len() as u64;
-    let regions: Vec<(u64, &[u8])> = plan(size, Depth::Full)
-        .into_iter()
-        .map(|(off, len)| (off, &bytes[off as usize..off as usize + len]))
-        .collect();
+    let regions: Vec<(u64, &[u8])> =
+        plan(size, Depth::Full).into_iter().map(|(off, len)| (off, &bytes[off as usize..off as usize + len])).collect();
     facts(size, &regions)
 }

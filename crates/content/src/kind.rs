@@ -27,21 +27,14 @@ pub(crate) fn classify(size: u64, head: &[u8], tail: Option<&[u8]>) -> FileKind 
         return FileKind::Text;
     }
     match format {
-        Some(format) => FileKind::Known {
-            format,
-            intact: tail.is_none_or(|t| intact(format, t)),
-        },
+        Some(format) => FileKind::Known { format, intact: tail.is_none_or(|t| intact(format, t)) },
         None => FileKind::Unknown,
     }
 }
 
 fn format_of(head: &[u8], tail: Option<&[u8]>) -> Option<Format> {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(ZIP_EOCD) {
-        return Some(if is_office(head, tail) {
-            Format::Office
-        } else {
-            Format::Zip
-        });
+        return Some(if is_office(head, tail) { Format::Office } else { Format::Zip });
     }
     let found = infer::get(head)?;
     Some(match found.extension() {

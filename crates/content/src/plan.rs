@@ -50,12 +50,7 @@ pub fn plan(size: u64, depth: Depth) -> Vec<(u64, usize)> {
     if depth == Depth::Full {
         let stride = MIN_STRIDE.max((size / 256).next_power_of_two());
         let block = BLOCK as u64;
-        regions.extend(
-            (1..)
-                .map(|k| k * stride)
-                .take_while(|&off| off + block <= tail_start)
-                .map(|off| (off, BLOCK)),
-        );
+        regions.extend((1..).map(|k| k * stride).take_while(|&off| off + block <= tail_start).map(|off| (off, BLOCK)));
     }
     regions.push((tail_start, tail as usize));
     regions
@@ -67,17 +62,10 @@ mod tests {
 
     fn assert_well_formed(size: u64, regions: &[(u64, usize)]) {
         for w in regions.windows(2) {
-            assert!(
-                w[0].0 + w[0].1 as u64 <= w[1].0,
-                "{size}: {w:?} overlap or unsorted"
-            );
+            assert!(w[0].0 + w[0].1 as u64 <= w[1].0, "{size}: {w:?} overlap or unsorted");
         }
         if let Some(&(off, len)) = regions.last() {
-            assert_eq!(
-                off + len as u64,
-                size,
-                "{size}: tail must end at the file's end"
-            );
+            assert_eq!(off + len as u64, size, "{size}: tail must end at the file's end");
         }
     }
 
@@ -93,10 +81,7 @@ mod tests {
     #[test]
     fn light_is_head_and_tail() {
         let size = 12 * KIB + 1;
-        assert_eq!(
-            plan(size, Depth::Light),
-            vec![(0, 8192), (size - 4096, 4096)]
-        );
+        assert_eq!(plan(size, Depth::Light), vec![(0, 8192), (size - 4096, 4096)]);
         assert_eq!(plan(5 * MIB, Depth::Light).len(), 2);
     }
 
@@ -109,24 +94,14 @@ mod tests {
         assert_eq!(*p.last().unwrap(), (size - 65536, 65536));
         let blocks = &p[1..p.len() - 1];
         assert_eq!(blocks.len(), 127);
-        assert!(blocks
-            .iter()
-            .enumerate()
-            .all(|(i, &(off, len))| off == (i as u64 + 1) * 256 * KIB && len == 4096));
+        assert!(blocks.iter().enumerate().all(|(i, &(off, len))| off == (i as u64 + 1) * 256 * KIB && len == 4096));
         // A slightly different size samples the same offsets.
         assert_eq!(plan(size + 12345, Depth::Full)[1..128], p[1..128]);
     }
 
     #[test]
     fn full_block_count_stays_bounded() {
-        for size in [
-            MIB + 1,
-            5 * MIB,
-            33 * MIB,
-            1 << 30,
-            (1 << 40) + 7,
-            u64::MAX / 2,
-        ] {
+        for size in [MIB + 1, 5 * MIB, 33 * MIB, 1 << 30, (1 << 40) + 7, u64::MAX / 2] {
             let p = plan(size, Depth::Full);
             assert_well_formed(size, &p);
             assert!(p.len() - 2 <= 256, "{size}: {} blocks", p.len() - 2);

@@ -89,12 +89,8 @@ mod tests {
         assert!(looks_like_text(b"Hello, world.\nSecond line\twith tab\r\n"));
         assert!(looks_like_text("日本語のテキストです。\n".as_bytes()));
         // 「日本語」 in Shift_JIS and in EUC-JP.
-        assert!(looks_like_text(&[
-            0x93, 0xfa, 0x96, 0x7b, 0x8c, 0xea, b'\n'
-        ]));
-        assert!(looks_like_text(&[
-            0xc6, 0xfc, 0xcb, 0xdc, 0xb8, 0xec, b'\n'
-        ]));
+        assert!(looks_like_text(&[0x93, 0xfa, 0x96, 0x7b, 0x8c, 0xea, b'\n']));
+        assert!(looks_like_text(&[0xc6, 0xfc, 0xcb, 0xdc, 0xb8, 0xec, b'\n']));
         // A UTF-8 character cut by the sample's end.
         let s = "テキスト".as_bytes();
         assert!(looks_like_text(&s[..s.len() - 1]));

@@ -4,8 +4,7 @@
 use std::io::{Cursor, Write};
 
 use mamori_content::{
-    facts, facts_of_bytes, plan, read_facts, region_change, similarity, ContentFacts, Depth,
-    FileKind, Format,
+    facts, facts_of_bytes, plan, read_facts, region_change, similarity, ContentFacts, Depth, FileKind, Format,
 };
 
 /// Deterministic pseudo-random bytes (xorshift64*).
@@ -25,15 +24,9 @@ fn base64(bytes: &[u8]) -> Vec<u8> {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = Vec::new();
     for (i, c) in bytes.chunks(3).enumerate() {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
         for k in 0..4 {
-            out.push(if k <= c.len() {
-                A[(n >> (18 - 6 * k) & 63) as usize]
-            } else {
-                b'='
-            });
+            out.push(if k <= c.len() { A[(n >> (18 - 6 * k) & 63) as usize] } else { b'=' });
         }
         if i % 19 == 18 {
             out.push(b'\n');
@@ -93,8 +86,7 @@ fn prose(lines: usize, seed: u64) -> String {
 
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, data) in entries {
         w.start_file(*name, opts).unwrap();
         w.write_all(data).unwrap();
@@ -102,8 +94,7 @@ fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
-const PNG_1X1: &[u8] =
-    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\
+const PNG_1X1: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\
 \0\0\0\nIDATx\x9cc\0\x01\0\0\x05\0\x01\r\n-\xb4\0\0\0\0IEND\xaeB`\x82";
 
 fn known(format: Format, intact: bool) -> FileKind {
@@ -114,17 +105,12 @@ fn known(format: Format, intact: bool) -> FileKind {
 fn kinds_of_generated_content() {
     let body = prose(200, 7);
     let zip = zip_of(&[("a.txt", body.as_bytes()), ("b.bin", &random(5000, 3))]);
-    let office = zip_of(&[
-        ("[Content_Types].xml", b"<Types/>"),
-        ("word/document.xml", body.as_bytes()),
-    ]);
+    let office = zip_of(&[("[Content_Types].xml", b"<Types/>"), ("word/document.xml", body.as_bytes())]);
     let odf = {
         let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        let stored = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored);
+        let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
         w.start_file("mimetype", stored).unwrap();
-        w.write_all(b"application/vnd.oasis.opendocument.text")
-            .unwrap();
+        w.write_all(b"application/vnd.oasis.opendocument.text").unwrap();
         w.start_file("content.xml", stored).unwrap();
         w.write_all(body.as_bytes()).unwrap();
         w.finish().unwrap().into_inner()
@@ -141,51 +127,21 @@ fn kinds_of_generated_content() {
     let cases: Vec<(&str, Vec<u8>, FileKind)> = vec![
         ("empty", vec![], FileKind::Empty),
         ("png", PNG_1X1.to_vec(), known(Format::Png, true)),
-        (
-            "png truncated",
-            PNG_1X1[..PNG_1X1.len() - 12].to_vec(),
-            known(Format::Png, false),
-        ),
+        ("png truncated", PNG_1X1[..PNG_1X1.len() - 12].to_vec(), known(Format::Png, false)),
         ("zip", zip.clone(), known(Format::Zip, true)),
-        (
-            "zip truncated",
-            zip[..zip.len() - 30].to_vec(),
-            known(Format::Zip, false),
-        ),
+        ("zip truncated", zip[..zip.len() - 30].to_vec(), known(Format::Zip, false)),
         ("ooxml", office.clone(), known(Format::Office, true)),
-        (
-            "ooxml truncated",
-            office[..office.len() / 2].to_vec(),
-            known(Format::Office, false),
-        ),
+        ("ooxml truncated", office[..office.len() / 2].to_vec(), known(Format::Office, false)),
         ("odf", odf, known(Format::Office, true)),
         ("pdf", pdf.clone(), known(Format::Pdf, true)),
-        (
-            "pdf truncated",
-            pdf[..pdf.len() - 7].to_vec(),
-            known(Format::Pdf, false),
-        ),
+        ("pdf truncated", pdf[..pdf.len() - 7].to_vec(), known(Format::Pdf, false)),
         ("jpeg", jpeg.clone(), known(Format::Jpeg, true)),
         ("jpeg zero padded", jpeg_padded, known(Format::Jpeg, true)),
-        (
-            "jpeg truncated",
-            jpeg[..jpeg.len() - 2].to_vec(),
-            known(Format::Jpeg, false),
-        ),
+        ("jpeg truncated", jpeg[..jpeg.len() - 2].to_vec(), known(Format::Jpeg, false)),
         ("gzip", gzip, known(Format::Gzip, true)),
         ("english", body.clone().into_bytes(), FileKind::Text),
-        (
-            "japanese",
-            "契約書の第三条を修正しました。\n担当者は田中です。\n"
-                .repeat(40)
-                .into_bytes(),
-            FileKind::Text,
-        ),
-        (
-            "text starting like a bmp",
-            b"BMW fleet report\nall cars serviced\n".to_vec(),
-            FileKind::Text,
-        ),
+        ("japanese", "契約書の第三条を修正しました。\n担当者は田中です。\n".repeat(40).into_bytes(), FileKind::Text),
+        ("text starting like a bmp", b"BMW fleet report\nall cars serviced\n".to_vec(), FileKind::Text),
         ("random", random(100_000, 5), FileKind::Unknown),
     ];
     for (name, bytes, kind) in cases {
@@ -205,10 +161,7 @@ fn random_bytes_are_dense_and_not_encoded() {
 
 #[test]
 fn encoded_randomness_is_flagged() {
-    for (name, bytes) in [
-        ("base64", base64(&random(30_000, 11))),
-        ("hex", hex(&random(10_000, 12))),
-    ] {
+    for (name, bytes) in [("base64", base64(&random(30_000, 11))), ("hex", hex(&random(10_000, 12)))] {
         let f = facts_of_bytes(&bytes);
         assert!(f.encoded_random, "{name}");
         assert_eq!(f.kind, FileKind::Text, "{name}");
@@ -219,19 +172,10 @@ fn encoded_randomness_is_flagged() {
 fn ordinary_text_is_not_flagged_as_encoded() {
     let csv: String = random(20_000, 13)
         .chunks(4)
-        .map(|c| {
-            format!(
-                "{},{},{}\n",
-                u32::from(c[0]) * 1000 + u32::from(c[1]),
-                c[2],
-                c[3]
-            )
-        })
+        .map(|c| format!("{},{},{}\n", u32::from(c[0]) * 1000 + u32::from(c[1]), c[2], c[3]))
         .collect();
-    let digits_only: String = random(20_000, 14)
-        .chunks(4)
-        .map(|c| format!("{}\n", u32::from_le_bytes(c.try_into().unwrap())))
-        .collect();
+    let digits_only: String =
+        random(20_000, 14).chunks(4).map(|c| format!("{}\n", u32::from_le_bytes(c.try_into().unwrap()))).collect();
     let mut zero_heavy = vec![0u8; 4000];
     for (i, b) in random(400, 15).into_iter().enumerate() {
         zero_heavy[i * 10] = b;
@@ -239,12 +183,7 @@ fn ordinary_text_is_not_flagged_as_encoded() {
     let source = include_str!("../src/blocks.rs");
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("english", prose(300, 16).into_bytes()),
-        (
-            "japanese",
-            "東京の倉庫から大阪へ荷物を送りました。明日の午後に到着予定です。\n"
-                .repeat(50)
-                .into_bytes(),
-        ),
+        ("japanese", "東京の倉庫から大阪へ荷物を送りました。明日の午後に到着予定です。\n".repeat(50).into_bytes()),
         ("csv of numbers", csv.into_bytes()),
         ("decimal digits only", digits_only.into_bytes()),
         ("source code", source.as_bytes().to_vec()),
@@ -261,17 +200,9 @@ fn ordinary_text_is_not_flagged_as_encoded() {
 #[test]
 fn similarity_survives_an_edit_but_not_encryption() {
     let original = prose(400, 21);
-    let edited = original.replacen(
-        "17. ",
-        "17. the edited line now says something else entirely and ",
-        1,
-    );
+    let edited = original.replacen("17. ", "17. the edited line now says something else entirely and ", 1);
     assert_ne!(original, edited);
-    let encrypted: Vec<u8> = original
-        .bytes()
-        .zip(random(original.len(), 22))
-        .map(|(a, b)| a ^ b)
-        .collect();
+    let encrypted: Vec<u8> = original.bytes().zip(random(original.len(), 22)).map(|(a, b)| a ^ b).collect();
 
     let before = facts_of_bytes(original.as_bytes()).digest;
     assert!(!before.0.is_empty());
@@ -288,13 +219,7 @@ fn tiny_or_uniform_content_has_no_digest() {
     assert!(empty.digest.0.is_empty());
     assert_eq!(empty.entropy, 0.0);
     assert!(empty.blocks.is_empty());
-    assert_eq!(
-        similarity(
-            &empty.digest,
-            &facts_of_bytes(prose(50, 1).as_bytes()).digest
-        ),
-        None
-    );
+    assert_eq!(similarity(&empty.digest, &facts_of_bytes(prose(50, 1).as_bytes()).digest), None);
     assert!(facts_of_bytes(b"short note").digest.0.is_empty());
     assert!(facts_of_bytes(&[b'a'; 10_000]).digest.0.is_empty());
 }
@@ -305,10 +230,7 @@ fn small_hash_identifies_small_files_only() {
     let a = facts_of_bytes(&note).small_hash.unwrap();
     assert_eq!(a, facts_of_bytes(&note).small_hash.unwrap());
     assert_eq!(&a[..], &blake3::hash(&note).as_bytes()[..16]);
-    assert_ne!(
-        Some(a),
-        facts_of_bytes(b"Your files are encrypted. Contact me.").small_hash
-    );
+    assert_ne!(Some(a), facts_of_bytes(b"Your files are encrypted. Contact me.").small_hash);
     assert!(facts_of_bytes(&vec![1; 64 * 1024]).small_hash.is_some());
     assert!(facts_of_bytes(&vec![1; 64 * 1024 + 1]).small_hash.is_none());
 }
@@ -332,10 +254,7 @@ fn read_facts_samples_a_large_file_as_planned() {
         .into_iter()
         .flat_map(|(off, len)| (0..len.div_ceil(4096)).map(move |i| off + 4096 * i as u64))
         .collect();
-    assert_eq!(
-        f.blocks.iter().map(|b| b.offset).collect::<Vec<_>>(),
-        expected
-    );
+    assert_eq!(f.blocks.iter().map(|b| b.offset).collect::<Vec<_>>(), expected);
     assert!(f.blocks.iter().all(|b| b.entropy > 7.9));
     assert_eq!(f, facts_of_bytes(&bytes), "disk and memory must agree");
 
@@ -355,10 +274,7 @@ fn read_facts_of_a_small_file_reads_it_whole() {
     assert_eq!(f.kind, known(Format::Zip, true));
     assert!(f.small_hash.is_some());
     let empty = write_temp(b"");
-    assert_eq!(
-        read_facts(empty.as_file(), Depth::Light).unwrap().kind,
-        FileKind::Empty
-    );
+    assert_eq!(read_facts(empty.as_file(), Depth::Light).unwrap().kind, FileKind::Empty);
 }
 
 #[test]
@@ -381,11 +297,7 @@ fn region_change_finds_exactly_the_overwritten_blocks() {
 
     let b = facts_of_bytes(&before);
     let a = facts_of_bytes(&after);
-    let expected = b
-        .blocks
-        .iter()
-        .filter(|s| s.offset >= start as u64 && s.offset < (start + len) as u64)
-        .count();
+    let expected = b.blocks.iter().filter(|s| s.offset >= start as u64 && s.offset < (start + len) as u64).count();
     assert_eq!(expected, 4);
     let change = region_change(&b.blocks, &a.blocks);
     assert_eq!(change.compared, b.blocks.len());

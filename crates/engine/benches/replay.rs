@@ -16,10 +16,7 @@ fn trace(n: usize) -> Vec<Event> {
     let mut events = Vec::with_capacity(n + 64);
     for pid in 2..34u32 {
         let info = ProcInfo {
-            key: ProcKey {
-                pid,
-                start: pid as u64,
-            },
+            key: ProcKey { pid, start: pid as u64 },
             parent: Some(ProcKey { pid: 1, start: 1 }),
             uid: 1000,
             pgid: pid,
@@ -27,44 +24,18 @@ fn trace(n: usize) -> Vec<Event> {
             exe: format!("/usr/bin/worker{pid}"),
             cmdline: vec![],
         };
-        events.push(Event {
-            time_ns: 0,
-            proc: None,
-            kind: EventKind::Proc(info),
-        });
+        events.push(Event { time_ns: 0, proc: None, kind: EventKind::Proc(info) });
     }
     for i in 0..n {
         let pid = 2 + (i % 32) as u32;
         let path = format!("/srv/share/dept{}/file{}.docx", i % 50, i % 5000);
         let kind = match i % 10 {
-            0 => EventKind::Open {
-                path,
-                mode: OpenMode::Write,
-                before: Some(doc.clone()),
-            },
-            1 => EventKind::CloseWrite {
-                path,
-                after: doc.clone(),
-            },
-            2 => EventKind::Rename {
-                from: path.clone(),
-                to: format!("{path}.bak"),
-                dir: false,
-            },
-            _ => EventKind::Open {
-                path,
-                mode: OpenMode::Read,
-                before: Some(light.clone()),
-            },
+            0 => EventKind::Open { path, mode: OpenMode::Write, before: Some(doc.clone()) },
+            1 => EventKind::CloseWrite { path, after: doc.clone() },
+            2 => EventKind::Rename { from: path.clone(), to: format!("{path}.bak"), dir: false },
+            _ => EventKind::Open { path, mode: OpenMode::Read, before: Some(light.clone()) },
         };
-        events.push(Event {
-            time_ns: 1_000 * i as u64,
-            proc: Some(ProcKey {
-                pid,
-                start: pid as u64,
-            }),
-            kind,
-        });
+        events.push(Event { time_ns: 1_000 * i as u64, proc: Some(ProcKey { pid, start: pid as u64 }), kind });
     }
     events
 }
@@ -72,12 +43,10 @@ fn trace(n: usize) -> Vec<Event> {
 #[divan::bench]
 fn replay_100k_events(bencher: divan::Bencher) {
     let events = trace(100_000);
-    bencher
-        .counter(divan::counter::ItemsCount::new(events.len()))
-        .bench(|| {
-            let mut engine = Engine::new(Config::default());
-            for ev in &events {
-                divan::black_box(engine.process(ev));
-            }
-        });
+    bencher.counter(divan::counter::ItemsCount::new(events.len())).bench(|| {
+        let mut engine = Engine::new(Config::default());
+        for ev in &events {
+            divan::black_box(engine.process(ev));
+        }
+    });
 }

@@ -150,11 +150,7 @@ impl ActorState {
     }
 
     fn example(&mut self, indicator: Indicator, path: &str) {
-        let slot = match self
-            .examples
-            .iter_mut()
-            .position(|(i, _, _)| *i == indicator)
-        {
+        let slot = match self.examples.iter_mut().position(|(i, _, _)| *i == indicator) {
             Some(i) => &mut self.examples[i],
             None => {
                 self.examples.push((indicator, Vec::new(), 0));
@@ -190,13 +186,8 @@ impl ActorState {
             .iter()
             .map(|(indicator, paths, count)| {
                 let more = count.saturating_sub(paths.len());
-                let mut line = format!(
-                    "{} ({} file{}): {}",
-                    indicator.describe(),
-                    count,
-                    plural(*count),
-                    paths.join(", ")
-                );
+                let mut line =
+                    format!("{} ({} file{}): {}", indicator.describe(), count, plural(*count), paths.join(", "));
                 if more > 0 {
                     line.push_str(&format!(" and {more} more"));
                 }
@@ -204,10 +195,7 @@ impl ActorState {
             })
             .collect();
         if self.touched_dropped > 0 {
-            out.push(format!(
-                "{} further file operations were not listed",
-                self.touched_dropped
-            ));
+            out.push(format!("{} further file operations were not listed", self.touched_dropped));
         }
         out
     }

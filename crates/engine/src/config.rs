@@ -124,11 +124,7 @@ impl Config {
         positive("detect.threshold", d.threshold)?;
         positive("detect.half_life_secs", d.half_life_secs)?;
         if d.min_files == 0 {
-            return Err(invalid(
-                "detect.min_files",
-                "must be at least 1",
-                d.min_files,
-            ));
+            return Err(invalid("detect.min_files", "must be at least 1", d.min_files));
         }
         if !(0.0..=8.0).contains(&d.cipher_entropy) || d.cipher_entropy < 4.0 {
             return Err(invalid(
@@ -138,39 +134,19 @@ impl Config {
             ));
         }
         if d.similarity_lost_below > 100 {
-            return Err(invalid(
-                "detect.similarity_lost_below",
-                "must be between 0 and 100",
-                d.similarity_lost_below,
-            ));
+            return Err(invalid("detect.similarity_lost_below", "must be between 0 and 100", d.similarity_lost_below));
         }
         if d.rename_cluster < 2 {
-            return Err(invalid(
-                "detect.rename_cluster",
-                "must be at least 2",
-                d.rename_cluster,
-            ));
+            return Err(invalid("detect.rename_cluster", "must be at least 2", d.rename_cluster));
         }
         if d.note_dirs < 2 {
-            return Err(invalid(
-                "detect.note_dirs",
-                "must be at least 2",
-                d.note_dirs,
-            ));
+            return Err(invalid("detect.note_dirs", "must be at least 2", d.note_dirs));
         }
         if d.note_max_size == 0 {
-            return Err(invalid(
-                "detect.note_max_size",
-                "must be at least 1 byte",
-                d.note_max_size,
-            ));
+            return Err(invalid("detect.note_max_size", "must be at least 1 byte", d.note_max_size));
         }
         if !(0.0..=1.0).contains(&d.size_match) {
-            return Err(invalid(
-                "detect.size_match",
-                "must be a fraction between 0.0 and 1.0",
-                d.size_match,
-            ));
+            return Err(invalid("detect.size_match", "must be a fraction between 0.0 and 1.0", d.size_match));
         }
         let w = &self.weights;
         for (key, value) in [
@@ -205,11 +181,7 @@ fn positive(key: &'static str, value: f64) -> Result<(), ConfigError> {
 }
 
 fn invalid(key: &'static str, problem: &'static str, value: impl std::fmt::Display) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        problem,
-        value: value.to_string(),
-    }
+    ConfigError::Invalid { key, problem, value: value.to_string() }
 }
 
 #[cfg(test)]
@@ -230,29 +202,21 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_refused_by_name() {
-        let err = Config::from_toml("[detect]\nthreshhold = 1\n")
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_toml("[detect]\nthreshhold = 1\n").unwrap_err().to_string();
         assert!(err.contains("threshhold"), "{err}");
     }
 
     #[test]
     fn an_out_of_range_value_names_the_key() {
-        let err = Config::from_toml("[weights]\ncanary = -5\n")
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_toml("[weights]\ncanary = -5\n").unwrap_err().to_string();
         assert!(err.contains("weights.canary"), "{err}");
-        let err = Config::from_toml("[detect]\ncipher_entropy = 9\n")
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_toml("[detect]\ncipher_entropy = 9\n").unwrap_err().to_string();
         assert!(err.contains("detect.cipher_entropy"), "{err}");
     }
 
     #[test]
     fn a_wrong_type_is_refused_with_the_key() {
-        let err = Config::from_toml("[detect]\nmin_files = \"two\"\n")
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_toml("[detect]\nmin_files = \"two\"\n").unwrap_err().to_string();
         assert!(err.contains("min_files"), "{err}");
     }
 }

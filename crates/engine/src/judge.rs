@@ -35,17 +35,12 @@ pub(crate) fn ciphertext_like(cfg: &Config, facts: &ContentFacts) -> bool {
         return false;
     }
     facts.encoded_random
-        || (matches!(facts.kind, FileKind::Unknown)
-            && facts.entropy >= cipher_floor(cfg, judged_len(facts)))
+        || (matches!(facts.kind, FileKind::Unknown) && facts.entropy >= cipher_floor(cfg, judged_len(facts)))
 }
 
 /// Judges a file rewritten in place (or truncated and rewritten): the
 /// strongest indicator its before and after facts support, with its weight.
-pub(crate) fn rewrite(
-    cfg: &Config,
-    before: &ContentFacts,
-    after: &ContentFacts,
-) -> Option<(Indicator, f64)> {
+pub(crate) fn rewrite(cfg: &Config, before: &ContentFacts, after: &ContentFacts) -> Option<(Indicator, f64)> {
     let w = &cfg.weights;
     let mut best: Option<(Indicator, f64)> = None;
     let mut consider = |ind: Indicator, weight: f64| {
@@ -59,19 +54,21 @@ pub(crate) fn rewrite(
     if after.encoded_random && !before.encoded_random {
         consider(Indicator::EncodedCiphertext, w.encoded_ciphertext);
     }
-    if before.kind.is_meaningful() && ciphertext_like(cfg, after) {
+    let sim = similarity(&before.digest, &after.digest);
+    let unlike = sim.is_some_and(|s| s <= cfg.detect.similarity_lost_below);
+    // A document that became random bytes, or that lost its format and no
+    // longer resembles itself (XOR with a short key keeps entropy low).
+    let format_gone = match (before.kind, after.kind) {
+        (FileKind::Known { intact: true, .. }, FileKind::Text | FileKind::Unknown) => unlike,
+        (FileKind::Text, FileKind::Unknown) => unlike,
+        _ => false,
+    };
+    let unrecognisable = ciphertext_like(cfg, after) || format_gone;
+    if before.kind.is_meaningful() && unrecognisable {
         consider(Indicator::FormatLost, w.format_lost);
     }
-    if let (
-        FileKind::Known {
-            format: f1,
-            intact: true,
-        },
-        FileKind::Known {
-            format: f2,
-            intact: false,
-        },
-    ) = (before.kind, after.kind)
+    if let (FileKind::Known { format: f1, intact: true }, FileKind::Known { format: f2, intact: false }) =
+        (before.kind, after.kind)
     {
         if f1 == f2 {
             consider(Indicator::StructureBroken, w.structure_broken);
@@ -79,125 +76,28 @@ pub(crate) fn rewrite(
     }
     let regions = region_change(&before.blocks, &after.blocks);
     let floor = cipher_floor(cfg, 4096);
-    if regions.changed > 0 && regions.entropy_after >= floor && regions.entropy_before < floor - 1.0
-    {
+    if regions.changed > 0 && regions.entropy_after >= floor && regions.entropy_before < floor - 1.0 {
         consider(Indicator::RegionsEncrypted, w.regions_encrypted);
     }
-    if let Some(sim) = similarity(&before.digest, &after.digest) {
-        let kind_changed =
-            std::mem::discriminant(&before.kind) != std::mem::discriminant(&after.kind);
-        if sim <= cfg.detect.similarity_lost_below
-            && (kind_changed || after.entropy - before.entropy >= 0.5)
-        {
-            consider(Indicator::SimilarityLost, w.similarity_lost);
-        }
+    let kind_changed = std::mem::discriminant(&before.kind) != std::mem::discriminant(&after.kind);
+    if unlike && (kind_changed || after.entropy - before.entropy >= 0.5) {
+        consider(Indicator::SimilarityLost, w.similarity_lost);
     }
+
     best
 }
 
 /// Extensions that ordinary work renames files to; a rename to one of these
 /// is never part of an extension pattern.
+#[rustfmt::skip]
 const ORDINARY_EXTENSIONS: &[&str] = &[
-    "txt",
-    "md",
-    "csv",
-    "tsv",
-    "log",
-    "json",
-    "xml",
-    "yaml",
-    "yml",
-    "toml",
-    "ini",
-    "cfg",
-    "conf",
-    "html",
-    "htm",
-    "css",
-    "js",
-    "ts",
-    "py",
-    "rs",
-    "c",
-    "h",
-    "cpp",
-    "hpp",
-    "go",
-    "java",
-    "sh",
-    "sql",
-    "doc",
-    "docx",
-    "xls",
-    "xlsx",
-    "ppt",
-    "pptx",
-    "odt",
-    "ods",
-    "odp",
-    "rtf",
-    "pdf",
-    "jpg",
-    "jpeg",
-    "png",
-    "gif",
-    "bmp",
-    "tif",
-    "tiff",
-    "webp",
-    "heic",
-    "svg",
-    "mp3",
-    "mp4",
-    "mov",
-    "avi",
-    "mkv",
-    "wav",
-    "flac",
-    "zip",
-    "gz",
-    "tgz",
-    "bz2",
-    "xz",
-    "zst",
-    "7z",
-    "rar",
-    "tar",
-    "iso",
-    "img",
-    "qcow2",
-    "vmdk",
-    "vdi",
-    "db",
-    "sqlite",
-    "bak",
-    "old",
-    "orig",
-    "tmp",
-    "temp",
-    "swp",
-    "part",
-    "partial",
-    "crdownload",
-    "new",
-    "save",
-    "backup",
-    "lock",
-    "o",
-    "a",
-    "so",
-    "rlib",
-    "rmeta",
-    "d",
-    "pack",
-    "idx",
-    "rev",
-    "keep",
-    "pid",
-    "eml",
-    "msg",
-    "pst",
-    "ost",
+    "txt", "md", "csv", "tsv", "log", "json", "xml", "yaml", "yml", "toml", "ini", "cfg", "conf", "html",
+    "htm", "css", "js", "ts", "py", "rs", "c", "h", "cpp", "hpp", "go", "java", "sh", "sql", "doc", "docx", "xls",
+    "xlsx", "ppt", "pptx", "odt", "ods", "odp", "rtf", "pdf", "jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff",
+    "webp", "heic", "svg", "mp3", "mp4", "mov", "avi", "mkv", "wav", "flac", "zip", "gz", "tgz", "bz2", "xz", "zst",
+    "7z", "rar", "tar", "iso", "img", "qcow2", "vmdk", "vdi", "db", "sqlite", "bak", "old", "orig", "tmp", "temp",
+    "swp", "part", "partial", "crdownload", "new", "save", "backup", "lock", "o", "a", "so", "rlib", "rmeta", "d",
+    "pack", "idx", "rev", "keep", "pid", "eml", "msg", "pst", "ost",
 ];
 
 /// The extension of the last path component, lower-cased ASCII.
@@ -224,15 +124,13 @@ pub(crate) fn parent_dir(path: &str) -> &str {
 pub(crate) fn rename_pattern(from: &str, to: &str) -> Option<String> {
     let (old_ext, new_ext) = (extension(from), extension(to));
     if let Some(ext) = new_ext.as_deref() {
-        let ordinary =
-            ORDINARY_EXTENSIONS.contains(&ext) || ext.bytes().all(|b| b.is_ascii_digit());
+        let ordinary = ORDINARY_EXTENSIONS.contains(&ext) || ext.bytes().all(|b| b.is_ascii_digit());
         if old_ext.as_deref() != Some(ext) && !ordinary {
             return Some(format!(".{ext}"));
         }
     }
     let (old_name, new_name) = (file_name(from), file_name(to));
-    if looks_random(new_name) && !new_name.contains(old_name.split('.').next().unwrap_or(old_name))
-    {
+    if looks_random(new_name) && !new_name.contains(old_name.split('.').next().unwrap_or(old_name)) {
         return Some("<random name>".to_owned());
     }
     None
@@ -248,9 +146,7 @@ fn looks_random(name: &str) -> bool {
     let digits = stem.bytes().filter(u8::is_ascii_digit).count();
     let distinct = {
         let mut seen = [false; 256];
-        stem.bytes()
-            .filter(|&b| !std::mem::replace(&mut seen[b as usize], true))
-            .count()
+        stem.bytes().filter(|&b| !std::mem::replace(&mut seen[b as usize], true)).count()
     };
     digits >= 2 && digits < stem.len() && distinct * 2 >= stem.len()
 }
@@ -261,22 +157,13 @@ mod tests {
 
     #[test]
     fn rename_patterns() {
-        assert_eq!(
-            rename_pattern("/d/a.docx", "/d/a.docx.lockbit"),
-            Some(".lockbit".into())
-        );
-        assert_eq!(
-            rename_pattern("/d/a.docx", "/d/a.x9f3k2m1q"),
-            Some(".x9f3k2m1q".into())
-        );
+        assert_eq!(rename_pattern("/d/a.docx", "/d/a.docx.lockbit"), Some(".lockbit".into()));
+        assert_eq!(rename_pattern("/d/a.docx", "/d/a.x9f3k2m1q"), Some(".x9f3k2m1q".into()));
         assert_eq!(rename_pattern("/d/.a.docx.swp", "/d/a.docx"), None);
         assert_eq!(rename_pattern("/d/tmp123", "/d/a.txt"), None);
         assert_eq!(rename_pattern("/d/app.log", "/d/app.log.1"), None);
         assert_eq!(rename_pattern("/d/a.jpg", "/d/a.jpg.bak"), None);
-        assert_eq!(
-            rename_pattern("/d/report.pdf", "/d/Q7ZK2M9XW4PLR8TB"),
-            Some("<random name>".into())
-        );
+        assert_eq!(rename_pattern("/d/report.pdf", "/d/Q7ZK2M9XW4PLR8TB"), Some("<random name>".into()));
         assert_eq!(rename_pattern("/d/report.pdf", "/d/report-final.pdf"), None);
     }
 

@@ -34,11 +34,7 @@ pub enum ConfigError {
     #[error("invalid config: {0}")]
     Parse(String),
     #[error("invalid config: `{key}` {problem} (got {value})")]
-    Invalid {
-        key: &'static str,
-        problem: &'static str,
-        value: String,
-    },
+    Invalid { key: &'static str, problem: &'static str, value: String },
 }
 
 /// The kinds of evidence the engine weighs.
@@ -60,22 +56,12 @@ pub enum Indicator {
 impl Indicator {
     pub fn describe(self) -> &'static str {
         match self {
-            Indicator::FormatLost => {
-                "recognised files rewritten into unrecognisable ciphertext-like data"
-            }
+            Indicator::FormatLost => "recognised files rewritten into unrecognisable ciphertext-like data",
             Indicator::EncodedCiphertext => "files rewritten into base64/hex text of random bytes",
-            Indicator::StructureBroken => {
-                "files whose header was kept but whose structure was destroyed"
-            }
-            Indicator::RegionsEncrypted => {
-                "regions of files overwritten with ciphertext (intermittent encryption)"
-            }
-            Indicator::SimilarityLost => {
-                "files rewritten into content unlike the original and more random"
-            }
-            Indicator::ReplacedByCiphertext => {
-                "originals read, then deleted or replaced by ciphertext-like files"
-            }
+            Indicator::StructureBroken => "files whose header was kept but whose structure was destroyed",
+            Indicator::RegionsEncrypted => "regions of files overwritten with ciphertext (intermittent encryption)",
+            Indicator::SimilarityLost => "files rewritten into content unlike the original and more random",
+            Indicator::ReplacedByCiphertext => "originals read, then deleted or replaced by ciphertext-like files",
             Indicator::ExtensionRename => "files renamed to the same new, unknown extension",
             Indicator::RansomNote => "the same new text file dropped in many folders (ransom note)",
             Indicator::Canary => "decoy files changed, renamed or deleted",
@@ -188,9 +174,7 @@ impl Engine {
     pub fn is_judged(&self, key: ProcKey) -> bool {
         let mut chain = Vec::new();
         self.procs.chain(key, &mut chain);
-        chain
-            .iter()
-            .any(|k| self.actors.get(k).is_some_and(|a| a.judged))
+        chain.iter().any(|k| self.actors.get(k).is_some_and(|a| a.judged))
     }
 
     /// Weighs one event; returns a verdict when it tips an actor over the threshold.
@@ -253,9 +237,7 @@ impl Engine {
             EventKind::Rename { to, .. } => to,
             _ => return false,
         };
-        self.trusts
-            .iter()
-            .any(|(exe, dir)| *exe == info.exe && under(path, dir))
+        self.trusts.iter().any(|(exe, dir)| *exe == info.exe && under(path, dir))
     }
 
     /// Turns one event into per-file findings and credits them along the chain.
@@ -265,19 +247,12 @@ impl Engine {
             EventKind::Open { path, mode, before } => {
                 let h = hash(path);
                 if mode.writes() && self.canaries.contains(&h) {
-                    self.each(chain, |a, cfg, hl| {
-                        a.hit_canary(cfg.weights.canary, path, t, hl)
-                    });
+                    self.each(chain, |a, cfg, hl| a.hit_canary(cfg.weights.canary, path, t, hl));
                 }
                 if let Some(before) = before {
                     // A read-only look must not replace the full facts a writer's open recorded.
                     if *mode != OpenMode::Read || self.files.get(&h).is_none() {
-                        self.files.insert(
-                            h,
-                            FileMemory {
-                                before: before.clone(),
-                            },
-                        );
+                        self.files.insert(h, FileMemory { before: before.clone() });
                     }
                 }
                 let op = match mode {
@@ -288,14 +263,7 @@ impl Engine {
                 self.each(chain, |a, _, _| {
                     a.read.insert(h);
                     if let Some(op) = op {
-                        a.touch(
-                            h,
-                            FileTouch {
-                                path: path.clone(),
-                                op,
-                                to: None,
-                            },
-                        );
+                        a.touch(h, FileTouch { path: path.clone(), op, to: None });
                     }
                 });
             }
@@ -305,14 +273,7 @@ impl Engine {
                     let h = hash(path);
                     self.each(chain, |a, _, _| {
                         a.created.insert(h);
-                        a.touch(
-                            h,
-                            FileTouch {
-                                path: path.clone(),
-                                op: FileOp::Create,
-                                to: None,
-                            },
-                        );
+                        a.touch(h, FileTouch { path: path.clone(), op: FileOp::Create, to: None });
                     });
                 }
             }
@@ -326,10 +287,7 @@ impl Engine {
                     self.renamed(chain, from, to, t);
                 }
             }
-            EventKind::Proc(_)
-            | EventKind::Canary { .. }
-            | EventKind::Trust { .. }
-            | EventKind::Overflow { .. } => {}
+            EventKind::Proc(_) | EventKind::Canary { .. } | EventKind::Trust { .. } | EventKind::Overflow { .. } => {}
         }
     }
 
@@ -338,29 +296,16 @@ impl Engine {
         let cipher = judge::ciphertext_like(&self.cfg, after);
         self.written.insert(h, (cipher, after.size));
         if self.canaries.contains(&h) {
-            self.each(chain, |a, cfg, hl| {
-                a.hit_canary(cfg.weights.canary, path, t, hl)
-            });
+            self.each(chain, |a, cfg, hl| a.hit_canary(cfg.weights.canary, path, t, hl));
         }
-        let finding = self
-            .files
-            .remove(&h)
-            .and_then(|mem| judge::rewrite(&self.cfg, &mem.before, after));
+        let finding = self.files.remove(&h).and_then(|mem| judge::rewrite(&self.cfg, &mem.before, after));
         let dir_h = hash(judge::parent_dir(path));
         let note = after.small_hash.filter(|_| {
-            matches!(after.kind, mamori_event::FileKind::Text)
-                && after.size <= self.cfg.detect.note_max_size
+            matches!(after.kind, mamori_event::FileKind::Text) && after.size <= self.cfg.detect.note_max_size
         });
         let size_match = self.cfg.detect.size_match;
         self.each(chain, |a, cfg, hl| {
-            a.touch(
-                h,
-                FileTouch {
-                    path: path.to_owned(),
-                    op: FileOp::Write,
-                    to: None,
-                },
-            );
+            a.touch(h, FileTouch { path: path.to_owned(), op: FileOp::Write, to: None });
             let breadth = (cfg.weights.breadth_per_dir, cfg.weights.breadth_max);
             if let Some((indicator, weight)) = finding {
                 a.damage_file(h, dir_h, path, indicator, weight, t, hl, breadth);
@@ -371,24 +316,11 @@ impl Engine {
                         Some(orig) => {
                             let (oh, od) = (hash(&orig.path), hash(judge::parent_dir(&orig.path)));
                             let w = cfg.weights.replaced_by_ciphertext;
-                            a.damage_file(
-                                oh,
-                                od,
-                                &orig.path,
-                                Indicator::ReplacedByCiphertext,
-                                w,
-                                t,
-                                hl,
-                                breadth,
-                            );
+                            a.damage_file(oh, od, &orig.path, Indicator::ReplacedByCiphertext, w, t, hl, breadth);
                         }
                         None => push_bounded(
                             &mut a.new_ciphertexts,
-                            Pending {
-                                path: path.to_owned(),
-                                size: after.size,
-                                time_ns: t,
-                            },
+                            Pending { path: path.to_owned(), size: after.size, time_ns: t },
                         ),
                     }
                 }
@@ -397,10 +329,8 @@ impl Engine {
                     dirs.insert(dir_h);
                     let n = dirs.len();
                     if n >= cfg.detect.note_dirs {
-                        let extra =
-                            (n - cfg.detect.note_dirs) as f64 * cfg.weights.ransom_note_extra_dir;
-                        let target =
-                            (cfg.weights.ransom_note + extra).min(cfg.weights.ransom_note_max);
+                        let extra = (n - cfg.detect.note_dirs) as f64 * cfg.weights.ransom_note_extra_dir;
+                        let target = (cfg.weights.ransom_note + extra).min(cfg.weights.ransom_note_max);
                         a.note(target, path, t, hl);
                     }
                 }
@@ -417,45 +347,22 @@ impl Engine {
         let canary = self.canaries.contains(&h);
         let size_match = self.cfg.detect.size_match;
         self.each(chain, |a, cfg, hl| {
-            a.touch(
-                h,
-                FileTouch {
-                    path: path.to_owned(),
-                    op: FileOp::Delete,
-                    to: None,
-                },
-            );
+            a.touch(h, FileTouch { path: path.to_owned(), op: FileOp::Delete, to: None });
             if canary {
                 a.hit_canary(cfg.weights.canary, path, t, hl);
             }
-            let Some(orig) = original
-                .as_ref()
-                .filter(|o| o.kind.is_meaningful() && a.read.contains(&h))
-            else {
+            let Some(orig) = original.as_ref().filter(|o| o.kind.is_meaningful() && a.read.contains(&h)) else {
                 return;
             };
             match take_pair(&mut a.new_ciphertexts, orig.size, size_match) {
                 Some(_) => {
                     let breadth = (cfg.weights.breadth_per_dir, cfg.weights.breadth_max);
                     let w = cfg.weights.replaced_by_ciphertext;
-                    a.damage_file(
-                        h,
-                        dir_h,
-                        path,
-                        Indicator::ReplacedByCiphertext,
-                        w,
-                        t,
-                        hl,
-                        breadth,
-                    );
+                    a.damage_file(h, dir_h, path, Indicator::ReplacedByCiphertext, w, t, hl, breadth);
                 }
                 None => push_bounded(
                     &mut a.deleted_originals,
-                    Pending {
-                        path: path.to_owned(),
-                        size: orig.size,
-                        time_ns: t,
-                    },
+                    Pending { path: path.to_owned(), size: orig.size, time_ns: t },
                 ),
             }
         });
@@ -476,14 +383,7 @@ impl Engine {
         let pattern = judge::rename_pattern(from, to);
         let dir_h = hash(judge::parent_dir(to));
         self.each(chain, |a, cfg, hl| {
-            a.touch(
-                fh,
-                FileTouch {
-                    path: from.to_owned(),
-                    op: FileOp::Rename,
-                    to: Some(to.to_owned()),
-                },
-            );
+            a.touch(fh, FileTouch { path: from.to_owned(), op: FileOp::Rename, to: Some(to.to_owned()) });
             if a.read.remove(&fh) {
                 a.read.insert(th);
             }
@@ -494,20 +394,10 @@ impl Engine {
             if canary {
                 a.hit_canary(cfg.weights.canary, to, t, hl);
             }
-            let over_original =
-                replaced.as_ref().is_some_and(|r| r.kind.is_meaningful()) && a.read.contains(&th);
+            let over_original = replaced.as_ref().is_some_and(|r| r.kind.is_meaningful()) && a.read.contains(&th);
             if over_original && replacement.is_some_and(|(cipher, _)| cipher) {
                 let w = cfg.weights.replaced_by_ciphertext;
-                a.damage_file(
-                    th,
-                    dir_h,
-                    to,
-                    Indicator::ReplacedByCiphertext,
-                    w,
-                    t,
-                    hl,
-                    breadth,
-                );
+                a.damage_file(th, dir_h, to, Indicator::ReplacedByCiphertext, w, t, hl, breadth);
             }
             if let Some(pattern) = &pattern {
                 let w = cfg.weights.extension_rename;
@@ -531,24 +421,15 @@ impl Engine {
     /// worth keeping, so memory stays flat however many processes come and go.
     fn sweep(&mut self, now_ns: u64) {
         let hl = self.half_life_ns;
-        self.actors.retain(|_, a| {
-            a.judged || !a.idle_since(now_ns, IDLE_NS) || a.score_at(now_ns, hl) >= 1.0
-        });
+        self.actors.retain(|_, a| a.judged || !a.idle_since(now_ns, IDLE_NS) || a.score_at(now_ns, hl) >= 1.0);
     }
 
     /// The deepest process in the chain whose evidence crosses the threshold.
     fn decide(&mut self, trigger: ProcKey, t: u64, chain: &[ProcKey]) -> Option<Verdict> {
-        if chain
-            .iter()
-            .any(|k| self.actors.get(k).is_some_and(|a| a.judged))
-        {
+        if chain.iter().any(|k| self.actors.get(k).is_some_and(|a| a.judged)) {
             return None;
         }
-        let (threshold, min_files, hl) = (
-            self.cfg.detect.threshold,
-            self.cfg.detect.min_files,
-            self.half_life_ns,
-        );
+        let (threshold, min_files, hl) = (self.cfg.detect.threshold, self.cfg.detect.min_files, self.half_life_ns);
         let pos = chain.iter().position(|k| {
             self.actors.get_mut(k).is_some_and(|a| {
                 let score = a.score_at(t, hl);
@@ -614,15 +495,11 @@ fn hash(s: &str) -> u64 {
 
 fn under(path: &str, dir: &str) -> bool {
     let dir = dir.trim_end_matches('/');
-    path.strip_prefix(dir)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    path.strip_prefix(dir).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Replays a whole trace and returns every verdict, in order.
 pub fn replay<'a>(cfg: Config, events: impl IntoIterator<Item = &'a Event>) -> Vec<Verdict> {
     let mut engine = Engine::new(cfg);
-    events
-        .into_iter()
-        .filter_map(|ev| engine.process(ev))
-        .collect()
+    events.into_iter().filter_map(|ev| engine.process(ev)).collect()
 }

@@ -16,9 +16,7 @@ pub(crate) struct Procs {
 
 impl Procs {
     pub(crate) fn with_capacity(generation: usize) -> Procs {
-        Procs {
-            table: Recent::new(generation),
-        }
+        Procs { table: Recent::new(generation) }
     }
 
     pub(crate) fn insert(&mut self, info: ProcInfo) {

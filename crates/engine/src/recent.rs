@@ -23,11 +23,7 @@ impl<K: Hash + Eq, V> Default for Recent<K, V> {
 
 impl<K: Hash + Eq, V> Recent<K, V> {
     pub(crate) fn new(capacity: usize) -> Self {
-        Recent {
-            young: FxHashMap::default(),
-            old: FxHashMap::default(),
-            capacity: capacity.max(1),
-        }
+        Recent { young: FxHashMap::default(), old: FxHashMap::default(), capacity: capacity.max(1) }
     }
 
     pub(crate) fn insert(&mut self, key: K, value: V) {

@@ -21,22 +21,14 @@ fn in_place_encryption_is_stopped_on_the_third_file() {
     let mut t = Trace::default();
     let p = session(&mut t, "/tmp/evil");
     for i in 0..10 {
-        t.rewrite(
-            p,
-            &format!("/data/doc{i}.txt"),
-            &prose(i, 20_000),
-            &random_bytes(i, 20_000),
-        );
+        t.rewrite(p, &format!("/data/doc{i}.txt"), &prose(i, 20_000), &random_bytes(i, 20_000));
     }
     let v = verdicts(&t);
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].actor, p);
     assert_eq!(v[0].damaged_files, 3);
     assert!(v[0].reasons[0].contains("ciphertext"), "{:?}", v[0].reasons);
-    assert!(v[0]
-        .files
-        .iter()
-        .any(|f| f.path == "/data/doc0.txt" && f.op == FileOp::Write));
+    assert!(v[0].files.iter().any(|f| f.path == "/data/doc0.txt" && f.op == FileOp::Write));
 }
 
 #[test]
@@ -45,12 +37,7 @@ fn a_child_per_file_is_judged_as_its_parent_and_the_shell_is_spared() {
     let parent = session(&mut t, "/tmp/evil");
     for i in 0..6 {
         let child = t.proc(300 + i, Some(200), 100, "/tmp/evil");
-        t.rewrite(
-            child,
-            &format!("/data/f{i}.txt"),
-            &prose(i as u64, 8000),
-            &random_bytes(i as u64, 8000),
-        );
+        t.rewrite(child, &format!("/data/f{i}.txt"), &prose(i as u64, 8000), &random_bytes(i as u64, 8000));
     }
     let v = verdicts(&t);
     assert_eq!(v.len(), 1, "{v:#?}");
@@ -62,21 +49,11 @@ fn the_shell_is_not_judged_later_for_what_its_child_did() {
     let mut t = Trace::default();
     let p = session(&mut t, "/tmp/evil");
     for i in 0..3 {
-        t.rewrite(
-            p,
-            &format!("/data/a{i}.txt"),
-            &prose(i, 8000),
-            &random_bytes(i, 8000),
-        );
+        t.rewrite(p, &format!("/data/a{i}.txt"), &prose(i, 8000), &random_bytes(i, 8000));
     }
     let shell = key(100);
     for i in 0..3 {
-        t.rewrite(
-            shell,
-            &format!("/data/b{i}.txt"),
-            &prose(i, 8000),
-            &prose(i + 1, 8000),
-        );
+        t.rewrite(shell, &format!("/data/b{i}.txt"), &prose(i, 8000), &prose(i + 1, 8000));
     }
     let v = verdicts(&t);
     assert_eq!(v.len(), 1);
@@ -96,13 +73,7 @@ fn write_new_then_delete_is_stopped() {
     let v = verdicts(&t);
     assert_eq!(v.len(), 1, "{v:#?}");
     assert!(v[0].damaged_files <= 3);
-    assert!(
-        v[0].reasons
-            .iter()
-            .any(|r| r.contains("deleted or replaced")),
-        "{:?}",
-        v[0].reasons
-    );
+    assert!(v[0].reasons.iter().any(|r| r.contains("deleted or replaced")), "{:?}", v[0].reasons);
 }
 
 #[test]
@@ -112,11 +83,7 @@ fn new_random_names_then_delete_is_stopped() {
     for i in 0..10 {
         let orig = format!("/data/report{i}.txt");
         t.open(p, &orig, OpenMode::Read, &prose(i, 12_000));
-        t.write_new(
-            p,
-            &format!("/data/Q7ZK2M9XW4PL{i:04}"),
-            &random_bytes(i, 12_000),
-        );
+        t.write_new(p, &format!("/data/Q7ZK2M9XW4PL{i:04}"), &random_bytes(i, 12_000));
         t.delete(p, &orig);
     }
     assert_eq!(verdicts(&t).len(), 1);
@@ -133,15 +100,25 @@ fn base64_of_ciphertext_is_stopped() {
             let _ = write!(s, "{b:02x}");
             s
         });
-        t.rewrite(
-            p,
-            &format!("/data/n{i}.txt"),
-            &prose(i, 18_000),
-            hex.as_bytes(),
-        );
+        t.rewrite(p, &format!("/data/n{i}.txt"), &prose(i, 18_000), hex.as_bytes());
     }
     let v = verdicts(&t);
     assert_eq!(v.len(), 1);
+    assert!(v[0].damaged_files <= 3);
+}
+
+#[test]
+fn xor_with_one_byte_is_stopped_although_entropy_stays_low() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..10 {
+        // An uncompressed PDF: a recognised format with low entropy.
+        let before = [b"%PDF-1.4\n".as_slice(), &prose(i, 12_000), b"\n%%EOF\n"].concat();
+        let after: Vec<u8> = before.iter().map(|b| b ^ 0x5a).collect();
+        t.rewrite(p, &format!("/data/x{i}.pdf"), &before, &after);
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
     assert!(v[0].damaged_files <= 3);
 }
 
@@ -150,19 +127,12 @@ fn renames_to_one_new_extension_are_stopped() {
     let mut t = Trace::default();
     let p = session(&mut t, "/tmp/evil");
     for i in 0..10 {
-        t.rename(
-            p,
-            &format!("/data/d{i}.docx"),
-            &format!("/data/d{i}.docx.qz7k"),
-        );
+        t.rename(p, &format!("/data/d{i}.docx"), &format!("/data/d{i}.docx.qz7k"));
     }
     let v = verdicts(&t);
     assert_eq!(v.len(), 1);
     assert!(v[0].reasons.iter().any(|r| r.contains("extension")));
-    assert!(v[0]
-        .files
-        .iter()
-        .any(|f| f.op == FileOp::Rename && f.to.as_deref() == Some("/data/d0.docx.qz7k")));
+    assert!(v[0].files.iter().any(|f| f.op == FileOp::Rename && f.to.as_deref() == Some("/data/d0.docx.qz7k")));
 }
 
 #[test]
@@ -170,12 +140,7 @@ fn a_touched_canary_is_an_immediate_verdict() {
     let mut t = Trace::default();
     t.canary("/data/.~mamori-decoy.docx");
     let p = session(&mut t, "/tmp/evil");
-    t.open(
-        p,
-        "/data/.~mamori-decoy.docx",
-        OpenMode::Write,
-        &prose(1, 5000),
-    );
+    t.open(p, "/data/.~mamori-decoy.docx", OpenMode::Write, &prose(1, 5000));
     let v = verdicts(&t);
     assert_eq!(v.len(), 1);
     assert!(v[0].reasons[0].contains("decoy"));
@@ -186,44 +151,24 @@ fn reading_a_canary_is_not_a_verdict() {
     let mut t = Trace::default();
     t.canary("/data/.~mamori-decoy.docx");
     let p = session(&mut t, "/usr/bin/rsync");
-    t.open(
-        p,
-        "/data/.~mamori-decoy.docx",
-        OpenMode::Read,
-        &prose(1, 5000),
-    );
+    t.open(p, "/data/.~mamori-decoy.docx", OpenMode::Read, &prose(1, 5000));
     assert!(verdicts(&t).is_empty());
 }
 
 #[test]
 fn ransom_notes_add_up_with_damage() {
-    let note =
-        b"Your files are encrypted. Send 1 BTC to recover them. Contact us at ...".repeat(10);
+    let note = b"Your files are encrypted. Send 1 BTC to recover them. Contact us at ...".repeat(10);
     let mut t = Trace::default();
     let p = session(&mut t, "/tmp/evil");
     for d in 0..8 {
         t.write_new(p, &format!("/data/dir{d}/README_RESTORE.txt"), &note);
     }
     assert!(verdicts(&t).is_empty(), "notes alone are not enough");
-    t.rewrite(
-        p,
-        "/data/dir0/a.txt",
-        &prose(1, 9000),
-        &random_bytes(1, 9000),
-    );
-    t.rewrite(
-        p,
-        "/data/dir0/b.txt",
-        &prose(2, 9000),
-        &random_bytes(2, 9000),
-    );
+    t.rewrite(p, "/data/dir0/a.txt", &prose(1, 9000), &random_bytes(1, 9000));
+    t.rewrite(p, "/data/dir0/b.txt", &prose(2, 9000), &random_bytes(2, 9000));
     let v = verdicts(&t);
     assert_eq!(v.len(), 1);
-    assert!(
-        v[0].reasons.iter().any(|r| r.contains("ransom note")),
-        "{:?}",
-        v[0].reasons
-    );
+    assert!(v[0].reasons.iter().any(|r| r.contains("ransom note")), "{:?}", v[0].reasons);
 }
 
 #[test]
@@ -231,12 +176,7 @@ fn low_and_slow_still_accumulates() {
     let mut t = Trace::default();
     let p = session(&mut t, "/tmp/evil");
     for i in 0..5 {
-        t.rewrite(
-            p,
-            &format!("/data/s{i}.txt"),
-            &prose(i, 9000),
-            &random_bytes(i, 9000),
-        );
+        t.rewrite(p, &format!("/data/s{i}.txt"), &prose(i, 9000), &random_bytes(i, 9000));
         t.wait_secs(20);
     }
     assert_eq!(verdicts(&t).len(), 1);
@@ -247,12 +187,7 @@ fn damage_hours_apart_fades_away() {
     let mut t = Trace::default();
     let p = session(&mut t, "/usr/bin/ccrypt");
     for i in 0..5 {
-        t.rewrite(
-            p,
-            &format!("/data/s{i}.txt"),
-            &prose(i, 9000),
-            &random_bytes(i, 9000),
-        );
+        t.rewrite(p, &format!("/data/s{i}.txt"), &prose(i, 9000), &random_bytes(i, 9000));
         t.wait_secs(4 * 3600);
     }
     assert!(verdicts(&t).is_empty());
@@ -264,21 +199,11 @@ fn a_trusted_program_is_not_judged_in_its_folder() {
     t.trust("/usr/bin/gpg", "/data/secrets");
     let p = session(&mut t, "/usr/bin/gpg");
     for i in 0..10 {
-        t.rewrite(
-            p,
-            &format!("/data/secrets/s{i}.txt"),
-            &prose(i, 9000),
-            &random_bytes(i, 9000),
-        );
+        t.rewrite(p, &format!("/data/secrets/s{i}.txt"), &prose(i, 9000), &random_bytes(i, 9000));
     }
     assert!(verdicts(&t).is_empty());
     for i in 0..10 {
-        t.rewrite(
-            p,
-            &format!("/data/other/s{i}.txt"),
-            &prose(i, 9000),
-            &random_bytes(i, 9000),
-        );
+        t.rewrite(p, &format!("/data/other/s{i}.txt"), &prose(i, 9000), &random_bytes(i, 9000));
     }
     assert_eq!(verdicts(&t).len(), 1, "trust is for that folder only");
 }
@@ -316,17 +241,8 @@ fn a_backup_tool_writing_many_encrypted_files_is_benign() {
     let mut t = Trace::default();
     let p = session(&mut t, "/usr/bin/restic");
     for i in 0..200 {
-        t.open(
-            p,
-            &format!("/data/docs/d{i}.txt"),
-            OpenMode::Read,
-            &prose(i, 5000),
-        );
-        t.write_new(
-            p,
-            &format!("/data/repo/data/{:02x}/{i:064x}", i % 256),
-            &random_bytes(i, 5000),
-        );
+        t.open(p, &format!("/data/docs/d{i}.txt"), OpenMode::Read, &prose(i, 5000));
+        t.write_new(p, &format!("/data/repo/data/{:02x}/{i:064x}", i % 256), &random_bytes(i, 5000));
     }
     assert!(verdicts(&t).is_empty());
 }
@@ -336,12 +252,7 @@ fn replay_is_deterministic() {
     let mut t = Trace::default();
     let p = session(&mut t, "/tmp/evil");
     for i in 0..20 {
-        t.rewrite(
-            p,
-            &format!("/data/d{}/f{i}.txt", i % 4),
-            &prose(i, 9000),
-            &random_bytes(i, 9000),
-        );
+        t.rewrite(p, &format!("/data/d{}/f{i}.txt", i % 4), &prose(i, 9000), &random_bytes(i, 9000));
     }
     let a = verdicts(&t);
     let b = verdicts(&t);
@@ -355,10 +266,7 @@ fn unattributed_events_are_counted_not_judged() {
     t.events.push(mamori_event::Event {
         time_ns: 1,
         proc: None,
-        kind: mamori_event::EventKind::Delete {
-            path: "/data/x".into(),
-            dir: false,
-        },
+        kind: mamori_event::EventKind::Delete { path: "/data/x".into(), dir: false },
     });
     let mut engine = Engine::new(Config::default());
     for ev in &t.events {

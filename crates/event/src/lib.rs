@@ -140,18 +140,42 @@ pub enum EventKind {
     Proc(ProcInfo),
     /// An existing file opened. `before` holds the content facts at the moment
     /// of opening, when the sensor computed them (always for write intent).
-    Open { path: String, mode: OpenMode, before: Option<ContentFacts> },
+    Open {
+        path: String,
+        mode: OpenMode,
+        before: Option<ContentFacts>,
+    },
     /// A file closed after being written: its content now.
-    CloseWrite { path: String, after: ContentFacts },
-    Create { path: String, dir: bool },
-    Delete { path: String, dir: bool },
-    Rename { from: String, to: String, dir: bool },
+    CloseWrite {
+        path: String,
+        after: ContentFacts,
+    },
+    Create {
+        path: String,
+        dir: bool,
+    },
+    Delete {
+        path: String,
+        dir: bool,
+    },
+    Rename {
+        from: String,
+        to: String,
+        dir: bool,
+    },
     /// A decoy file placed by mamori; any change to it is damning.
-    Canary { path: String },
+    Canary {
+        path: String,
+    },
     /// A program trusted for a folder (after a false positive was resumed).
-    Trust { exe: String, dir: String },
+    Trust {
+        exe: String,
+        dir: String,
+    },
     /// The kernel queue overflowed; `lost` events (at least) were dropped.
-    Overflow { lost: u64 },
+    Overflow {
+        lost: u64,
+    },
 }
 
 /// One observation. `proc` is `None` for events that belong to no process

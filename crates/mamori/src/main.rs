@@ -1,1 +1,99 @@
-fn main() {}
+//! `mamori`: the command line. Each subcommand lives in its own module; this
+//! file only parses arguments and dispatches.
+
+mod agent;
+mod canary;
+mod commands;
+mod demo;
+mod settings;
+mod trace;
+mod ui;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "mamori", version, about = "Ransomware defence for Linux servers and file shares (守り)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct StateArg {
+    /// State directory of the agent (incidents, status).
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent in the foreground: watch the protected folders and stop ransomware.
+    Run(agent::RunArgs),
+    /// Exit 0 only while an agent on this state directory runs with protection active.
+    Status {
+        #[command(flatten)]
+        state: StateArg,
+    },
+    /// List incidents.
+    Incidents {
+        #[command(flatten)]
+        state: StateArg,
+        /// Print JSON (an array of incidents).
+        #[arg(long)]
+        json: bool,
+    },
+    /// A false positive: resume the suspended processes and trust that program for that folder.
+    Resume {
+        #[command(flatten)]
+        state: StateArg,
+        id: String,
+    },
+    /// Kill the suspended processes of an incident.
+    Kill {
+        #[command(flatten)]
+        state: StateArg,
+        id: String,
+    },
+    /// Record what the sensor sees into a trace file (JSON lines), without acting.
+    Record(trace::RecordArgs),
+    /// Replay a recorded trace through the engine and print the verdicts.
+    Replay(trace::ReplayArgs),
+    /// The built-in attack simulator (only ever runs inside marked test folders).
+    #[command(subcommand)]
+    Sim(commands::SimCommand),
+    /// Show mamori at work: make a sample folder, protect it, attack it, watch the stop.
+    Demo(demo::DemoArgs),
+    /// Internal: one simulator child process (the process-per-file family).
+    #[command(name = "__sim-child", hide = true)]
+    SimChild {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    ui::init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => agent::run(args),
+        Command::Status { state } => commands::status(state.state),
+        Command::Incidents { state, json } => commands::incidents(state.state, json),
+        Command::Resume { state, id } => commands::resume(state.state, &id),
+        Command::Kill { state, id } => commands::kill(state.state, &id),
+        Command::Record(args) => trace::record(args),
+        Command::Replay(args) => trace::replay(args),
+        Command::Sim(cmd) => commands::sim(cmd),
+        Command::Demo(args) => demo::run(args),
+        Command::SimChild { args } => mamori_sim::child_main(&args).map(|()| ExitCode::SUCCESS).map_err(Into::into),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("mamori: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -19,18 +19,8 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 }
 
 pub fn prose(seed: u64, len: usize) -> Vec<u8> {
-    const WORDS: &[&str] = &[
-        "invoice",
-        "customer",
-        "請求書",
-        "total",
-        "the",
-        "of",
-        "quarterly",
-        "報告",
-        "and",
-        "meeting",
-    ];
+    const WORDS: &[&str] =
+        &["invoice", "customer", "請求書", "total", "the", "of", "quarterly", "報告", "and", "meeting"];
     let mut out = String::new();
     let mut i = seed as usize;
     while out.len() < len {
@@ -53,28 +43,18 @@ pub struct Trace {
 
 impl Default for Trace {
     fn default() -> Self {
-        Trace {
-            events: Vec::new(),
-            now: 1_700_000_000_000_000_000,
-        }
+        Trace { events: Vec::new(), now: 1_700_000_000_000_000_000 }
     }
 }
 
 pub fn key(pid: u32) -> ProcKey {
-    ProcKey {
-        pid,
-        start: 1000 + pid as u64,
-    }
+    ProcKey { pid, start: 1000 + pid as u64 }
 }
 
 impl Trace {
     fn push(&mut self, proc: Option<ProcKey>, kind: EventKind) {
         self.now += 1_000_000;
-        self.events.push(Event {
-            time_ns: self.now,
-            proc,
-            kind,
-        });
+        self.events.push(Event { time_ns: self.now, proc, kind });
     }
 
     pub fn wait_secs(&mut self, secs: u64) {
@@ -98,74 +78,31 @@ impl Trace {
 
     pub fn open(&mut self, p: ProcKey, path: &str, mode: OpenMode, before: &[u8]) {
         let before = Some(facts(before));
-        self.push(
-            Some(p),
-            EventKind::Open {
-                path: path.to_owned(),
-                mode,
-                before,
-            },
-        );
+        self.push(Some(p), EventKind::Open { path: path.to_owned(), mode, before });
     }
 
     pub fn close_write(&mut self, p: ProcKey, path: &str, after: &[u8]) {
-        self.push(
-            Some(p),
-            EventKind::CloseWrite {
-                path: path.to_owned(),
-                after: facts(after),
-            },
-        );
+        self.push(Some(p), EventKind::CloseWrite { path: path.to_owned(), after: facts(after) });
     }
 
     pub fn create(&mut self, p: ProcKey, path: &str) {
-        self.push(
-            Some(p),
-            EventKind::Create {
-                path: path.to_owned(),
-                dir: false,
-            },
-        );
+        self.push(Some(p), EventKind::Create { path: path.to_owned(), dir: false });
     }
 
     pub fn delete(&mut self, p: ProcKey, path: &str) {
-        self.push(
-            Some(p),
-            EventKind::Delete {
-                path: path.to_owned(),
-                dir: false,
-            },
-        );
+        self.push(Some(p), EventKind::Delete { path: path.to_owned(), dir: false });
     }
 
     pub fn rename(&mut self, p: ProcKey, from: &str, to: &str) {
-        self.push(
-            Some(p),
-            EventKind::Rename {
-                from: from.to_owned(),
-                to: to.to_owned(),
-                dir: false,
-            },
-        );
+        self.push(Some(p), EventKind::Rename { from: from.to_owned(), to: to.to_owned(), dir: false });
     }
 
     pub fn canary(&mut self, path: &str) {
-        self.push(
-            None,
-            EventKind::Canary {
-                path: path.to_owned(),
-            },
-        );
+        self.push(None, EventKind::Canary { path: path.to_owned() });
     }
 
     pub fn trust(&mut self, exe: &str, dir: &str) {
-        self.push(
-            None,
-            EventKind::Trust {
-                exe: exe.to_owned(),
-                dir: dir.to_owned(),
-            },
-        );
+        self.push(None, EventKind::Trust { exe: exe.to_owned(), dir: dir.to_owned() });
     }
 
     /// An in-place rewrite: open for writing, then the new content.

@@ -1,0 +1,315 @@
+//! `mamori run`: the agent. Wires the sensor's events into the engine, and
+//! the engine's verdicts into the response and the incident store.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use mamori_engine::{Engine, Verdict};
+use mamori_event::{Event, EventKind};
+use mamori_sensor::{Decision, Handler, Sensor, SensorConfig};
+use mamori_store::{Action, ActorInfo, AgentLock, AgentStatus, FileOp, Incident, Store};
+use tracing::{error, info, warn};
+
+use crate::canary;
+use crate::settings::{Policy, Settings};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// A folder to protect (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub protect: Vec<PathBuf>,
+    /// State directory (incidents, status). Default /var/lib/mamori.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Configuration file (TOML). See mamori.example.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Also write every event seen to this trace file (JSON lines), for `mamori replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let settings = Settings::load(args.config.as_deref())?;
+    let state = settings.state_dir(args.state.as_deref());
+    let mut protect = args.protect.clone();
+    protect.extend(settings.agent.protect.iter().cloned());
+    let protect = canonical_folders(&protect)?;
+    let store = Store::open(&state).with_context(|| format!("cannot open the state directory {}", state.display()))?;
+    let lock = AgentLock::acquire(&state)?;
+    let state = state.canonicalize()?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+
+    let canaries = if settings.canary.enabled { canary::place(&protect, &settings.canary.names)? } else { Vec::new() };
+    let mut sensor = Sensor::new(SensorConfig { protect: protect.clone(), exclude: vec![state.clone()] })
+        .context("cannot start the sensor")?;
+    let record = match &args.record {
+        Some(path) => Some(BufWriter::new(
+            File::create(path).with_context(|| format!("cannot create trace file {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut agent = Agent::new(settings, store, lock, protect.clone(), record)?;
+    for path in &canaries {
+        agent.inject(EventKind::Canary { path: path.display().to_string() })?;
+    }
+    agent.load_trusts()?;
+    agent.publish(true);
+    info!(
+        folders = protect.len(),
+        dirs = sensor.stats().dirs_marked,
+        decoys = canaries.len(),
+        state = %state.display(),
+        "protection active"
+    );
+    let result = sensor.run(&mut agent, &stop);
+    agent.publish(false);
+    agent.flush_record()?;
+    result.context("the sensor failed")?;
+    info!("agent stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every folder must exist and be a directory; paths are made absolute so
+/// that incidents and trust entries name them unambiguously.
+pub fn canonical_folders(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if dirs.is_empty() {
+        bail!(
+            "nothing to protect: give at least one --protect DIR (or `protect` in the [agent] section of the config)"
+        );
+    }
+    let mut out = Vec::new();
+    for dir in dirs {
+        let canon = dir
+            .canonicalize()
+            .with_context(|| format!("cannot protect {}: it does not exist or cannot be reached", dir.display()))?;
+        if !canon.is_dir() {
+            bail!("cannot protect {}: it is not a directory", dir.display());
+        }
+        if !out.contains(&canon) {
+            out.push(canon);
+        }
+    }
+    Ok(out)
+}
+
+struct Agent {
+    engine: Engine,
+    store: Store,
+    lock: AgentLock,
+    policy: Policy,
+    guard: mamori_response::Guard,
+    protected: Vec<PathBuf>,
+    record: Option<BufWriter<File>>,
+    started_at: String,
+    incidents: u64,
+    trusts_seen: usize,
+    last_publish: Instant,
+    last_trust_check: Instant,
+}
+
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+const TRUST_EVERY: Duration = Duration::from_secs(2);
+
+impl Agent {
+    fn new(
+        settings: Settings,
+        store: Store,
+        lock: AgentLock,
+        protected: Vec<PathBuf>,
+        record: Option<BufWriter<File>>,
+    ) -> Result<Agent> {
+        let incidents = store.incidents()?.len() as u64;
+        Ok(Agent {
+            engine: Engine::new(settings.engine()),
+            store,
+            lock,
+            policy: settings.response.policy,
+            guard: mamori_response::Guard::new(),
+            protected,
+            record,
+            started_at: now_rfc3339(),
+            incidents,
+            trusts_seen: 0,
+            last_publish: Instant::now(),
+            last_trust_check: Instant::now(),
+        })
+    }
+
+    /// An event that comes from the agent, not the kernel (decoys, trust).
+    fn inject(&mut self, kind: EventKind) -> Result<()> {
+        let ev = Event { time_ns: now_ns(), proc: None, kind };
+        self.record(&ev);
+        self.engine.process(&ev);
+        Ok(())
+    }
+
+    fn record(&mut self, ev: &Event) {
+        if let Some(out) = &mut self.record {
+            let line = serde_json::to_string(ev).expect("events always serialise");
+            if let Err(e) = writeln!(out, "{line}") {
+                error!("cannot write the trace, recording stops: {e}");
+                self.record = None;
+            }
+        }
+    }
+
+    fn flush_record(&mut self) -> Result<()> {
+        if let Some(out) = &mut self.record {
+            out.flush().context("cannot write the trace")?;
+        }
+        Ok(())
+    }
+
+    /// Programs trusted after a false positive: tell the engine, and forgive
+    /// the actor of the incident that was resumed.
+    fn load_trusts(&mut self) -> Result<()> {
+        let trusts = self.store.trusts()?;
+        for t in trusts.iter().skip(self.trusts_seen) {
+            info!(exe = %t.exe, dir = %t.dir, "trusting program for folder");
+            self.inject(EventKind::Trust { exe: t.exe.clone(), dir: t.dir.clone() })?;
+            if let Some(inc) = t.incident.as_deref().and_then(|id| self.store.incident(id).ok().flatten()) {
+                if let Some(root) = inc.procs.first() {
+                    self.engine.absolve(*root);
+                }
+            }
+        }
+        self.trusts_seen = trusts.len();
+        Ok(())
+    }
+
+    fn publish(&mut self, active: bool) {
+        let stats = self.engine.stats();
+        let status = AgentStatus {
+            pid: std::process::id(),
+            started_at: self.started_at.clone(),
+            protected: self.protected.iter().map(|p| p.display().to_string()).collect(),
+            active,
+            events: stats.events,
+            overflows: stats.overflows,
+            incidents: self.incidents,
+            updated_at: now_rfc3339(),
+        };
+        if let Err(e) = self.lock.publish(&status) {
+            warn!("cannot publish the agent status: {e}");
+        }
+        self.last_publish = Instant::now();
+    }
+
+    /// Stops the actor at once, then writes the incident down.
+    fn respond(&mut self, verdict: Verdict, deciding_event_ns: u64) {
+        let stopped = mamori_response::suspend_tree(verdict.actor, &self.guard);
+        let latency_us = now_ns().saturating_sub(deciding_event_ns) / 1000;
+        let mut notes = Vec::new();
+        let (action, procs) = match stopped {
+            Ok(procs) => match self.policy {
+                Policy::Suspend => (Action::Suspended, procs),
+                Policy::Kill => {
+                    let killed = mamori_response::kill(&procs);
+                    (Action::Killed, killed)
+                }
+            },
+            Err(e) => {
+                notes.push(format!("could not stop the actor: {e}"));
+                (Action::Failed, Vec::new())
+            }
+        };
+        if self.engine.stats().overflows > 0 {
+            notes.push(format!(
+                "the kernel event queue overflowed {} time(s) since the agent started: some file operations may be missing",
+                self.engine.stats().overflows
+            ));
+        }
+        let info = verdict.actor_info.clone();
+        let incident = Incident {
+            id: self.store.next_incident_id().unwrap_or_else(|_| format!("INC-{}", now_ns())),
+            detected_at: rfc3339(verdict.time_ns),
+            actor: ActorInfo {
+                pid: verdict.actor.pid,
+                start: verdict.actor.start,
+                exe: info.as_ref().map(|i| i.exe.clone()).unwrap_or_default(),
+                cmdline: info.as_ref().map(|i| i.cmdline.clone()).unwrap_or_default(),
+                uid: info.as_ref().map_or(u32::MAX, |i| i.uid),
+            },
+            pids: procs.iter().map(|k| k.pid).collect(),
+            procs: if procs.is_empty() { vec![verdict.actor] } else { procs },
+            action,
+            score: verdict.score,
+            reasons: verdict.reasons,
+            files: verdict.files.iter().map(file_op).collect(),
+            protected: self.protected.iter().map(|p| p.display().to_string()).collect(),
+            stop_latency_us: Some(latency_us),
+            notes,
+        };
+        warn!(
+            id = %incident.id,
+            pid = incident.actor.pid,
+            exe = %incident.actor.exe,
+            action = ?incident.action,
+            processes = incident.pids.len(),
+            latency_us,
+            "RANSOMWARE STOPPED: {}",
+            incident.reasons.first().map(String::as_str).unwrap_or("")
+        );
+        if let Err(e) = self.store.add_incident(&incident) {
+            error!("cannot store incident {}: {e}", incident.id);
+        }
+        self.incidents += 1;
+        self.publish(true);
+    }
+}
+
+fn file_op(t: &mamori_engine::FileTouch) -> FileOp {
+    let op = serde_json::to_value(t.op).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    FileOp { path: t.path.clone(), op, to: t.to.clone() }
+}
+
+impl Handler for Agent {
+    fn event(&mut self, ev: &Event) -> Decision {
+        self.record(ev);
+        if let Some(verdict) = self.engine.process(ev) {
+            self.respond(verdict, ev.time_ns);
+        }
+        match (&ev.kind, ev.proc) {
+            // A stopped actor's threads may still have opens in flight: refuse them.
+            (EventKind::Open { .. }, Some(key)) if self.engine.stats().verdicts > 0 && self.engine.is_judged(key) => {
+                Decision::Deny
+            }
+            _ => Decision::Allow,
+        }
+    }
+
+    fn tick(&mut self) {
+        if self.last_publish.elapsed() >= PUBLISH_EVERY {
+            self.publish(true);
+        }
+        if self.last_trust_check.elapsed() >= TRUST_EVERY {
+            self.last_trust_check = Instant::now();
+            if let Err(e) = self.load_trusts() {
+                warn!("cannot read trusted programs: {e:#}");
+            }
+        }
+    }
+}
+
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+pub fn rfc3339(ns: u64) -> String {
+    jiff::Timestamp::from_nanosecond(ns as i128).map(|t| t.to_string()).unwrap_or_default()
+}
+
+pub fn now_rfc3339() -> String {
+    rfc3339(now_ns())
+}

@@ -1,0 +1,182 @@
+//! The small commands: status, incidents, resume, kill, sim.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use mamori_store::{Action, Incident, Store, Trust};
+
+use crate::agent::now_rfc3339;
+use crate::settings::DEFAULT_STATE;
+use crate::ui;
+
+fn state_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE))
+}
+
+pub fn status(state: Option<PathBuf>) -> Result<ExitCode> {
+    let dir = state_dir(state);
+    match mamori_store::agent_status(&dir)? {
+        Some(st) if st.active => {
+            println!("mamori: protection active (agent pid {}, since {})", st.pid, st.started_at);
+            println!("  folders:   {}", st.protected.join(", "));
+            println!("  events:    {}", st.events);
+            println!("  incidents: {}", st.incidents);
+            if st.overflows > 0 {
+                println!("  WARNING: the kernel event queue overflowed {} time(s)", st.overflows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(st) => {
+            println!("mamori: agent pid {} is running but protection is not active", st.pid);
+            Ok(ExitCode::from(1))
+        }
+        None => {
+            println!("mamori: no agent is running on {}", dir.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+pub fn incidents(state: Option<PathBuf>, json: bool) -> Result<ExitCode> {
+    let store = open(state)?;
+    let all = store.incidents()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if all.is_empty() {
+        println!("no incidents");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = ui::table(&["id", "detected", "action", "actor", "processes", "files", "why"]);
+    for inc in &all {
+        let action = format!("{:?}", inc.action).to_lowercase();
+        let action = if inc.action == Action::Suspended { ui::alert(action) } else { ui::good(action) };
+        table.add_row(vec![
+            inc.id.clone().into(),
+            inc.detected_at.clone().into(),
+            action,
+            format!("{} (pid {})", inc.actor.exe, inc.actor.pid).into(),
+            inc.pids.len().into(),
+            inc.files.len().into(),
+            inc.reasons.first().cloned().unwrap_or_default().into(),
+        ]);
+    }
+    println!("{table}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open(state: Option<PathBuf>) -> Result<Store> {
+    let dir = state_dir(state);
+    if !dir.join("mamori.db").exists() {
+        bail!("no mamori state in {} (give --state DIR, the agent's state directory)", dir.display());
+    }
+    Store::open(&dir).with_context(|| format!("cannot open the state directory {}", dir.display()))
+}
+
+fn incident(store: &Store, id: &str) -> Result<Incident> {
+    store.incident(id)?.with_context(|| format!("no incident {id} (see `mamori incidents`)"))
+}
+
+pub fn resume(state: Option<PathBuf>, id: &str) -> Result<ExitCode> {
+    let store = open(state)?;
+    let mut inc = incident(&store, id)?;
+    if inc.action != Action::Suspended {
+        bail!("incident {id} is {:?}, not suspended: nothing to resume", inc.action);
+    }
+    // Trust first, so the agent forgives the actor before it runs again.
+    for dir in acted_in(&inc) {
+        store.add_trust(&Trust {
+            exe: inc.actor.exe.clone(),
+            dir: dir.clone(),
+            added_at: now_rfc3339(),
+            incident: Some(inc.id.clone()),
+        })?;
+        println!("trusting {} in {dir} from now on", inc.actor.exe);
+    }
+    // Give the agent (which re-reads trust every 2 s) time to forgive the actor.
+    std::thread::sleep(Duration::from_millis(2500));
+    let resumed = mamori_response::resume(&inc.procs);
+    inc.action = Action::Resumed;
+    store.update_incident(&inc)?;
+    println!("resumed {} of {} processes of incident {id}", resumed.len(), inc.procs.len());
+    println!("note: a program stopped while in the foreground of a shell continues in the background; use `fg` there.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The protected folders the incident's files lie in: what "that folder" means for trust.
+fn acted_in(inc: &Incident) -> Vec<String> {
+    let mut dirs: Vec<String> = inc
+        .protected
+        .iter()
+        .filter(|root| inc.files.iter().any(|f| f.path.starts_with(root.as_str())))
+        .cloned()
+        .collect();
+    if dirs.is_empty() {
+        dirs = inc.protected.clone();
+    }
+    dirs
+}
+
+pub fn kill(state: Option<PathBuf>, id: &str) -> Result<ExitCode> {
+    let store = open(state)?;
+    let mut inc = incident(&store, id)?;
+    let killed = mamori_response::kill(&inc.procs);
+    inc.action = Action::Killed;
+    store.update_incident(&inc)?;
+    println!("killed {} of {} processes of incident {id}", killed.len(), inc.procs.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum SimCommand {
+    /// List the simulated ransomware families.
+    List,
+    /// Attack a marked test folder with one family (refuses any other folder).
+    Run {
+        family: String,
+        dir: PathBuf,
+        /// Pause between files, in milliseconds (overrides the family's pace).
+        #[arg(long)]
+        delay_ms: Option<u64>,
+    },
+    /// Make a marked test folder filled with realistic documents.
+    Corpus {
+        dir: PathBuf,
+        /// Number of ordinary documents.
+        #[arg(long, default_value_t = 150)]
+        docs: usize,
+        /// Number of large (32 MiB) disk-image-like files.
+        #[arg(long, default_value_t = 2)]
+        large: usize,
+    },
+}
+
+pub fn sim(cmd: SimCommand) -> Result<ExitCode> {
+    match cmd {
+        SimCommand::List => {
+            let mut table = ui::table(&["family", "behaves like"]);
+            for f in mamori_sim::families() {
+                table.add_row(vec![f.name, f.summary]);
+            }
+            println!("{table}");
+        }
+        SimCommand::Run { family, dir, delay_ms } => {
+            let opts = mamori_sim::RunOptions { delay: delay_ms.map(Duration::from_millis), max_files: None };
+            let report = mamori_sim::run(&family, &dir, &opts)?;
+            println!(
+                "{}: {} files encrypted, {} notes written, {} errors",
+                report.family, report.files_encrypted, report.notes_written, report.errors
+            );
+        }
+        SimCommand::Corpus { dir, docs, large } => {
+            let spec = mamori_sim::CorpusSpec { docs, large, ..Default::default() };
+            let summary = mamori_sim::make_corpus(&dir, &spec)?;
+            println!("{}: {summary:?}", dir.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,119 @@
+//! The agent's configuration file: which folders, what to do on a verdict,
+//! decoys, and the engine's weights. Every key has a default; unknown keys
+//! and bad values are refused with the key named.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use mamori_engine::config::{Detect, Weights};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub agent: AgentSection,
+    pub response: ResponseSection,
+    pub canary: CanarySection,
+    pub detect: Detect,
+    pub weights: Weights,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSection {
+    /// Folders to protect, in addition to any `--protect` on the command line.
+    pub protect: Vec<PathBuf>,
+    /// Where incidents and the agent's status live.
+    pub state: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// SIGSTOP the whole actor: nothing more happens, and its memory (keys!)
+    /// stays for the responder.
+    #[default]
+    Suspend,
+    /// SIGSTOP, then SIGKILL.
+    Kill,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResponseSection {
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CanarySection {
+    /// Place decoy files in each protected folder.
+    pub enabled: bool,
+    /// Their names. Hidden (leading dot) so people do not trip over them, and
+    /// sorted early so a tree walk meets them first.
+    pub names: Vec<String>,
+}
+
+impl Default for CanarySection {
+    fn default() -> Self {
+        CanarySection { enabled: true, names: vec![".0-contracts.pdf".into(), ".0-passwords.txt".into()] }
+    }
+}
+
+pub const DEFAULT_STATE: &str = "/var/lib/mamori";
+
+impl Settings {
+    pub fn load(path: Option<&Path>) -> Result<Settings> {
+        let Some(path) = path else { return Ok(Settings::default()) };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        Settings::parse(&text).with_context(|| format!("config file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Settings> {
+        let settings: Settings = toml::from_str(text).map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+        settings.engine().validate()?;
+        for name in &settings.canary.names {
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                bail!("invalid config: `canary.names` entries must be plain file names (got {name:?})");
+            }
+        }
+        Ok(settings)
+    }
+
+    pub fn engine(&self) -> mamori_engine::Config {
+        mamori_engine::Config { detect: self.detect.clone(), weights: self.weights.clone() }
+    }
+
+    pub fn state_dir(&self, flag: Option<&Path>) -> PathBuf {
+        flag.map(Path::to_path_buf).or_else(|| self.agent.state.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_and_matches_the_defaults() {
+        let text = include_str!("../../../mamori.example.toml");
+        let parsed = Settings::parse(text).unwrap();
+        let default = Settings::default();
+        assert_eq!(parsed.detect, default.detect);
+        assert_eq!(parsed.weights, default.weights);
+        assert_eq!(parsed.response.policy, Policy::Suspend);
+        assert_eq!(parsed.canary.names, default.canary.names);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = format!("{:#}", Settings::parse("[response]\npolicy = \"explode\"\n").unwrap_err());
+        assert!(err.contains("explode") && err.contains("policy"), "{err}");
+        let err = format!("{:#}", Settings::parse("[detect]\nthreshold = 0\n").unwrap_err());
+        assert!(err.contains("detect.threshold"), "{err}");
+        let err = format!("{:#}", Settings::parse("[canary]\nnames = [\"a/b\"]\n").unwrap_err());
+        assert!(err.contains("canary.names"), "{err}");
+        let err = format!("{:#}", Settings::parse("[agent]\nprotekt = []\n").unwrap_err());
+        assert!(err.contains("protekt"), "{err}");
+    }
+}

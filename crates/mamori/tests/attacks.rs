@@ -1,0 +1,95 @@
+//! Every simulated family, run for real against a protected corpus, must be
+//! stopped automatically within a handful of files. Decoys are switched off
+//! here so that the behavioural indicators alone are measured.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use mamori_sim::Snapshot;
+
+const NO_DECOYS: &str = "[canary]\nenabled = false\n";
+
+fn stopped_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+fn attack(family: &str) {
+    let ws = Workspace::new();
+    ws.corpus(150, 2);
+    let cfg = ws.config(NO_DECOYS);
+    let agent = ws.start_agent(Some(&cfg));
+    let before = Snapshot::take(&ws.data).unwrap();
+    let mut sim = Started(
+        Command::new(BIN)
+            .args(["sim", "run", family])
+            .arg(&ws.data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(300));
+    let after = Snapshot::take(&ws.data).unwrap();
+    let diff = before.diff(&after);
+    assert_eq!(incidents.len(), 1, "{family}: expected one incident, got {incidents:#?}\n{}", agent.log());
+    let inc = &incidents[0];
+    assert_eq!(inc["action"], "suspended", "{inc:#}");
+    let pids = incident_pids(inc);
+    assert!(pids.contains(&sim.0.id()), "{family}: the simulator (pid {}) is not among {pids:?}", sim.0.id());
+    assert_eq!(stopped_state(sim.0.id()), Some('T'), "{family}: the simulator is not stopped");
+    assert!(!inc["reasons"].as_array().unwrap().is_empty());
+    assert!(inc["stop_latency_us"].as_u64().is_some());
+    record_result(
+        "attacks.txt",
+        &format!(
+            "{family} touched={} changed={} missing={} latency_us={}",
+            diff.touched(),
+            diff.changed,
+            diff.missing,
+            inc["stop_latency_us"]
+        ),
+    );
+    assert!(diff.touched() <= 20, "{family}: {} files touched before the stop ({diff:?})", diff.touched());
+
+    let id = inc["id"].as_str().unwrap();
+    let out = mamori(&["kill", id, "--state", ws.state.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = sim.0.wait().unwrap();
+    assert!(!status.success(), "the simulator was killed, it cannot have finished");
+    agent.stop();
+}
+
+macro_rules! families {
+    ($($test:ident => $family:literal),* $(,)?) => {
+        $(#[test] fn $test() { attack($family); })*
+
+        #[test]
+        fn every_family_has_a_test() {
+            let tested = [$($family),*];
+            for f in mamori_sim::families() {
+                assert!(tested.contains(&f.name), "family {} has no attack test", f.name);
+            }
+        }
+    };
+}
+
+families! {
+    overwrite => "overwrite",
+    new_then_delete => "new-then-delete",
+    rename_first => "rename-first",
+    intermittent => "intermittent",
+    process_per_file => "process-per-file",
+    threads => "threads",
+    slow => "slow",
+    base64 => "base64",
+    header_keep => "header-keep",
+    mmap => "mmap",
+    truncate => "truncate",
+    notes_first => "notes-first",
+    notes_during => "notes-during",
+    partial_xor => "partial-xor",
+}
