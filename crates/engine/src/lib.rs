@@ -211,6 +211,12 @@ impl Engine {
         }
         let mut chain = std::mem::take(&mut self.chain);
         self.procs.chain(key, &mut chain);
+        // What a judged actor still does (operations in flight when it was
+        // stopped) is its own: crediting it to its ancestors would judge the
+        // shell that started it next.
+        if let Some(pos) = chain.iter().position(|k| self.actors.get(k).is_some_and(|a| a.judged)) {
+            chain.truncate(pos + 1);
+        }
         self.observe(ev, &chain);
         for k in &chain {
             if let Some(a) = self.actors.get_mut(k) {

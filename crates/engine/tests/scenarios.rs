@@ -61,6 +61,20 @@ fn the_shell_is_not_judged_later_for_what_its_child_did() {
 }
 
 #[test]
+fn what_a_stopped_actor_still_had_in_flight_is_not_held_against_its_shell() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..12 {
+        t.rewrite(p, &format!("/data/a{i}.txt"), &prose(i, 8000), &random_bytes(i, 8000));
+    }
+    // The shell's next command touches a file: not a reason to judge the shell.
+    t.open(key(100), "/data/a0.txt", OpenMode::Read, &random_bytes(0, 8000));
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].actor, p);
+}
+
+#[test]
 fn write_new_then_delete_is_stopped() {
     let mut t = Trace::default();
     let p = session(&mut t, "/tmp/evil");
