@@ -99,7 +99,7 @@ impl Default for Weights {
             regions_encrypted: 35.0,
             similarity_lost: 20.0,
             replaced_by_ciphertext: 40.0,
-            extension_rename: 20.0,
+            extension_rename: 15.0,
             ransom_note: 30.0,
             ransom_note_extra_dir: 10.0,
             ransom_note_max: 60.0,

@@ -122,6 +122,10 @@ pub(crate) fn parent_dir(path: &str) -> &str {
 /// is unusual and differs from the old one, or `<random name>` when the new
 /// name looks generated and shares nothing with the old.
 pub(crate) fn rename_pattern(from: &str, to: &str) -> Option<String> {
+    // `name~` is the backup that editors and image tools keep while they rewrite `name`.
+    if to.ends_with('~') {
+        return None;
+    }
     let (old_ext, new_ext) = (extension(from), extension(to));
     if let Some(ext) = new_ext.as_deref() {
         let ordinary = ORDINARY_EXTENSIONS.contains(&ext) || ext.bytes().all(|b| b.is_ascii_digit());
@@ -163,6 +167,7 @@ mod tests {
         assert_eq!(rename_pattern("/d/tmp123", "/d/a.txt"), None);
         assert_eq!(rename_pattern("/d/app.log", "/d/app.log.1"), None);
         assert_eq!(rename_pattern("/d/a.jpg", "/d/a.jpg.bak"), None);
+        assert_eq!(rename_pattern("/d/a.jpg", "/d/a.jpg~"), None);
         assert_eq!(rename_pattern("/d/report.pdf", "/d/Q7ZK2M9XW4PLR8TB"), Some("<random name>".into()));
         assert_eq!(rename_pattern("/d/report.pdf", "/d/report-final.pdf"), None);
     }

@@ -33,7 +33,7 @@ pub fn place(folders: &[PathBuf], names: &[String]) -> Result<Vec<PathBuf>> {
 /// like damage to the content indicators.
 fn content(name: &str) -> Vec<u8> {
     let ext = Path::new(name).extension().and_then(|e| e.to_str()).unwrap_or("");
-    let text = "Contract register 2024 / 契約台帳\n\
+    let text = "Register 2024 / 台帳\n\
                 Customer, Contract no., Amount (JPY), Renewal\n\
                 Hokuto Trading, C-2024-0113, 1,200,000, 2025-03-31\n\
                 Sakura Design, C-2024-0207, 480,000, 2025-06-30\n\

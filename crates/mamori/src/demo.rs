@@ -20,6 +20,9 @@ pub struct DemoArgs {
     /// Folder to create the sample documents in (default: a new folder under /var/tmp).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Place no decoy files, to watch the behavioural indicators alone stop the attack.
+    #[arg(long)]
+    no_decoys: bool,
 }
 
 /// Kills a child we started if the demo ends early, so nothing is left behind.
@@ -55,16 +58,15 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let before = Snapshot::take(&dir)?;
 
     println!("2. Starting the mamori agent to protect it");
-    let agent = Reap(
-        Command::new(&exe)
-            .args(["run", "--protect"])
-            .arg(&dir)
-            .arg("--state")
-            .arg(&state)
-            .stdin(Stdio::null())
-            .spawn()
-            .context("cannot start the agent")?,
-    );
+    let mut cmd = Command::new(&exe);
+    cmd.args(["run", "--protect"]).arg(&dir).arg("--state").arg(&state).stdin(Stdio::null());
+    if args.no_decoys {
+        std::fs::create_dir_all(&state)?;
+        let config = state.join("demo.toml");
+        std::fs::write(&config, "[canary]\nenabled = false\n")?;
+        cmd.arg("--config").arg(config);
+    }
+    let agent = Reap(cmd.spawn().context("cannot start the agent")?);
     wait_for(Duration::from_secs(60), || Ok(mamori_store::agent_status(&state)?.is_some_and(|s| s.active)))
         .context("the agent did not become active")?;
 

@@ -49,14 +49,16 @@ pub struct ResponseSection {
 pub struct CanarySection {
     /// Place decoy files in each protected folder.
     pub enabled: bool,
-    /// Their names. Hidden (leading dot) so people do not trip over them, and
-    /// sorted early so a tree walk meets them first.
+    /// Their names. Hidden (leading dot) so people do not trip over them,
+    /// sorted early so a tree walk meets them first, and of a kind (PDF) that
+    /// ransomware wants and that bulk text edits (`sed -i` over `*.txt`) and
+    /// picture tools leave alone.
     pub names: Vec<String>,
 }
 
 impl Default for CanarySection {
     fn default() -> Self {
-        CanarySection { enabled: true, names: vec![".0-contracts.pdf".into(), ".0-passwords.txt".into()] }
+        CanarySection { enabled: true, names: vec![".0-contracts.pdf".into(), ".0-invoices.pdf".into()] }
     }
 }
 

@@ -5,30 +5,44 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 
 /// Runs `script` with bash in the protected folder under an agent, and checks
-/// that it succeeded and that the agent recorded nothing.
+/// that it succeeded and that the agent recorded nothing. A workload that the
+/// agent stopped would wait forever: it is killed (by the pids the incident
+/// names) and the test fails with the incident.
 fn benign(docs: usize, script: &str) {
     let ws = Workspace::new();
     if docs > 0 {
         ws.corpus(docs, 0);
     }
     let agent = ws.start_agent(None);
-    let out = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", script])
-        .current_dir(&ws.data)
-        .env("HOME", ws.tmp.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "workload failed: {}\n{}\nagent log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        agent.log()
+    let out_path = ws.tmp.path().join("workload.out");
+    let mut workload = Started(
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", script])
+            .current_dir(&ws.data)
+            .env("HOME", ws.tmp.path())
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::process::Stdio::from(std::fs::File::create(ws.tmp.path().join("workload.err")).unwrap()))
+            .spawn()
+            .unwrap(),
     );
+    let incidents = ws.wait_for_incident(&mut workload.0, Duration::from_secs(600));
+    if !incidents.is_empty() {
+        for inc in &incidents {
+            mamori(&["kill", inc["id"].as_str().unwrap(), "--state", ws.state.to_str().unwrap()]);
+        }
+        panic!("false positive: {incidents:#?}\n{}", agent.log());
+    }
+    let Some(status) = workload.0.try_wait().unwrap() else {
+        panic!("the workload did not finish within 10 minutes:\n{}", agent.log());
+    };
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default()
+        + &std::fs::read_to_string(ws.tmp.path().join("workload.err")).unwrap_or_default();
+    assert!(status.success(), "workload failed ({status}):\n{output}\nagent log:\n{}", agent.log());
     let incidents = ws.incidents();
     let log = agent.stop();
     assert!(incidents.is_empty(), "false positive: {incidents:#?}\n{log}");
