@@ -6,8 +6,6 @@
 
 use mamori_event::ProcKey;
 
-use crate::stat;
-
 /// Processes that must never be signalled: pid 1, kernel threads (pid 2 and
 /// its children), this process and this process's ancestors.
 #[derive(Debug, Clone)]
@@ -23,10 +21,10 @@ impl Guard {
     pub fn new() -> Guard {
         let me = std::process::id();
         let mut ancestors = Vec::new();
-        let mut pid = stat::read(me).map_or(0, |s| s.ppid);
+        let mut pid = mamori_proc::read_stat(me).map_or(0, |s| s.ppid);
         // The chain ends at pid 0; the bound only protects against a loop from a racing re-read.
         while pid > 0 && ancestors.len() < 4096 {
-            let Some(st) = stat::read(pid) else { break };
+            let Some(st) = mamori_proc::read_stat(pid) else { break };
             ancestors.push(st.key());
             pid = st.ppid;
         }
@@ -38,7 +36,7 @@ impl Guard {
             return false;
         }
         // Kernel threads are children of kthreadd (pid 2).
-        !matches!(stat::read(key.pid), Some(st) if st.ppid == 2)
+        !matches!(mamori_proc::read_stat(key.pid), Some(st) if st.ppid == 2)
     }
 }
 

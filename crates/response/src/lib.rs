@@ -7,10 +7,10 @@
 
 mod guard;
 mod signal;
-mod stat;
 mod tree;
 
 pub use mamori_event::ProcKey;
+pub use mamori_proc::start_time;
 use rustix::process::Signal;
 
 pub use guard::Guard;
@@ -26,13 +26,8 @@ pub enum ResponseError {
     Signal { key: ProcKey, source: std::io::Error },
 }
 
-/// The process start time (clock ticks since boot, field 22 of `/proc/PID/stat`).
-pub fn start_time(pid: u32) -> Option<u64> {
-    stat::read(pid).map(|s| s.start)
-}
-
 pub fn proc_key(pid: u32) -> Option<ProcKey> {
-    stat::read(pid).map(|s| s.key())
+    mamori_proc::read_stat(pid).map(|s| s.key())
 }
 
 /// SIGCONT each key still alive with the same start time; returns those resumed.
@@ -52,7 +47,7 @@ pub fn kill(keys: &[ProcKey]) -> Vec<ProcKey> {
 
 /// Whether the process is stopped (state `T`) and still the same process.
 pub fn is_stopped(key: ProcKey) -> bool {
-    matches!(stat::read(key.pid), Some(st) if st.start == key.start && st.state == 'T')
+    matches!(mamori_proc::read_stat(key.pid), Some(st) if st.start == key.start && st.state == 'T')
 }
 
 fn send_each(keys: &[ProcKey], sig: Signal) -> Vec<ProcKey> {

@@ -10,8 +10,6 @@ use std::io;
 use mamori_event::ProcKey;
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
-use crate::stat;
-
 #[derive(Debug)]
 pub(crate) enum SignalError {
     /// The process exited, or its pid now belongs to another process.
@@ -26,7 +24,7 @@ pub(crate) fn send(key: ProcKey, sig: Signal) -> Result<(), SignalError> {
         Err(rustix::io::Errno::SRCH) => return Err(SignalError::Gone),
         Err(e) => return Err(SignalError::Os(e.into())),
     };
-    if stat::read(key.pid).map(|s| s.start) != Some(key.start) {
+    if mamori_proc::start_time(key.pid) != Some(key.start) {
         return Err(SignalError::Gone);
     }
     match pidfd_send_signal(&fd, sig) {

@@ -13,7 +13,7 @@ use mamori_event::ProcKey;
 use rustix::process::Signal;
 
 use crate::signal::{self, SignalError};
-use crate::{stat, Guard, ResponseError};
+use crate::{Guard, ResponseError};
 
 /// Rounds of "stop, wait, rescan" before giving up on a tree that keeps growing.
 const MAX_ROUNDS: usize = 32;
@@ -60,7 +60,7 @@ fn stop_descendants(
     members: &mut HashSet<ProcKey>,
     refused: &mut HashSet<ProcKey>,
 ) -> usize {
-    let procs = stat::all();
+    let procs = mamori_proc::all();
     // A parent edge counts only if the parent pid still belongs to the member
     // with that start time; a reused pid's children are strangers.
     let current: HashMap<u32, u64> = procs.iter().map(|s| (s.pid, s.start)).collect();
@@ -112,12 +112,16 @@ fn wait_stopped(keys: &[ProcKey]) -> bool {
 }
 
 fn settled(key: ProcKey) -> bool {
-    if stat::read(key.pid).map(|s| s.start) != Some(key.start) {
+    if mamori_proc::start_time(key.pid) != Some(key.start) {
         return true;
     }
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", key.pid)) else { return true };
     tasks.filter_map(Result::ok).all(|t| {
-        let state = t.file_name().to_str().and_then(|tid| stat::thread_state(key.pid, tid));
+        let state = t
+            .file_name()
+            .to_str()
+            .and_then(|tid| tid.parse().ok())
+            .and_then(|tid| mamori_proc::thread_state(key.pid, tid));
         // 'D': blocked in the kernel, runs no user code, stops on the way out.
         matches!(state, None | Some('T' | 't' | 'Z' | 'X' | 'x' | 'D'))
     })

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use mamori_event::{ProcInfo, ProcKey};
+use mamori_proc::{read_stat, read_status, Stat};
 
 /// Above this many cached threads, entries of threads that are gone are dropped.
 const PRUNE_AT: usize = 8192;
@@ -31,21 +32,6 @@ pub struct Procs {
     threads: HashMap<i32, (u64, ProcKey)>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Stat {
-    pid: u32,
-    ppid: u32,
-    pgrp: u32,
-    session: u32,
-    start: u64,
-}
-
-impl Stat {
-    fn key(&self) -> ProcKey {
-        ProcKey { pid: self.pid, start: self.start }
-    }
-}
-
 impl Procs {
     pub fn new() -> Procs {
         Procs { own: std::process::id(), ..Procs::default() }
@@ -66,7 +52,7 @@ impl Procs {
         let Some(tgid) = read_status(tid as u32).and_then(|s| s.tgid) else {
             return Who::Proc(None);
         };
-        let process = if tgid == thread.pid { Some(thread.clone()) } else { read_stat(tgid) };
+        let process = if tgid == thread.pid { Some(thread) } else { read_stat(tgid) };
         let Some(process) = process else { return Who::Proc(None) };
         let key = process.key();
         if self.threads.len() >= PRUNE_AT {
@@ -118,47 +104,6 @@ impl Procs {
     }
 }
 
-fn read_stat(pid: u32) -> Option<Stat> {
-    parse_stat(pid, &std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// Fields after the command name, which may itself hold spaces and parens.
-fn parse_stat(pid: u32, text: &str) -> Option<Stat> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // f[0] is field 3 (state), so field N is f[N - 3].
-    Some(Stat {
-        pid,
-        ppid: f.get(1)?.parse().ok()?,
-        pgrp: f.get(2)?.parse().ok()?,
-        session: f.get(3)?.parse().ok()?,
-        start: f.get(19)?.parse().ok()?,
-    })
-}
-
-#[derive(Debug, Default, PartialEq)]
-struct Status {
-    tgid: Option<u32>,
-    uid: Option<u32>,
-}
-
-fn read_status(pid: u32) -> Option<Status> {
-    Some(parse_status(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?))
-}
-
-fn parse_status(text: &str) -> Status {
-    let mut st = Status::default();
-    for line in text.lines() {
-        let first = |l: &str| l.split_whitespace().next().and_then(|v| v.parse().ok());
-        if let Some(v) = line.strip_prefix("Tgid:") {
-            st.tgid = first(v);
-        } else if let Some(v) = line.strip_prefix("Uid:") {
-            st.uid = first(v);
-        }
-    }
-    st
-}
-
 fn proc_info(stat: &Stat, parent: Option<ProcKey>) -> ProcInfo {
     let pid = stat.pid;
     let exe =
@@ -182,19 +127,6 @@ fn proc_info(stat: &Stat, parent: Option<ProcKey>) -> ProcInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_stat_with_awkward_comm() {
-        let text = "4242 (we ird) (x) S 17 4242 17 34816 4242 4194304 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2 3\n";
-        let st = parse_stat(4242, text).unwrap();
-        assert_eq!(st, Stat { pid: 4242, ppid: 17, pgrp: 4242, session: 17, start: 987654 });
-    }
-
-    #[test]
-    fn parses_status() {
-        let text = "Name:\tsh\nTgid:\t100\nPid:\t101\nUid:\t1000\t0\t0\t0\n";
-        assert_eq!(parse_status(text), Status { tgid: Some(100), uid: Some(1000) });
-    }
 
     #[test]
     fn introduces_a_live_child_and_its_ancestors_top_down() {

@@ -1,0 +1,153 @@
+//! Reading process facts from `/proc`.
+//!
+//! Every reader returns `None` when the process is gone or the file does not
+//! parse: a process can exit between any two reads, so absence is ordinary.
+//!
+//! The command name (field 2 of `/proc/PID/stat`) is wrapped in parentheses
+//! and may itself hold spaces and `)`, so the fields after it are found from
+//! the *last* `)`.
+
+use std::fs;
+
+use mamori_event::ProcKey;
+
+/// The fields of `/proc/PID/stat` mamori uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub pid: u32,
+    /// `R`, `S`, `D`, `T`, `t`, `Z`, ... (see proc(5)).
+    pub state: char,
+    pub ppid: u32,
+    pub pgrp: u32,
+    pub session: u32,
+    /// Clock ticks since boot (field 22).
+    pub start: u64,
+}
+
+impl Stat {
+    pub fn key(&self) -> ProcKey {
+        ProcKey { pid: self.pid, start: self.start }
+    }
+}
+
+pub fn read_stat(pid: u32) -> Option<Stat> {
+    parse_stat(pid, &fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Parses the text of a `stat` file; `pid` is taken as given, not from field 1.
+pub fn parse_stat(pid: u32, text: &str) -> Option<Stat> {
+    let (_, rest) = text.rsplit_once(')')?;
+    // `rest` starts at field 3 (state), so field N is at index N - 3.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        pid,
+        state: f.first()?.chars().next()?,
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        session: f.get(3)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    })
+}
+
+/// The process start time (clock ticks since boot, field 22 of `/proc/PID/stat`).
+pub fn start_time(pid: u32) -> Option<u64> {
+    read_stat(pid).map(|s| s.start)
+}
+
+/// State of one thread of a process, from `/proc/PID/task/TID/stat`.
+pub fn thread_state(pid: u32, tid: u32) -> Option<char> {
+    let text = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    Some(parse_stat(tid, &text)?.state)
+}
+
+/// Every process visible in `/proc` right now (threads other than the main
+/// one are not listed there).
+pub fn all() -> Vec<Stat> {
+    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).filter_map(read_stat).collect()
+}
+
+/// The fields of `/proc/PID/status` mamori uses; a field is `None` when its
+/// line is missing or malformed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Status {
+    /// The process a thread belongs to.
+    pub tgid: Option<u32>,
+    /// The real user id.
+    pub uid: Option<u32>,
+}
+
+pub fn read_status(pid: u32) -> Option<Status> {
+    Some(parse_status(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?))
+}
+
+pub fn parse_status(text: &str) -> Status {
+    let first = |v: &str| v.split_whitespace().next().and_then(|v| v.parse().ok());
+    let mut st = Status::default();
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("Tgid:") {
+            st.tgid = first(v);
+        } else if let Some(v) = line.strip_prefix("Uid:") {
+            st.uid = first(v);
+        }
+    }
+    st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comm_with_parens_and_spaces() {
+        let line = "4242 (evil) (x y) S 17 4243 4244 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10\n";
+        let st = parse_stat(4242, line).unwrap();
+        assert_eq!(st, Stat { pid: 4242, state: 'S', ppid: 17, pgrp: 4243, session: 4244, start: 987654 });
+        assert_eq!(st.key(), ProcKey { pid: 4242, start: 987654 });
+    }
+
+    #[test]
+    fn truncated_line_is_none() {
+        assert_eq!(parse_stat(1, "1 (init) S 0 1"), None);
+        assert_eq!(parse_stat(1, "1 (init"), None);
+    }
+
+    #[test]
+    fn own_stat_reads() {
+        let me = read_stat(std::process::id()).unwrap();
+        assert!(me.start > 0);
+        assert_eq!(me.ppid, std::os::unix::process::parent_id());
+        // SAFETY: getpgrp and getsid have no preconditions.
+        let (pgrp, sid) = unsafe { (libc::getpgrp(), libc::getsid(0)) };
+        assert_eq!((me.pgrp, me.session), (pgrp as u32, sid as u32));
+        assert_eq!(start_time(me.pid), Some(me.start));
+    }
+
+    #[test]
+    fn own_thread_is_running_while_it_reads() {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        assert_eq!(thread_state(std::process::id(), tid), Some('R'));
+    }
+
+    #[test]
+    fn all_lists_this_process_and_init() {
+        let procs = all();
+        assert!(procs.iter().any(|s| s.pid == std::process::id()));
+        assert!(procs.iter().any(|s| s.pid == 1 && s.ppid == 0));
+    }
+
+    #[test]
+    fn parses_status() {
+        let text = "Name:\tsh\nTgid:\t100\nPid:\t101\nUid:\t1000\t0\t0\t0\n";
+        assert_eq!(parse_status(text), Status { tgid: Some(100), uid: Some(1000) });
+        assert_eq!(parse_status("Name:\tsh\nTgid:\tx\n"), Status { tgid: None, uid: None });
+    }
+
+    #[test]
+    fn own_status_reads() {
+        let st = read_status(std::process::id()).unwrap();
+        // SAFETY: getuid has no preconditions.
+        assert_eq!(st, Status { tgid: Some(std::process::id()), uid: Some(unsafe { libc::getuid() }) });
+    }
+}
