@@ -14,6 +14,8 @@ const MAX_EXAMPLES: usize = 5;
 #[derive(Clone)]
 pub(crate) struct Pending {
     pub path: String,
+    /// Hash of the folder: an encrypted copy is written beside its original.
+    pub dir: u64,
     pub size: u64,
     pub time_ns: u64,
 }

@@ -318,7 +318,7 @@ impl Engine {
             }
             if a.created.contains(&h) {
                 if cipher {
-                    match take_pair(&mut a.deleted_originals, after.size, size_match) {
+                    match take_pair(&mut a.deleted_originals, dir_h, after.size, size_match) {
                         Some(orig) => {
                             let (oh, od) = (hash(&orig.path), hash(judge::parent_dir(&orig.path)));
                             let w = cfg.weights.replaced_by_ciphertext;
@@ -326,7 +326,7 @@ impl Engine {
                         }
                         None => push_bounded(
                             &mut a.new_ciphertexts,
-                            Pending { path: path.to_owned(), size: after.size, time_ns: t },
+                            Pending { path: path.to_owned(), dir: dir_h, size: after.size, time_ns: t },
                         ),
                     }
                 }
@@ -360,7 +360,7 @@ impl Engine {
             let Some(orig) = original.as_ref().filter(|o| o.kind.is_meaningful() && a.read.contains(&h)) else {
                 return;
             };
-            match take_pair(&mut a.new_ciphertexts, orig.size, size_match) {
+            match take_pair(&mut a.new_ciphertexts, dir_h, orig.size, size_match) {
                 Some(_) => {
                     let breadth = (cfg.weights.breadth_per_dir, cfg.weights.breadth_max);
                     let w = cfg.weights.replaced_by_ciphertext;
@@ -368,7 +368,7 @@ impl Engine {
                 }
                 None => push_bounded(
                     &mut a.deleted_originals,
-                    Pending { path: path.to_owned(), size: orig.size, time_ns: t },
+                    Pending { path: path.to_owned(), dir: dir_h, size: orig.size, time_ns: t },
                 ),
             }
         });
@@ -470,13 +470,15 @@ impl Engine {
     }
 }
 
-/// Takes the pending entry whose size best matches `size`, if one is within `tolerance`.
-fn take_pair(pending: &mut Vec<Pending>, size: u64, tolerance: f64) -> Option<Pending> {
-    let slack = |s: u64| (s as f64 * tolerance) as u64 + 4096;
+/// Takes the pending entry in folder `dir` whose size best matches `size`,
+/// if one is within `tolerance` (plus room for the key blob and trailer
+/// that ransomware appends).
+fn take_pair(pending: &mut Vec<Pending>, dir: u64, size: u64, tolerance: f64) -> Option<Pending> {
+    let slack = |s: u64| (s as f64 * tolerance) as u64 + 1024;
     let best = pending
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.size.abs_diff(size) <= slack(p.size.max(size)))
+        .filter(|(_, p)| p.dir == dir && p.size.abs_diff(size) <= slack(p.size.max(size)))
         .min_by_key(|(_, p)| (p.size.abs_diff(size), p.time_ns))
         .map(|(i, _)| i)?;
     Some(pending.swap_remove(best))

@@ -251,6 +251,22 @@ fn a_vm_writing_random_blocks_into_one_image_is_benign() {
 }
 
 #[test]
+fn git_objects_beside_a_checkout_that_replaces_files_is_benign() {
+    // git writes zlib objects (random-looking, new) under .git/objects and,
+    // on checkout, deletes and rewrites work-tree files it read before.
+    let mut t = Trace::default();
+    let p = session(&mut t, "/usr/bin/git");
+    for i in 0..30 {
+        let file = format!("/repo/src/f{i}.txt");
+        t.open(p, &file, OpenMode::Read, &prose(i, 3000));
+        t.write_new(p, &format!("/repo/.git/objects/{i:02x}/{i:038x}"), &random_bytes(i, 3000));
+        t.delete(p, &file);
+        t.write_new(p, &file, &prose(i + 1, 3000));
+    }
+    assert!(verdicts(&t).is_empty());
+}
+
+#[test]
 fn a_backup_tool_writing_many_encrypted_files_is_benign() {
     let mut t = Trace::default();
     let p = session(&mut t, "/usr/bin/restic");

@@ -27,14 +27,12 @@ fn a_touched_decoy_stops_the_attack_at_once() {
     ws.corpus(40, 0);
     let agent = ws.start_agent(None);
     assert!(ws.data.join(".0-contracts.pdf").exists(), "decoys are placed");
-    let mut sim = Started(
-        Command::new(BIN).args(["sim", "run", "overwrite"]).arg(&ws.data).stdout(Stdio::null()).spawn().unwrap(),
-    );
+    let mut sim = ws.simulate("overwrite");
     let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
     assert_eq!(incidents.len(), 1, "{}", agent.log());
     let reasons = incidents[0]["reasons"].to_string();
     assert!(reasons.contains("decoy"), "{reasons}");
-    mamori(&["kill", incidents[0]["id"].as_str().unwrap(), "--state", ws.state.to_str().unwrap()]);
+    ws.kill(&incidents[0]);
     agent.stop();
 }
 
@@ -44,9 +42,7 @@ fn resume_continues_the_program_and_trusts_it_for_that_folder() {
     ws.corpus(30, 0);
     let cfg = ws.config("[canary]\nenabled = false\n");
     let agent = ws.start_agent(Some(&cfg));
-    let mut sim = Started(
-        Command::new(BIN).args(["sim", "run", "overwrite"]).arg(&ws.data).stdout(Stdio::null()).spawn().unwrap(),
-    );
+    let mut sim = ws.simulate("overwrite");
     let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
     assert_eq!(incidents.len(), 1, "{}", agent.log());
     let id = incidents[0]["id"].as_str().unwrap();
@@ -68,9 +64,7 @@ fn the_kill_policy_kills_the_actor() {
     ws.corpus(30, 0);
     let cfg = ws.config("[canary]\nenabled = false\n[response]\npolicy = \"kill\"\n");
     let agent = ws.start_agent(Some(&cfg));
-    let mut sim = Started(
-        Command::new(BIN).args(["sim", "run", "overwrite"]).arg(&ws.data).stdout(Stdio::null()).spawn().unwrap(),
-    );
+    let mut sim = ws.simulate("overwrite");
     let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
     assert_eq!(incidents.len(), 1, "{}", agent.log());
     assert_eq!(incidents[0]["action"], "killed");
@@ -85,9 +79,7 @@ fn incidents_json_has_the_documented_fields() {
     let ws = Workspace::new();
     ws.corpus(30, 0);
     let agent = ws.start_agent(None);
-    let mut sim = Started(
-        Command::new(BIN).args(["sim", "run", "truncate"]).arg(&ws.data).stdout(Stdio::null()).spawn().unwrap(),
-    );
+    let mut sim = ws.simulate("truncate");
     let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
     assert_eq!(incidents.len(), 1);
     let inc = &incidents[0];
@@ -109,7 +101,7 @@ fn incidents_json_has_the_documented_fields() {
     agent.stop();
     let agent = ws.start_agent(None);
     assert_eq!(ws.incidents().len(), 1);
-    mamori(&["kill", inc["id"].as_str().unwrap(), "--state", ws.state.to_str().unwrap()]);
+    ws.kill(inc);
     agent.stop();
 }
 
@@ -171,9 +163,7 @@ fn record_then_replay_gives_the_same_verdict() {
         assert!(start.elapsed() < Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut sim = Started(
-        Command::new(BIN).args(["sim", "run", "overwrite"]).arg(&ws.data).stdout(Stdio::null()).spawn().unwrap(),
-    );
+    let mut sim = ws.simulate("overwrite");
     let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
     assert_eq!(incidents.len(), 1);
     unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
@@ -185,5 +175,5 @@ fn record_then_replay_gives_the_same_verdict() {
     let verdicts = verdicts.as_array().unwrap();
     assert_eq!(verdicts.len(), 1, "{verdicts:#?}");
     assert_eq!(verdicts[0]["actor"]["pid"], incidents[0]["actor"]["pid"]);
-    mamori(&["kill", incidents[0]["id"].as_str().unwrap(), "--state", ws.state.to_str().unwrap()]);
+    ws.kill(&incidents[0]);
 }

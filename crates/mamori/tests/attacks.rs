@@ -23,15 +23,7 @@ fn attack(family: &str) {
     let cfg = ws.config(NO_DECOYS);
     let agent = ws.start_agent(Some(&cfg));
     let before = Snapshot::take(&ws.data).unwrap();
-    let mut sim = Started(
-        Command::new(BIN)
-            .args(["sim", "run", family])
-            .arg(&ws.data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut sim = ws.simulate(family);
     let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(300));
     let after = Snapshot::take(&ws.data).unwrap();
     let diff = before.diff(&after);
@@ -55,9 +47,7 @@ fn attack(family: &str) {
     );
     assert!(diff.touched() <= 20, "{family}: {} files touched before the stop ({diff:?})", diff.touched());
 
-    let id = inc["id"].as_str().unwrap();
-    let out = mamori(&["kill", id, "--state", ws.state.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ws.kill(inc);
     let status = sim.0.wait().unwrap();
     assert!(!status.success(), "the simulator was killed, it cannot have finished");
     agent.stop();

@@ -95,6 +95,25 @@ impl Workspace {
         serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().clone()
     }
 
+    /// Starts the simulator with `family` against the data folder.
+    pub fn simulate(&self, family: &str) -> Started {
+        Started(
+            Command::new(BIN)
+                .args(["sim", "run", family])
+                .arg(&self.data)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Kills the processes of an incident with `mamori kill`.
+    pub fn kill(&self, inc: &Value) {
+        let out = mamori(&["kill", inc["id"].as_str().unwrap(), "--state", self.state.to_str().unwrap()]);
+        assert!(out.status.success(), "kill: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Waits until an incident appears or `child` exits; returns the incidents.
     pub fn wait_for_incident(&self, child: &mut Child, limit: Duration) -> Vec<Value> {
         let start = Instant::now();
