@@ -3,6 +3,7 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::recent::Recent;
 use crate::{FileOp, FileTouch, Indicator};
 
 /// Most files an actor remembers touching; beyond this the incident says so.
@@ -31,9 +32,9 @@ pub(crate) struct ActorState {
     note_score: f64,
     pub canary: bool,
     /// Path hashes this actor opened (any mode): originals it may later replace.
-    pub read: FxHashSet<u64>,
+    pub read: Recent<u64, ()>,
     /// Path hashes this actor created.
-    pub created: FxHashSet<u64>,
+    pub created: Recent<u64, ()>,
     pub new_ciphertexts: Vec<Pending>,
     pub deleted_originals: Vec<Pending>,
     /// Renames by pattern (new extension), with the paths renamed.

@@ -117,13 +117,18 @@ pub struct EngineStats {
 /// How much the engine remembers; bounded so a long-running agent stays flat.
 const PROC_GENERATION: usize = 32 * 1024;
 const FILE_GENERATION: usize = 64 * 1024;
+/// Full before-facts can hold hundreds of block samples: keep fewer.
+const BEFORE_GENERATION: usize = 2048;
 /// How often (in events) idle actors are swept, and how long idle means.
 const SWEEP_EVERY: u64 = 8192;
 const IDLE_NS: u64 = 120_000_000_000;
 
-/// The facts last known about a file, kept between its open and its close.
-struct FileMemory {
-    before: ContentFacts,
+/// What the engine remembers of any file it saw opened: enough to tell,
+/// when it is deleted or replaced, whether something of value was lost.
+#[derive(Clone, Copy)]
+struct Seen {
+    meaningful: bool,
+    size: u64,
 }
 
 /// The detection engine. Feed it events with [`Engine::process`].
@@ -132,7 +137,10 @@ pub struct Engine {
     half_life_ns: f64,
     procs: Procs,
     actors: FxHashMap<ProcKey, ActorState>,
-    files: Recent<u64, FileMemory>,
+    /// Full facts of files opened for writing, until they are closed.
+    befores: Recent<u64, ContentFacts>,
+    /// A summary of every file opened recently.
+    seen: Recent<u64, Seen>,
     /// The latest content written to a path, summarised: is it ciphertext-like, and its size.
     written: Recent<u64, (bool, u64)>,
     canaries: FxHashSet<u64>,
@@ -149,7 +157,8 @@ impl Engine {
             half_life_ns,
             procs: Procs::with_capacity(PROC_GENERATION),
             actors: FxHashMap::default(),
-            files: Recent::new(FILE_GENERATION),
+            befores: Recent::new(BEFORE_GENERATION),
+            seen: Recent::new(FILE_GENERATION),
             written: Recent::new(FILE_GENERATION),
             canaries: FxHashSet::default(),
             trusts: Vec::new(),
@@ -256,9 +265,9 @@ impl Engine {
                     self.each(chain, |a, cfg, hl| a.hit_canary(cfg.weights.canary, path, t, hl));
                 }
                 if let Some(before) = before {
-                    // A read-only look must not replace the full facts a writer's open recorded.
-                    if *mode != OpenMode::Read || self.files.get(&h).is_none() {
-                        self.files.insert(h, FileMemory { before: before.clone() });
+                    self.seen.insert(h, Seen { meaningful: before.kind.is_meaningful(), size: before.size });
+                    if mode.writes() {
+                        self.befores.insert(h, before.clone());
                     }
                 }
                 let op = match mode {
@@ -267,7 +276,7 @@ impl Engine {
                     OpenMode::Read | OpenMode::Unknown => None,
                 };
                 self.each(chain, |a, _, _| {
-                    a.read.insert(h);
+                    a.read.insert(h, ());
                     if let Some(op) = op {
                         a.touch(h, FileTouch { path: path.clone(), op, to: None });
                     }
@@ -278,7 +287,7 @@ impl Engine {
                 if !dir {
                     let h = hash(path);
                     self.each(chain, |a, _, _| {
-                        a.created.insert(h);
+                        a.created.insert(h, ());
                         a.touch(h, FileTouch { path: path.clone(), op: FileOp::Create, to: None });
                     });
                 }
@@ -304,7 +313,7 @@ impl Engine {
         if self.canaries.contains(&h) {
             self.each(chain, |a, cfg, hl| a.hit_canary(cfg.weights.canary, path, t, hl));
         }
-        let finding = self.files.remove(&h).and_then(|mem| judge::rewrite(&self.cfg, &mem.before, after));
+        let finding = self.befores.remove(&h).and_then(|before| judge::rewrite(&self.cfg, &before, after));
         let dir_h = hash(judge::parent_dir(path));
         let note = after.small_hash.filter(|_| {
             matches!(after.kind, mamori_event::FileKind::Text) && after.size <= self.cfg.detect.note_max_size
@@ -348,7 +357,8 @@ impl Engine {
         let h = hash(path);
         let dir_h = hash(judge::parent_dir(path));
         // What the file was when the actor last looked at it.
-        let original = self.files.remove(&h).map(|m| m.before);
+        let original = self.seen.remove(&h);
+        self.befores.remove(&h);
         self.written.remove(&h);
         let canary = self.canaries.contains(&h);
         let size_match = self.cfg.detect.size_match;
@@ -357,7 +367,7 @@ impl Engine {
             if canary {
                 a.hit_canary(cfg.weights.canary, path, t, hl);
             }
-            let Some(orig) = original.as_ref().filter(|o| o.kind.is_meaningful() && a.read.contains(&h)) else {
+            let Some(orig) = original.filter(|o| o.meaningful && a.read.contains(&h)) else {
                 return;
             };
             match take_pair(&mut a.new_ciphertexts, dir_h, orig.size, size_match) {
@@ -378,10 +388,14 @@ impl Engine {
         let (fh, th) = (hash(from), hash(to));
         let canary = self.canaries.contains(&fh) || self.canaries.contains(&th);
         // The replaced file's last known facts, and what replaced it.
-        let replaced = self.files.remove(&th).map(|m| m.before);
+        let replaced = self.seen.remove(&th);
+        self.befores.remove(&th);
         let replacement = self.written.remove(&fh);
-        if let Some(mem) = self.files.remove(&fh) {
-            self.files.insert(th, mem);
+        if let Some(before) = self.befores.remove(&fh) {
+            self.befores.insert(th, before);
+        }
+        if let Some(seen) = self.seen.remove(&fh) {
+            self.seen.insert(th, seen);
         }
         if let Some(w) = replacement {
             self.written.insert(th, w);
@@ -390,17 +404,17 @@ impl Engine {
         let dir_h = hash(judge::parent_dir(to));
         self.each(chain, |a, cfg, hl| {
             a.touch(fh, FileTouch { path: from.to_owned(), op: FileOp::Rename, to: Some(to.to_owned()) });
-            if a.read.remove(&fh) {
-                a.read.insert(th);
+            if a.read.remove(&fh).is_some() {
+                a.read.insert(th, ());
             }
-            if a.created.remove(&fh) {
-                a.created.insert(th);
+            if a.created.remove(&fh).is_some() {
+                a.created.insert(th, ());
             }
             let breadth = (cfg.weights.breadth_per_dir, cfg.weights.breadth_max);
             if canary {
                 a.hit_canary(cfg.weights.canary, to, t, hl);
             }
-            let over_original = replaced.as_ref().is_some_and(|r| r.kind.is_meaningful()) && a.read.contains(&th);
+            let over_original = replaced.is_some_and(|r| r.meaningful) && a.read.contains(&th);
             if over_original && replacement.is_some_and(|(cipher, _)| cipher) {
                 let w = cfg.weights.replaced_by_ciphertext;
                 a.damage_file(th, dir_h, to, Indicator::ReplacedByCiphertext, w, t, hl, breadth);

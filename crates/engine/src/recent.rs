@@ -16,8 +16,9 @@ pub(crate) struct Recent<K, V> {
 }
 
 impl<K: Hash + Eq, V> Default for Recent<K, V> {
+    /// Room for the files one actor touches in a working session.
     fn default() -> Self {
-        Recent::new(1 << 15)
+        Recent::new(16 * 1024)
     }
 }
 
@@ -36,6 +37,10 @@ impl<K: Hash + Eq, V> Recent<K, V> {
 
     pub(crate) fn get(&self, key: &K) -> Option<&V> {
         self.young.get(key).or_else(|| self.old.get(key))
+    }
+
+    pub(crate) fn contains(&self, key: &K) -> bool {
+        self.get(key).is_some()
     }
 
     pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
