@@ -131,6 +131,15 @@ mod tests {
     #[test]
     fn introduces_a_live_child_and_its_ancestors_top_down() {
         let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        // spawn() returns after fork; wait until the exec has finished (its
+        // arguments are set last) so /proc shows `sleep 5`.
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        for _ in 0..500 {
+            if std::fs::read(&cmdline).is_ok_and(|c| c.starts_with(b"sleep\0")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let mut procs = Procs::new();
         let mut intro = Vec::new();
         let who = procs.attribute(child.id() as i32, &mut intro);
