@@ -275,7 +275,7 @@ fn file_op(t: &mamori_engine::FileTouch) -> FileOp {
 }
 
 impl Handler for Agent {
-    fn event(&mut self, ev: &Event) -> Decision {
+    fn event(&mut self, ev: &Event, _file: Option<&std::fs::File>) -> Decision {
         self.record(ev);
         if let Some(verdict) = self.engine.process(ev) {
             self.respond(verdict, ev.time_ns);

@@ -57,8 +57,13 @@ pub enum Decision {
 
 pub trait Handler {
     /// Every event, in arrival order. For a permission (open) event the return
-    /// value is the answer; ignored otherwise.
-    fn event(&mut self, ev: &Event) -> Decision;
+    /// value is the answer; ignored otherwise. `file` is the kernel's own
+    /// read-only descriptor of the file for opens and closes (`None` for
+    /// other events): reading it makes no events, and while an open waits for
+    /// its answer nothing has been written yet, so this is the moment to keep
+    /// a copy. Never open protected files by path here: that open would wait
+    /// for this very thread to answer it.
+    fn event(&mut self, ev: &Event, file: Option<&std::fs::File>) -> Decision;
     /// Called about every 200 ms and after each batch, on the sensor thread.
     fn tick(&mut self) {}
 }

@@ -136,7 +136,7 @@ impl Sensor {
     fn overflow(&mut self, time_ns: u64, handler: &mut dyn Handler) {
         self.stats.overflows += 1;
         tracing::warn!(overflows = self.stats.overflows, "fanotify queue overflowed: events were lost");
-        self.emit(handler, Event { time_ns, proc: None, kind: EventKind::Overflow { lost: 1 } });
+        self.emit(handler, Event { time_ns, proc: None, kind: EventKind::Overflow { lost: 1 } }, None);
     }
 
     /// An open about to happen (answered here) or a written file closed.
@@ -169,7 +169,7 @@ impl Sensor {
         } else {
             return;
         };
-        let decision = self.emit(handler, Event { time_ns, proc, kind });
+        let decision = self.emit(handler, Event { time_ns, proc, kind }, Some(&file));
         if let (Some(a), Decision::Deny) = (answer.as_mut(), decision) {
             a.deny();
         }
@@ -247,7 +247,7 @@ impl Sensor {
             }
         };
         if let Some(proc) = self.attribute(ev.pid, time_ns, handler) {
-            self.emit(handler, Event { time_ns, proc, kind });
+            self.emit(handler, Event { time_ns, proc, kind }, None);
         }
     }
 
@@ -257,7 +257,7 @@ impl Sensor {
         let who = self.procs.attribute(tid, &mut intro);
         for info in intro {
             let proc = Some(info.key);
-            self.emit(handler, Event { time_ns, proc, kind: EventKind::Proc(info) });
+            self.emit(handler, Event { time_ns, proc, kind: EventKind::Proc(info) }, None);
         }
         match who {
             Who::Own => None,
@@ -270,9 +270,9 @@ impl Sensor {
         }
     }
 
-    fn emit(&mut self, handler: &mut dyn Handler, ev: Event) -> Decision {
+    fn emit(&mut self, handler: &mut dyn Handler, ev: Event, file: Option<&File>) -> Decision {
         self.stats.events += 1;
-        handler.event(&ev)
+        handler.event(&ev, file)
     }
 }
 
