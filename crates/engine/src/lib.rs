@@ -478,6 +478,12 @@ impl Engine {
         Some(verdict)
     }
 
+    /// Every file an actor touched so far, including what it still did after
+    /// its verdict (operations already in flight when it was stopped).
+    pub fn touched(&self, root: ProcKey) -> Option<&[FileTouch]> {
+        self.actors.get(&root).map(ActorState::touched)
+    }
+
     /// Forgets the evidence against an actor, after it was resumed as a false positive.
     pub fn absolve(&mut self, root: ProcKey) {
         self.actors.remove(&root);

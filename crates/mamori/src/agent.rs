@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 
 use crate::canary;
 use crate::settings::{Policy, Settings};
+use crate::vaults::{self, Vaults};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -51,15 +52,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
 
     let canaries = if settings.canary.enabled { canary::place(&protect, &settings.canary.names)? } else { Vec::new() };
-    let mut sensor = Sensor::new(SensorConfig { protect: protect.clone(), exclude: vec![state.clone()] })
-        .context("cannot start the sensor")?;
+    let vaults = if settings.vault.enabled { Some(Vaults::open(&state, &protect, &settings.vault)?) } else { None };
+    let mut exclude = vec![state.clone()];
+    exclude.extend(vaults::vault_dirs(&state, &protect)?);
+    let mut sensor =
+        Sensor::new(SensorConfig { protect: protect.clone(), exclude }).context("cannot start the sensor")?;
     let record = match &args.record {
         Some(path) => Some(BufWriter::new(
             File::create(path).with_context(|| format!("cannot create trace file {}", path.display()))?,
         )),
         None => None,
     };
-    let mut agent = Agent::new(settings, store, lock, protect.clone(), record)?;
+    let mut agent = Agent::new(settings, store, lock, protect.clone(), record, vaults)?;
     for path in &canaries {
         agent.inject(EventKind::Canary { path: path.display().to_string() })?;
     }
@@ -116,10 +120,17 @@ struct Agent {
     trusts_seen: usize,
     last_publish: Instant,
     last_trust_check: Instant,
+    vaults: Option<Vaults>,
+    last_expire: Instant,
+    /// Incidents of this run, with their actor and how many files they list:
+    /// operations in flight when the actor was stopped still land, and
+    /// restore must know of them.
+    open_incidents: Vec<(String, mamori_event::ProcKey, usize)>,
 }
 
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 const TRUST_EVERY: Duration = Duration::from_secs(2);
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 
 impl Agent {
     fn new(
@@ -128,6 +139,7 @@ impl Agent {
         lock: AgentLock,
         protected: Vec<PathBuf>,
         record: Option<BufWriter<File>>,
+        vaults: Option<Vaults>,
     ) -> Result<Agent> {
         let incidents = store.incidents()?.len() as u64;
         Ok(Agent {
@@ -143,6 +155,9 @@ impl Agent {
             trusts_seen: 0,
             last_publish: Instant::now(),
             last_trust_check: Instant::now(),
+            vaults,
+            last_expire: Instant::now(),
+            open_incidents: Vec::new(),
         })
     }
 
@@ -206,6 +221,36 @@ impl Agent {
         self.last_publish = Instant::now();
     }
 
+    /// Adds to each incident of this run the files its actor touched after the verdict.
+    fn complete_incidents(&mut self) {
+        for (id, root, listed) in &mut self.open_incidents {
+            let Some(touched) = self.engine.touched(*root) else { continue };
+            if touched.len() == *listed {
+                continue;
+            }
+            let Ok(Some(mut inc)) = self.store.incident(id) else { continue };
+            inc.files = touched.iter().map(file_op).collect();
+            match self.store.update_incident(&inc) {
+                Ok(()) => *listed = touched.len(),
+                Err(e) => warn!("cannot update incident {id}: {e}"),
+            }
+        }
+    }
+
+    /// Releases old copies, except those of files an incident names.
+    fn expire(&mut self) {
+        let Some(vaults) = &mut self.vaults else { return };
+        let needed: std::collections::HashSet<String> = match self.store.incidents() {
+            Ok(incs) => incs
+                .into_iter()
+                .flat_map(|i| i.files.into_iter().flat_map(|f| std::iter::once(f.path).chain(f.to)))
+                .collect(),
+            // Without the incidents we cannot know what is needed: keep everything.
+            Err(_) => return,
+        };
+        vaults.expire(now_ns(), &|path| needed.contains(path));
+    }
+
     /// Stops the actor at once, then writes the incident down.
     fn respond(&mut self, verdict: Verdict, deciding_event_ns: u64) {
         let stopped = mamori_response::suspend_tree(verdict.actor, &self.guard);
@@ -230,6 +275,13 @@ impl Agent {
                 self.engine.stats().overflows
             ));
         }
+        let skipped = self.vaults.as_ref().map_or(0, Vaults::skipped);
+        if skipped > 0 {
+            notes.push(format!(
+                "{skipped} before-image(s) could not be kept (vault space budget or free-space floor): \
+                 some files may not be restorable"
+            ));
+        }
         let info = verdict.actor_info.clone();
         let incident = Incident {
             id: self.store.next_incident_id().unwrap_or_else(|_| format!("INC-{}", now_ns())),
@@ -240,6 +292,7 @@ impl Agent {
                 exe: info.as_ref().map(|i| i.exe.clone()).unwrap_or_default(),
                 cmdline: info.as_ref().map(|i| i.cmdline.clone()).unwrap_or_default(),
                 uid: info.as_ref().map_or(u32::MAX, |i| i.uid),
+                started_ns: mamori_proc::started_ns(verdict.actor.start),
             },
             pids: procs.iter().map(|k| k.pid).collect(),
             procs: if procs.is_empty() { vec![verdict.actor] } else { procs },
@@ -264,6 +317,7 @@ impl Agent {
         if let Err(e) = self.store.add_incident(&incident) {
             error!("cannot store incident {}: {e}", incident.id);
         }
+        self.open_incidents.push((incident.id.clone(), verdict.actor, incident.files.len()));
         self.incidents += 1;
         self.publish(true);
     }
@@ -275,8 +329,12 @@ fn file_op(t: &mamori_engine::FileTouch) -> FileOp {
 }
 
 impl Handler for Agent {
-    fn event(&mut self, ev: &Event, _file: Option<&std::fs::File>) -> Decision {
+    fn event(&mut self, ev: &Event, file: Option<&std::fs::File>) -> Decision {
         self.record(ev);
+        // Keep the before-image while the opener still waits: nothing is written yet.
+        if let (EventKind::Open { path, mode, .. }, Some(file), Some(vaults)) = (&ev.kind, file, &mut self.vaults) {
+            vaults.keep(file, path, *mode, ev.time_ns);
+        }
         if let Some(verdict) = self.engine.process(ev) {
             self.respond(verdict, ev.time_ns);
         }
@@ -290,8 +348,13 @@ impl Handler for Agent {
     }
 
     fn tick(&mut self) {
+        self.complete_incidents();
         if self.last_publish.elapsed() >= PUBLISH_EVERY {
             self.publish(true);
+        }
+        if self.last_expire.elapsed() >= EXPIRE_EVERY {
+            self.last_expire = Instant::now();
+            self.expire();
         }
         if self.last_trust_check.elapsed() >= TRUST_EVERY {
             self.last_trust_check = Instant::now();

@@ -5,9 +5,11 @@ mod agent;
 mod canary;
 mod commands;
 mod demo;
+mod restore;
 mod settings;
 mod trace;
 mod ui;
+mod vaults;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +59,8 @@ enum Command {
         state: StateArg,
         id: String,
     },
+    /// Put back every file an incident's actor changed, renamed or deleted, and remove what it made.
+    Restore(restore::RestoreArgs),
     /// Record what the sensor sees into a trace file (JSON lines), without acting.
     Record(trace::RecordArgs),
     /// Replay a recorded trace through the engine and print the verdicts.
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Command::Incidents { state, json } => commands::incidents(state.state, json),
         Command::Resume { state, id } => commands::resume(state.state, &id),
         Command::Kill { state, id } => commands::kill(state.state, &id),
+        Command::Restore(args) => restore::run(args),
         Command::Record(args) => trace::record(args),
         Command::Replay(args) => trace::replay(args),
         Command::Sim(cmd) => commands::sim(cmd),

@@ -14,6 +14,7 @@ pub struct Settings {
     pub agent: AgentSection,
     pub response: ResponseSection,
     pub canary: CanarySection,
+    pub vault: VaultSection,
     pub detect: Detect,
     pub weights: Weights,
 }
@@ -62,6 +63,25 @@ impl Default for CanarySection {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaultSection {
+    /// Keep a copy of each protected file before an untrusted process changes it.
+    pub enabled: bool,
+    /// How long copies are kept when no incident needs them.
+    pub retention_hours: u64,
+    /// Most space the copies may take, per vault.
+    pub budget_mib: u64,
+    /// Free space that copying never goes below.
+    pub free_floor_mib: u64,
+}
+
+impl Default for VaultSection {
+    fn default() -> Self {
+        VaultSection { enabled: true, retention_hours: 72, budget_mib: 20 * 1024, free_floor_mib: 1024 }
+    }
+}
+
 pub const DEFAULT_STATE: &str = "/var/lib/mamori";
 
 impl Settings {
@@ -75,6 +95,9 @@ impl Settings {
     pub fn parse(text: &str) -> Result<Settings> {
         let settings: Settings = toml::from_str(text).map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
         settings.engine().validate()?;
+        if settings.vault.retention_hours == 0 {
+            bail!("invalid config: `vault.retention_hours` must be at least 1");
+        }
         for name in &settings.canary.names {
             if name.is_empty() || name.contains('/') || name == "." || name == ".." {
                 bail!("invalid config: `canary.names` entries must be plain file names (got {name:?})");
@@ -105,6 +128,8 @@ mod tests {
         assert_eq!(parsed.weights, default.weights);
         assert_eq!(parsed.response.policy, Policy::Suspend);
         assert_eq!(parsed.canary.names, default.canary.names);
+        assert_eq!(parsed.vault.budget_mib, default.vault.budget_mib);
+        assert_eq!(parsed.vault.retention_hours, default.vault.retention_hours);
     }
 
     #[test]

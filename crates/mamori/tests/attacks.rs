@@ -49,6 +49,19 @@ fn attack(family: &str) {
     ws.kill(inc);
     let status = sim.0.wait().unwrap();
     assert!(!status.success(), "the simulator was killed, it cannot have finished");
+
+    // Lose nothing: restore puts every file back and removes what the attacker made.
+    let id = inc["id"].as_str().unwrap();
+    let out = mamori(&["restore", id, "--state", ws.state.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{family}: restore failed:\n{said}\n{}", agent.log());
+    let restored = before.diff(&Snapshot::take(&ws.data).unwrap());
+    record_result("restore.txt", &format!("{family} after_restore={restored:?}"));
+    assert_eq!(restored, Default::default(), "{family}: not everything came back:\n{said}");
+    // Restoring twice is harmless.
+    let again = mamori(&["restore", id, "--state", ws.state.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stdout));
+    assert_eq!(before.diff(&Snapshot::take(&ws.data).unwrap()), Default::default());
     agent.stop();
 }
 

@@ -55,6 +55,16 @@ pub fn start_time(pid: u32) -> Option<u64> {
 }
 
 /// State of one thread of a process, from `/proc/PID/task/TID/stat`.
+/// The wall-clock time (ns since the Unix epoch) at which a process that
+/// started `ticks` clock ticks after boot began, on this boot.
+pub fn started_ns(ticks: u64) -> Option<u64> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let btime: u64 = stat.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|&h| h > 0)?;
+    Some(btime * 1_000_000_000 + ticks * (1_000_000_000 / hz))
+}
+
 pub fn thread_state(pid: u32, tid: u32) -> Option<char> {
     let text = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
     Some(parse_stat(tid, &text)?.state)
@@ -96,6 +106,14 @@ pub fn parse_status(text: &str) -> Status {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn own_start_is_in_the_past_and_after_boot() {
+        let me = super::read_stat(std::process::id()).unwrap();
+        let started = super::started_ns(me.start).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        assert!(started <= now && now - started < 3_600_000_000_000, "{started} vs {now}");
+    }
+
     use super::*;
 
     #[test]

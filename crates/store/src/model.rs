@@ -34,6 +34,10 @@ pub struct ActorInfo {
     pub exe: String,
     pub cmdline: Vec<String>,
     pub uid: u32,
+    /// When the actor's root process started (ns since the Unix epoch): every
+    /// change it made came after, which is how restore picks the right copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ns: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

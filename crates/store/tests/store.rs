@@ -21,6 +21,7 @@ fn incident(id: &str) -> Incident {
             exe: "/tmp/evil".to_owned(),
             cmdline: vec!["/tmp/evil".to_owned(), "--all".to_owned()],
             uid: 1000,
+            started_ns: Some(1_735_787_045_000_000_000),
         },
         pids: vec![4242, 4243],
         procs: vec![ProcKey { pid: 4242, start: 987_654 }, ProcKey { pid: 4243, start: 987_700 }],

@@ -1,0 +1,441 @@
+//! The vault: before-images of protected files, on the same filesystem,
+//! out of an attacker's reach, and the way back.
+//!
+//! Two kinds of entry. A **copy** keeps a file's content and metadata from
+//! the moment a process opened it to write (a reflink where the filesystem
+//! can, bytes where it cannot). A **pin** is a hard link to a file some
+//! process opened: a later delete or rename-over then frees nothing, and if
+//! the file is changed in place, a copy was taken first.
+//!
+//! Layout of a vault directory (root-owned, mode 0700):
+//!
+//! ```text
+//! VAULT         format marker
+//! objects/N     content of entry N (a copy, or a hard link for a pin)
+//! entries.log   one JSON line per entry, appended; the index is rebuilt from it
+//! ```
+//!
+//! An object is complete before its line is appended, so after `kill -9` an
+//! object without a line is an orphan (removed at the next open) and a line
+//! is never without its object; a torn last line is skipped.
+
+mod sys;
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+const FORMAT: &str = "mamori-vault 1\n";
+const LOG: &str = "entries.log";
+
+/// Problems with the vault itself. Problems with one file's copy are
+/// reported as [`Preserved::Skipped`] instead: the agent keeps protecting.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("vault {path}: {source} (check that it is on a local filesystem mamori can write as root)")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path} is not a mamori vault (its VAULT marker is missing or of another format); move it aside")]
+    NotAVault { path: PathBuf },
+    #[error("restoring {path}: the content written does not match the copy's hash (the vault copy was changed)")]
+    HashMismatch { path: PathBuf },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> VaultError + '_ {
+    move |source| VaultError::Io { path: path.to_path_buf(), source }
+}
+
+/// What a file was, when its entry was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub path: String,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub atime_ns: i128,
+    pub mtime_ns: i128,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Copy,
+    Pin,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: u64,
+    pub kind: Kind,
+    pub meta: Meta,
+    /// BLAKE3 (hex) of the content, for copies.
+    pub hash: Option<String>,
+    pub taken_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The vault's space budget would be exceeded.
+    Budget,
+    /// The filesystem's free space would fall below the floor (or ran out).
+    FreeSpaceFloor,
+    /// Not a regular file.
+    NotRegular,
+    /// A pin needs the vault on the file's own filesystem.
+    NotSameFilesystem,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Preserved {
+    Stored(Entry),
+    AlreadyHeld,
+    Skipped(SkipReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub budget_bytes: u64,
+    pub free_floor_bytes: u64,
+    pub retention_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VaultUsage {
+    pub entries: usize,
+    pub bytes: u64,
+    pub skipped_budget: u64,
+    pub skipped_floor: u64,
+}
+
+pub struct Vault {
+    dir: PathBuf,
+    limits: Limits,
+    entries: Vec<Entry>,
+    by_path: HashMap<String, Vec<usize>>,
+    by_inode: HashMap<(u64, u64), Vec<usize>>,
+    next_id: u64,
+    usage: VaultUsage,
+    log: Option<File>,
+}
+
+impl Vault {
+    /// Creates or opens a vault for the agent: rebuilds the index from the
+    /// log and removes orphan objects.
+    pub fn open(dir: &Path, limits: Limits) -> Result<Vault, VaultError> {
+        Vault::load(dir, limits, true)
+    }
+
+    /// Opens an existing vault to read and restore from, changing nothing in
+    /// it (the agent may be writing to it at the same time).
+    pub fn open_read_only(dir: &Path, limits: Limits) -> Result<Vault, VaultError> {
+        Vault::load(dir, limits, false)
+    }
+
+    fn load(dir: &Path, limits: Limits, writable: bool) -> Result<Vault, VaultError> {
+        let marker = dir.join("VAULT");
+        if writable {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join("objects")).map_err(io_err(dir))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+            if !marker.exists() {
+                std::fs::write(&marker, FORMAT).map_err(io_err(&marker))?;
+            }
+        }
+        match std::fs::read_to_string(&marker) {
+            Ok(text) if text == FORMAT => {}
+            _ => return Err(VaultError::NotAVault { path: dir.to_path_buf() }),
+        }
+        let mut vault = Vault {
+            dir: dir.to_path_buf(),
+            limits,
+            entries: Vec::new(),
+            by_path: HashMap::new(),
+            by_inode: HashMap::new(),
+            next_id: 1,
+            usage: VaultUsage::default(),
+            log: None,
+        };
+        vault.read_log()?;
+        if writable {
+            vault.remove_orphans()?;
+            let log_path = dir.join(LOG);
+            vault.log = Some(
+                OpenOptions::new().create(true).append(true).mode(0o600).open(&log_path).map_err(io_err(&log_path))?,
+            );
+        }
+        Ok(vault)
+    }
+
+    fn read_log(&mut self) -> Result<(), VaultError> {
+        let path = self.dir.join(LOG);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let mut skipped = 0;
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(io_err(&path))?;
+            match serde_json::from_str::<Entry>(&line) {
+                Ok(e) if self.object_path(&e).exists() => self.index(e),
+                Ok(e) => warn!(id = e.id, path = %e.meta.path, "vault entry without its object: dropped"),
+                Err(_) => skipped += 1,
+            }
+        }
+        if skipped > 0 {
+            warn!(skipped, log = %path.display(), "unreadable vault log lines skipped (an interrupted write)");
+        }
+        Ok(())
+    }
+
+    fn remove_orphans(&mut self) -> Result<(), VaultError> {
+        let objects = self.dir.join("objects");
+        let ids: std::collections::HashSet<u64> = self.entries.iter().map(|e| e.id).collect();
+        for dent in std::fs::read_dir(&objects).map_err(io_err(&objects))? {
+            let dent = dent.map_err(io_err(&objects))?;
+            let name = dent.file_name();
+            let known = name.to_str().and_then(|n| n.parse::<u64>().ok()).is_some_and(|id| ids.contains(&id));
+            if !known {
+                warn!(object = ?name, "orphan vault object removed");
+                let _ = std::fs::remove_file(dent.path());
+            }
+        }
+        Ok(())
+    }
+
+    fn index(&mut self, e: Entry) {
+        let i = self.entries.len();
+        self.next_id = self.next_id.max(e.id + 1);
+        if e.kind == Kind::Copy {
+            self.usage.bytes += e.meta.size;
+        }
+        self.by_path.entry(e.meta.path.clone()).or_default().push(i);
+        self.by_inode.entry((e.meta.dev, e.meta.ino)).or_default().push(i);
+        self.entries.push(e);
+        self.usage.entries = self.entries.len();
+    }
+
+    fn append(&mut self, e: Entry) -> Result<Entry, VaultError> {
+        let mut line = serde_json::to_string(&e).expect("entries always serialise");
+        line.push('\n');
+        let path = self.dir.join(LOG);
+        let log = self.log.as_mut().ok_or_else(|| io_err(&path)(io::Error::from(io::ErrorKind::PermissionDenied)))?;
+        log.write_all(line.as_bytes()).map_err(io_err(&path))?;
+        self.index(e.clone());
+        Ok(e)
+    }
+
+    pub fn object_path(&self, e: &Entry) -> PathBuf {
+        self.dir.join("objects").join(e.id.to_string())
+    }
+
+    pub fn entries_for_path(&self, path: &str) -> Vec<&Entry> {
+        self.by_path.get(path).map(|ix| ix.iter().map(|&i| &self.entries[i]).collect()).unwrap_or_default()
+    }
+
+    pub fn entries_for_inode(&self, dev: u64, ino: u64) -> Vec<&Entry> {
+        self.by_inode.get(&(dev, ino)).map(|ix| ix.iter().map(|&i| &self.entries[i]).collect()).unwrap_or_default()
+    }
+
+    pub fn usage(&self) -> VaultUsage {
+        self.usage
+    }
+
+    fn held(&self, meta: &Meta, kind: Kind) -> bool {
+        self.entries_for_inode(meta.dev, meta.ino)
+            .iter()
+            .rev()
+            .find(|e| e.kind == kind)
+            .is_some_and(|e| kind == Kind::Pin || (e.meta.size == meta.size && e.meta.mtime_ns == meta.mtime_ns))
+    }
+
+    /// Keeps the current content and metadata of `file` (known as `path`).
+    pub fn preserve(&mut self, file: &File, path: &str, now_ns: u64) -> Result<Preserved, VaultError> {
+        let Some(meta) = meta_of(file, path, true) else { return Ok(Preserved::Skipped(SkipReason::NotRegular)) };
+        if self.held(&meta, Kind::Copy) {
+            return Ok(Preserved::AlreadyHeld);
+        }
+        if self.usage.bytes + meta.size > self.limits.budget_bytes {
+            self.usage.skipped_budget += 1;
+            return Ok(Preserved::Skipped(SkipReason::Budget));
+        }
+        let free = sys::free_bytes(&self.dir).map_err(io_err(&self.dir))?;
+        if free < meta.size.saturating_add(self.limits.free_floor_bytes) {
+            self.usage.skipped_floor += 1;
+            return Ok(Preserved::Skipped(SkipReason::FreeSpaceFloor));
+        }
+        let entry = Entry { id: self.next_id, kind: Kind::Copy, meta, hash: None, taken_ns: now_ns };
+        self.next_id += 1;
+        let object = self.object_path(&entry);
+        match copy_object(file, &object) {
+            Ok(hash) => self.append(Entry { hash: Some(hash), ..entry }).map(Preserved::Stored),
+            Err(e) => {
+                let _ = std::fs::remove_file(&object);
+                if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
+                    self.usage.skipped_floor += 1;
+                    Ok(Preserved::Skipped(SkipReason::FreeSpaceFloor))
+                } else {
+                    Err(io_err(&object)(e))
+                }
+            }
+        }
+    }
+
+    /// Pins the inode of `file` (known as `path`) with a hard link.
+    pub fn pin(&mut self, file: &File, path: &str, now_ns: u64) -> Result<Preserved, VaultError> {
+        let Some(meta) = meta_of(file, path, false) else { return Ok(Preserved::Skipped(SkipReason::NotRegular)) };
+        if self.held(&meta, Kind::Pin) {
+            return Ok(Preserved::AlreadyHeld);
+        }
+        let entry = Entry { id: self.next_id, kind: Kind::Pin, meta, hash: None, taken_ns: now_ns };
+        self.next_id += 1;
+        let object = self.object_path(&entry);
+        match sys::link_open_file(file, &object) {
+            Ok(()) => self.append(entry).map(Preserved::Stored),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => Ok(Preserved::Skipped(SkipReason::NotSameFilesystem)),
+            // Already deleted by the time we looked: nothing left to pin.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Preserved::Skipped(SkipReason::NotRegular)),
+            Err(e) => Err(io_err(&object)(e)),
+        }
+    }
+
+    /// Releases entries older than the retention window unless `keep` wants
+    /// them; rewrites the log without them. Returns the bytes freed.
+    pub fn expire(&mut self, now_ns: u64, keep: &dyn Fn(&Entry) -> bool) -> Result<u64, VaultError> {
+        let cutoff = now_ns.saturating_sub(self.limits.retention_ns);
+        let (old, kept): (Vec<Entry>, Vec<Entry>) =
+            std::mem::take(&mut self.entries).into_iter().partition(|e| e.taken_ns < cutoff && !keep(e));
+        if old.is_empty() {
+            self.entries = kept;
+            return Ok(0);
+        }
+        let log_path = self.dir.join(LOG);
+        let tmp = self.dir.join("entries.log.new");
+        let mut text = String::new();
+        for e in &kept {
+            text.push_str(&serde_json::to_string(e).expect("entries always serialise"));
+            text.push('\n');
+        }
+        std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &log_path).map_err(io_err(&log_path))?;
+        self.log = Some(OpenOptions::new().append(true).open(&log_path).map_err(io_err(&log_path))?);
+        let mut freed = 0;
+        for e in &old {
+            let _ = std::fs::remove_file(self.object_path(e));
+            if e.kind == Kind::Copy {
+                freed += e.meta.size;
+            }
+        }
+        self.by_path.clear();
+        self.by_inode.clear();
+        self.usage.bytes = 0;
+        for e in kept {
+            self.index(e);
+        }
+        self.usage.entries = self.entries.len();
+        Ok(freed)
+    }
+
+    /// Writes entry `e`'s content to `dest` (beside it, then renamed over),
+    /// with its mode, owner, timestamps and extended attributes; verifies the
+    /// content against the recorded hash. Returns the hash of what was written.
+    pub fn restore_to(&self, e: &Entry, dest: &Path) -> Result<String, VaultError> {
+        let object = self.object_path(e);
+        let src = File::open(&object).map_err(io_err(&object))?;
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(".mamori-restore-{}-{}", std::process::id(), e.id));
+        let result = (|| {
+            let out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io_err(&tmp))?;
+            let hash = copy_into(&src, &out).map_err(io_err(&tmp))?;
+            if e.hash.as_ref().is_some_and(|h| *h != hash) {
+                return Err(VaultError::HashMismatch { path: dest.to_path_buf() });
+            }
+            let m = &e.meta;
+            std::os::unix::fs::fchown(&out, Some(m.uid), Some(m.gid)).map_err(io_err(&tmp))?;
+            out.set_permissions(std::fs::Permissions::from_mode(m.mode & 0o7777)).map_err(io_err(&tmp))?;
+            for (name, value) in &m.xattrs {
+                if let Err(err) = sys::set_xattr(&out, name, value) {
+                    warn!(file = %dest.display(), name, "cannot restore an extended attribute: {err}");
+                }
+            }
+            sys::set_times(&out, m.atime_ns, m.mtime_ns).map_err(io_err(&tmp))?;
+            out.sync_all().map_err(io_err(&tmp))?;
+            std::fs::rename(&tmp, dest).map_err(io_err(dest))?;
+            Ok(hash)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+fn meta_of(file: &File, path: &str, with_xattrs: bool) -> Option<Meta> {
+    let m = file.metadata().ok()?;
+    if !m.is_file() {
+        return None;
+    }
+    Some(Meta {
+        path: path.to_owned(),
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.len(),
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+        atime_ns: m.atime() as i128 * 1_000_000_000 + m.atime_nsec() as i128,
+        mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+        xattrs: if with_xattrs { sys::xattrs(file) } else { Vec::new() },
+    })
+}
+
+/// Writes `file`'s content to a new object: a reflink where possible, else
+/// a copy. Returns the content's hash.
+fn copy_object(file: &File, object: &Path) -> io::Result<String> {
+    let out = OpenOptions::new().write(true).read(true).create_new(true).mode(0o600).open(object)?;
+    if sys::reflink(file, &out).is_ok() {
+        return hash_of(&out);
+    }
+    copy_into(file, &out)
+}
+
+/// Copies all of `src` (by offset: the caller's file position is left
+/// alone) into `dst`, hashing as it goes.
+fn copy_into(src: &File, dst: &File) -> io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0u64;
+    loop {
+        let n = src.read_at(&mut buf, off)?;
+        if n == 0 {
+            break;
+        }
+        dst.write_all_at(&buf[..n], off)?;
+        hasher.update(&buf[..n]);
+        off += n as u64;
+    }
+    dst.set_len(off)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+fn hash_of(file: &File) -> io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let mut reader = io::BufReader::new(file.try_clone()?);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}

@@ -1,0 +1,87 @@
+//! The few system calls the vault needs that std does not offer: reflink,
+//! linking an open file, extended attributes, free space, timestamps.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+fn cstr(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// FICLONE: make `dst` share `src`'s blocks (XFS, btrfs). Fails on ext4.
+pub fn reflink(src: &File, dst: &File) -> io::Result<()> {
+    const FICLONE: libc::c_ulong = 0x4004_9409;
+    // SAFETY: both descriptors are open for the duration of the call.
+    check(unsafe { libc::ioctl(dst.as_raw_fd(), FICLONE, src.as_raw_fd()) })
+}
+
+/// A new name for an open file (`linkat` with `AT_EMPTY_PATH`), even one
+/// another process is about to delete. Needs CAP_DAC_READ_SEARCH.
+pub fn link_open_file(file: &File, new: &Path) -> io::Result<()> {
+    let empty = CString::default();
+    let new = cstr(new)?;
+    // SAFETY: valid fd and NUL-terminated strings.
+    check(unsafe { libc::linkat(file.as_raw_fd(), empty.as_ptr(), libc::AT_FDCWD, new.as_ptr(), libc::AT_EMPTY_PATH) })
+}
+
+/// Bytes available to root on the filesystem holding `path`.
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    let p = cstr(path)?;
+    // SAFETY: statvfs fills the struct it is given.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::statvfs(p.as_ptr(), &mut st) })?;
+    Ok(st.f_bfree.saturating_mul(st.f_frsize))
+}
+
+/// Every extended attribute of an open file (name, value).
+pub fn xattrs(file: &File) -> Vec<(String, Vec<u8>)> {
+    let fd = file.as_raw_fd();
+    let mut names = vec![0u8; 4096];
+    // SAFETY: the buffer is as large as we say.
+    let n = unsafe { libc::flistxattr(fd, names.as_mut_ptr().cast(), names.len()) };
+    if n <= 0 {
+        return Vec::new();
+    }
+    names.truncate(n as usize);
+    let mut out = Vec::new();
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let Ok(cname) = CString::new(name) else { continue };
+        let mut value = vec![0u8; 64 * 1024];
+        // SAFETY: as above.
+        let len = unsafe { libc::fgetxattr(fd, cname.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
+        if len >= 0 {
+            value.truncate(len as usize);
+            out.push((String::from_utf8_lossy(name).into_owned(), value));
+        }
+    }
+    out
+}
+
+pub fn set_xattr(file: &File, name: &str, value: &[u8]) -> io::Result<()> {
+    let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: valid fd, name and value buffer.
+    check(unsafe { libc::fsetxattr(file.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) })
+}
+
+/// Sets access and modification times (ns since the epoch).
+pub fn set_times(file: &File, atime_ns: i128, mtime_ns: i128) -> io::Result<()> {
+    let ts = |ns: i128| libc::timespec {
+        tv_sec: ns.div_euclid(1_000_000_000) as _,
+        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
+    };
+    let times = [ts(atime_ns), ts(mtime_ns)];
+    // SAFETY: valid fd and a two-element array.
+    check(unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) })
+}
