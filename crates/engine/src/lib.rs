@@ -116,7 +116,7 @@ pub struct EngineStats {
 
 /// How much the engine remembers; bounded so a long-running agent stays flat.
 const PROC_GENERATION: usize = 32 * 1024;
-const FILE_GENERATION: usize = 64 * 1024;
+const FILE_GENERATION: usize = 32 * 1024;
 /// Full before-facts can hold hundreds of block samples: keep fewer.
 const BEFORE_GENERATION: usize = 2048;
 /// How often (in events) idle actors are swept, and how long idle means.

@@ -18,7 +18,7 @@ pub(crate) struct Recent<K, V> {
 impl<K: Hash + Eq, V> Default for Recent<K, V> {
     /// Room for the files one actor touches in a working session.
     fn default() -> Self {
-        Recent::new(16 * 1024)
+        Recent::new(8 * 1024)
     }
 }
 

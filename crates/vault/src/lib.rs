@@ -120,8 +120,15 @@ pub struct Vault {
     dir: PathBuf,
     limits: Limits,
     entries: Vec<Entry>,
-    by_path: HashMap<String, Vec<usize>>,
-    by_inode: HashMap<(u64, u64), Vec<usize>>,
+    /// Keyed by a hash of the path, not the path itself: a pin per opened
+    /// file adds up on a large share, and the path is in the entry already.
+    by_path: HashMap<u64, Vec<u32>>,
+    by_inode: HashMap<(u64, u64), Vec<u32>>,
+    /// The agent's view of pins: just the inodes held and when, as a pin is
+    /// taken for every opened file and full entries would weigh tens of MiB
+    /// on a large share. A read-only open (restore) keeps full entries.
+    pins: HashMap<(u64, u64), u64>,
+    compact_pins: bool,
     next_id: u64,
     usage: VaultUsage,
     log: Option<File>,
@@ -159,6 +166,8 @@ impl Vault {
             entries: Vec::new(),
             by_path: HashMap::new(),
             by_inode: HashMap::new(),
+            pins: HashMap::new(),
+            compact_pins: writable,
             next_id: 1,
             usage: VaultUsage::default(),
             log: None,
@@ -212,15 +221,20 @@ impl Vault {
     }
 
     fn index(&mut self, e: Entry) {
-        let i = self.entries.len();
         self.next_id = self.next_id.max(e.id + 1);
+        if self.compact_pins && e.kind == Kind::Pin {
+            self.pins.insert((e.meta.dev, e.meta.ino), e.taken_ns);
+            self.usage.entries = self.entries.len() + self.pins.len();
+            return;
+        }
+        let i = self.entries.len() as u32;
         if e.kind == Kind::Copy {
             self.usage.bytes += e.meta.size;
         }
-        self.by_path.entry(e.meta.path.clone()).or_default().push(i);
+        self.by_path.entry(path_key(&e.meta.path)).or_default().push(i);
         self.by_inode.entry((e.meta.dev, e.meta.ino)).or_default().push(i);
         self.entries.push(e);
-        self.usage.entries = self.entries.len();
+        self.usage.entries = self.entries.len() + self.pins.len();
     }
 
     fn append(&mut self, e: Entry) -> Result<Entry, VaultError> {
@@ -238,11 +252,15 @@ impl Vault {
     }
 
     pub fn entries_for_path(&self, path: &str) -> Vec<&Entry> {
-        self.by_path.get(path).map(|ix| ix.iter().map(|&i| &self.entries[i]).collect()).unwrap_or_default()
+        let Some(ix) = self.by_path.get(&path_key(path)) else { return Vec::new() };
+        ix.iter().map(|&i| &self.entries[i as usize]).filter(|e| e.meta.path == path).collect()
     }
 
     pub fn entries_for_inode(&self, dev: u64, ino: u64) -> Vec<&Entry> {
-        self.by_inode.get(&(dev, ino)).map(|ix| ix.iter().map(|&i| &self.entries[i]).collect()).unwrap_or_default()
+        self.by_inode
+            .get(&(dev, ino))
+            .map(|ix| ix.iter().map(|&i| &self.entries[i as usize]).collect())
+            .unwrap_or_default()
     }
 
     pub fn usage(&self) -> VaultUsage {
@@ -250,6 +268,9 @@ impl Vault {
     }
 
     fn held(&self, meta: &Meta, kind: Kind) -> bool {
+        if kind == Kind::Pin && self.compact_pins {
+            return self.pins.contains_key(&(meta.dev, meta.ino));
+        }
         self.entries_for_inode(meta.dev, meta.ino)
             .iter()
             .rev()
@@ -311,13 +332,26 @@ impl Vault {
     /// them; rewrites the log without them. Returns the bytes freed.
     pub fn expire(&mut self, now_ns: u64, keep: &dyn Fn(&Entry) -> bool) -> Result<u64, VaultError> {
         let cutoff = now_ns.saturating_sub(self.limits.retention_ns);
-        let (old, kept): (Vec<Entry>, Vec<Entry>) =
-            std::mem::take(&mut self.entries).into_iter().partition(|e| e.taken_ns < cutoff && !keep(e));
-        if old.is_empty() {
-            self.entries = kept;
+        let oldest = self.entries.iter().map(|e| e.taken_ns).chain(self.pins.values().copied()).min();
+        if oldest.is_none_or(|t| t >= cutoff) {
             return Ok(0);
         }
+        // The log is the whole truth (pins are only summarised in memory).
         let log_path = self.dir.join(LOG);
+        let file = File::open(&log_path).map_err(io_err(&log_path))?;
+        let (mut kept, mut old) = (Vec::new(), Vec::new());
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(io_err(&log_path))?;
+            let Ok(e) = serde_json::from_str::<Entry>(&line) else { continue };
+            if e.taken_ns < cutoff && !keep(&e) {
+                old.push(e);
+            } else {
+                kept.push(e);
+            }
+        }
+        if old.is_empty() {
+            return Ok(0);
+        }
         let tmp = self.dir.join("entries.log.new");
         let mut text = String::new();
         for e in &kept {
@@ -334,13 +368,14 @@ impl Vault {
                 freed += e.meta.size;
             }
         }
+        self.entries.clear();
         self.by_path.clear();
         self.by_inode.clear();
+        self.pins.clear();
         self.usage.bytes = 0;
         for e in kept {
             self.index(e);
         }
-        self.usage.entries = self.entries.len();
         Ok(freed)
     }
 
@@ -376,6 +411,13 @@ impl Vault {
         }
         result
     }
+}
+
+fn path_key(path: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish()
 }
 
 fn meta_of(file: &File, path: &str, with_xattrs: bool) -> Option<Meta> {
