@@ -177,3 +177,41 @@ fn record_then_replay_gives_the_same_verdict() {
     assert_eq!(verdicts[0]["actor"]["pid"], incidents[0]["actor"]["pid"]);
     ws.kill(&incidents[0]);
 }
+
+#[test]
+fn restore_dry_run_changes_nothing_and_to_dir_leaves_the_originals() {
+    let ws = Workspace::new();
+    ws.corpus(30, 0);
+    let cfg = ws.config("[canary]\nenabled = false\n");
+    let agent = ws.start_agent(Some(&cfg));
+    let before = mamori_sim::Snapshot::take(&ws.data).unwrap();
+    let mut sim = ws.simulate("overwrite");
+    let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
+    assert_eq!(incidents.len(), 1, "{}", agent.log());
+    ws.kill(&incidents[0]);
+    let _ = sim.0.wait();
+    let (id, state) = (incidents[0]["id"].as_str().unwrap(), ws.state.to_str().unwrap());
+    let attacked = mamori_sim::Snapshot::take(&ws.data).unwrap();
+    assert_ne!(before.diff(&attacked), Default::default(), "the attack changed something");
+
+    let out = mamori(&["restore", id, "--state", state, "--dry-run"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("restore "), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(attacked.diff(&mamori_sim::Snapshot::take(&ws.data).unwrap()), Default::default(), "dry run");
+
+    let elsewhere = ws.tmp.path().join("recovered");
+    let out = mamori(&["restore", id, "--state", state, "--to", elsewhere.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        attacked.diff(&mamori_sim::Snapshot::take(&ws.data).unwrap()),
+        Default::default(),
+        "originals untouched"
+    );
+    // What came back elsewhere is exactly the pre-attack content of the files hit.
+    let recovered = mamori_sim::Snapshot::take(&elsewhere).unwrap();
+    assert!(!recovered.is_empty());
+    let full = before.diff(&recovered);
+    assert_eq!(full.changed, 0, "every recovered file has its original content");
+    assert_eq!(full.added, 0);
+    agent.stop();
+}
