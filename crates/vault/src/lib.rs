@@ -15,15 +15,17 @@
 //! entries.log   one JSON line per entry, appended; the index is rebuilt from it
 //! ```
 //!
-//! An object is complete before its line is appended, so after `kill -9` an
-//! object without a line is an orphan (removed at the next open) and a line
-//! is never without its object; a torn last line is skipped.
+//! A copy is written under a temp name, fsynced and renamed into place
+//! before its line is appended and fsynced, so after a crash an object
+//! without a line is an orphan (removed at the next open) and a line is never
+//! without a whole object; a torn last line is skipped. Pins are not fsynced
+//! (see [`Vault::pin`]).
 
 mod sys;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -77,10 +79,19 @@ pub struct Entry {
     pub id: u64,
     pub kind: Kind,
     pub meta: Meta,
-    /// BLAKE3 (hex) of the content, for copies.
+    /// BLAKE3 (hex) of the content: always for copies, for pins when the
+    /// file is small enough to hash on the hot path ([`PIN_HASH_MAX`]).
     pub hash: Option<String>,
+    /// File name under `objects/`. Absent in lines written before the
+    /// field existed, where it was the id.
+    #[serde(default)]
+    pub object: String,
     pub taken_ns: u64,
 }
+
+/// Pins at most this large are hashed when taken, so a restore can tell
+/// whether the pinned inode was changed in place after the pin.
+pub const PIN_HASH_MAX: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
@@ -94,6 +105,9 @@ pub enum SkipReason {
     NotSameFilesystem,
 }
 
+// Returned once per call and matched at once, never kept in bulk: boxing
+// the entry would buy nothing but an allocation on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Preserved {
     Stored(Entry),
@@ -172,9 +186,9 @@ impl Vault {
             usage: VaultUsage::default(),
             log: None,
         };
-        vault.read_log()?;
+        let held = vault.read_log()?;
         if writable {
-            vault.remove_orphans()?;
+            vault.remove_orphans(&held)?;
             let log_path = dir.join(LOG);
             vault.log = Some(
                 OpenOptions::new().create(true).append(true).mode(0o600).open(&log_path).map_err(io_err(&log_path))?,
@@ -183,35 +197,45 @@ impl Vault {
         Ok(vault)
     }
 
-    fn read_log(&mut self) -> Result<(), VaultError> {
+    /// Indexes the log's entries; returns the object names they hold (pins
+    /// included, which the agent's index keeps only as inode summaries).
+    fn read_log(&mut self) -> Result<HashSet<String>, VaultError> {
         let path = self.dir.join(LOG);
+        let mut held = HashSet::new();
         let file = match File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(held),
             Err(e) => return Err(io_err(&path)(e)),
         };
         let mut skipped = 0;
         for line in BufReader::new(file).lines() {
             let line = line.map_err(io_err(&path))?;
-            match serde_json::from_str::<Entry>(&line) {
-                Ok(e) if self.object_path(&e).exists() => self.index(e),
-                Ok(e) => warn!(id = e.id, path = %e.meta.path, "vault entry without its object: dropped"),
-                Err(_) => skipped += 1,
+            match parse_line(&line) {
+                Some(e) => {
+                    if self.object_path(&e).exists() {
+                        held.insert(e.object.clone());
+                        self.index(e);
+                    } else {
+                        warn!(id = e.id, path = %e.meta.path, "vault entry without its object: dropped");
+                    }
+                }
+                None => skipped += 1,
             }
         }
         if skipped > 0 {
             warn!(skipped, log = %path.display(), "unreadable vault log lines skipped (an interrupted write)");
         }
-        Ok(())
+        Ok(held)
     }
 
-    fn remove_orphans(&mut self) -> Result<(), VaultError> {
+    /// Objects without a log line: copies cut short by a crash (temp names
+    /// included). They were never promised to anyone.
+    fn remove_orphans(&mut self, held: &HashSet<String>) -> Result<(), VaultError> {
         let objects = self.dir.join("objects");
-        let ids: std::collections::HashSet<u64> = self.entries.iter().map(|e| e.id).collect();
         for dent in std::fs::read_dir(&objects).map_err(io_err(&objects))? {
             let dent = dent.map_err(io_err(&objects))?;
             let name = dent.file_name();
-            let known = name.to_str().and_then(|n| n.parse::<u64>().ok()).is_some_and(|id| ids.contains(&id));
+            let known = name.to_str().is_some_and(|n| held.contains(n));
             if !known {
                 warn!(object = ?name, "orphan vault object removed");
                 let _ = std::fs::remove_file(dent.path());
@@ -237,18 +261,22 @@ impl Vault {
         self.usage.entries = self.entries.len() + self.pins.len();
     }
 
-    fn append(&mut self, e: Entry) -> Result<Entry, VaultError> {
+    /// Appends `e`'s line to the log; `durable` waits for it to reach the disk.
+    fn append(&mut self, e: Entry, durable: bool) -> Result<Entry, VaultError> {
         let mut line = serde_json::to_string(&e).expect("entries always serialise");
         line.push('\n');
         let path = self.dir.join(LOG);
         let log = self.log.as_mut().ok_or_else(|| io_err(&path)(io::Error::from(io::ErrorKind::PermissionDenied)))?;
         log.write_all(line.as_bytes()).map_err(io_err(&path))?;
+        if durable {
+            log.sync_data().map_err(io_err(&path))?;
+        }
         self.index(e.clone());
         Ok(e)
     }
 
     pub fn object_path(&self, e: &Entry) -> PathBuf {
-        self.dir.join("objects").join(e.id.to_string())
+        self.dir.join("objects").join(&e.object)
     }
 
     pub fn entries_for_path(&self, path: &str) -> Vec<&Entry> {
@@ -293,21 +321,30 @@ impl Vault {
             self.usage.skipped_floor += 1;
             return Ok(Preserved::Skipped(SkipReason::FreeSpaceFloor));
         }
-        let entry = Entry { id: self.next_id, kind: Kind::Copy, meta, hash: None, taken_ns: now_ns };
+        let id = self.next_id;
         self.next_id += 1;
-        let object = self.object_path(&entry);
-        match copy_object(file, &object) {
-            Ok(hash) => self.append(Entry { hash: Some(hash), ..entry }).map(Preserved::Stored),
+        let entry = Entry { id, kind: Kind::Copy, meta, hash: None, object: id.to_string(), taken_ns: now_ns };
+        // Written under a temp name and renamed only once durable, so a name
+        // in objects/ that a log line points at is always a whole copy.
+        let objects = self.dir.join("objects");
+        let tmp = objects.join(format!(".tmp-{id}"));
+        let hash = match copy_object(file, &tmp) {
+            Ok(hash) => hash,
             Err(e) => {
-                let _ = std::fs::remove_file(&object);
+                let _ = std::fs::remove_file(&tmp);
                 if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
                     self.usage.skipped_floor += 1;
-                    Ok(Preserved::Skipped(SkipReason::FreeSpaceFloor))
-                } else {
-                    Err(io_err(&object)(e))
+                    return Ok(Preserved::Skipped(SkipReason::FreeSpaceFloor));
                 }
+                return Err(io_err(&tmp)(e));
             }
+        };
+        let object = self.object_path(&entry);
+        if let Err(e) = std::fs::rename(&tmp, &object).and_then(|()| sys::sync_dir(&objects)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_err(&object)(e));
         }
+        self.append(Entry { hash: Some(hash), ..entry }, true).map(Preserved::Stored)
     }
 
     /// Pins the inode of `file` (known as `path`) with a hard link.
@@ -316,11 +353,16 @@ impl Vault {
         if self.held(&meta, Kind::Pin) {
             return Ok(Preserved::AlreadyHeld);
         }
-        let entry = Entry { id: self.next_id, kind: Kind::Pin, meta, hash: None, taken_ns: now_ns };
+        let id = self.next_id;
         self.next_id += 1;
+        let hash = if meta.size <= PIN_HASH_MAX { hash_of(file).ok() } else { None };
+        let entry = Entry { id, kind: Kind::Pin, meta, hash, object: id.to_string(), taken_ns: now_ns };
         let object = self.object_path(&entry);
         match sys::link_open_file(file, &object) {
-            Ok(()) => self.append(entry).map(Preserved::Stored),
+            // Not fsynced: a pin is taken on every open while the opener
+            // waits, and an fsync costs milliseconds. A crash loses the link
+            // and its line together (the journal commits them in order).
+            Ok(()) => self.append(entry, false).map(Preserved::Stored),
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => Ok(Preserved::Skipped(SkipReason::NotSameFilesystem)),
             // Already deleted by the time we looked: nothing left to pin.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Preserved::Skipped(SkipReason::NotRegular)),
@@ -342,7 +384,7 @@ impl Vault {
         let (mut kept, mut old) = (Vec::new(), Vec::new());
         for line in BufReader::new(file).lines() {
             let line = line.map_err(io_err(&log_path))?;
-            let Ok(e) = serde_json::from_str::<Entry>(&line) else { continue };
+            let Some(e) = parse_line(&line) else { continue };
             if e.taken_ns < cutoff && !keep(&e) {
                 old.push(e);
             } else {
@@ -358,8 +400,11 @@ impl Vault {
             text.push_str(&serde_json::to_string(e).expect("entries always serialise"));
             text.push('\n');
         }
-        std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &log_path).map_err(io_err(&log_path))?;
+        // Durable before the rename: a log lost to a crash here would make
+        // every object an orphan at the next open.
+        let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
+        out.write_all(text.as_bytes()).and_then(|()| out.sync_all()).map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &log_path).and_then(|()| sys::sync_dir(&self.dir)).map_err(io_err(&log_path))?;
         self.log = Some(OpenOptions::new().append(true).open(&log_path).map_err(io_err(&log_path))?);
         let mut freed = 0;
         for e in &old {
@@ -380,8 +425,9 @@ impl Vault {
     }
 
     /// Writes entry `e`'s content to `dest` (beside it, then renamed over),
-    /// with its mode, owner, timestamps and extended attributes; verifies the
-    /// content against the recorded hash. Returns the hash of what was written.
+    /// with its mode, owner, timestamps and extended attributes; refuses a
+    /// copy whose content no longer matches its hash (a pin's mismatch is only
+    /// warned about). Returns the hash of what was written.
     pub fn restore_to(&self, e: &Entry, dest: &Path) -> Result<String, VaultError> {
         let object = self.object_path(e);
         let src = File::open(&object).map_err(io_err(&object))?;
@@ -390,8 +436,17 @@ impl Vault {
         let result = (|| {
             let out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io_err(&tmp))?;
             let hash = copy_into(&src, &out).map_err(io_err(&tmp))?;
-            if e.hash.as_ref().is_some_and(|h| *h != hash) {
-                return Err(VaultError::HashMismatch { path: dest.to_path_buf() });
+            match (&e.hash, e.kind) {
+                (Some(h), Kind::Copy) if *h != hash => {
+                    return Err(VaultError::HashMismatch { path: dest.to_path_buf() });
+                }
+                // A pin holds the inode, not a frozen content: a change made
+                // in place after the pin (say, the owner's own last edit) is
+                // what there is to restore when no copy exists.
+                (Some(h), Kind::Pin) if *h != hash => {
+                    warn!(file = %dest.display(), id = e.id, "the pinned file was changed in place after its pin");
+                }
+                _ => {}
             }
             let m = &e.meta;
             std::os::unix::fs::fchown(&out, Some(m.uid), Some(m.gid)).map_err(io_err(&tmp))?;
@@ -443,10 +498,9 @@ fn meta_of(file: &File, path: &str, with_xattrs: bool) -> Option<Meta> {
 /// a copy. Returns the content's hash.
 fn copy_object(file: &File, object: &Path) -> io::Result<String> {
     let out = OpenOptions::new().write(true).read(true).create_new(true).mode(0o600).open(object)?;
-    if sys::reflink(file, &out).is_ok() {
-        return hash_of(&out);
-    }
-    copy_into(file, &out)
+    let hash = if sys::reflink(file, &out).is_ok() { hash_of(&out)? } else { copy_into(file, &out)? };
+    out.sync_all()?;
+    Ok(hash)
 }
 
 /// Copies all of `src` (by offset: the caller's file position is left
@@ -468,16 +522,27 @@ fn copy_into(src: &File, dst: &File) -> io::Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
+/// By offset, like [`copy_into`]: the caller's file position is left alone.
 fn hash_of(file: &File) -> io::Result<String> {
     let mut hasher = blake3::Hasher::new();
-    let mut reader = io::BufReader::new(file.try_clone()?);
     let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0u64;
     loop {
-        let n = reader.read(&mut buf)?;
+        let n = file.read_at(&mut buf, off)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
+        off += n as u64;
     }
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// One log line, or None for a torn or garbled one.
+fn parse_line(line: &str) -> Option<Entry> {
+    let mut e = serde_json::from_str::<Entry>(line).ok()?;
+    if e.object.is_empty() {
+        e.object = e.id.to_string();
+    }
+    Some(e)
 }

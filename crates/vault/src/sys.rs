@@ -85,3 +85,8 @@ pub fn set_times(file: &File, atime_ns: i128, mtime_ns: i128) -> io::Result<()> 
     // SAFETY: valid fd and a two-element array.
     check(unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) })
 }
+
+/// Makes renames and new names in `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

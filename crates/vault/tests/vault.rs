@@ -1,6 +1,7 @@
 //! The vault on real files in temporary folders (as root: pins need CAP_DAC_READ_SEARCH).
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use mamori_vault::{Kind, Limits, Preserved, SkipReason, Vault};
@@ -159,4 +160,176 @@ fn a_tampered_copy_is_refused_on_restore() {
     std::fs::write(v.object_path(&e), b"evil").unwrap();
     assert!(matches!(v.restore_to(&e, &f), Err(mamori_vault::VaultError::HashMismatch { .. })));
     assert_eq!(std::fs::read(&f).unwrap(), b"good", "the original is untouched");
+}
+
+/// Unmounts (and detaches a loop device) when the test ends, pass or fail.
+struct Unmount(std::path::PathBuf);
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-d").arg(&self.0).status();
+    }
+}
+
+fn mount(args: &[&str], what: &Path, at: &Path) -> Unmount {
+    std::fs::create_dir_all(at).unwrap();
+    let ok = std::process::Command::new("mount").args(args).arg(what).arg(at).status().unwrap();
+    assert!(ok.success(), "mount {args:?} {}", what.display());
+    Unmount(at.to_path_buf())
+}
+
+// Regression: the agent's index keeps pins as inode summaries only, and its
+// orphan sweep once took their objects for orphans and unlinked them.
+#[test]
+fn pins_survive_reopening_the_vault() {
+    let (_t, data, dir) = setup();
+    let f = data.join("ledger.xlsx");
+    std::fs::write(&f, b"rows").unwrap();
+    let e = stored(Vault::open(&dir, BIG).unwrap().pin(&File::open(&f).unwrap(), s(&f), 10).unwrap());
+    assert_eq!(e.hash.as_deref(), Some(blake3::hash(b"rows").to_hex().as_str()), "small pins are hashed");
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    assert!(v.object_path(&e).exists(), "the pin's link is still there");
+    assert_eq!(v.pin(&File::open(&f).unwrap(), s(&f), 11).unwrap(), Preserved::AlreadyHeld);
+    std::fs::remove_file(&f).unwrap();
+    let ro = Vault::open_read_only(&dir, BIG).unwrap();
+    assert_eq!(ro.entries_for_path(s(&f)), vec![&e]);
+    ro.restore_to(&e, &f).unwrap();
+    assert_eq!(std::fs::read(&f).unwrap(), b"rows");
+}
+
+#[test]
+fn reopening_gives_the_same_index_and_drops_entries_without_objects() {
+    let (_t, data, dir) = setup();
+    let paths: Vec<_> = (0..5).map(|i| data.join(format!("f{i}"))).collect();
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    for (i, p) in paths.iter().enumerate() {
+        std::fs::write(p, vec![i as u8; 100 * i]).unwrap();
+        stored(v.preserve(&File::open(p).unwrap(), s(p), i as u64).unwrap());
+    }
+    // A second version of f1.
+    std::fs::write(&paths[1], b"changed").unwrap();
+    stored(v.preserve(&File::open(&paths[1]).unwrap(), s(&paths[1]), 9).unwrap());
+    let before: Vec<Vec<mamori_vault::Entry>> =
+        paths.iter().map(|p| v.entries_for_path(s(p)).into_iter().cloned().collect()).collect();
+    let usage = v.usage();
+    drop(v);
+    let v = Vault::open(&dir, BIG).unwrap();
+    let after: Vec<Vec<mamori_vault::Entry>> =
+        paths.iter().map(|p| v.entries_for_path(s(p)).into_iter().cloned().collect()).collect();
+    assert_eq!(before, after);
+    assert_eq!(after[1].len(), 2, "both versions, oldest first");
+    assert!(after[1][0].taken_ns < after[1][1].taken_ns);
+    assert_eq!(v.usage(), usage);
+    let gone = &before[3][0];
+    std::fs::remove_file(v.object_path(gone)).unwrap();
+    drop(v);
+    let v = Vault::open(&dir, BIG).unwrap();
+    assert!(v.entries_for_path(s(&paths[3])).is_empty());
+    assert_eq!(v.entries_for_path(s(&paths[4])).len(), 1);
+}
+
+#[test]
+fn a_line_from_before_the_object_field_still_loads() {
+    let (_t, data, dir) = setup();
+    let f = data.join("old.txt");
+    std::fs::write(&f, b"old").unwrap();
+    let e = stored(Vault::open(&dir, BIG).unwrap().preserve(&File::open(&f).unwrap(), s(&f), 1).unwrap());
+    let log = dir.join("entries.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let old = text.replace(&format!(",\"object\":\"{}\"", e.object), "");
+    assert_ne!(old, text);
+    std::fs::write(&log, old).unwrap();
+    let v = Vault::open(&dir, BIG).unwrap();
+    assert_eq!(v.entries_for_path(s(&f)), vec![&e]);
+}
+
+#[test]
+fn preserving_leaves_the_callers_file_position_alone() {
+    use std::io::{Read, Seek, SeekFrom};
+    let (_t, data, dir) = setup();
+    let f = data.join("pos.txt");
+    std::fs::write(&f, b"0123456789").unwrap();
+    let mut file = File::open(&f).unwrap();
+    file.seek(SeekFrom::Start(4)).unwrap();
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    let e = stored(v.preserve(&file, s(&f), 1).unwrap());
+    stored(v.pin(&file, s(&f), 1).unwrap());
+    assert_eq!(std::fs::read(v.object_path(&e)).unwrap(), b"0123456789");
+    let mut rest = String::new();
+    file.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "456789");
+}
+
+// A file that grows between the free-space check and the copy (here one
+// whose size says 0 but reads as megabytes) runs the vault out of space
+// mid-copy: the partial copy goes, the result is a skip, not an error.
+#[test]
+fn running_out_of_space_mid_copy_leaves_no_partial_object() {
+    let (tmp, _data, _dir) = setup();
+    let mnt = tmp.path().join("tiny");
+    let _guard = mount(&["-t", "tmpfs", "-o", "size=256k"], Path::new("tmpfs"), &mnt);
+    let src = Path::new("/proc/kallsyms");
+    let mut v = Vault::open(&mnt.join("vault"), BIG).unwrap();
+    assert_eq!(
+        v.preserve(&File::open(src).unwrap(), s(src), 1).unwrap(),
+        Preserved::Skipped(SkipReason::FreeSpaceFloor)
+    );
+    assert_eq!(v.usage().skipped_floor, 1);
+    assert_eq!(std::fs::read_dir(mnt.join("vault/objects")).unwrap().count(), 0, "no partial object left");
+    drop(v);
+    assert!(Vault::open(&mnt.join("vault"), BIG).unwrap().usage().entries == 0);
+}
+
+/// A before-image on XFS or btrfs is a reflink: it shares the file's blocks.
+#[test]
+fn a_copy_on_a_reflink_filesystem_shares_blocks() {
+    let tools = [("mkfs.xfs", &["-q", "-f", "-m", "reflink=1"][..]), ("mkfs.btrfs", &["-q", "-f"][..])];
+    let Some((mkfs, args)) = tools.iter().find(|(t, _)| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        println!("note: neither mkfs.xfs (xfsprogs) nor mkfs.btrfs (btrfs-progs) is installed; reflink test skipped");
+        return;
+    };
+    let (tmp, _data, _dir) = setup();
+    let image = tmp.path().join("fs.img");
+    File::create(&image).unwrap().set_len(512 << 20).unwrap();
+    let ok = std::process::Command::new(mkfs).args(*args).arg(&image).status().unwrap();
+    assert!(ok.success(), "{mkfs} failed");
+    let mnt = tmp.path().join("mnt");
+    let _guard = mount(&["-o", "loop"], &image, &mnt);
+    let f = mnt.join("disk.img");
+    let content: Vec<u8> = (0..64u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&f, &content).unwrap();
+    File::open(&f).unwrap().sync_all().unwrap();
+    let free = || {
+        let c = std::ffi::CString::new(mnt.as_os_str().as_encoded_bytes()).unwrap();
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+        st.f_bfree * st.f_frsize
+    };
+    let mut v = Vault::open(&mnt.join("vault"), BIG).unwrap();
+    let before = free();
+    let e = stored(v.preserve(&File::open(&f).unwrap(), s(&f), 1).unwrap());
+    let used = before.saturating_sub(free());
+    assert!(used < 16 << 20, "a 64 MiB copy used {used} bytes");
+    std::fs::write(&f, b"encrypted").unwrap();
+    v.restore_to(&e, &f).unwrap();
+    assert!(std::fs::read(&f).unwrap() == content);
+}
+
+#[test]
+fn a_pin_changed_in_place_after_it_was_taken_still_restores() {
+    let (_t, data, dir) = setup();
+    let f = data.join("notes.txt");
+    std::fs::write(&f, b"v1").unwrap();
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    let e = stored(v.pin(&File::open(&f).unwrap(), s(&f), 1).unwrap());
+    // The owner's later edit, in place (same inode), then a delete.
+    std::fs::OpenOptions::new().write(true).open(&f).unwrap().write_all_at(b"v2", 0).unwrap();
+    std::fs::remove_file(&f).unwrap();
+    let written = v.restore_to(&e, &f).unwrap();
+    assert_eq!(std::fs::read(&f).unwrap(), b"v2");
+    assert_eq!(written, blake3::hash(b"v2").to_hex().as_str());
 }
