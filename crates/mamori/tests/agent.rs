@@ -24,28 +24,19 @@ fn status_follows_the_agent() {
 #[test]
 fn a_touched_decoy_stops_the_attack_at_once() {
     let ws = Workspace::new();
-    ws.corpus(40, 0);
-    let agent = ws.start_agent(None);
+    let (agent, mut sim, incident) = ws.attacked(40, None, "overwrite");
     assert!(ws.data.join(".0-contracts.pdf").exists(), "decoys are placed");
-    let mut sim = ws.simulate("overwrite");
-    let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
-    assert_eq!(incidents.len(), 1, "{}", agent.log());
-    let reasons = incidents[0]["reasons"].to_string();
+    let reasons = incident["reasons"].to_string();
     assert!(reasons.contains("decoy"), "{reasons}");
-    ws.kill(&incidents[0]);
+    ws.kill(&incident);
     agent.stop();
 }
 
 #[test]
 fn resume_continues_the_program_and_trusts_it_for_that_folder() {
     let ws = Workspace::new();
-    ws.corpus(30, 0);
-    let cfg = ws.config("[canary]\nenabled = false\n");
-    let agent = ws.start_agent(Some(&cfg));
-    let mut sim = ws.simulate("overwrite");
-    let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
-    assert_eq!(incidents.len(), 1, "{}", agent.log());
-    let id = incidents[0]["id"].as_str().unwrap();
+    let (agent, mut sim, incident) = ws.attacked(30, Some("[canary]\nenabled = false\n"), "overwrite");
+    let id = incident["id"].as_str().unwrap();
     let out = mamori(&["resume", id, "--state", ws.state.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Resumed and trusted, the program runs to its end (some files were
@@ -61,13 +52,9 @@ fn resume_continues_the_program_and_trusts_it_for_that_folder() {
 #[test]
 fn the_kill_policy_kills_the_actor() {
     let ws = Workspace::new();
-    ws.corpus(30, 0);
-    let cfg = ws.config("[canary]\nenabled = false\n[response]\npolicy = \"kill\"\n");
-    let agent = ws.start_agent(Some(&cfg));
-    let mut sim = ws.simulate("overwrite");
-    let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
-    assert_eq!(incidents.len(), 1, "{}", agent.log());
-    assert_eq!(incidents[0]["action"], "killed");
+    let (agent, mut sim, incident) =
+        ws.attacked(30, Some("[canary]\nenabled = false\n[response]\npolicy = \"kill\"\n"), "overwrite");
+    assert_eq!(incident["action"], "killed");
     let status = sim.0.wait().unwrap();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGKILL));
@@ -77,12 +64,8 @@ fn the_kill_policy_kills_the_actor() {
 #[test]
 fn incidents_json_has_the_documented_fields() {
     let ws = Workspace::new();
-    ws.corpus(30, 0);
-    let agent = ws.start_agent(None);
-    let mut sim = ws.simulate("truncate");
-    let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
-    assert_eq!(incidents.len(), 1);
-    let inc = &incidents[0];
+    let (agent, mut sim, incident) = ws.attacked(30, None, "truncate");
+    let inc = &incident;
     for key in ["id", "detected_at", "actor", "pids", "action", "reasons", "files"] {
         assert!(!inc[key].is_null(), "missing {key}: {inc:#}");
     }

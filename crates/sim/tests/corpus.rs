@@ -2,23 +2,11 @@
 
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use mamori_sim::{check_target, make_corpus, CorpusSpec, MARKER};
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else if path.file_name().unwrap() != MARKER {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
+mod common;
+use common::files;
+use mamori_sim::{check_target, make_corpus, CorpusSpec};
 
 fn ext(path: &Path) -> String {
     path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default()

@@ -2,11 +2,12 @@
 //! test binary plays the CLI: with `__sim-child` as its first argument it is
 //! a child, otherwise it is the test (the std harness cannot do both).
 
-use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use mamori_sim::{child_main, make_corpus, run, CorpusSpec, RunOptions, CHILD_ARG, MARKER};
+mod common;
+use common::files;
+use mamori_sim::{child_main, make_corpus, run, CorpusSpec, RunOptions, CHILD_ARG};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,17 +35,4 @@ fn process_per_file_runs_one_child_per_file() -> bool {
         assert!(enc.is_file(), "{}", enc.display());
     }
     true
-}
-
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else if path.file_name().unwrap() != MARKER {
-            out.push(path);
-        }
-    }
-    out
 }

@@ -186,6 +186,9 @@ impl Vault {
             usage: VaultUsage::default(),
             log: None,
         };
+        if writable {
+            vault.set_aside_unindexed()?;
+        }
         let held = vault.read_log()?;
         if writable {
             vault.remove_orphans(&held)?;
@@ -230,6 +233,22 @@ impl Vault {
 
     /// Objects without a log line: copies cut short by a crash (temp names
     /// included). They were never promised to anyone.
+    /// Objects with no log at all are not orphans of a torn write: the log
+    /// was lost. They may be all that is left of someone's files, so they
+    /// are moved aside (never deleted) for a person to look at.
+    fn set_aside_unindexed(&self) -> Result<(), VaultError> {
+        let objects = self.dir.join("objects");
+        if self.dir.join(LOG).exists() || std::fs::read_dir(&objects).map_err(io_err(&objects))?.next().is_none() {
+            return Ok(());
+        }
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let aside = self.dir.join(format!("objects.unindexed-{stamp}"));
+        std::fs::rename(&objects, &aside).map_err(io_err(&aside))?;
+        std::fs::DirBuilder::new().mode(0o700).create(&objects).map_err(io_err(&objects))?;
+        warn!(kept = %aside.display(), "the vault's entry log is missing: its objects were moved aside, not deleted");
+        Ok(())
+    }
+
     fn remove_orphans(&mut self, held: &HashSet<String>) -> Result<(), VaultError> {
         let objects = self.dir.join("objects");
         for dent in std::fs::read_dir(&objects).map_err(io_err(&objects))? {

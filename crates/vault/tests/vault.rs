@@ -80,11 +80,18 @@ fn reopening_rebuilds_the_index_and_survives_a_torn_line_and_orphans() {
     let v = Vault::open(&dir, BIG).unwrap();
     assert_eq!(v.entries_for_path(s(&f)).len(), 1);
     assert!(!dir.join("objects/77").exists(), "orphan removed");
-    // A lost log leaves an empty but working vault.
+    // A lost log leaves an empty but working vault, and the objects moved aside, not deleted.
     drop(v);
     std::fs::remove_file(dir.join("entries.log")).unwrap();
     let mut v = Vault::open(&dir, BIG).unwrap();
     assert!(v.entries_for_path(s(&f)).is_empty());
+    let aside: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("objects.unindexed-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(std::fs::read_dir(aside[0].path()).unwrap().count(), 1, "the copy is kept aside");
     stored(v.preserve(&File::open(&f).unwrap(), s(&f), 12).unwrap());
 }
 

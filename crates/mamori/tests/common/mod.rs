@@ -108,6 +108,18 @@ impl Workspace {
         )
     }
 
+    /// A corpus of `docs` files under an agent (with `config`, if any), attacked
+    /// by `family` until the one incident it must cause.
+    pub fn attacked(&self, docs: usize, config: Option<&str>, family: &str) -> (Agent, Started, Value) {
+        self.corpus(docs, 0);
+        let cfg = config.map(|c| self.config(c));
+        let agent = self.start_agent(cfg.as_deref());
+        let mut sim = self.simulate(family);
+        let mut incidents = self.wait_for_incident(&mut sim.0, Duration::from_secs(120));
+        assert_eq!(incidents.len(), 1, "{family}: {incidents:#?}\n{}", agent.log());
+        (agent, sim, incidents.remove(0))
+    }
+
     /// Kills the processes of an incident with `mamori kill`.
     pub fn kill(&self, inc: &Value) {
         let out = mamori(&["kill", inc["id"].as_str().unwrap(), "--state", self.state.to_str().unwrap()]);
