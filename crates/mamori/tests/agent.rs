@@ -24,7 +24,7 @@ fn status_follows_the_agent() {
 #[test]
 fn a_touched_decoy_stops_the_attack_at_once() {
     let ws = Workspace::new();
-    let (agent, mut sim, incident) = ws.attacked(40, None, "overwrite");
+    let (agent, _sim, incident) = ws.attacked(40, None, "overwrite");
     assert!(ws.data.join(".0-contracts.pdf").exists(), "decoys are placed");
     let reasons = incident["reasons"].to_string();
     assert!(reasons.contains("decoy"), "{reasons}");
@@ -64,7 +64,7 @@ fn the_kill_policy_kills_the_actor() {
 #[test]
 fn incidents_json_has_the_documented_fields() {
     let ws = Workspace::new();
-    let (agent, mut sim, incident) = ws.attacked(30, None, "truncate");
+    let (agent, sim, incident) = ws.attacked(30, None, "truncate");
     let inc = &incident;
     for key in ["id", "detected_at", "actor", "pids", "action", "reasons", "files"] {
         assert!(!inc[key].is_null(), "missing {key}: {inc:#}");
