@@ -119,6 +119,8 @@ const PROC_GENERATION: usize = 32 * 1024;
 const FILE_GENERATION: usize = 32 * 1024;
 /// Full before-facts can hold hundreds of block samples: keep fewer.
 const BEFORE_GENERATION: usize = 2048;
+/// The race it covers spans a handful of events.
+const UNJUDGED_GENERATION: usize = 256;
 /// How often (in events) idle actors are swept, and how long idle means.
 const SWEEP_EVERY: u64 = 8192;
 const IDLE_NS: u64 = 120_000_000_000;
@@ -141,6 +143,10 @@ pub struct Engine {
     befores: Recent<u64, ContentFacts>,
     /// A summary of every file opened recently.
     seen: Recent<u64, Seen>,
+    /// Close-after-write facts that found no before-image under their path:
+    /// the file was renamed after the close and the rename is not processed
+    /// yet (the two come from different kernel queues). Judged at the rename.
+    unjudged: Recent<u64, ContentFacts>,
     /// The latest content written to a path, summarised: is it ciphertext-like, and its size.
     written: Recent<u64, (bool, u64)>,
     canaries: FxHashSet<u64>,
@@ -159,6 +165,7 @@ impl Engine {
             actors: FxHashMap::default(),
             befores: Recent::new(BEFORE_GENERATION),
             seen: Recent::new(FILE_GENERATION),
+            unjudged: Recent::new(UNJUDGED_GENERATION),
             written: Recent::new(FILE_GENERATION),
             canaries: FxHashSet::default(),
             trusts: Vec::new(),
@@ -313,7 +320,13 @@ impl Engine {
         if self.canaries.contains(&h) {
             self.each(chain, |a, cfg, hl| a.hit_canary(cfg.weights.canary, path, t, hl));
         }
-        let finding = self.befores.remove(&h).and_then(|before| judge::rewrite(&self.cfg, &before, after));
+        let finding = match self.befores.remove(&h) {
+            Some(before) => judge::rewrite(&self.cfg, &before, after),
+            None => {
+                self.unjudged.insert(h, after.clone());
+                None
+            }
+        };
         let dir_h = hash(judge::parent_dir(path));
         let note = after.small_hash.filter(|_| {
             matches!(after.kind, mamori_event::FileKind::Text) && after.size <= self.cfg.detect.note_max_size
@@ -391,8 +404,12 @@ impl Engine {
         let replaced = self.seen.remove(&th);
         self.befores.remove(&th);
         let replacement = self.written.remove(&fh);
+        let mut late = None;
         if let Some(before) = self.befores.remove(&fh) {
-            self.befores.insert(th, before);
+            match self.unjudged.remove(&th) {
+                Some(after) => late = judge::rewrite(&self.cfg, &before, &after),
+                None => self.befores.insert(th, before),
+            }
         }
         if let Some(seen) = self.seen.remove(&fh) {
             self.seen.insert(th, seen);
@@ -413,6 +430,9 @@ impl Engine {
             let breadth = (cfg.weights.breadth_per_dir, cfg.weights.breadth_max);
             if canary {
                 a.hit_canary(cfg.weights.canary, to, t, hl);
+            }
+            if let Some((indicator, weight)) = late {
+                a.damage_file(th, dir_h, to, indicator, weight, t, hl, breadth);
             }
             let over_original = replaced.is_some_and(|r| r.meaningful) && a.read.contains(&th);
             if over_original && replacement.is_some_and(|(cipher, _)| cipher) {

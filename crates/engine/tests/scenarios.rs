@@ -32,6 +32,24 @@ fn in_place_encryption_is_stopped_on_the_third_file() {
 }
 
 #[test]
+fn a_close_seen_before_the_rename_that_preceded_it_is_still_judged() {
+    // open X, write, rename X -> X.lock, close: the close names X.lock but
+    // can reach the engine before the rename does (another kernel queue).
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..10 {
+        let (x, locked) = (format!("/data/r{i}.txt"), format!("/data/r{i}.txt.lock9q"));
+        t.open(p, &x, OpenMode::Write, &prose(i, 9000));
+        t.close_write(p, &locked, &random_bytes(i, 9000));
+        t.rename(p, &x, &locked);
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].reasons[0].contains("ciphertext"), "content, not only renames: {:?}", v[0].reasons);
+    assert!(v[0].damaged_files <= 3, "{}", v[0].damaged_files);
+}
+
+#[test]
 fn a_child_per_file_is_judged_as_its_parent_and_the_shell_is_spared() {
     let mut t = Trace::default();
     let parent = session(&mut t, "/tmp/evil");
