@@ -6,11 +6,7 @@
 #   (c) 4 KiB random writes into a 1 GiB file (fio, 64 MiB of writes).
 # Usage: sudo scripts/bench-overhead.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release -q
-bin=$PWD/target/release/mamori
-work=$(mktemp -d /var/tmp/mamori-overhead-XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source "$(dirname "$0")/common.sh" overhead
 
 small_files() {
   python3 - "$1" <<'PY'

@@ -4,11 +4,7 @@
 # Usage: sudo scripts/bench-rss.sh [FILES]
 set -euo pipefail
 files=${1:-100000}
-cd "$(dirname "$0")/.."
-cargo build --release -q
-bin=$PWD/target/release/mamori
-work=$(mktemp -d /var/tmp/mamori-rss-XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source "$(dirname "$0")/common.sh" rss
 python3 - "$work/data" "$files" <<'PY'
 import os, sys
 root, n = sys.argv[1], int(sys.argv[2])

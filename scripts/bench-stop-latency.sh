@@ -5,11 +5,7 @@
 # Usage: sudo scripts/bench-stop-latency.sh [RUNS]
 set -euo pipefail
 runs=${1:-30}
-cd "$(dirname "$0")/.."
-cargo build --release -q
-bin=$PWD/target/release/mamori
-work=$(mktemp -d /var/tmp/mamori-bench-XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source "$(dirname "$0")/common.sh" bench
 printf '[canary]\nenabled = false\n' > "$work/cfg.toml"
 lat=()
 for i in $(seq 1 "$runs"); do

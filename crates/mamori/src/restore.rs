@@ -211,5 +211,5 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
 /// The file at `dest` already has the copy's content (restoring twice is harmless).
 fn already_intact(dest: &Path, entry: &Entry) -> bool {
     let Some(want) = &entry.hash else { return false };
-    std::fs::read(dest).is_ok_and(|bytes| blake3::hash(&bytes).to_hex().as_str() == want)
+    mamori_vault::content_hash(dest).is_ok_and(|have| have == *want)
 }

@@ -525,6 +525,21 @@ fn copy_object(file: &File, object: &Path) -> io::Result<String> {
 /// Copies all of `src` (by offset: the caller's file position is left
 /// alone) into `dst`, hashing as it goes.
 fn copy_into(src: &File, dst: &File) -> io::Result<String> {
+    stream(src, Some(dst))
+}
+
+/// The BLAKE3 (hex) of `file`'s content, read by offset like [`copy_into`].
+fn hash_of(file: &File) -> io::Result<String> {
+    stream(file, None)
+}
+
+/// The hash a copy of the file at `path` would be recorded with: tells
+/// whether a file already holds an entry's content.
+pub fn content_hash(path: &Path) -> io::Result<String> {
+    hash_of(&File::open(path)?)
+}
+
+fn stream(src: &File, dst: Option<&File>) -> io::Result<String> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut off = 0u64;
@@ -533,26 +548,14 @@ fn copy_into(src: &File, dst: &File) -> io::Result<String> {
         if n == 0 {
             break;
         }
-        dst.write_all_at(&buf[..n], off)?;
-        hasher.update(&buf[..n]);
-        off += n as u64;
-    }
-    dst.set_len(off)?;
-    Ok(hasher.finalize().to_hex().to_string())
-}
-
-/// By offset, like [`copy_into`]: the caller's file position is left alone.
-fn hash_of(file: &File) -> io::Result<String> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut off = 0u64;
-    loop {
-        let n = file.read_at(&mut buf, off)?;
-        if n == 0 {
-            break;
+        if let Some(dst) = dst {
+            dst.write_all_at(&buf[..n], off)?;
         }
         hasher.update(&buf[..n]);
         off += n as u64;
+    }
+    if let Some(dst) = dst {
+        dst.set_len(off)?;
     }
     Ok(hasher.finalize().to_hex().to_string())
 }
