@@ -145,11 +145,20 @@ impl ActorState {
     }
 
     pub fn hit_canary(&mut self, weight: f64, path: &str, now_ns: u64, half_life_ns: f64) {
+        self.tripwire(Indicator::Canary, weight, path, now_ns, half_life_ns);
+    }
+
+    pub fn hit_guard(&mut self, weight: f64, path: &str, now_ns: u64, half_life_ns: f64) {
+        self.tripwire(Indicator::VaultTouched, weight, path, now_ns, half_life_ns);
+    }
+
+    /// A decoy or the vault: one touch is enough for a verdict.
+    fn tripwire(&mut self, indicator: Indicator, weight: f64, path: &str, now_ns: u64, half_life_ns: f64) {
         if !self.canary {
             self.canary = true;
             self.add(weight, now_ns, half_life_ns);
         }
-        self.example(Indicator::Canary, path);
+        self.example(indicator, path);
     }
 
     fn example(&mut self, indicator: Indicator, path: &str) {

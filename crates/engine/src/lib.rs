@@ -50,6 +50,7 @@ pub enum Indicator {
     ExtensionRename,
     RansomNote,
     Canary,
+    VaultTouched,
     Breadth,
 }
 
@@ -65,6 +66,9 @@ impl Indicator {
             Indicator::ExtensionRename => "files renamed to the same new, unknown extension",
             Indicator::RansomNote => "the same new text file dropped in many folders (ransom note)",
             Indicator::Canary => "decoy files changed, renamed or deleted",
+            Indicator::VaultTouched => {
+                "mamori's vault of before-images opened, deleted or renamed (backups under attack)"
+            }
             Indicator::Breadth => "damage spread across several folders",
         }
     }
@@ -308,6 +312,10 @@ impl Engine {
                 if !dir {
                     self.renamed(chain, from, to, t);
                 }
+            }
+            // Going after the copies that would undo the damage: as damning as a decoy.
+            EventKind::Guarded { path } => {
+                self.each(chain, |a, cfg, hl| a.hit_guard(cfg.weights.canary, path, t, hl));
             }
             EventKind::Proc(_) | EventKind::Canary { .. } | EventKind::Trust { .. } | EventKind::Overflow { .. } => {}
         }

@@ -163,6 +163,11 @@ pub enum EventKind {
         to: String,
         dir: bool,
     },
+    /// Another process opened, created, deleted or renamed something in
+    /// mamori's vault.
+    Guarded {
+        path: String,
+    },
     /// A decoy file placed by mamori; any change to it is damning.
     Canary {
         path: String,

@@ -53,10 +53,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 
     let canaries = if settings.canary.enabled { canary::place(&protect, &settings.canary.names)? } else { Vec::new() };
     let vaults = if settings.vault.enabled { Some(Vaults::open(&state, &protect, &settings.vault)?) } else { None };
-    let mut exclude = vec![state.clone()];
-    exclude.extend(vaults::vault_dirs(&state, &protect)?);
+    let exclude = vec![state.clone()];
+    let guard = if vaults.is_some() { vaults::vault_dirs(&state, &protect)? } else { Vec::new() };
     let mut sensor =
-        Sensor::new(SensorConfig { protect: protect.clone(), exclude }).context("cannot start the sensor")?;
+        Sensor::new(SensorConfig { protect: protect.clone(), exclude, guard }).context("cannot start the sensor")?;
     let record = match &args.record {
         Some(path) => Some(BufWriter::new(
             File::create(path).with_context(|| format!("cannot create trace file {}", path.display()))?,

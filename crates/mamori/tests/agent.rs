@@ -198,3 +198,34 @@ fn restore_dry_run_changes_nothing_and_to_dir_leaves_the_originals() {
     assert_eq!(full.added, 0);
     agent.stop();
 }
+
+#[test]
+fn another_process_touching_the_vault_is_stopped() {
+    let ws = Workspace::new();
+    ws.corpus(10, 0);
+    let cfg = ws.config("[canary]\nenabled = false\n");
+    let agent = ws.start_agent(Some(&cfg));
+    // Reading pins files: the vault fills.
+    let read = Command::new("sh")
+        .arg("-c")
+        .arg("find . -type f -exec cat {} + > /dev/null")
+        .current_dir(&ws.data)
+        .status()
+        .unwrap();
+    assert!(read.success());
+    let objects = ws.state.join("vault/objects");
+    assert!(std::fs::read_dir(&objects).unwrap().count() > 0, "pins were taken");
+    let mut thief = Started(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("cat {}/* > /dev/null 2>&1; sleep 60", objects.display()))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let incidents = ws.wait_for_incident(&mut thief.0, Duration::from_secs(60));
+    assert_eq!(incidents.len(), 1, "{}", agent.log());
+    assert!(incidents[0]["reasons"].to_string().contains("vault"), "{:#}", incidents[0]);
+    ws.kill(&incidents[0]);
+    agent.stop();
+}

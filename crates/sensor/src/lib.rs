@@ -46,6 +46,13 @@ pub struct SensorConfig {
     pub protect: Vec<PathBuf>,
     /// Subtrees never reported, e.g. mamori's own state directory.
     pub exclude: Vec<PathBuf>,
+    /// Directories only mamori may use (its vaults): any open, create,
+    /// delete or rename there by another process is reported as
+    /// [`EventKind::Guarded`](mamori_event::EventKind::Guarded), so the agent
+    /// can stop it. Opens are not refused: the agent writes the vault from
+    /// the thread that answers permission events. Processes running mamori's
+    /// own executable (`mamori restore`) are let through.
+    pub guard: Vec<PathBuf>,
 }
 
 /// The answer to a permission event.

@@ -1,5 +1,6 @@
 //! Which paths the sensor reports: under a protected root and outside every
-//! excluded subtree.
+//! excluded subtree; and which it guards (mamori's vault), where anyone
+//! else's open is refused and any touch is reported.
 
 use std::path::{Path, PathBuf};
 
@@ -7,12 +8,22 @@ use std::path::{Path, PathBuf};
 pub struct Scope {
     roots: Vec<PathBuf>,
     exclude: Vec<PathBuf>,
+    guard: Vec<PathBuf>,
 }
 
 impl Scope {
     /// Paths must be canonical: kernel-reported paths are.
-    pub fn new(roots: Vec<PathBuf>, exclude: Vec<PathBuf>) -> Scope {
-        Scope { roots, exclude }
+    pub fn new(roots: Vec<PathBuf>, exclude: Vec<PathBuf>, guard: Vec<PathBuf>) -> Scope {
+        Scope { roots, exclude, guard }
+    }
+
+    pub fn guarded(&self, path: &Path) -> bool {
+        self.guard.iter().any(|g| path.starts_with(g))
+    }
+
+    /// Whether a directory gets marks: reported or guarded.
+    pub fn watched(&self, path: &Path) -> bool {
+        self.guarded(path) || self.covers(path)
     }
 
     pub fn covers(&self, path: &Path) -> bool {
@@ -30,7 +41,14 @@ mod tests {
 
     #[test]
     fn roots_minus_exclusions() {
-        let s = Scope::new(vec!["/srv/share".into(), "/home".into()], vec!["/srv/share/.mamori".into()]);
+        let s = Scope::new(
+            vec!["/srv/share".into(), "/home".into()],
+            vec!["/srv/share/.mamori".into()],
+            vec!["/srv/share/.mamori/vault".into()],
+        );
+        assert!(s.guarded(Path::new("/srv/share/.mamori/vault/objects/1")));
+        assert!(s.watched(Path::new("/srv/share/.mamori/vault")));
+        assert!(!s.watched(Path::new("/srv/share/.mamori/mamori.db")));
         assert!(s.covers(Path::new("/srv/share/a/b.docx")));
         assert!(s.covers(Path::new("/home")));
         assert!(!s.covers(Path::new("/srv/share/.mamori/vault/x")));

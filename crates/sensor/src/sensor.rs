@@ -28,6 +28,8 @@ pub struct Sensor {
     procs: Procs,
     stats: Stats,
     buf: Vec<u8>,
+    /// mamori's own executable: other mamori commands may use the vault.
+    own_exe: Option<PathBuf>,
 }
 
 impl Sensor {
@@ -64,12 +66,17 @@ impl Sensor {
             .or_else(|_| Group::init(fid_flags, libc::O_RDONLY as u32))
             .map_err(SensorError::Init)?;
 
-        let mut watch = Watch::new(perm, fid, Scope::new(roots.clone(), exclude));
-        for root in &roots {
+        let mut guard = Vec::new();
+        for g in &cfg.guard {
+            guard.push(g.canonicalize().map_err(|source| SensorError::Root { path: g.clone(), source })?);
+        }
+        let mut watch = Watch::new(perm, fid, Scope::new(roots.clone(), exclude, guard.clone()));
+        for root in roots.iter().chain(&guard) {
             watch.watch_root(root)?;
         }
         tracing::info!(roots = roots.len(), dirs = watch.marked, "sensor watching");
-        Ok(Sensor { watch, procs: Procs::new(), stats: Stats::default(), buf: vec![0; BUF_LEN] })
+        let own_exe = std::fs::read_link("/proc/self/exe").ok();
+        Ok(Sensor { watch, procs: Procs::new(), stats: Stats::default(), buf: vec![0; BUF_LEN], own_exe })
     }
 
     pub fn stats(&self) -> Stats {
@@ -154,6 +161,10 @@ impl Sensor {
         }
         let Ok(path) = crate::handles::fd_path(ev.fd) else { return };
         let path = undeleted(path, &file);
+        if self.watch.scope.guarded(&path) {
+            self.intrusion(ev.pid, &path, time_ns, handler);
+            return;
+        }
         if !self.watch.scope.covers(&path) {
             return;
         }
@@ -179,6 +190,14 @@ impl Sensor {
     fn fid_event(&mut self, ev: &RawEvent, time_ns: u64, handler: &mut dyn Handler) {
         let dir = ev.mask & libc::FAN_ONDIR != 0;
         let recs = dir_entries(ev.info);
+        let guarded = recs.iter().find_map(|r| {
+            let path = self.watch.resolve(&r.dir)?.join(std::ffi::OsStr::from_bytes(&r.name));
+            self.watch.scope.guarded(&path).then_some(path)
+        });
+        if let Some(path) = guarded {
+            self.intrusion(ev.pid, &path, time_ns, handler);
+            return;
+        }
         let mut path_of = |want: u8| {
             let rec = recs.iter().find(|r| r.info_type == want)?;
             let parent = self.watch.resolve(&rec.dir)?;
@@ -249,6 +268,20 @@ impl Sensor {
         if let Some(proc) = self.attribute(ev.pid, time_ns, handler) {
             self.emit(handler, Event { time_ns, proc, kind }, None);
         }
+    }
+
+    /// Another process touched a guarded path: report it (not mamori's own).
+    fn intrusion(&mut self, tid: i32, path: &Path, time_ns: u64, handler: &mut dyn Handler) {
+        // Our own threads (the vault's own writes) first: a cheap look.
+        if Path::new(&format!("/proc/self/task/{tid}")).exists() {
+            return;
+        }
+        let exe = std::fs::read_link(format!("/proc/{tid}/exe")).ok();
+        if exe.is_some() && exe == self.own_exe {
+            return;
+        }
+        let Some(proc) = self.attribute(tid, time_ns, handler) else { return };
+        self.emit(handler, Event { time_ns, proc, kind: EventKind::Guarded { path: path_string(path) } }, None);
     }
 
     /// The event's process, introducing it first if new; `None` for mamori's own.

@@ -13,6 +13,8 @@ use crate::SensorError;
 
 /// Permission decisions and written-file closes, on files in a marked directory.
 const PERM_MASK: u64 = libc::FAN_OPEN_PERM | libc::FAN_CLOSE_WRITE | libc::FAN_EVENT_ON_CHILD;
+/// The guarded vault: opens are reported, never held (see `mark_dir`).
+const GUARD_MASK: u64 = libc::FAN_OPEN | libc::FAN_EVENT_ON_CHILD;
 /// Names coming and going in a marked directory, files and directories alike.
 const FID_MASK: u64 = libc::FAN_CREATE | libc::FAN_DELETE | libc::FAN_RENAME | libc::FAN_ONDIR;
 
@@ -41,7 +43,7 @@ impl Watch {
     /// Marks a directory that appeared in the tree, and what is already in it
     /// (a directory can fill before its create event is read).
     pub fn watch_tree(&mut self, top: &Path) {
-        if self.scope.covers(top) {
+        if self.scope.watched(top) {
             match self.mark_dir(top) {
                 Ok(()) => self.watch_children(top),
                 Err(e) => tracing::warn!(path = %top.display(), error = %e, "cannot watch directory"),
@@ -56,7 +58,7 @@ impl Watch {
             for entry in entries.flatten() {
                 let path = entry.path();
                 // file_type does not follow symlinks: a link to a directory elsewhere is not ours.
-                if !entry.file_type().is_ok_and(|t| t.is_dir()) || !self.scope.covers(&path) {
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) || !self.scope.watched(&path) {
                     continue;
                 }
                 match self.mark_dir(&path) {
@@ -75,7 +77,11 @@ impl Watch {
         if self.dirs.knows(&key) {
             return Ok(());
         }
-        self.perm.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR, PERM_MASK, &dir)?;
+        // The guarded vault gets notification opens, not permission opens:
+        // the agent writes its copies from the very thread that answers
+        // permission events, and would wait on itself.
+        let mask = if self.scope.guarded(path) { GUARD_MASK } else { PERM_MASK };
+        self.perm.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR, mask, &dir)?;
         self.fid.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR, FID_MASK, &dir)?;
         self.dirs.insert(key, dir, path);
         self.marked += 1;
@@ -91,7 +97,8 @@ impl Watch {
             let Ok(dir) = open_dir(&path) else { continue };
             for group in [&self.perm, &self.fid] {
                 // ENOENT when it was never marked (e.g. an excluded subtree).
-                let _ = group.mark(libc::FAN_MARK_REMOVE | libc::FAN_MARK_ONLYDIR, PERM_MASK | FID_MASK, &dir);
+                let _ =
+                    group.mark(libc::FAN_MARK_REMOVE | libc::FAN_MARK_ONLYDIR, PERM_MASK | GUARD_MASK | FID_MASK, &dir);
             }
             let Ok(entries) = std::fs::read_dir(&path) else { continue };
             stack.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));

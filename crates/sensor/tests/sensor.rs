@@ -86,7 +86,7 @@ impl Drop for Running {
 }
 
 fn protect(root: &Path) -> Sensor {
-    Sensor::new(SensorConfig { protect: vec![root.to_path_buf()], exclude: vec![] }).unwrap()
+    Sensor::new(SensorConfig { protect: vec![root.to_path_buf()], exclude: vec![], guard: vec![] }).unwrap()
 }
 
 fn canon(dir: &tempfile::TempDir) -> PathBuf {
@@ -243,7 +243,9 @@ fn outside_excluded_and_own_activity_is_not_reported() {
     let outside = tempfile::tempdir().unwrap();
     let root = canon(&dir);
     std::fs::create_dir(root.join("state")).unwrap();
-    let sensor = Sensor::new(SensorConfig { protect: vec![root.clone()], exclude: vec![root.join("state")] }).unwrap();
+    let sensor =
+        Sensor::new(SensorConfig { protect: vec![root.clone()], exclude: vec![root.join("state")], guard: vec![] })
+            .unwrap();
     let run = Running::start(sensor, None);
     std::fs::write(root.join("own.txt"), "mine").unwrap();
     let script = format!(
@@ -272,16 +274,18 @@ fn outside_excluded_and_own_activity_is_not_reported() {
 fn missing_root_names_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    let err = Sensor::new(SensorConfig { protect: vec![missing.clone()], exclude: vec![] }).err().unwrap();
+    let err =
+        Sensor::new(SensorConfig { protect: vec![missing.clone()], exclude: vec![], guard: vec![] }).err().unwrap();
     assert!(matches!(err, SensorError::Root { .. }), "{err:?}");
     assert!(err.to_string().contains(missing.to_str().unwrap()), "{err}");
 
     let file = dir.path().join("file");
     std::fs::write(&file, "x").unwrap();
-    let err = Sensor::new(SensorConfig { protect: vec![file.clone()], exclude: vec![] }).err().unwrap();
+    let err = Sensor::new(SensorConfig { protect: vec![file.clone()], exclude: vec![], guard: vec![] }).err().unwrap();
     assert!(matches!(err, SensorError::NotDirectory { .. }), "{err:?}");
 
-    let err = Sensor::new(SensorConfig { protect: vec!["/proc/sys".into()], exclude: vec![] }).err().unwrap();
+    let err =
+        Sensor::new(SensorConfig { protect: vec!["/proc/sys".into()], exclude: vec![], guard: vec![] }).err().unwrap();
     assert!(matches!(err, SensorError::Unsupported { .. }), "{err:?}");
     assert!(err.to_string().contains("/proc/sys"), "{err}");
 }
@@ -422,4 +426,32 @@ fn close_after_unlink_keeps_the_last_path() {
     run.wait_for("close of unlinked file", |evs| {
         has(evs, |k| matches!(k, EventKind::CloseWrite { path, after } if *path == gone && after.size == 5))
     });
+}
+
+#[test]
+fn a_guarded_folder_reports_other_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    let (data, vault) = (root.join("data"), root.join("vault"));
+    std::fs::create_dir_all(vault.join("objects")).unwrap();
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(vault.join("objects/1"), "before-image").unwrap();
+    std::fs::write(vault.join("objects/2"), "another").unwrap();
+    let sensor =
+        Sensor::new(SensorConfig { protect: vec![data], exclude: vec![], guard: vec![vault.clone()] }).unwrap();
+    let run = Running::start(sensor, None);
+    // This process (mamori's own) may use it.
+    assert_eq!(std::fs::read_to_string(vault.join("objects/1")).unwrap(), "before-image");
+    assert!(sh(&root, "cat vault/objects/1").status.success());
+    assert!(sh(&root, "rm vault/objects/2").status.success());
+    let (one, two) = (path_str(&vault.join("objects/1")), path_str(&vault.join("objects/2")));
+    let evs = run.wait_for("both intrusions", |evs| {
+        has(evs, |k| matches!(k, EventKind::Guarded { path } if *path == one))
+            && has(evs, |k| matches!(k, EventKind::Guarded { path } if *path == two))
+    });
+    assert!(
+        !has(&evs, |k| matches!(k, EventKind::Open { .. } | EventKind::Delete { .. })),
+        "the vault is never reported as protected data"
+    );
+    drop(run);
 }
