@@ -85,6 +85,19 @@ pub enum FileOp {
     Rename,
 }
 
+impl FileOp {
+    /// The name used in incidents (and in serde).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileOp::Write => "write",
+            FileOp::Truncate => "truncate",
+            FileOp::Create => "create",
+            FileOp::Delete => "delete",
+            FileOp::Rename => "rename",
+        }
+    }
+}
+
 /// One file an actor touched. For a rename, `path` is the old name and `to` the new.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileTouch {
@@ -558,4 +571,16 @@ fn under(path: &str, dir: &str) -> bool {
 pub fn replay<'a>(cfg: Config, events: impl IntoIterator<Item = &'a Event>) -> Vec<Verdict> {
     let mut engine = Engine::new(cfg);
     events.into_iter().filter_map(|ev| engine.process(ev)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FileOp;
+
+    #[test]
+    fn file_op_names_match_their_serde_names() {
+        for op in [FileOp::Write, FileOp::Truncate, FileOp::Create, FileOp::Delete, FileOp::Rename] {
+            assert_eq!(serde_json::to_value(op).unwrap(), op.as_str());
+        }
+    }
 }

@@ -324,8 +324,7 @@ impl Agent {
 }
 
 fn file_op(t: &mamori_engine::FileTouch) -> FileOp {
-    let op = serde_json::to_value(t.op).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    FileOp { path: t.path.clone(), op, to: t.to.clone() }
+    FileOp { path: t.path.clone(), op: t.op.as_str().to_owned(), to: t.to.clone() }
 }
 
 impl Handler for Agent {

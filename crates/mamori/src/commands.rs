@@ -12,7 +12,7 @@ use crate::agent::now_rfc3339;
 use crate::settings::DEFAULT_STATE;
 use crate::ui;
 
-fn state_dir(flag: Option<PathBuf>) -> PathBuf {
+pub(crate) fn state_dir(flag: Option<PathBuf>) -> PathBuf {
     flag.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE))
 }
 
@@ -53,7 +53,7 @@ pub fn incidents(state: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     }
     let mut table = ui::table(&["id", "detected", "action", "actor", "processes", "files", "why"]);
     for inc in &all {
-        let action = format!("{:?}", inc.action).to_lowercase();
+        let action = inc.action.as_str();
         let action = if inc.action == Action::Suspended { ui::alert(action) } else { ui::good(action) };
         table.add_row(vec![
             inc.id.clone().into(),
@@ -69,7 +69,8 @@ pub fn incidents(state: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open(state: Option<PathBuf>) -> Result<Store> {
+/// The store of an existing state directory (the agent's, or a copy of it).
+pub(crate) fn open(state: Option<PathBuf>) -> Result<Store> {
     let dir = state_dir(state);
     if !dir.join("mamori.db").exists() {
         bail!("no mamori state in {} (give --state DIR, the agent's state directory)", dir.display());

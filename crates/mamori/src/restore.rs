@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
-use mamori_store::{Incident, Store};
-use mamori_vault::{Entry, Vault};
+use anyhow::{Context, Result};
+use mamori_store::Incident;
+use mamori_vault::{Entry, Kind, Vault};
 
-use crate::settings::{Settings, DEFAULT_STATE};
+use crate::commands;
+use crate::settings::Settings;
 use crate::vaults;
 
 #[derive(clap::Args)]
@@ -92,19 +93,14 @@ pub fn plan<'a>(inc: &Incident, entries: &dyn Fn(&str) -> Vec<&'a Entry>) -> Pla
 /// the latest one from before. Copies win over pins, which only hold the
 /// inode as it is now.
 fn choose<'a>(candidates: &[&'a Entry], started_ns: u64) -> Option<&'a Entry> {
-    let copies: Vec<&Entry> = candidates.iter().copied().filter(|e| e.kind == mamori_vault::Kind::Copy).collect();
-    let pick = |list: &[&'a Entry]| {
-        list.iter()
-            .copied()
+    let pick = |kind: Kind| {
+        let of_kind = || candidates.iter().copied().filter(move |e| e.kind == kind);
+        of_kind()
             .filter(|e| e.taken_ns >= started_ns)
             .min_by_key(|e| e.taken_ns)
-            .or_else(|| list.iter().copied().filter(|e| e.taken_ns < started_ns).max_by_key(|e| e.taken_ns))
+            .or_else(|| of_kind().filter(|e| e.taken_ns < started_ns).max_by_key(|e| e.taken_ns))
     };
-    let copies: Vec<&'a Entry> = copies.into_iter().collect();
-    pick(&copies).or_else(|| {
-        let pins: Vec<&'a Entry> = candidates.iter().copied().filter(|e| e.kind == mamori_vault::Kind::Pin).collect();
-        pick(&pins)
-    })
+    pick(Kind::Copy).or_else(|| pick(Kind::Pin))
 }
 
 /// The root a path lies under, and the path relative to it.
@@ -113,11 +109,8 @@ fn relative<'p>(roots: &[String], path: &'p str) -> Option<&'p str> {
 }
 
 pub fn run(args: RestoreArgs) -> Result<ExitCode> {
-    let state = args.state.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE));
-    if !state.join("mamori.db").exists() {
-        bail!("no mamori state in {} (give --state DIR, the agent's state directory)", state.display());
-    }
-    let store = Store::open(&state).with_context(|| format!("cannot open {}", state.display()))?;
+    let state = commands::state_dir(args.state.clone());
+    let store = commands::open(args.state)?;
     let inc = store.incident(&args.id)?.with_context(|| format!("no incident {} (see `mamori incidents`)", args.id))?;
     let roots: Vec<PathBuf> = inc.protected.iter().map(PathBuf::from).collect();
     let settings = Settings::default();
