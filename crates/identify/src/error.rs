@@ -1,0 +1,23 @@
+//! Errors of catalog loading. Identification itself cannot fail: what it
+//! cannot attribute it reports as unknown.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentifyError {
+    #[error("cannot read catalog {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML or does not fit the schema; the message of
+    /// the TOML parser names the line, column and key.
+    #[error("malformed catalog: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// The TOML fits the schema but a value makes no sense.
+    #[error("catalog line {line}, family {family:?}, field `{field}`: {reason}")]
+    Invalid { line: usize, family: String, field: &'static str, reason: String },
+    #[error("catalog names no family")]
+    Empty,
+}

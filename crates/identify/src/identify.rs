@@ -1,0 +1,151 @@
+//! Weighing the markers found in samples into one verdict. The rule is
+//! conservative: a family is named only on enough weight, and only when no
+//! other family comes close, because a wrong name sends responders after the
+//! wrong decryptor and the wrong leak site.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::catalog::{Catalog, Decryptor, Kind, Marker};
+use crate::sample::Sample;
+use crate::text;
+
+/// Weight below which a family is not named: one name, contact, extension or
+/// trailer, or two phrases (a phrase may be common beyond the notes it was
+/// taken from; two from the same family rarely are).
+const NAME_AT: u32 = 3;
+/// Weight from which the verdict is "high": two strong markers, or three
+/// phrases, or a phrase and a contact...
+const HIGH_AT: u32 = 6;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// No family named.
+    None,
+    Low,
+    Medium,
+    High,
+}
+
+impl Confidence {
+    fn lower(self) -> Confidence {
+        match self {
+            Confidence::High => Confidence::Medium,
+            Confidence::Medium | Confidence::Low => Confidence::Low,
+            Confidence::None => Confidence::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Identification {
+    /// Display name of the family, `None` when unknown or ambiguous.
+    pub family: Option<String>,
+    pub confidence: Confidence,
+    /// Why, one human line each: what matched in which sample, and what
+    /// else came close.
+    pub evidence: Vec<String>,
+    /// A free decryptor for the family, when one is known.
+    pub decryptor: Option<Decryptor>,
+}
+
+impl Catalog {
+    /// Names the family behind the samples (the notes and encrypted files of
+    /// one incident), or says it does not know.
+    pub fn identify(&self, samples: &[Sample]) -> Identification {
+        // Each marker counts once, however many samples show it; the first
+        // sample that showed it is the one cited.
+        let mut seen = BTreeSet::new();
+        let mut hits: Vec<(&Marker, &str)> = Vec::new();
+        for sample in samples {
+            let found = match sample {
+                Sample::Note { name, text } => {
+                    let mut found = self.text_hits(&text::normalize(text));
+                    found.extend(self.note_name_hits(name));
+                    found
+                }
+                Sample::Encrypted { name, tail } => {
+                    let mut found = self.extension_hits(name);
+                    found.extend(self.trailer_hits(tail));
+                    found
+                }
+            };
+            for marker in found {
+                if seen.insert((marker.family, marker.kind, marker.text.as_str())) {
+                    hits.push((marker, sample.name()));
+                }
+            }
+        }
+        let mut scores: Vec<(usize, u32)> = Vec::new();
+        for (marker, _) in &hits {
+            match scores.iter_mut().find(|(family, _)| *family == marker.family) {
+                Some((_, score)) => *score += marker.kind.weight(),
+                None => scores.push((marker.family, marker.kind.weight())),
+            }
+        }
+        // Ties go to the family listed first in the catalog: deterministic.
+        scores.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let describe = |family: usize| -> Vec<String> {
+            hits.iter()
+                .filter(|(marker, _)| marker.family == family)
+                .map(|(marker, sample)| evidence_line(marker, sample))
+                .collect()
+        };
+        let name = |family: usize| self.family_at(family).name.as_str();
+
+        let Some(&(top, top_score)) = scores.first() else {
+            return unknown(vec!["no marker of any known family found".into()]);
+        };
+        let runner_up = scores.get(1).copied();
+        if top_score < NAME_AT {
+            let mut evidence = vec![format!(
+                "too little to name a family: best is {} with weight {top_score} of the {NAME_AT} needed",
+                name(top)
+            )];
+            evidence.extend(describe(top).into_iter().map(|line| format!("{}: {line}", name(top))));
+            return unknown(evidence);
+        }
+        if let Some((other, other_score)) = runner_up.filter(|&(_, s)| s * 2 > top_score) {
+            let mut evidence = vec![format!(
+                "ambiguous: {} (weight {top_score}) and {} (weight {other_score})",
+                name(top),
+                name(other)
+            )];
+            for family in [top, other] {
+                evidence.extend(describe(family).into_iter().map(|line| format!("{}: {line}", name(family))));
+            }
+            return unknown(evidence);
+        }
+        let mut confidence = if top_score >= HIGH_AT { Confidence::High } else { Confidence::Medium };
+        let mut evidence = vec![format!("{}: weight {top_score}", name(top))];
+        evidence.extend(describe(top));
+        if let Some((other, other_score)) = runner_up {
+            confidence = confidence.lower();
+            evidence.push(format!(
+                "also matched {} with weight {other_score}, less than half: {}",
+                name(other),
+                describe(other).join("; ")
+            ));
+        }
+        let family = self.family_at(top);
+        Identification { family: Some(family.name.clone()), confidence, evidence, decryptor: family.decryptor.clone() }
+    }
+}
+
+fn unknown(evidence: Vec<String>) -> Identification {
+    Identification { family: None, confidence: Confidence::None, evidence, decryptor: None }
+}
+
+fn evidence_line(marker: &Marker, sample: &str) -> String {
+    let what = marker.kind.label();
+    match marker.kind {
+        Kind::Name | Kind::Phrase | Kind::Contact => {
+            format!("{sample}: note text contains {what} '{}'", marker.text)
+        }
+        Kind::NoteName => format!("{sample}: file name matches {what} '{}'", marker.text),
+        Kind::Extension => format!("{sample}: file name ends in {what} '{}'", marker.text),
+        Kind::Trailer => format!("{sample}: end of file holds {what} '{}'", marker.text.escape_default()),
+    }
+}

@@ -1,0 +1,262 @@
+//! Identification of texts and files that belong to no family, of encrypted
+//! files by extension and trailer, and the handling of catalog files.
+
+use std::io::Write;
+
+use mamori_identify::{looks_like_ransom_note, Catalog, Confidence, IdentifyError, Sample};
+
+fn note(name: &str, text: &str) -> Sample {
+    Sample::Note { name: name.into(), text: text.into() }
+}
+
+/// Bytes that look like ciphertext (xorshift), so no marker can hide in them.
+fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 7) as u8
+        })
+        .collect()
+}
+
+const README: &str = "# tidy\n\nA small command-line tool that formats TOML files.\n\n\
+## Building\n\nRun `cargo build --release`. The binary is written to target/release/tidy.\n\n\
+## Usage\n\n    tidy --check Cargo.toml\n\nTidy never changes your files unless you pass --write; \
+a backup copy is kept next to each file. Please report bugs on the issue tracker. Pull requests \
+are welcome; do not forget to add a test.\n";
+
+const BACKUP_README: &str = "# vaultkeeper\n\nVaultkeeper makes nightly backups of your data. \
+Backups are encrypted with AES-256-GCM before they leave the machine, and each snapshot can be \
+restored on its own: `vaultkeeper restore --snapshot latest /srv`. Keys are derived from a \
+passphrase; keep it safe, without it nothing can be recovered.\n";
+
+const LETTER: &str = "Dear Margaret,\n\nThank you for the lovely weekend. The children still talk \
+about the boat trip and the picnic by the lake. I have enclosed the photographs you asked for; \
+the one of the lighthouse came out best. Do let us know when you are next in town so that we \
+can return the favour.\n\nWith love,\nHelen\n";
+
+const JAPANESE: &str = "株式会社山田商事\n経理部 御中\n\nいつもお世話になっております。\
+先日ご依頼いただきました部品の見積書と請求書を添付いたしますので、ご確認のほどよろしくお願い\
+いたします。お支払いは月末までに指定の口座へお振込みください。\n\
+ご不明な点がございましたら、担当の佐藤までご連絡ください。\n\n今後ともよろしくお願い申し上げます。\n";
+
+const SOURCE: &str = r#"use std::fs;
+
+/// Restores the file from its backup copy; returns false when there is none.
+fn restore(path: &str) -> std::io::Result<bool> {
+    let backup = format!("{path}.bak");
+    if fs::metadata(&backup).is_err() {
+        return Ok(false);
+    }
+    fs::rename(&backup, path)?;
+    Ok(true)
+}
+"#;
+
+#[test]
+fn ordinary_texts_belong_to_no_family_and_are_not_notes() {
+    let catalog = Catalog::builtin();
+    for (name, text) in [
+        ("README.md", README),
+        ("README.md", BACKUP_README),
+        ("letter.txt", LETTER),
+        ("請求書送付.txt", JAPANESE),
+        ("restore.rs", SOURCE),
+    ] {
+        let found = catalog.identify(&[note(name, text)]);
+        assert_eq!(found.family, None, "{name}: {:?}", found.evidence);
+        assert_eq!(found.confidence, Confidence::None);
+        assert!(!looks_like_ransom_note(name, text), "{name} taken for a ransom note");
+    }
+}
+
+#[test]
+fn a_generic_note_is_a_note_of_no_known_family() {
+    let text = "YOUR FILES ARE ENCRYPTED. Contact us to decrypt.";
+    assert!(looks_like_ransom_note("README.txt", text));
+    let found = Catalog::builtin().identify(&[note("README.txt", text)]);
+    assert_eq!(found.family, None);
+    assert_eq!(found.evidence, ["no marker of any known family found"]);
+}
+
+#[test]
+fn a_japanese_note_is_a_note() {
+    let text = "あなたのファイルはすべて暗号化されました。復号するにはビットコインで身代金を支払い、\
+                以下のアドレスまでメールで連絡してください。期限を過ぎるとデータは公開されます。";
+    assert!(looks_like_ransom_note("readme.txt", text));
+}
+
+#[test]
+fn encrypted_files_are_identified_by_extension_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("budget-2024.xlsx.akira");
+    std::fs::write(&path, noise(20_000, 7)).unwrap();
+    let sample = Sample::from_path(&path).unwrap();
+    assert!(matches!(sample, Sample::Encrypted { .. }), "{sample:?}");
+    let found = Catalog::builtin().identify(&[sample]);
+    assert_eq!(found.family.as_deref(), Some("Akira"));
+    assert_eq!(found.confidence, Confidence::Medium);
+    assert_eq!(found.evidence[1], "budget-2024.xlsx.akira: file name ends in extension '.akira'");
+    let decryptor = found.decryptor.expect("Avast's Akira decryptor is listed");
+    assert!(decryptor.url.starts_with("https://www.nomoreransom.org/"));
+}
+
+#[test]
+fn a_trailer_near_the_end_of_a_large_file_identifies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("photo.jpg.qwer");
+    let mut file = std::fs::File::create(&path).unwrap();
+    // Larger than the note prefix, so the tail is read with a seek.
+    file.write_all(&noise(600_000, 11)).unwrap();
+    file.write_all(b"{36A698B9-D67C-4E07-BE82-0EC5B14B4DF5}").unwrap();
+    file.write_all(&noise(100, 13)).unwrap();
+    drop(file);
+    let found = Catalog::builtin().identify(&[Sample::from_path(&path).unwrap()]);
+    assert_eq!(found.family.as_deref(), Some("STOP (Djvu)"), "{:?}", found.evidence);
+}
+
+#[test]
+fn a_note_and_an_encrypted_file_together_raise_confidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let note_path = dir.path().join("read_me.txt");
+    std::fs::write(&note_path, "Your files are encrypted by LockBit. Restore-My-Files.").unwrap();
+    let file_path = dir.path().join("db.sql.lockbit");
+    std::fs::write(&file_path, noise(9000, 3)).unwrap();
+    let catalog = Catalog::builtin();
+    let note = Sample::from_path(&note_path).unwrap();
+    assert!(matches!(note, Sample::Note { .. }));
+    let alone = catalog.identify(std::slice::from_ref(&note));
+    assert_eq!(alone.family.as_deref(), Some("LockBit"));
+    assert_eq!(alone.confidence, Confidence::Medium);
+    let both = catalog.identify(&[note, Sample::from_path(&file_path).unwrap()]);
+    assert_eq!(both.family.as_deref(), Some("LockBit"));
+    assert_eq!(both.confidence, Confidence::High);
+    assert_eq!(both.decryptor, None, "no general LockBit decryptor is claimed");
+}
+
+#[test]
+fn utf16_notes_from_disk_are_read_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("HOW_TO_DECRYPT.txt");
+    let text = "All your files are encrypted by Rhysida. Pay in Bitcoin.\r\n";
+    let mut bytes = vec![0xff, 0xfe];
+    bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    std::fs::write(&path, bytes).unwrap();
+    let sample = Sample::from_path(&path).unwrap();
+    assert_eq!(sample, note("HOW_TO_DECRYPT.txt", text));
+    let found = Catalog::builtin().identify(&[sample]);
+    assert_eq!(found.family.as_deref(), Some("Rhysida"));
+}
+
+const TWO_FAMILIES: &str = r#"
+[[family]]
+id = "alpha"
+name = "Alpha"
+names = ["alphalocker"]
+contacts = ["alpha@example.org"]
+phrases = ["pay the alpha tax"]
+
+[[family]]
+id = "beta"
+name = "Beta"
+names = ["betalocker"]
+phrases = ["the beta way"]
+"#;
+
+#[test]
+fn a_close_second_family_makes_the_verdict_unknown() {
+    let catalog = Catalog::from_toml(TWO_FAMILIES).unwrap();
+    let found = catalog.identify(&[note("n.txt", "AlphaLocker and BetaLocker were here")]);
+    assert_eq!(found.family, None);
+    assert_eq!(found.evidence[0], "ambiguous: Alpha (weight 3) and Beta (weight 3)");
+}
+
+#[test]
+fn a_far_second_family_lowers_confidence_and_is_named() {
+    let catalog = Catalog::from_toml(TWO_FAMILIES).unwrap();
+    let text = "alphalocker: write to alpha@example.org. It is the beta way.";
+    let found = catalog.identify(&[note("n.txt", text)]);
+    assert_eq!(found.family.as_deref(), Some("Alpha"));
+    assert_eq!(found.confidence, Confidence::Medium);
+    assert!(found.evidence.last().unwrap().starts_with("also matched Beta with weight 2"));
+}
+
+#[test]
+fn one_phrase_is_only_a_hint() {
+    let catalog = Catalog::from_toml(TWO_FAMILIES).unwrap();
+    let found = catalog.identify(&[note("n.txt", "Do it the beta way.")]);
+    assert_eq!(found.family, None);
+    assert!(found.evidence[0].starts_with("too little to name a family: best is Beta"));
+}
+
+#[test]
+fn names_match_whole_words_only() {
+    let catalog = Catalog::from_toml(TWO_FAMILIES).unwrap();
+    let found = catalog.identify(&[note("n.txt", "superalphalockers")]);
+    assert_eq!(found.family, None);
+}
+
+#[test]
+fn the_verdict_serializes_for_the_command_line() {
+    let catalog = Catalog::from_toml(TWO_FAMILIES).unwrap();
+    let found = catalog.identify(&[note("n.txt", "alphalocker, alpha@example.org")]);
+    let json = serde_json::to_value(&found).unwrap();
+    assert_eq!(json["family"], "Alpha");
+    assert_eq!(json["confidence"], "high");
+    assert_eq!(json["evidence"][1], "n.txt: note text contains the family name 'alphalocker'");
+    let unknown = serde_json::to_value(catalog.identify(&[])).unwrap();
+    assert_eq!(unknown["family"], serde_json::Value::Null);
+    assert_eq!(unknown["confidence"], "none");
+}
+
+#[test]
+fn malformed_catalogs_are_rejected_with_their_place() {
+    let err = Catalog::from_toml("[[family]]\nid = \"x\"\nname = \n").unwrap_err();
+    assert!(matches!(err, IdentifyError::Parse(_)));
+    assert!(err.to_string().contains("line 3"), "{err}");
+
+    let err = Catalog::from_toml("[[family]]\nid = \"x\"\nname = \"X\"\nphrase = [\"y\"]\n").unwrap_err();
+    assert!(err.to_string().contains("phrase"), "unknown field not named: {err}");
+
+    let bad_extension = "[[family]]\nid = \"a\"\nname = \"A\"\nnames = [\"aa\"]\n\n\
+                         [[family]]\nid = \"b\"\nname = \"B\"\nextensions = [\"bbb\"]\n";
+    match Catalog::from_toml(bad_extension).unwrap_err() {
+        IdentifyError::Invalid { line, family, field, .. } => {
+            assert_eq!((line, family.as_str(), field), (6, "b", "extensions"));
+        }
+        other => panic!("{other}"),
+    }
+
+    let duplicate = "[[family]]\nid = \"a\"\nname = \"A\"\nnames = [\"aa\"]\n\
+                     [[family]]\nid = \"a\"\nname = \"A2\"\nnames = [\"ab\"]\n";
+    let err = Catalog::from_toml(duplicate).unwrap_err();
+    assert!(matches!(err, IdentifyError::Invalid { field: "id", .. }), "{err}");
+
+    let no_markers = "[[family]]\nid = \"a\"\nname = \"A\"\n";
+    assert!(matches!(Catalog::from_toml(no_markers), Err(IdentifyError::Invalid { .. })));
+    assert!(matches!(Catalog::from_toml(""), Err(IdentifyError::Empty)));
+}
+
+#[test]
+fn an_updated_catalog_loads_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("families.toml");
+    std::fs::write(&path, TWO_FAMILIES).unwrap();
+    let catalog = Catalog::load(&path).unwrap();
+    assert_eq!(catalog.families().len(), 2);
+    assert_eq!(catalog.family("beta").unwrap().name, "Beta");
+    let missing = Catalog::load(&dir.path().join("absent.toml")).unwrap_err();
+    assert!(matches!(missing, IdentifyError::Read { .. }));
+    assert!(missing.to_string().contains("absent.toml"));
+}
+
+#[test]
+fn the_builtin_catalog_is_the_shipped_file() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/families.toml");
+    let loaded = Catalog::load(std::path::Path::new(path)).unwrap();
+    assert_eq!(loaded.families().len(), Catalog::builtin().families().len());
+    assert!(loaded.families().len() >= 132);
+}
