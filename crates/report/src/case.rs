@@ -1,0 +1,92 @@
+//! Everything a report is made from, as plain serde data the binary fills in.
+
+use mamori_event::Event;
+use mamori_store::Incident;
+use serde::{Deserialize, Serialize};
+
+/// One incident with what is known around it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    pub incident: Incident,
+    /// The actor's events in time order, including the `Proc` events that
+    /// introduce its processes.
+    pub timeline: Vec<Event>,
+    pub host: Host,
+    pub files: Vec<FileOutcome>,
+    /// `None` when the family is unknown: the report then says so and never guesses.
+    pub family: Option<Family>,
+    pub notes: Vec<NoteFound>,
+    /// SHA-256 (hex) of the actor's executable.
+    pub exe_sha256: Option<String>,
+    /// Remote addresses the actor's processes talked to (`ip` or `ip:port`).
+    pub remote_addrs: Vec<String>,
+    /// How the host was isolated, when it was.
+    pub isolation: Option<String>,
+    pub evidence: Option<EvidenceRef>,
+    /// IANA time zone for the times a person reads (e.g. `Asia/Tokyo`);
+    /// `None` shows UTC. Machine exports are always UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    pub hostname: String,
+    pub kernel: String,
+    pub os: String,
+}
+
+/// One file the actor touched and whether it was put back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOutcome {
+    pub path: String,
+    /// "write", "truncate", "create", "delete", "rename" (as in incidents).
+    pub op: String,
+    /// The new name, for a rename.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `None` when no restore was attempted or asked about.
+    pub restored: Option<Restored>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Restored {
+    Restored,
+    AlreadyIntact,
+    Failed(String),
+    NotYet,
+}
+
+/// A ransomware family named from notes, extensions or trailers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Family {
+    pub name: String,
+    /// "high", "medium" or "low", as the identifier says.
+    pub confidence: String,
+    /// Human-readable lines saying what matched.
+    pub evidence: Vec<String>,
+    /// A free decryptor known to work for the family.
+    pub decryptor: Option<Decryptor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decryptor {
+    pub name: String,
+    pub url: String,
+}
+
+/// A ransom note found on disk, with the start of its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteFound {
+    pub path: String,
+    pub excerpt: String,
+}
+
+/// Where the sealed evidence bundle is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRef {
+    pub dir: String,
+    pub chain_head: String,
+    pub key_fingerprint: String,
+}

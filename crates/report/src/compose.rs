@@ -1,0 +1,615 @@
+//! Turns a case into a [`Doc`] in one language: the facts are chosen here
+//! once, the words come from the string table.
+
+use std::collections::BTreeSet;
+
+use mamori_event::EventKind;
+use mamori_store::Action;
+
+use crate::doc::{Block, Doc, Section};
+use crate::indicators::{contacts, leak_threat, new_extensions};
+use crate::personal::{personal_data, PersonalData, Reason};
+use crate::text::{fill, Text};
+use crate::time::Clock;
+use crate::timeline::{command_line, detected_ns, entries, entropy, kind_name, Entry, What};
+use crate::{Case, FileOutcome, Restored};
+
+/// Rows of the file table before the rest is only counted.
+const MAX_FILE_ROWS: usize = 50;
+/// Timeline rows shown from each end of a long timeline.
+const TIMELINE_ENDS: usize = 15;
+/// Characters of a note kept where a one-line excerpt is wanted.
+const NOTE_LINE: usize = 200;
+
+pub(crate) fn compose(case: &Case, t: &Text) -> Doc {
+    let facts = Facts::gather(case, t);
+    let mut sections = vec![
+        summary(case, t, &facts),
+        timeline(case, t, &facts),
+        stopped(case, t, &facts),
+        files(case, t),
+        personal(t, &facts.personal),
+        automatic(case, t, &facts),
+        family(case, t),
+        notes(case, t),
+        checklist(t, &facts),
+        ppc(case, t, &facts),
+        nco(case, t, &facts),
+    ];
+    if !case.incident.notes.is_empty() {
+        sections.push(Section { heading: t.h_remarks.into(), blocks: vec![Block::List(case.incident.notes.clone())] });
+    }
+    Doc {
+        lang: t.lang,
+        title: fill(t.title, &[("id", &case.incident.id)]),
+        sections,
+        footer: fill(t.footer, &[("id", &case.incident.id)]),
+    }
+}
+
+/// What several sections say, worked out once.
+struct Facts {
+    clock: Clock,
+    detected: String,
+    /// When the processes were stopped (detection plus latency), if known.
+    stopped_at: Option<String>,
+    first_activity: Option<u64>,
+    latency: String,
+    host: String,
+    action: &'static str,
+    pids: String,
+    restore: String,
+    family: String,
+    personal: PersonalData,
+    personal_short: String,
+    isolation: String,
+    evidence: String,
+    vars: Vec<(&'static str, String)>,
+}
+
+impl Facts {
+    fn gather(case: &Case, t: &Text) -> Facts {
+        let inc = &case.incident;
+        let clock = Clock::new(case.timezone.as_deref());
+        let detected_ns = detected_ns(case);
+        let stopped = matches!(inc.action, Action::Suspended | Action::Killed);
+        let stopped_at = inc.stop_latency_us.filter(|_| stopped).map(|us| clock.long(detected_ns + us * 1_000));
+        let first_activity = case.timeline.iter().find(|e| !matches!(e.kind, EventKind::Proc(_))).map(|e| e.time_ns);
+        let personal = personal_data(case.files.iter().map(|f| f.path.as_str()));
+        let personal_short = if personal.likely {
+            fill(t.personal_yes_short, &[("n", &personal.files.to_string())])
+        } else {
+            t.personal_no_short.into()
+        };
+        let pids = if inc.pids.is_empty() {
+            inc.actor.pid.to_string()
+        } else {
+            inc.pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        };
+        let mut facts = Facts {
+            detected: clock.long(detected_ns),
+            stopped_at,
+            first_activity,
+            latency: inc.stop_latency_us.map_or_else(|| t.unknown.into(), latency),
+            host: if case.host.hostname.is_empty() { t.unknown.into() } else { case.host.hostname.clone() },
+            action: action_label(t, inc.action),
+            pids,
+            restore: restore_summary(t, &case.files),
+            family: case
+                .family
+                .as_ref()
+                .map_or_else(|| t.unknown.into(), |f| format!("{} ({}: {})", f.name, t.confidence, f.confidence)),
+            personal,
+            personal_short,
+            isolation: case.isolation.clone().unwrap_or_else(|| t.isolation_none.into()),
+            evidence: case.evidence.as_ref().map_or_else(|| t.evidence_none.into(), |e| e.dir.clone()),
+            clock,
+            vars: Vec::new(),
+        };
+        facts.vars = vec![
+            ("id", inc.id.clone()),
+            ("time", facts.detected.clone()),
+            ("host", facts.host.clone()),
+            ("exe", non_empty(&inc.actor.exe, t.unknown)),
+            ("pid", inc.actor.pid.to_string()),
+            ("pids", facts.pids.clone()),
+            ("n", case.files.len().to_string()),
+            ("latency", facts.latency.clone()),
+            ("evidence", facts.evidence.clone()),
+            ("family", facts.family.clone()),
+            ("restore", facts.restore.clone()),
+        ];
+        facts
+    }
+
+    fn fill(&self, template: &str) -> String {
+        let vars: Vec<(&str, &str)> = self.vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        fill(template, &vars)
+    }
+}
+
+fn non_empty(s: &str, otherwise: &str) -> String {
+    if s.is_empty() {
+        otherwise.into()
+    } else {
+        s.into()
+    }
+}
+
+fn latency(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us} µs")
+    } else {
+        format!("{:.1} ms", us as f64 / 1_000.0)
+    }
+}
+
+fn action_label(t: &Text, action: Action) -> &'static str {
+    match action {
+        Action::Suspended => t.action_suspended,
+        Action::Killed => t.action_killed,
+        Action::Resumed => t.action_resumed,
+        Action::Failed => t.action_failed,
+    }
+}
+
+fn restore_summary(t: &Text, files: &[FileOutcome]) -> String {
+    let count = |want: fn(&Option<Restored>) -> bool| files.iter().filter(|f| want(&f.restored)).count();
+    let parts = [
+        (count(|r| matches!(r, Some(Restored::Restored))), t.restored_restored),
+        (count(|r| matches!(r, Some(Restored::AlreadyIntact))), t.restored_intact),
+        (count(|r| matches!(r, Some(Restored::Failed(_)))), t.restored_failed),
+        (count(|r| matches!(r, Some(Restored::NotYet))), t.restored_not_yet),
+    ];
+    if parts.iter().all(|(n, _)| *n == 0) {
+        return t.restore_none.into();
+    }
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, label)| fill(t.count_of, &[("label", label), ("n", &n.to_string())]))
+        .collect::<Vec<_>>()
+        .join(t.list_sep)
+}
+
+fn restored_label(t: &Text, r: &Option<Restored>) -> String {
+    match r {
+        Some(Restored::Restored) => t.restored_restored.into(),
+        Some(Restored::AlreadyIntact) => t.restored_intact.into(),
+        Some(Restored::Failed(why)) => format!("{}: {why}", t.restored_failed),
+        Some(Restored::NotYet) => t.restored_not_yet.into(),
+        None => t.restored_unchecked.into(),
+    }
+}
+
+fn op_label(t: &Text, op: &str) -> String {
+    match op {
+        "write" => t.op_write.into(),
+        "truncate" => t.op_truncate.into(),
+        "create" => t.op_create.into(),
+        "delete" => t.op_delete.into(),
+        "rename" => t.op_rename.into(),
+        other => other.into(),
+    }
+}
+
+fn summary(case: &Case, t: &Text, f: &Facts) -> Section {
+    let inc = &case.incident;
+    let mut text = f.fill(t.summary_detected);
+    text.push_str(&f.fill(match inc.action {
+        Action::Suspended => t.summary_suspended,
+        Action::Killed => t.summary_killed,
+        Action::Resumed => t.summary_resumed,
+        Action::Failed => t.summary_failed,
+    }));
+    text.push_str(&f.fill(if case.files.is_empty() { t.summary_no_files } else { t.summary_files }));
+    let mut blocks = vec![Block::Para(text)];
+    if inc.action == Action::Failed {
+        blocks.push(Block::Important(t.summary_failed_warning.into()));
+    }
+    blocks.push(Block::Facts(vec![
+        (t.l_incident.into(), inc.id.clone()),
+        (t.l_detected.into(), f.detected.clone()),
+        (t.l_host.into(), host_line(case, t)),
+        (t.l_program.into(), non_empty(&inc.actor.exe, t.unknown)),
+        (t.l_response.into(), format!("{} (PID {})", f.action, f.pids)),
+        (t.l_latency.into(), f.latency.clone()),
+        (t.l_files.into(), case.files.len().to_string()),
+        (t.l_restore.into(), f.restore.clone()),
+        (t.l_family.into(), f.family.clone()),
+        (t.l_personal.into(), f.personal_short.clone()),
+        (t.l_isolation.into(), f.isolation.clone()),
+        (t.l_evidence.into(), f.evidence.clone()),
+    ]));
+    Section { heading: t.h_summary.into(), blocks }
+}
+
+fn host_line(case: &Case, t: &Text) -> String {
+    let h = &case.host;
+    let mut line = non_empty(&h.hostname, t.unknown);
+    let detail: Vec<&str> = [h.os.as_str(), h.kernel.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
+    if !detail.is_empty() {
+        line.push_str(&format!(" ({})", detail.join(", ")));
+    }
+    line
+}
+
+fn timeline(case: &Case, t: &Text, f: &Facts) -> Section {
+    let mut facts = Vec::new();
+    if let Some(first) = f.first_activity {
+        facts.push((t.l_first_activity.into(), f.clock.long(first)));
+    }
+    facts.push((t.l_detected.into(), f.detected.clone()));
+    if let Some(stopped) = &f.stopped_at {
+        facts.push((t.l_stopped_at.into(), stopped.clone()));
+    }
+    let mut blocks = vec![Block::Facts(facts)];
+    let all = entries(case);
+    if all.is_empty() {
+        blocks.push(Block::Para(t.timeline_empty.into()));
+        return Section { heading: t.h_timeline.into(), blocks };
+    }
+    let row = |e: &Entry| {
+        vec![
+            f.clock.short(e.time_ns),
+            e.pid.map_or_else(String::new, |p| p.to_string()),
+            what_label(t, e.what).into(),
+            entry_detail(t, e),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    if all.len() > 2 * TIMELINE_ENDS {
+        rows.extend(all[..TIMELINE_ENDS].iter().map(row));
+        let skipped = (all.len() - 2 * TIMELINE_ENDS).to_string();
+        rows.push(vec!["…".into(), String::new(), fill(t.timeline_skipped, &[("n", &skipped)]), String::new()]);
+        rows.extend(all[all.len() - TIMELINE_ENDS..].iter().map(row));
+    } else {
+        rows.extend(all.iter().map(row));
+    }
+    blocks.push(Block::Table {
+        head: vec![t.c_time.into(), "PID".into(), t.c_event.into(), t.c_detail.into()],
+        rows,
+        more: None,
+    });
+    blocks.push(Block::Para(fill(t.timeline_exports, &[("n", &all.len().to_string())])));
+    Section { heading: t.h_timeline.into(), blocks }
+}
+
+fn what_label(t: &Text, what: What) -> &'static str {
+    match what {
+        What::ProcSeen => t.w_proc,
+        What::Open(mode) if mode.writes() => t.w_open_write,
+        What::Open(_) => t.w_open_read,
+        What::Written => t.w_written,
+        What::Created => t.w_created,
+        What::Deleted => t.w_deleted,
+        What::Renamed => t.w_renamed,
+        What::VaultTouched => t.w_vault,
+        What::CanaryTouched => t.w_canary,
+        What::Trusted => t.w_trusted,
+        What::Overflow => t.w_overflow,
+    }
+}
+
+fn entry_detail(t: &Text, e: &Entry) -> String {
+    let mut detail = match e.what {
+        What::ProcSeen => e.proc.map(|p| command_line(&p.cmdline)).unwrap_or_default(),
+        What::Renamed => format!("{} → {}", e.path.unwrap_or(""), e.to.unwrap_or("")),
+        What::Trusted => format!("{} @ {}", e.to.unwrap_or(""), e.path.unwrap_or("")),
+        What::Overflow => fill(t.lost_events, &[("n", &e.lost.unwrap_or(0).to_string())]),
+        _ => e.path.unwrap_or("").to_string(),
+    };
+    if let Some(after) = e.after {
+        let change = match e.before {
+            Some(before) => format!(
+                "{} → {}, {} {} → {}",
+                kind_name(before.kind),
+                kind_name(after.kind),
+                t.entropy,
+                entropy(before.entropy),
+                entropy(after.entropy)
+            ),
+            None => format!("{}, {} {}", kind_name(after.kind), t.entropy, entropy(after.entropy)),
+        };
+        detail.push_str(&format!(" ({change})"));
+    }
+    detail
+}
+
+fn stopped(case: &Case, t: &Text, f: &Facts) -> Section {
+    let inc = &case.incident;
+    let mut facts = vec![
+        (t.l_response.into(), f.action.into()),
+        ("PID".into(), f.pids.clone()),
+        (t.l_program.into(), non_empty(&inc.actor.exe, t.unknown)),
+        ("SHA-256".into(), case.exe_sha256.clone().unwrap_or_else(|| t.unknown.into())),
+        (t.l_cmdline.into(), command_line(&inc.actor.cmdline)),
+        (t.l_uid.into(), if inc.actor.uid == u32::MAX { t.unknown.into() } else { inc.actor.uid.to_string() }),
+    ];
+    if let Some(started) = inc.actor.started_ns {
+        facts.push((t.l_started.into(), f.clock.long(started)));
+    }
+    facts.push((t.l_latency.into(), f.latency.clone()));
+    facts.push((t.l_score.into(), format!("{:.1}", inc.score)));
+    let mut blocks = vec![Block::Facts(facts)];
+    if !inc.reasons.is_empty() {
+        blocks.push(Block::Sub(t.reasons.into()));
+        blocks.push(Block::List(inc.reasons.clone()));
+    }
+    match inc.action {
+        Action::Suspended => blocks.push(Block::Important(f.fill(t.suspended_hint))),
+        Action::Failed => blocks.push(Block::Important(t.summary_failed_warning.into())),
+        Action::Killed | Action::Resumed => {}
+    }
+    Section { heading: t.h_stopped.into(), blocks }
+}
+
+fn files(case: &Case, t: &Text) -> Section {
+    if case.files.is_empty() {
+        return Section { heading: t.h_files.into(), blocks: vec![Block::Para(t.files_none.into())] };
+    }
+    // Failures first, so a capped table never hides what still needs work.
+    let rank = |r: &Option<Restored>| match r {
+        Some(Restored::Failed(_)) => 0,
+        Some(Restored::NotYet) => 1,
+        None => 2,
+        Some(Restored::Restored) => 3,
+        Some(Restored::AlreadyIntact) => 4,
+    };
+    let mut list: Vec<&FileOutcome> = case.files.iter().collect();
+    list.sort_by_key(|f| rank(&f.restored));
+    let rows = list
+        .iter()
+        .take(MAX_FILE_ROWS)
+        .map(|f| {
+            vec![f.path.clone(), op_label(t, &f.op), f.to.clone().unwrap_or_default(), restored_label(t, &f.restored)]
+        })
+        .collect();
+    let more = (case.files.len() > MAX_FILE_ROWS)
+        .then(|| fill(t.files_more, &[("n", &(case.files.len() - MAX_FILE_ROWS).to_string())]));
+    Section {
+        heading: t.h_files.into(),
+        blocks: vec![
+            Block::Para(fill(t.files_intro, &[("n", &case.files.len().to_string())])),
+            Block::Table {
+                head: vec![t.c_path.into(), t.c_op.into(), t.c_new_name.into(), t.c_restore.into()],
+                rows,
+                more,
+            },
+        ],
+    }
+}
+
+fn reason_label(t: &Text, reason: Reason) -> &'static str {
+    match reason {
+        Reason::Customers => t.r_customers,
+        Reason::Employees => t.r_employees,
+        Reason::Payroll => t.r_payroll,
+        Reason::Medical => t.r_medical,
+        Reason::Applicants => t.r_applicants,
+        Reason::People => t.r_people,
+    }
+}
+
+fn reasons_line(t: &Text, p: &PersonalData) -> String {
+    p.by_reason
+        .iter()
+        .map(|(r, n)| fill(t.count_of, &[("label", reason_label(t, *r)), ("n", &n.to_string())]))
+        .collect::<Vec<_>>()
+        .join(t.list_sep)
+}
+
+fn personal(t: &Text, p: &PersonalData) -> Section {
+    let mut blocks = Vec::new();
+    if p.likely {
+        blocks.push(Block::Important(fill(t.personal_likely, &[("n", &p.files.to_string())])));
+        blocks.push(Block::Table {
+            head: vec![t.c_reason.into(), t.c_count.into()],
+            rows: p.by_reason.iter().map(|(r, n)| vec![reason_label(t, *r).into(), n.to_string()]).collect(),
+            more: None,
+        });
+    } else {
+        blocks.push(Block::Para(t.personal_unlikely.into()));
+    }
+    blocks.push(Block::Para(t.personal_method.into()));
+    Section { heading: t.h_personal.into(), blocks }
+}
+
+fn automatic(case: &Case, t: &Text, f: &Facts) -> Section {
+    let inc = &case.incident;
+    let mut done = vec![f.fill(match inc.action {
+        Action::Suspended => t.auto_suspended,
+        Action::Killed => t.auto_killed,
+        Action::Resumed => t.auto_resumed,
+        Action::Failed => t.auto_failed,
+    })];
+    let restored = case.files.iter().filter(|f| f.restored == Some(Restored::Restored)).count();
+    if restored > 0 {
+        done.push(fill(t.auto_restored, &[("n", &restored.to_string())]));
+    }
+    if case.files.iter().any(|f| matches!(f.restored, None | Some(Restored::NotYet))) {
+        done.push(f.fill(t.auto_vault));
+    }
+    done.push(match &case.isolation {
+        Some(how) => fill(t.auto_isolated, &[("how", how)]),
+        None => t.auto_not_isolated.into(),
+    });
+    done.push(match &case.evidence {
+        Some(e) => fill(t.auto_evidence, &[("dir", &e.dir), ("head", &e.chain_head), ("key", &e.key_fingerprint)]),
+        None => t.auto_no_evidence.into(),
+    });
+    if !case.notes.is_empty() {
+        done.push(fill(t.auto_notes, &[("n", &case.notes.len().to_string())]));
+    }
+    Section { heading: t.h_automatic.into(), blocks: vec![Block::List(done)] }
+}
+
+fn family(case: &Case, t: &Text) -> Section {
+    let blocks = match &case.family {
+        None => vec![Block::Para(t.family_unknown.into()), Block::Para(t.family_hint.into())],
+        Some(fam) => {
+            let decryptor = fam
+                .decryptor
+                .as_ref()
+                .map_or_else(|| t.decryptor_none.to_string(), |d| format!("{} — {}", d.name, d.url));
+            let mut blocks = vec![Block::Facts(vec![
+                (t.l_family_name.into(), fam.name.clone()),
+                (t.confidence.into(), fam.confidence.clone()),
+                (t.l_decryptor.into(), decryptor),
+            ])];
+            if !fam.evidence.is_empty() {
+                blocks.push(Block::Sub(t.family_evidence.into()));
+                blocks.push(Block::List(fam.evidence.clone()));
+            }
+            blocks.push(Block::Para(t.family_caution.into()));
+            blocks
+        }
+    };
+    Section { heading: t.h_family.into(), blocks }
+}
+
+fn notes(case: &Case, t: &Text) -> Section {
+    let mut blocks = Vec::new();
+    if case.notes.is_empty() {
+        blocks.push(Block::Para(t.notes_none.into()));
+    }
+    for note in &case.notes {
+        blocks.push(Block::Sub(note.path.clone()));
+        blocks.push(Block::Verbatim(note.excerpt.clone()));
+    }
+    blocks.push(Block::Important(t.notes_warning.into()));
+    Section { heading: t.h_notes.into(), blocks }
+}
+
+fn checklist(t: &Text, f: &Facts) -> Section {
+    let items = |list: &[&str]| list.iter().map(|s| f.fill(s)).collect::<Vec<_>>();
+    Section {
+        heading: t.h_checklist.into(),
+        blocks: vec![
+            Block::Sub(t.next_30_min.into()),
+            Block::Checklist(items(t.checklist_30_min)),
+            Block::Sub(t.next_24_hours.into()),
+            Block::Checklist(items(t.checklist_24_hours)),
+            Block::Sub(t.contacts_heading.into()),
+            Block::List(items(t.contacts)),
+            Block::Sub(t.tell_heading.into()),
+            Block::List(items(t.tell)),
+        ],
+    }
+}
+
+fn ppc(case: &Case, t: &Text, f: &Facts) -> Section {
+    let mut first = f.fill(t.ppc_overview);
+    if let Some(ns) = f.first_activity {
+        first.push_str(&fill(t.ppc_first_change, &[("time", &f.clock.long(ns))]));
+    }
+    first.push_str(t.ppc_rest_to_fill);
+    let items = if f.personal.likely {
+        fill(t.ppc_items_likely, &[("n", &f.personal.files.to_string()), ("reasons", &reasons_line(t, &f.personal))])
+    } else {
+        t.ppc_items_unlikely.into()
+    };
+    let family = case.family.as_ref().map_or(t.unknown, |fam| fam.name.as_str());
+    let secondary = if leak_threat(case) { t.ppc_secondary_leak } else { t.ppc_secondary };
+    let mut measures = vec![f.action.to_string()];
+    if let Some(how) = &case.isolation {
+        measures.push(fill(t.auto_isolated, &[("how", how)]));
+    }
+    if case.files.iter().any(|f| f.restored == Some(Restored::Restored)) {
+        measures.push(f.restore.clone());
+    }
+    let values = [
+        first,
+        items,
+        t.ppc_people.to_string(),
+        fill(t.ppc_cause, &[("family", family)]),
+        secondary.to_string(),
+        t.to_fill.to_string(),
+        t.to_fill.to_string(),
+        fill(t.ppc_prevention, &[("done", &measures.join(t.list_sep))]),
+        f.fill(t.ppc_other),
+    ];
+    Section {
+        heading: t.h_ppc.into(),
+        blocks: vec![
+            Block::Para(t.ppc_intro.into()),
+            Block::Important(t.ppc_deadlines.into()),
+            Block::Table {
+                head: vec![t.c_item.into(), t.c_content.into()],
+                rows: t.ppc_items.iter().zip(values).map(|(label, value)| vec![label.to_string(), value]).collect(),
+                more: None,
+            },
+        ],
+    }
+}
+
+fn nco(case: &Case, t: &Text, f: &Facts) -> Section {
+    let note = case.notes.first().map_or_else(
+        || t.notes_none.to_string(),
+        |n| {
+            let line = n.excerpt.split_whitespace().collect::<Vec<_>>().join(" ");
+            let short: String = line.chars().take(NOTE_LINE).collect();
+            let cut = if short.len() < line.len() { "…" } else { "" };
+            format!("{}: “{short}{cut}”", n.path)
+        },
+    );
+    let extensions = new_extensions(case);
+    let extensions = if extensions.is_empty() {
+        t.nco_no_extension.to_string()
+    } else {
+        extensions
+            .iter()
+            .map(|(ext, n)| fill(t.count_of, &[("label", &format!(".{ext}")), ("n", &n.to_string())]))
+            .collect::<Vec<_>>()
+            .join(t.list_sep)
+    };
+    let encrypted = case.files.iter().any(|f| matches!(f.op.as_str(), "write" | "truncate" | "rename"));
+    let damage = fill(
+        t.nco_damage,
+        &[
+            ("encryption", if encrypted { t.yes } else { t.no }),
+            ("leak", if leak_threat(case) { t.nco_leak_yes } else { t.nco_leak_no }),
+        ],
+    );
+    let mut indicators = Vec::new();
+    if let Some(sha) = &case.exe_sha256 {
+        indicators.push(format!("SHA-256 {sha} ({})", case.incident.actor.exe));
+    }
+    let tools: BTreeSet<&str> = case
+        .timeline
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Proc(p) if !p.exe.is_empty() => Some(p.exe.as_str()),
+            _ => None,
+        })
+        .chain((!case.incident.actor.exe.is_empty()).then_some(case.incident.actor.exe.as_str()))
+        .collect();
+    if !tools.is_empty() {
+        indicators.push(format!("{}: {}", t.nco_tools, tools.into_iter().collect::<Vec<_>>().join(", ")));
+    }
+    if !case.remote_addrs.is_empty() {
+        indicators.push(format!("{}: {}", t.nco_addresses, case.remote_addrs.join(", ")));
+    }
+    let indicators = if indicators.is_empty() { t.to_fill.to_string() } else { indicators.join(" / ") };
+    let contact = contacts(case);
+    let demand = if contact.is_empty() {
+        t.nco_demand_unknown.to_string()
+    } else {
+        fill(t.nco_demand, &[("contacts", &contact.join(", "))])
+    };
+    Section {
+        heading: t.h_nco.into(),
+        blocks: vec![
+            Block::Para(t.nco_intro.into()),
+            Block::Facts(vec![
+                (t.nco_note.into(), note),
+                (t.nco_extension.into(), extensions),
+                (t.nco_damage_label.into(), damage),
+                (t.nco_route.into(), t.nco_route_value.into()),
+                (t.nco_indicators.into(), indicators),
+                (t.nco_demand_label.into(), demand),
+                (t.l_detected.into(), f.detected.clone()),
+            ]),
+        ],
+    }
+}

@@ -1,0 +1,59 @@
+//! Incident reports and timeline exports for mamori.
+//!
+//! The binary fills a [`Case`] (the incident, the actor's events, the host,
+//! what restore did, the family if known, the notes found, the evidence) and
+//! gets back:
+//! - a report for people, in Japanese or English, as Markdown or HTML
+//!   ([`render`]): what happened, what was stopped, which files were hit and
+//!   restored, whether personal data may be involved, the first-response
+//!   checklist and the items Japan's breach and incident-report forms ask for;
+//! - timelines for tools: Timesketch ([`timesketch`]) and Elastic Common
+//!   Schema ([`ecs`]) JSON lines.
+//!
+//! One composer builds a language- and format-neutral document from a string
+//! table per language; one writer per format prints it.
+
+mod case;
+mod compose;
+mod doc;
+mod ecs;
+mod error;
+mod html;
+mod indicators;
+mod markdown;
+mod personal;
+mod text;
+mod time;
+mod timeline;
+mod timesketch;
+
+pub use case::{Case, Decryptor, EvidenceRef, Family, FileOutcome, Host, NoteFound, Restored};
+pub use ecs::{ecs, ECS_VERSION};
+pub use error::ReportError;
+pub use personal::{personal_data, PersonalData, Reason};
+pub use timesketch::{timesketch, TsFormat, COLUMNS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ja,
+    En,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Html,
+}
+
+/// The incident report for people.
+pub fn render(case: &Case, lang: Lang, format: Format) -> String {
+    let table = match lang {
+        Lang::Ja => &text::JA,
+        Lang::En => &text::EN,
+    };
+    let doc = compose::compose(case, table);
+    match format {
+        Format::Markdown => markdown::markdown(&doc),
+        Format::Html => html::html(&doc),
+    }
+}

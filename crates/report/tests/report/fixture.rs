@@ -1,0 +1,143 @@
+//! A realistic case: an encryptor with a helper child rewrote office files
+//! in folders named for customers and staff, renamed them to `.locked`,
+//! dropped a note, and was suspended. Paths carry the characters that break
+//! naive exports: commas, quotes, newlines, `<`, `|` and Japanese.
+
+use mamori_event::{
+    BlockSample, ContentFacts, Digest, Event, EventKind, FileKind, Format, OpenMode, ProcInfo, ProcKey,
+};
+use mamori_report::{Case, EvidenceRef, FileOutcome, Host, NoteFound, Restored};
+use mamori_store::{Action, ActorInfo, Incident};
+
+pub const T0: u64 = 1_795_000_000_000_000_000;
+pub const ACTOR: ProcKey = ProcKey { pid: 4242, start: 987_654 };
+pub const CHILD: ProcKey = ProcKey { pid: 4243, start: 987_700 };
+pub const EXE: &str = "/tmp/.cache/enc";
+pub const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+pub const CUSTOMERS: &str = "/srv/share/顧客/顧客リスト, 2025 \"最新\".xlsx";
+pub const PAYROLL: &str = "/srv/share/社員/給与明細.xlsx";
+pub const NEWLINE: &str = "/srv/share/memo\nnext line.txt";
+pub const MARKUP: &str = "/srv/share/<script>alert(1)</script>|pipe|.docx";
+pub const NOTE: &str = "/srv/share/README_DECRYPT.txt";
+
+fn facts(kind: FileKind, entropy: f32, size: u64) -> ContentFacts {
+    ContentFacts {
+        size,
+        kind,
+        entropy,
+        encoded_random: false,
+        sampled: false,
+        digest: Digest(vec![1, 2, 3]),
+        blocks: vec![BlockSample { offset: 0, hash: 7, entropy }],
+        small_hash: None,
+    }
+}
+
+fn proc_info(key: ProcKey, parent: Option<ProcKey>, cmdline: &[&str]) -> ProcInfo {
+    ProcInfo {
+        key,
+        parent,
+        uid: 1001,
+        pgid: 4242,
+        sid: 4000,
+        exe: EXE.into(),
+        cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub fn case() -> Case {
+    let office = facts(FileKind::Known { format: Format::Office, intact: true }, 5.125, 18_000);
+    let cipher = facts(FileKind::Unknown, 7.998, 18_016);
+    let mut timeline = vec![
+        Event {
+            time_ns: T0,
+            proc: Some(ACTOR),
+            kind: EventKind::Proc(proc_info(
+                ACTOR,
+                Some(ProcKey { pid: 1, start: 1 }),
+                &[EXE, "--path", "/srv/share", "a b"],
+            )),
+        },
+        Event {
+            time_ns: T0 + 1_000_000,
+            proc: Some(CHILD),
+            kind: EventKind::Proc(proc_info(CHILD, Some(ACTOR), &[EXE, "--worker"])),
+        },
+    ];
+    let mut t = T0 + 2_000_000;
+    let mut files = Vec::new();
+    for (i, path) in [CUSTOMERS, PAYROLL, NEWLINE, MARKUP].into_iter().enumerate() {
+        let key = if i % 2 == 0 { ACTOR } else { CHILD };
+        let locked = format!("{path}.locked");
+        timeline.push(Event {
+            time_ns: t,
+            proc: Some(key),
+            kind: EventKind::Open { path: path.into(), mode: OpenMode::Write, before: Some(office.clone()) },
+        });
+        timeline.push(Event {
+            time_ns: t + 400_000,
+            proc: Some(key),
+            kind: EventKind::CloseWrite { path: path.into(), after: cipher.clone() },
+        });
+        timeline.push(Event {
+            time_ns: t + 500_000,
+            proc: Some(key),
+            kind: EventKind::Rename { from: path.into(), to: locked.clone(), dir: false },
+        });
+        t += 3_000_000;
+        files.push(FileOutcome {
+            path: path.into(),
+            op: "rename".into(),
+            to: Some(locked),
+            restored: Some(if i == 2 { Restored::Failed("no copy in the vault".into()) } else { Restored::Restored }),
+        });
+    }
+    timeline.push(Event { time_ns: t, proc: Some(ACTOR), kind: EventKind::Create { path: NOTE.into(), dir: false } });
+    timeline.push(Event { time_ns: t + 10, proc: None, kind: EventKind::Overflow { lost: 3 } });
+    files.push(FileOutcome { path: NOTE.into(), op: "create".into(), to: None, restored: Some(Restored::NotYet) });
+    let detected = t + 1_000_000;
+    let incident = Incident {
+        id: "INC-0007".into(),
+        detected_at: jiff::Timestamp::from_nanosecond(i128::from(detected)).unwrap().to_string(),
+        actor: ActorInfo {
+            pid: ACTOR.pid,
+            start: ACTOR.start,
+            exe: EXE.into(),
+            cmdline: vec![EXE.into(), "--path".into(), "/srv/share".into()],
+            uid: 1001,
+            started_ns: Some(T0 - 5_000_000_000),
+        },
+        pids: vec![ACTOR.pid, CHILD.pid],
+        procs: vec![ACTOR, CHILD],
+        action: Action::Suspended,
+        score: 12.5,
+        reasons: vec!["recognised files rewritten into unrecognisable ciphertext-like data".into()],
+        files: vec![],
+        protected: vec!["/srv/share".into()],
+        stop_latency_us: Some(830),
+        notes: vec!["the kernel event queue overflowed 1 time(s) since the agent started".into()],
+    };
+    Case {
+        incident,
+        timeline,
+        host: Host { hostname: "fileserver-01".into(), kernel: "6.18.0".into(), os: "Debian GNU/Linux 12".into() },
+        files,
+        family: None,
+        notes: vec![NoteFound {
+            path: NOTE.into(),
+            excerpt: "YOUR FILES ARE ENCRYPTED.\nWe downloaded your data and will publish it on our blog.\n\
+                      Write to recover@example.org or visit http://abcdefghijklmnop.onion/chat\n```\n<b>not bold</b>"
+                .into(),
+        }],
+        exe_sha256: Some(SHA.into()),
+        remote_addrs: vec!["203.0.113.9:443".into(), "[2001:db8::5]:8443".into()],
+        isolation: None,
+        evidence: Some(EvidenceRef {
+            dir: "/var/lib/mamori/evidence/INC-0007".into(),
+            chain_head: "c0ffee".into(),
+            key_fingerprint: "SHA256:abc".into(),
+        }),
+        timezone: Some("Asia/Tokyo".into()),
+    }
+}

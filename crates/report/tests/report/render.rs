@@ -1,0 +1,285 @@
+//! What the report says, in both languages and both formats.
+
+use mamori_report::{render, Decryptor, Family, FileOutcome, Format, Lang, Restored};
+
+use crate::fixture::{case, CUSTOMERS, EXE, MARKUP, SHA};
+
+const BOTH: [Format; 2] = [Format::Markdown, Format::Html];
+
+fn all_of(text: &str, needles: &[&str]) {
+    let missing: Vec<&&str> = needles.iter().filter(|n| !text.contains(**n)).collect();
+    assert!(missing.is_empty(), "missing {missing:?} in:\n{text}");
+}
+
+#[test]
+fn japanese_report_states_the_key_facts() {
+    for format in BOTH {
+        let text = render(&case(), Lang::Ja, format);
+        all_of(
+            &text,
+            &[
+                "ランサムウェア被害 インシデント報告書（INC-0007）",
+                "fileserver-01",
+                EXE,
+                SHA,
+                "4242, 4243",
+                "830 µs",
+                "一時停止（SIGSTOP）",
+                "JST",
+                "影響を受けたファイルは 5 件です",
+                "復元済み 3 件",
+                "復元に失敗 1 件",
+                "no copy in the vault",
+                "含まれる可能性あり（2 件）",
+                "顧客・会員",
+                "給与",
+                "/var/lib/mamori/evidence/INC-0007",
+                "mamori restore INC-0007",
+                "ファイルの中身は一切見ていません",
+            ],
+        );
+    }
+}
+
+#[test]
+fn english_report_states_the_key_facts() {
+    for format in BOTH {
+        let text = render(&case(), Lang::En, format);
+        all_of(
+            &text,
+            &[
+                "Ransomware incident report (INC-0007)",
+                "fileserver-01",
+                EXE,
+                SHA,
+                "4242, 4243",
+                "830 µs",
+                "suspended (SIGSTOP)",
+                "JST",
+                "5 files were affected",
+                "restored: 3",
+                "restore failed: 1",
+                "may be involved (2 files)",
+                "customers, members",
+                "payroll",
+                "mamori restore INC-0007",
+                "no file content was read",
+            ],
+        );
+    }
+}
+
+#[test]
+fn both_languages_list_the_nine_ppc_items_and_deadlines() {
+    let ja = render(&case(), Lang::Ja, Format::Markdown);
+    all_of(
+        &ja,
+        &[
+            "個人情報保護委員会への報告事項",
+            "① 概要",
+            "② 漏えい等が発生し、又は発生したおそれがある個人データの項目",
+            "③ 漏えい等が発生し、又は発生したおそれがある個人データに係る本人の数",
+            "④ 原因",
+            "⑤ 二次被害又はそのおそれの有無及びその内容",
+            "⑥ 本人への対応の実施状況",
+            "⑦ 公表の実施状況",
+            "⑧ 再発防止のための措置",
+            "⑨ その他参考となる事項",
+            "本人が 1 人だけでも",
+            "速報",
+            "3〜5 日以内",
+            "確報は 60 日以内",
+            "（要記入）",
+            // Prefilled from what mamori knows.
+            "最初の変更は",
+            "盗んだデータの公開をほのめかす文言があります",
+        ],
+    );
+    let en = render(&case(), Lang::En, Format::Markdown);
+    all_of(
+        &en,
+        &[
+            "Personal Information Protection Commission",
+            "① Overview",
+            "② Items of personal data",
+            "③ Number of people",
+            "④ Cause",
+            "⑤ Secondary damage",
+            "⑥ What has been done for the people concerned",
+            "⑦ Public announcement",
+            "⑧ Measures against recurrence",
+            "⑨ Anything else of use",
+            "even if only one person",
+            "3 to 5 days",
+            "within 60 days",
+            "(to fill in)",
+            "hints that stolen data will be published",
+        ],
+    );
+}
+
+#[test]
+fn both_languages_carry_the_checklist_and_contacts() {
+    let ja = render(&case(), Lang::Ja, Format::Html);
+    all_of(
+        &ja,
+        &[
+            "初動対応チェックリスト",
+            "今から 30 分以内",
+            "24 時間以内",
+            "電源を切らない",
+            "ネットワークから切り離す",
+            "初期化",
+            "経営層",
+            "IPA",
+            "JPCERT/CC",
+            "サイバー犯罪相談窓口",
+            "保険会社",
+            "弁護士",
+            "報告で伝えること",
+            "class=\"checklist\"",
+        ],
+    );
+    let en = render(&case(), Lang::En, Format::Markdown);
+    all_of(
+        &en,
+        &[
+            "First-response checklist",
+            "In the next 30 minutes",
+            "In the next 24 hours",
+            "- [ ] Do not power off or reboot fileserver-01",
+            "Do not wipe",
+            "management",
+            "IPA",
+            "JPCERT/CC",
+            "cybercrime consultation desk",
+            "insurer",
+            "lawyer",
+            "What to report",
+        ],
+    );
+}
+
+#[test]
+fn the_incident_form_fields_come_from_the_case() {
+    let ja = render(&case(), Lang::Ja, Format::Markdown);
+    all_of(
+        &ja,
+        &[
+            "ランサムウェア事案共通様式",
+            "暗号化されたファイルの拡張子**: .locked 4 件",
+            "公開の脅迫: 脅迫文にあり",
+            "侵入経路**: 不明（要記入）",
+            "recover@example.org",
+            "http://abcdefghijklmnop.onion/chat",
+            "203.0.113.9:443",
+            "ツール名: /tmp/.cache/enc",
+        ],
+    );
+    let en = render(&case(), Lang::En, Format::Markdown);
+    all_of(
+        &en,
+        &["Extension of the encrypted files**: .locked: 4", "leak threat: in the note", "unknown (to fill in)"],
+    );
+}
+
+#[test]
+fn an_unknown_family_is_called_unknown_and_a_known_one_is_named() {
+    let ja = render(&case(), Lang::Ja, Format::Markdown);
+    assert!(ja.contains("ランサムウェアの種類は不明です"));
+    assert!(ja.contains("ランサムウェアの種類**: 不明"));
+    let en = render(&case(), Lang::En, Format::Html);
+    assert!(en.contains("The ransomware family is unknown"));
+
+    let mut known = case();
+    known.family = Some(Family {
+        name: "STOP/Djvu".into(),
+        confidence: "high".into(),
+        evidence: vec!["note text contains 'ATTENTION!'".into()],
+        decryptor: Some(Decryptor {
+            name: "Emsisoft Decryptor for STOP Djvu".into(),
+            url: "https://www.nomoreransom.org/".into(),
+        }),
+    });
+    for lang in [Lang::Ja, Lang::En] {
+        let text = render(&known, lang, Format::Markdown);
+        all_of(&text, &["STOP/Djvu", "Emsisoft Decryptor for STOP Djvu", "note text contains 'ATTENTION\\!'"]);
+        assert!(!text.contains("種類は不明です") && !text.contains("family is unknown"), "{text}");
+    }
+}
+
+#[test]
+fn html_escapes_paths_and_sets_the_language() {
+    for (lang, tag) in [(Lang::Ja, "<html lang=\"ja\">"), (Lang::En, "<html lang=\"en\">")] {
+        let html = render(&case(), lang, Format::Html);
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains(tag));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;|pipe|.docx"), "path escaped");
+        assert!(!html.contains("<script"), "no markup from the case");
+        assert!(!html.contains("<b>"), "note excerpt escaped");
+        assert!(html.contains("memo\\x0anext line.txt"), "newline in a name shown, not obeyed");
+        assert!(html.contains("@media print"));
+        assert!(!html.contains("http-equiv") && !html.contains("<link") && !html.contains("src="), "self-contained");
+    }
+}
+
+#[test]
+fn markdown_tables_keep_their_shape_whatever_the_paths() {
+    for lang in [Lang::Ja, Lang::En] {
+        let md = render(&case(), lang, Format::Markdown);
+        assert!(md.contains("\\<script\\>alert(1)\\</script\\>\\|pipe\\|.docx"), "{md}");
+        // Every table line has as many unescaped pipes as its header.
+        let mut width = None;
+        for line in md.lines() {
+            if !line.starts_with('|') {
+                width = None;
+                continue;
+            }
+            let pipes = line.len() - line.replace('|', "").len() - line.matches("\\|").count();
+            match width {
+                None => width = Some(pipes),
+                Some(w) => assert_eq!(pipes, w, "broken table row: {line}"),
+            }
+        }
+        // The note's own code fence cannot close the verbatim block.
+        assert!(md.contains("````text\nYOUR FILES ARE ENCRYPTED."));
+    }
+}
+
+#[test]
+fn long_file_lists_are_capped_with_a_count_and_failures_first() {
+    let mut big = case();
+    for i in 0..120 {
+        big.files.push(FileOutcome {
+            path: format!("/srv/share/docs/file{i:03}.odt"),
+            op: "write".into(),
+            to: None,
+            restored: Some(Restored::Restored),
+        });
+    }
+    let total = big.files.len();
+    let ja = render(&big, Lang::Ja, Format::Markdown);
+    assert!(ja.contains(&format!("ほか {} 件", total - 50)));
+    let en = render(&big, Lang::En, Format::Markdown);
+    assert!(en.contains(&format!("{} more", total - 50)));
+    let rows = en.lines().filter(|l| l.starts_with("| /srv/share/")).count();
+    assert_eq!(rows, 50);
+    let first = en.lines().find(|l| l.starts_with("| /srv/share/")).unwrap();
+    assert!(first.contains("restore failed"), "failures first: {first}");
+    assert!(!en.contains("file119.odt"), "rows past the cap are counted, not listed");
+}
+
+#[test]
+fn a_failed_stop_is_flagged_and_no_personal_data_is_said_plainly() {
+    let mut failed = case();
+    failed.incident.action = mamori_store::Action::Failed;
+    failed.files.retain(|f| f.path != CUSTOMERS && !f.path.contains("社員"));
+    let ja = render(&failed, Lang::Ja, Format::Markdown);
+    all_of(
+        &ja,
+        &["停止に失敗", "暗号化がまだ続いているおそれがあります", "個人データを含むファイルは見当たりませんでした"],
+    );
+    let en = render(&failed, Lang::En, Format::Html);
+    all_of(&en, &["could not be stopped", "No file or folder name suggests personal data"]);
+    assert!(!en.contains(MARKUP), "raw path never appears in HTML");
+}
