@@ -11,12 +11,12 @@ use crate::catalog::{Catalog, Decryptor, Kind, Marker};
 use crate::sample::Sample;
 use crate::text;
 
-/// Weight below which a family is not named: one name, contact, extension or
+/// The least weight that names a family: one name, contact, extension or
 /// trailer, or two phrases (a phrase may be common beyond the notes it was
 /// taken from; two from the same family rarely are).
 const NAME_AT: u32 = 3;
-/// Weight from which the verdict is "high": two strong markers, or three
-/// phrases, or a phrase and a contact...
+/// Weight from which the verdict is "high": two strong markers, three
+/// phrases, or two phrases and a note name.
 const HIGH_AT: u32 = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -85,7 +85,7 @@ impl Catalog {
                 None => scores.push((marker.family, marker.kind.weight())),
             }
         }
-        // Ties go to the family listed first in the catalog: deterministic.
+        // Equal weights are ambiguous anyway; catalog order keeps the message stable.
         scores.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let describe = |family: usize| -> Vec<String> {
             hits.iter()

@@ -63,6 +63,7 @@ fn every_family_is_identified_from_the_text_of_each_of_its_notes() {
     let mut families: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut misses = Vec::new();
     let mut wrong = Vec::new();
+    let mut confidences: BTreeMap<String, usize> = BTreeMap::new();
     for (folder, label, path) in &notes {
         let expected = catalog.family(folder).unwrap_or_else(|| panic!("families.toml has no family {folder:?}"));
         let found = catalog.identify(&[neutral(path)]);
@@ -72,6 +73,7 @@ fn every_family_is_identified_from_the_text_of_each_of_its_notes() {
             Some(name) if *name == expected.name => {
                 entry.1 += 1;
                 assert_ne!(found.confidence, Confidence::None, "{label}");
+                *confidences.entry(format!("{:?}", found.confidence)).or_default() += 1;
             }
             Some(name) => wrong.push(format!("{label}: {name} instead of {}", expected.name)),
             None => misses.push((label.clone(), found.evidence.join(" | "))),
@@ -86,6 +88,7 @@ fn every_family_is_identified_from_the_text_of_each_of_its_notes() {
         misses.len(),
         wrong.len()
     );
+    println!("confidence of the identified notes: {confidences:?}");
     for (label, evidence) in &misses {
         println!("miss  {label:50} {evidence}");
     }
