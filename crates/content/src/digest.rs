@@ -8,13 +8,27 @@ use tlsh2::{TlshDefault, TlshDefaultBuilder};
 /// TLSH distance at and beyond which two contents count as unrelated.
 const MAX_DISTANCE: i32 = 300;
 
+/// At most this much of the sampled bytes is digested, half from the start
+/// and half from the end: TLSH is the most expensive fact by far (about half
+/// the agent's time when files are written in bulk), and a format lost or
+/// kept shows at a file's ends as well as anywhere.
+const DIGEST_BUDGET: usize = 16 * 1024;
+
 /// The TLSH of the bytes, kept as its 72-character hex form ("T1…") so a
 /// trace shows it the way other TLSH tools do. Empty when TLSH refuses the
 /// input (under 50 bytes, or too little variety).
 pub(crate) fn digest(regions: &[(u64, &[u8])]) -> Digest {
     let mut builder = TlshDefaultBuilder::new();
+    let total: usize = regions.iter().map(|(_, b)| b.len()).sum();
+    let (head, tail_from) =
+        if total <= DIGEST_BUDGET { (total, total) } else { (DIGEST_BUDGET / 2, total - DIGEST_BUDGET / 2) };
+    let mut at = 0;
     for (_, bytes) in regions {
-        builder.update(bytes);
+        let (start, end) = (at, at + bytes.len());
+        at = end;
+        // The parts of this region inside [0, head) and [tail_from, total).
+        builder.update(&bytes[..head.clamp(start, end) - start]);
+        builder.update(&bytes[tail_from.clamp(start, end) - start..]);
     }
     builder.build().map(|t| Digest(t.hash().to_vec())).unwrap_or_default()
 }

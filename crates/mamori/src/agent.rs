@@ -122,6 +122,7 @@ struct Agent {
     last_trust_check: Instant,
     vaults: Option<Vaults>,
     last_expire: Instant,
+    last_sync: Instant,
     /// Incidents of this run, with their actor and how many files they list:
     /// operations in flight when the actor was stopped still land, and
     /// restore must know of them.
@@ -131,6 +132,9 @@ struct Agent {
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 const TRUST_EVERY: Duration = Duration::from_secs(2);
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+/// Blocks kept by range are written while the writer waits, without an
+/// fsync each; they are made durable this often.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 impl Agent {
     fn new(
@@ -157,6 +161,7 @@ impl Agent {
             last_trust_check: Instant::now(),
             vaults,
             last_expire: Instant::now(),
+            last_sync: Instant::now(),
             open_incidents: Vec::new(),
         })
     }
@@ -214,6 +219,7 @@ impl Agent {
             overflows: stats.overflows,
             incidents: self.incidents,
             updated_at: now_rfc3339(),
+            vault: self.vaults.as_ref().map(Vaults::status),
         };
         if let Err(e) = self.lock.publish(&status) {
             warn!("cannot publish the agent status: {e}");
@@ -331,8 +337,9 @@ impl Handler for Agent {
     fn event(&mut self, ev: &Event, file: Option<&std::fs::File>) -> Decision {
         self.record(ev);
         // Keep the before-image while the opener still waits: nothing is written yet.
+        let mut by_range = false;
         if let (EventKind::Open { path, mode, .. }, Some(file), Some(vaults)) = (&ev.kind, file, &mut self.vaults) {
-            vaults.keep(file, path, *mode, ev.time_ns);
+            by_range = vaults.keep(file, path, *mode, ev.time_ns, ev.proc);
         }
         if let Some(verdict) = self.engine.process(ev) {
             self.respond(verdict, ev.time_ns);
@@ -342,14 +349,25 @@ impl Handler for Agent {
             (EventKind::Open { .. }, Some(key)) if self.engine.stats().verdicts > 0 && self.engine.is_judged(key) => {
                 Decision::Deny
             }
+            _ if by_range => Decision::AllowWatchWrites,
             _ => Decision::Allow,
         }
+    }
+
+    fn before_write(&mut self, file: &std::fs::File, offset: u64, len: u64) -> bool {
+        self.vaults.as_mut().is_some_and(|vaults| vaults.keep_range(file, offset, len))
     }
 
     fn tick(&mut self) {
         self.complete_incidents();
         if self.last_publish.elapsed() >= PUBLISH_EVERY {
             self.publish(true);
+        }
+        if let Some(vaults) = &self.vaults {
+            if self.last_sync.elapsed() >= SYNC_EVERY {
+                self.last_sync = Instant::now();
+                vaults.sync();
+            }
         }
         if self.last_expire.elapsed() >= EXPIRE_EVERY {
             self.last_expire = Instant::now();

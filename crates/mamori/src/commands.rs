@@ -24,6 +24,25 @@ pub fn status(state: Option<PathBuf>) -> Result<ExitCode> {
             println!("  folders:   {}", st.protected.join(", "));
             println!("  events:    {}", st.events);
             println!("  incidents: {}", st.incidents);
+            match st.vault {
+                Some(v) => {
+                    println!(
+                        "  vault:     {} entries, {:.1} MiB of copies",
+                        v.entries,
+                        v.bytes as f64 / (1 << 20) as f64
+                    );
+                    if v.skipped_budget + v.skipped_floor > 0 {
+                        println!(
+                            "  WARNING: {} before-image(s) not kept: {} over the space budget, {} at the free-space floor \
+                             (raise [vault] budget_mib or free disk space)",
+                            v.skipped_budget + v.skipped_floor,
+                            v.skipped_budget,
+                            v.skipped_floor
+                        );
+                    }
+                }
+                None => println!("  vault:     off (changes cannot be undone)"),
+            }
             if st.overflows > 0 {
                 println!("  WARNING: the kernel event queue overflowed {} time(s)", st.overflows);
             }

@@ -41,9 +41,18 @@ pub struct Plan {
 }
 
 /// Works out the plan from the incident's file operations and the vault's
-/// entries. `entries(path)` lists the entries recorded for a path.
-pub fn plan<'a>(inc: &Incident, entries: &dyn Fn(&str) -> Vec<&'a Entry>) -> Plan {
+/// entries. `entries(path)` lists the entries recorded for a path; of `all`
+/// the entries, those the actor's own opens made the vault take are
+/// originals too, which covers files it changed while no agent followed its
+/// every step (an agent restarted mid-attack sees only the end).
+pub fn plan<'a>(inc: &Incident, entries: &dyn Fn(&str) -> Vec<&'a Entry>, all: &[&'a Entry]) -> Plan {
     let mut originals = BTreeSet::new();
+    let started = inc.actor.started_ns.unwrap_or(0);
+    for e in all {
+        if e.kind != Kind::Pin && e.taken_ns >= started && e.by.is_some_and(|p| inc.procs.contains(&p)) {
+            originals.insert(e.meta.path.as_str());
+        }
+    }
     let mut made = BTreeSet::new();
     let mut renamed: BTreeMap<&str, &str> = BTreeMap::new();
     for f in &inc.files {
@@ -65,7 +74,6 @@ pub fn plan<'a>(inc: &Incident, entries: &dyn Fn(&str) -> Vec<&'a Entry>) -> Pla
     }
     // A file the actor made and then renamed is not an original either.
     let originals: BTreeSet<&str> = originals.into_iter().filter(|p| !made.contains(p)).collect();
-    let started = inc.actor.started_ns.unwrap_or(0);
     let mut plan = Plan::default();
     for &orig in &originals {
         // Follow the actor's renames: the content may have been kept under a later name.
@@ -89,18 +97,18 @@ pub fn plan<'a>(inc: &Incident, entries: &dyn Fn(&str) -> Vec<&'a Entry>) -> Pla
 }
 
 /// The content from just before the actor's first change: the earliest
-/// copy taken after the actor started (its own first open kept it), or else
-/// the latest one from before. Copies win over pins, which only hold the
-/// inode as it is now.
+/// copy (whole or by range) taken after the actor started (its own first
+/// open kept it), or else the latest one from before. Copies win over pins,
+/// which only hold the inode as it is now.
 fn choose<'a>(candidates: &[&'a Entry], started_ns: u64) -> Option<&'a Entry> {
-    let pick = |kind: Kind| {
-        let of_kind = || candidates.iter().copied().filter(move |e| e.kind == kind);
+    let pick = |kinds: &[Kind]| {
+        let of_kind = || candidates.iter().copied().filter(|e| kinds.contains(&e.kind));
         of_kind()
             .filter(|e| e.taken_ns >= started_ns)
             .min_by_key(|e| e.taken_ns)
             .or_else(|| of_kind().filter(|e| e.taken_ns < started_ns).max_by_key(|e| e.taken_ns))
     };
-    pick(Kind::Copy).or_else(|| pick(Kind::Pin))
+    pick(&[Kind::Copy, Kind::Ranges]).or_else(|| pick(&[Kind::Pin]))
 }
 
 /// The root a path lies under, and the path relative to it.
@@ -121,7 +129,8 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
         vaults.push(vault);
     }
     let entries = |path: &str| -> Vec<&Entry> { vaults.iter().flat_map(|v| v.entries_for_path(path)).collect() };
-    let plan = plan(&inc, &entries);
+    let all: Vec<&Entry> = vaults.iter().flat_map(|v| v.entries()).collect();
+    let plan = plan(&inc, &entries, &all);
     let vault_of = |e: &Entry| vaults.iter().find(|v| v.object_path(e).exists());
 
     println!(

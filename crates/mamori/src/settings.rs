@@ -74,11 +74,20 @@ pub struct VaultSection {
     pub budget_mib: u64,
     /// Free space that copying never goes below.
     pub free_floor_mib: u64,
+    /// Files at least this large (MiB) opened to write are kept by range:
+    /// only the blocks about to be overwritten, not the whole file.
+    pub range_copy_from_mib: u64,
 }
 
 impl Default for VaultSection {
     fn default() -> Self {
-        VaultSection { enabled: true, retention_hours: 72, budget_mib: 20 * 1024, free_floor_mib: 1024 }
+        VaultSection {
+            enabled: true,
+            retention_hours: 72,
+            budget_mib: 20 * 1024,
+            free_floor_mib: 1024,
+            range_copy_from_mib: 64,
+        }
     }
 }
 

@@ -11,7 +11,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use mamori_event::OpenMode;
+use mamori_event::{OpenMode, ProcKey};
+use mamori_store::VaultStatus;
 use mamori_vault::{Limits, Preserved, Vault};
 use tracing::warn;
 
@@ -58,6 +59,7 @@ pub fn limits(cfg: &VaultSection) -> Limits {
 pub struct Vaults {
     by_dev: BTreeMap<u64, Vault>,
     skipped: u64,
+    range_from: u64,
 }
 
 impl Vaults {
@@ -73,38 +75,93 @@ impl Vaults {
                 Vault::open(&dir, limits(cfg)).with_context(|| format!("cannot open the vault {}", dir.display()))?;
             by_dev.insert(dev, vault);
         }
-        Ok(Vaults { by_dev, skipped: 0 })
+        Ok(Vaults { by_dev, skipped: 0, range_from: cfg.range_copy_from_mib.saturating_mul(1 << 20) })
     }
 
     /// Keeps what an open is about to put at risk: the content, for an
     /// open with write intent; the inode itself (a pin), for any other, so a
-    /// later delete or rename-over cannot free it.
-    pub fn keep(&mut self, file: &File, path: &str, mode: OpenMode, now_ns: u64) {
-        let Ok(meta) = file.metadata() else { return };
-        if !meta.is_file() {
-            return;
+    /// later delete or rename-over cannot free it. Returns true when a large
+    /// file is kept by range: its writes are then to be announced to
+    /// [`Vaults::keep_range`].
+    pub fn keep(&mut self, file: &File, path: &str, mode: OpenMode, now_ns: u64, by: Option<ProcKey>) -> bool {
+        let Ok(meta) = file.metadata() else { return false };
+        // An empty file has nothing to lose; most are being created right now.
+        if !meta.is_file() || meta.len() == 0 {
+            return false;
         }
-        let Some(vault) = self.by_dev.get_mut(&meta.dev()) else { return };
-        let result = if mode.writes() && meta.len() > 0 {
-            vault.preserve(file, path, now_ns)
+        let Some(vault) = self.by_dev.get_mut(&meta.dev()) else { return false };
+        // Whoever opens it now, its writes must go on being announced.
+        if vault.kept_by_range(meta.dev(), meta.ino()) {
+            return true;
+        }
+        // Truncation takes the whole file at once: only a whole copy keeps it.
+        let by_range = mode == OpenMode::Write && meta.len() >= self.range_from;
+        let result = if by_range {
+            vault.begin_ranges(file, path, now_ns, by)
+        } else if mode.writes() {
+            vault.preserve(file, path, now_ns, by)
         } else {
-            vault.pin(file, path, now_ns)
+            vault.pin(file, path, now_ns, by)
         };
+        let kept = self.note(path, result);
+        by_range && kept
+    }
+
+    /// Keeps the blocks of a large file that a write is about to overwrite;
+    /// false when the file is not (or no longer) kept by range.
+    pub fn keep_range(&mut self, file: &File, offset: u64, len: u64) -> bool {
+        let Ok(meta) = file.metadata() else { return false };
+        let Some(vault) = self.by_dev.get_mut(&meta.dev()) else { return false };
+        match vault.keep_range(file, offset, len).transpose() {
+            Some(result) => {
+                self.note("(a file kept by range)", result);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Makes blocks kept by range durable.
+    pub fn sync(&self) {
+        for vault in self.by_dev.values() {
+            if let Err(e) = vault.sync_ranges() {
+                warn!("VAULT: {e}");
+            }
+        }
+    }
+
+    /// Logs what could not be kept; true when something is held.
+    fn note(&mut self, path: &str, result: Result<Preserved, mamori_vault::VaultError>) -> bool {
         match result {
             Ok(Preserved::Skipped(reason)) => {
                 self.skipped += 1;
                 if self.skipped == 1 || self.skipped % 100 == 0 {
                     warn!(path, ?reason, skipped = self.skipped, "VAULT: a before-image could not be kept");
                 }
+                false
             }
-            Ok(_) => {}
-            Err(e) => warn!(path, "VAULT: keeping a before-image failed: {e}"),
+            Ok(_) => true,
+            Err(e) => {
+                warn!(path, "VAULT: keeping a before-image failed: {e}");
+                false
+            }
         }
     }
 
     /// Before-images that could not be kept (budget, free-space floor).
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    pub fn status(&self) -> VaultStatus {
+        let mut st = VaultStatus::default();
+        for u in self.by_dev.values().map(Vault::usage) {
+            st.entries += u.entries as u64;
+            st.bytes += u.bytes;
+            st.skipped_budget += u.skipped_budget;
+            st.skipped_floor += u.skipped_floor;
+        }
+        st
     }
 
     /// Releases copies whose retention window closed, unless an incident needs them.

@@ -4,9 +4,10 @@
 //!
 //! Two fanotify groups are needed because the kernel refuses a group that is
 //! both content-class and FID-reporting:
-//! - a content group (`FAN_OPEN_PERM`, `FAN_CLOSE_WRITE`) whose events carry
-//!   an fd, so the sensor reads the file's content before a writer touches it
-//!   and after it closes it;
+//! - a pre-content group (`FAN_OPEN_PERM`, `FAN_CLOSE_WRITE`, and
+//!   `FAN_PRE_ACCESS` on the large files the handler asks for) whose events
+//!   carry an fd, so the sensor reads the file's content before a writer
+//!   touches it (or a range of it) and after it closes it;
 //! - a FID group (`FAN_CREATE`, `FAN_DELETE`, `FAN_RENAME`) whose events name
 //!   a directory by file handle plus an entry name.
 //!
@@ -60,6 +61,10 @@ pub struct SensorConfig {
 pub enum Decision {
     Allow,
     Deny,
+    /// Allow the open, and from now on call [`Handler::before_write`] before
+    /// each write to this file (a pre-content mark on its inode): for large
+    /// files kept by range.
+    AllowWatchWrites,
 }
 
 pub trait Handler {
@@ -71,6 +76,13 @@ pub trait Handler {
     /// a copy. Never open protected files by path here: that open would wait
     /// for this very thread to answer it.
     fn event(&mut self, ev: &Event, file: Option<&std::fs::File>) -> Decision;
+    /// A write of `len` bytes at `offset` (`len == 0`: to the end) is about
+    /// to reach a file an earlier [`Decision::AllowWatchWrites`] asked for;
+    /// the writer waits until this returns. `file` is as in [`Handler::event`].
+    /// Returns whether to go on watching the file's writes.
+    fn before_write(&mut self, _file: &std::fs::File, _offset: u64, _len: u64) -> bool {
+        false
+    }
     /// Called about every 200 ms and after each batch, on the sensor thread.
     fn tick(&mut self) {}
 }

@@ -27,6 +27,25 @@ pub fn open_mode(tid: i32) -> OpenMode {
     }
 }
 
+/// Whether thread `tid`, blocked before an access to a file (a pre-content
+/// event), is reading it. Anything else (write, truncate, a page fault,
+/// a thread already gone) counts as a write, which costs a copy, never a loss.
+pub fn reading(tid: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{tid}/syscall")) else { return false };
+    let nr = text.split_whitespace().next().and_then(|n| n.parse::<i64>().ok());
+    matches!(
+        nr,
+        Some(
+            libc::SYS_read
+                | libc::SYS_pread64
+                | libc::SYS_readv
+                | libc::SYS_preadv
+                | libc::SYS_preadv2
+                | libc::SYS_sendfile
+        )
+    )
+}
+
 #[derive(Debug, PartialEq)]
 enum Call {
     Flags(u64),

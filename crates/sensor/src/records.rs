@@ -48,6 +48,27 @@ pub fn events(buf: &[u8]) -> impl Iterator<Item = RawEvent<'_>> {
     })
 }
 
+/// `FAN_EVENT_INFO_TYPE_RANGE` (kernel 6.14+): `{hdr, u32 pad, u64 offset, u64 count}`.
+const INFO_TYPE_RANGE: u8 = 6;
+
+/// The (offset, count) of a pre-content event's range record.
+pub fn access_range(info: &[u8]) -> Option<(u64, u64)> {
+    let mut rest = info;
+    while rest.len() >= 4 {
+        let len = u16::from_ne_bytes(rest[2..4].try_into().ok()?) as usize;
+        if len < 4 || len > rest.len() {
+            return None;
+        }
+        if rest[0] == INFO_TYPE_RANGE && len >= 24 {
+            let offset = u64::from_ne_bytes(rest[8..16].try_into().ok()?);
+            let count = u64::from_ne_bytes(rest[16..24].try_into().ok()?);
+            return Some((offset, count));
+        }
+        rest = &rest[len..];
+    }
+    None
+}
+
 /// A directory handle and an entry name in it, from a `DFID_NAME`,
 /// `OLD_DFID_NAME` or `NEW_DFID_NAME` record.
 #[derive(Debug, PartialEq)]
@@ -160,5 +181,20 @@ mod tests {
         let mut buf = meta(libc::FAN_CREATE, libc::FAN_NOFD, 1, &[]);
         buf[4] = 2;
         assert_eq!(events(&buf).count(), 0);
+    }
+
+    #[test]
+    fn reads_the_range_record() {
+        let mut rec = vec![INFO_TYPE_RANGE, 0];
+        rec.extend_from_slice(&24u16.to_ne_bytes());
+        rec.extend_from_slice(&0u32.to_ne_bytes());
+        rec.extend_from_slice(&8192u64.to_ne_bytes());
+        rec.extend_from_slice(&4096u64.to_ne_bytes());
+        // Another record first, then the range.
+        let mut info = vec![99, 0, 8, 0, 0, 0, 0, 0];
+        info.extend_from_slice(&rec);
+        assert_eq!(access_range(&info), Some((8192, 4096)));
+        assert_eq!(access_range(&rec[..20]), None);
+        assert_eq!(access_range(&[]), None);
     }
 }

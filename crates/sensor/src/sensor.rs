@@ -1,6 +1,7 @@
 //! The event loop: reads both groups, turns kernel records into [`Event`]s
 //! and answers permission events with the handler's decision.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -13,13 +14,16 @@ use mamori_content::{read_facts, Depth};
 use mamori_event::{ContentFacts, Event, EventKind, ProcKey};
 
 use crate::fanotify::{Answer, Group};
-use crate::openmode::open_mode;
+use crate::openmode::{open_mode, reading};
 use crate::procs::{Procs, Who};
-use crate::records::{dir_entries, events, RawEvent};
+use crate::records::{access_range, dir_entries, events, RawEvent};
 use crate::scope::Scope;
 use crate::watch::Watch;
 use crate::{Decision, Handler, SensorConfig, SensorError, Stats};
 
+/// Not in Debian 12's headers (kernel 6.14+): before each read or write of a
+/// marked file, with the range in an info record.
+pub(crate) const FAN_PRE_ACCESS: u64 = 0x0010_0000;
 const TICK: Duration = Duration::from_millis(200);
 const BUF_LEN: usize = 64 * 1024;
 
@@ -47,7 +51,7 @@ impl Sensor {
         let exclude = cfg.exclude.iter().map(|e| e.canonicalize().unwrap_or_else(|_| e.clone())).collect();
 
         let perm = Group::init(
-            libc::FAN_CLASS_CONTENT
+            libc::FAN_CLASS_PRE_CONTENT
                 | libc::FAN_CLOEXEC
                 | libc::FAN_NONBLOCK
                 | libc::FAN_REPORT_TID
@@ -127,13 +131,39 @@ impl Sensor {
             }
         };
         let time_ns = now_ns();
-        for ev in events(&buf[..n]) {
-            if ev.mask & libc::FAN_Q_OVERFLOW != 0 {
-                self.overflow(time_ns, handler);
-            } else if content {
-                self.content_event(&ev, time_ns, handler);
-            } else {
-                self.fid_event(&ev, time_ns, handler);
+        if content {
+            // Openers wait; closers do not. A writer blocked at its next open
+            // should not also wait for the facts of the files it closed
+            // before, so opens are answered first, except an open of a file
+            // closed earlier in this batch: that one keeps its place, so the
+            // engine sees the close (and its content) before the reopen.
+            let mut closed = HashSet::new();
+            let mut later = Vec::new();
+            for ev in events(&buf[..n]) {
+                let is_perm = ev.mask & (libc::FAN_OPEN_PERM | FAN_PRE_ACCESS) != 0;
+                if is_perm && !closed.contains(&inode(ev.fd)) {
+                    self.content_event(&ev, time_ns, handler);
+                    continue;
+                }
+                if ev.mask & libc::FAN_CLOSE_WRITE != 0 {
+                    closed.insert(inode(ev.fd));
+                }
+                later.push(ev);
+            }
+            for ev in later {
+                if ev.mask & libc::FAN_Q_OVERFLOW != 0 {
+                    self.overflow(time_ns, handler);
+                } else {
+                    self.content_event(&ev, time_ns, handler);
+                }
+            }
+        } else {
+            for ev in events(&buf[..n]) {
+                if ev.mask & libc::FAN_Q_OVERFLOW != 0 {
+                    self.overflow(time_ns, handler);
+                } else {
+                    self.fid_event(&ev, time_ns, handler);
+                }
             }
         }
         self.buf = buf;
@@ -146,7 +176,8 @@ impl Sensor {
         self.emit(handler, Event { time_ns, proc: None, kind: EventKind::Overflow { lost: 1 } }, None);
     }
 
-    /// An open about to happen (answered here) or a written file closed.
+    /// An open about to happen (answered here), a write about to happen to
+    /// a file kept by range (answered here), or a written file closed.
     fn content_event(&mut self, ev: &RawEvent, time_ns: u64, handler: &mut dyn Handler) {
         if ev.fd < 0 {
             return;
@@ -154,35 +185,88 @@ impl Sensor {
         // SAFETY: the kernel installed this fd for us; we own and close it.
         let file = unsafe { File::from_raw_fd(ev.fd) };
         let perm = ev.mask & libc::FAN_OPEN_PERM != 0;
+        let pre_access = ev.mask & FAN_PRE_ACCESS != 0;
         // Declared after `file` so the answer is sent before the fd closes.
-        let mut answer = perm.then(|| Answer::new(&self.watch.perm, ev.fd));
-        if perm {
+        let mut answer = (perm || pre_access).then(|| Answer::new(&self.watch.perm, ev.fd));
+        if perm || pre_access {
             self.stats.perm_events += 1;
         }
-        let Ok(path) = crate::handles::fd_path(ev.fd) else { return };
-        let path = undeleted(path, &file);
+        if pre_access {
+            let keep_watching = match access_range(ev.info) {
+                Some(_) if reading(ev.pid) => true,
+                Some((offset, len)) => handler.before_write(&file, offset, len),
+                None => false,
+            };
+            if !keep_watching {
+                self.watch_writes(&file, false);
+            }
+            return;
+        }
+        let decision = self.file_event(ev, &file, perm, time_ns, handler);
+        if perm {
+            // Decided while the opener still waits, so its first write is covered (or free).
+            self.watch_writes(&file, decision == Some(Decision::AllowWatchWrites));
+        }
+        if let (Some(a), Some(Decision::Deny)) = (answer.as_mut(), decision) {
+            a.deny();
+        }
+    }
+
+    /// Reports an open or a close to the handler; its decision, if it was asked.
+    fn file_event(
+        &mut self,
+        ev: &RawEvent,
+        file: &File,
+        perm: bool,
+        time_ns: u64,
+        handler: &mut dyn Handler,
+    ) -> Option<Decision> {
+        let Ok(path) = crate::handles::fd_path(ev.fd) else { return None };
+        let path = undeleted(path, file);
         if self.watch.scope.guarded(&path) {
             self.intrusion(ev.pid, &path, time_ns, handler);
-            return;
+            return None;
         }
         if !self.watch.scope.covers(&path) {
-            return;
+            return None;
         }
-        let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return };
+        let proc = self.attribute(ev.pid, time_ns, handler)?;
         let path = path_string(&path);
         let kind = if perm {
             let mode = open_mode(ev.pid);
             let depth = if mode.writes() { Depth::Full } else { Depth::Light };
-            EventKind::Open { path, mode, before: facts(&file, depth, false) }
+            EventKind::Open { path, mode, before: facts(file, depth, false) }
         } else if ev.mask & libc::FAN_CLOSE_WRITE != 0 {
-            let Some(after) = facts(&file, Depth::Full, true) else { return };
+            let after = facts(file, Depth::Full, true)?;
             EventKind::CloseWrite { path, after }
         } else {
-            return;
+            return None;
         };
-        let decision = self.emit(handler, Event { time_ns, proc, kind }, Some(&file));
-        if let (Some(a), Decision::Deny) = (answer.as_mut(), decision) {
-            a.deny();
+        Some(self.emit(handler, Event { time_ns, proc, kind }, Some(file)))
+    }
+
+    /// Turns the reporting of a file's reads and writes on or off, with an
+    /// ignore mark on its inode. Evictable, so the marks of files no longer
+    /// in use do not keep their inodes in memory (a file evicted and opened
+    /// again gets a new open event, and a new mark).
+    fn watch_writes(&self, file: &File, on: bool) {
+        let result = if on {
+            self.watch.perm.mark(libc::FAN_MARK_REMOVE | libc::FAN_MARK_IGNORED_MASK, FAN_PRE_ACCESS, file)
+        } else {
+            self.watch.perm.mark(
+                libc::FAN_MARK_ADD
+                    | libc::FAN_MARK_IGNORED_MASK
+                    | libc::FAN_MARK_IGNORED_SURV_MODIFY
+                    | libc::FAN_MARK_EVICTABLE,
+                FAN_PRE_ACCESS,
+                file,
+            )
+        };
+        match result {
+            // Removing an ignore mark that was never there.
+            Err(e) if on && e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => tracing::debug!(error = %e, on, "cannot change the write watch of a file"),
+            Ok(()) => {}
         }
     }
 
@@ -327,6 +411,17 @@ fn undeleted(path: PathBuf, file: &File) -> PathBuf {
         Some(stripped) if unlinked => PathBuf::from(std::ffi::OsStr::from_bytes(stripped)),
         _ => path,
     }
+}
+
+/// The (device, inode) of an event's fd; `None` for no fd.
+fn inode(fd: i32) -> Option<(u64, u64)> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a whole `stat` on success; on failure it is not read.
+    (fd >= 0 && unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0).then(|| {
+        // SAFETY: initialised by the successful fstat above.
+        let st = unsafe { st.assume_init() };
+        (st.st_dev, st.st_ino)
+    })
 }
 
 fn path_string(path: &Path) -> String {

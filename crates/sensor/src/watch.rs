@@ -11,8 +11,14 @@ use crate::handles::{encode, DirMap, HandleKey};
 use crate::scope::Scope;
 use crate::SensorError;
 
-/// Permission decisions and written-file closes, on files in a marked directory.
-const PERM_MASK: u64 = libc::FAN_OPEN_PERM | libc::FAN_CLOSE_WRITE | libc::FAN_EVENT_ON_CHILD;
+/// Permission decisions and written-file closes, on files in a marked
+/// directory; and accesses, because the kernel decides at each open whether
+/// the opened file can ever report them: a file opened with no pre-content
+/// watcher in sight never does, even if one is added during its open. Files
+/// not kept by range get an ignore mark while their opener waits (see
+/// `Sensor::watch_writes`), so their reads and writes cost nothing.
+const PERM_MASK: u64 =
+    libc::FAN_OPEN_PERM | libc::FAN_CLOSE_WRITE | crate::sensor::FAN_PRE_ACCESS | libc::FAN_EVENT_ON_CHILD;
 /// The guarded vault: opens are reported, never held (see `mark_dir`).
 const GUARD_MASK: u64 = libc::FAN_OPEN | libc::FAN_EVENT_ON_CHILD;
 /// Names coming and going in a marked directory, files and directories alike.

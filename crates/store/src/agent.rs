@@ -32,6 +32,20 @@ pub struct AgentStatus {
     pub incidents: u64,
     /// RFC 3339.
     pub updated_at: String,
+    /// `None` when the vault is off.
+    #[serde(default)]
+    pub vault: Option<VaultStatus>,
+}
+
+/// What the agent's vaults hold, summed over them.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VaultStatus {
+    pub entries: u64,
+    pub bytes: u64,
+    /// Before-images not kept because the space budget was reached.
+    pub skipped_budget: u64,
+    /// Before-images not kept because the free-space floor was reached.
+    pub skipped_floor: u64,
 }
 
 /// Held by the running agent for as long as it lives; dropping it releases the lock.

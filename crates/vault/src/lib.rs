@@ -1,11 +1,13 @@
 //! The vault: before-images of protected files, on the same filesystem,
 //! out of an attacker's reach, and the way back.
 //!
-//! Two kinds of entry. A **copy** keeps a file's content and metadata from
+//! Three kinds of entry. A **copy** keeps a file's content and metadata from
 //! the moment a process opened it to write (a reflink where the filesystem
 //! can, bytes where it cannot). A **pin** is a hard link to a file some
 //! process opened: a later delete or rename-over then frees nothing, and if
-//! the file is changed in place, a copy was taken first.
+//! the file is changed in place, a copy was taken first. **Ranges** keep a
+//! large file block by block just before each block is first overwritten
+//! (see [`ranges`](crate::ranges)).
 //!
 //! Layout of a vault directory (root-owned, mode 0700):
 //!
@@ -21,6 +23,7 @@
 //! without a whole object; a torn last line is skipped. Pins are not fsynced
 //! (see [`Vault::pin`]).
 
+mod ranges;
 mod sys;
 
 use std::collections::{HashMap, HashSet};
@@ -29,6 +32,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use mamori_event::ProcKey;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -72,6 +76,7 @@ pub struct Meta {
 pub enum Kind {
     Copy,
     Pin,
+    Ranges,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +92,11 @@ pub struct Entry {
     #[serde(default)]
     pub object: String,
     pub taken_ns: u64,
+    /// The process whose open made the vault take this entry: a restore
+    /// finds everything an actor's opens kept even when the agent was
+    /// restarted in the middle of the attack and saw only its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<ProcKey>,
 }
 
 /// Pins at most this large are hashed when taken, so a restore can tell
@@ -143,6 +153,8 @@ pub struct Vault {
     /// on a large share. A read-only open (restore) keeps full entries.
     pins: HashMap<(u64, u64), u64>,
     compact_pins: bool,
+    /// Large files being kept by range, by inode.
+    active: HashMap<(u64, u64), ranges::Active>,
     next_id: u64,
     usage: VaultUsage,
     log: Option<File>,
@@ -182,6 +194,7 @@ impl Vault {
             by_inode: HashMap::new(),
             pins: HashMap::new(),
             compact_pins: writable,
+            active: HashMap::new(),
             next_id: 1,
             usage: VaultUsage::default(),
             log: None,
@@ -216,7 +229,7 @@ impl Vault {
             match parse_line(&line) {
                 Some(e) => {
                     if self.object_path(&e).exists() {
-                        held.insert(e.object.clone());
+                        held.extend(object_files(&e));
                         self.index(e);
                     } else {
                         warn!(id = e.id, path = %e.meta.path, "vault entry without its object: dropped");
@@ -298,6 +311,11 @@ impl Vault {
         self.dir.join("objects").join(&e.object)
     }
 
+    /// Every entry the index holds in full (all of them in a read-only vault).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
     pub fn entries_for_path(&self, path: &str) -> Vec<&Entry> {
         let Some(ix) = self.by_path.get(&path_key(path)) else { return Vec::new() };
         ix.iter().map(|&i| &self.entries[i as usize]).filter(|e| e.meta.path == path).collect()
@@ -326,7 +344,13 @@ impl Vault {
     }
 
     /// Keeps the current content and metadata of `file` (known as `path`).
-    pub fn preserve(&mut self, file: &File, path: &str, now_ns: u64) -> Result<Preserved, VaultError> {
+    pub fn preserve(
+        &mut self,
+        file: &File,
+        path: &str,
+        now_ns: u64,
+        by: Option<ProcKey>,
+    ) -> Result<Preserved, VaultError> {
         let Some(meta) = meta_of(file, path, true) else { return Ok(Preserved::Skipped(SkipReason::NotRegular)) };
         if self.held(&meta, Kind::Copy) {
             return Ok(Preserved::AlreadyHeld);
@@ -342,7 +366,7 @@ impl Vault {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let entry = Entry { id, kind: Kind::Copy, meta, hash: None, object: id.to_string(), taken_ns: now_ns };
+        let entry = Entry { id, kind: Kind::Copy, meta, hash: None, object: id.to_string(), taken_ns: now_ns, by };
         // Written under a temp name and renamed only once durable, so a name
         // in objects/ that a log line points at is always a whole copy.
         let objects = self.dir.join("objects");
@@ -367,7 +391,7 @@ impl Vault {
     }
 
     /// Pins the inode of `file` (known as `path`) with a hard link.
-    pub fn pin(&mut self, file: &File, path: &str, now_ns: u64) -> Result<Preserved, VaultError> {
+    pub fn pin(&mut self, file: &File, path: &str, now_ns: u64, by: Option<ProcKey>) -> Result<Preserved, VaultError> {
         let Some(meta) = meta_of(file, path, false) else { return Ok(Preserved::Skipped(SkipReason::NotRegular)) };
         if self.held(&meta, Kind::Pin) {
             return Ok(Preserved::AlreadyHeld);
@@ -375,7 +399,7 @@ impl Vault {
         let id = self.next_id;
         self.next_id += 1;
         let hash = if meta.size <= PIN_HASH_MAX { hash_of(file).ok() } else { None };
-        let entry = Entry { id, kind: Kind::Pin, meta, hash, object: id.to_string(), taken_ns: now_ns };
+        let entry = Entry { id, kind: Kind::Pin, meta, hash, object: id.to_string(), taken_ns: now_ns, by };
         let object = self.object_path(&entry);
         match sys::link_open_file(file, &object) {
             // Not fsynced: a pin is taken on every open while the opener
@@ -387,6 +411,84 @@ impl Vault {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Preserved::Skipped(SkipReason::NotRegular)),
             Err(e) => Err(io_err(&object)(e)),
         }
+    }
+
+    /// Starts keeping `file` (known as `path`) by range: pins its inode and
+    /// records its metadata; the blocks follow through [`Vault::keep_range`]
+    /// as they are about to be overwritten.
+    pub fn begin_ranges(
+        &mut self,
+        file: &File,
+        path: &str,
+        now_ns: u64,
+        by: Option<ProcKey>,
+    ) -> Result<Preserved, VaultError> {
+        let Some(meta) = meta_of(file, path, true) else { return Ok(Preserved::Skipped(SkipReason::NotRegular)) };
+        if self.active.contains_key(&(meta.dev, meta.ino)) {
+            return Ok(Preserved::AlreadyHeld);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let entry = Entry { id, kind: Kind::Ranges, meta, hash: None, object: id.to_string(), taken_ns: now_ns, by };
+        let objects = self.dir.join("objects");
+        let active = match ranges::Active::create(&objects, &entry.object, file, entry.meta.size) {
+            Ok(active) => active,
+            Err(e) => {
+                for name in object_files(&entry) {
+                    let _ = std::fs::remove_file(objects.join(name));
+                }
+                return match e.raw_os_error() {
+                    Some(libc::EXDEV) => Ok(Preserved::Skipped(SkipReason::NotSameFilesystem)),
+                    Some(libc::ENOENT) => Ok(Preserved::Skipped(SkipReason::NotRegular)),
+                    _ => Err(io_err(&objects)(e)),
+                };
+            }
+        };
+        sys::sync_dir(&objects).map_err(io_err(&objects))?;
+        self.active.insert((entry.meta.dev, entry.meta.ino), active);
+        self.append(entry, true).map(Preserved::Stored)
+    }
+
+    /// Whether the file with this inode is being kept by range.
+    pub fn kept_by_range(&self, dev: u64, ino: u64) -> bool {
+        self.active.contains_key(&(dev, ino))
+    }
+
+    /// Keeps the blocks of `[offset, offset + len)` of `file` (`len == 0`:
+    /// to the end) that are about to be overwritten, if the file is being
+    /// kept by range. Returns false when it is not.
+    pub fn keep_range(&mut self, file: &File, offset: u64, len: u64) -> Result<Option<Preserved>, VaultError> {
+        let Ok(m) = file.metadata() else { return Ok(None) };
+        let Some(active) = self.active.get_mut(&(m.dev(), m.ino())) else { return Ok(None) };
+        if self.usage.bytes + len > self.limits.budget_bytes {
+            self.usage.skipped_budget += 1;
+            return Ok(Some(Preserved::Skipped(SkipReason::Budget)));
+        }
+        let free = sys::free_bytes(&self.dir).map_err(io_err(&self.dir))?;
+        if free < len.saturating_add(self.limits.free_floor_bytes) {
+            self.usage.skipped_floor += 1;
+            return Ok(Some(Preserved::Skipped(SkipReason::FreeSpaceFloor)));
+        }
+        match active.keep(file, offset, len) {
+            Ok(kept) => {
+                self.usage.bytes += kept;
+                Ok(Some(Preserved::AlreadyHeld))
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
+                self.usage.skipped_floor += 1;
+                Ok(Some(Preserved::Skipped(SkipReason::FreeSpaceFloor)))
+            }
+            Err(e) => Err(io_err(&self.dir)(e)),
+        }
+    }
+
+    /// Makes the blocks kept by range so far durable (they are written
+    /// without waiting, while the writer waits for its answer).
+    pub fn sync_ranges(&self) -> Result<(), VaultError> {
+        for active in self.active.values() {
+            active.sync().map_err(io_err(&self.dir))?;
+        }
+        Ok(())
     }
 
     /// Releases entries older than the retention window unless `keep` wants
@@ -427,7 +529,10 @@ impl Vault {
         self.log = Some(OpenOptions::new().append(true).open(&log_path).map_err(io_err(&log_path))?);
         let mut freed = 0;
         for e in &old {
-            let _ = std::fs::remove_file(self.object_path(e));
+            for name in object_files(e) {
+                let _ = std::fs::remove_file(self.dir.join("objects").join(name));
+            }
+            self.active.remove(&(e.meta.dev, e.meta.ino));
             if e.kind == Kind::Copy {
                 freed += e.meta.size;
             }
@@ -449,12 +554,32 @@ impl Vault {
     /// warned about). Returns the hash of what was written.
     pub fn restore_to(&self, e: &Entry, dest: &Path) -> Result<String, VaultError> {
         let object = self.object_path(e);
-        let src = File::open(&object).map_err(io_err(&object))?;
+        let objects = self.dir.join("objects");
+        // A file kept by range: the file as it is now, with the kept blocks laid back.
+        let base = match e.kind {
+            Kind::Ranges => objects.join(format!("{}.inode", e.object)),
+            _ => object.clone(),
+        };
+        let src = File::open(&base).map_err(io_err(&base))?;
         let dir = dest.parent().unwrap_or(Path::new("."));
         let tmp = dir.join(format!(".mamori-restore-{}-{}", std::process::id(), e.id));
         let result = (|| {
-            let out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io_err(&tmp))?;
-            let hash = copy_into(&src, &out).map_err(io_err(&tmp))?;
+            let out = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io_err(&tmp))?;
+            let mut hash = copy_into(&src, &out).map_err(io_err(&tmp))?;
+            if e.kind == Kind::Ranges {
+                let list = objects.join(format!("{}.ranges", e.object));
+                ranges::overlay(&object, &list, &out, e.meta.size).map_err(|err| match err.kind() {
+                    io::ErrorKind::InvalidData => VaultError::HashMismatch { path: dest.to_path_buf() },
+                    _ => io_err(&object)(err),
+                })?;
+                hash = hash_of(&out).map_err(io_err(&tmp))?;
+            }
             match (&e.hash, e.kind) {
                 (Some(h), Kind::Copy) if *h != hash => {
                     return Err(VaultError::HashMismatch { path: dest.to_path_buf() });
@@ -484,6 +609,14 @@ impl Vault {
             let _ = std::fs::remove_file(&tmp);
         }
         result
+    }
+}
+
+/// The names under `objects/` that entry `e` owns.
+fn object_files(e: &Entry) -> Vec<String> {
+    match e.kind {
+        Kind::Ranges => vec![e.object.clone(), format!("{}.ranges", e.object), format!("{}.inode", e.object)],
+        _ => vec![e.object.clone()],
     }
 }
 

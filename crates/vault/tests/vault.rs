@@ -38,9 +38,9 @@ fn a_copy_brings_back_content_mode_times_and_xattrs() {
     assert!(status.is_ok_and(|s| s.success()), "setfattr (package attr) is needed");
     let mtime_before = std::fs::metadata(&f).unwrap().modified().unwrap();
     let mut v = Vault::open(&dir, BIG).unwrap();
-    let e = stored(v.preserve(&File::open(&f).unwrap(), s(&f), 10).unwrap());
+    let e = stored(v.preserve(&File::open(&f).unwrap(), s(&f), 10, None).unwrap());
     assert_eq!(e.kind, Kind::Copy);
-    assert_eq!(v.preserve(&File::open(&f).unwrap(), s(&f), 11).unwrap(), Preserved::AlreadyHeld);
+    assert_eq!(v.preserve(&File::open(&f).unwrap(), s(&f), 11, None).unwrap(), Preserved::AlreadyHeld);
     std::fs::write(&f, b"ENCRYPTED!!").unwrap();
     v.restore_to(&e, &f).unwrap();
     assert_eq!(std::fs::read(&f).unwrap(), b"original content of the report");
@@ -57,8 +57,8 @@ fn a_pin_keeps_a_deleted_file() {
     let f = data.join("photo.jpg");
     std::fs::write(&f, b"jpeg bytes").unwrap();
     let mut v = Vault::open(&dir, BIG).unwrap();
-    let e = stored(v.pin(&File::open(&f).unwrap(), s(&f), 10).unwrap());
-    assert_eq!(v.pin(&File::open(&f).unwrap(), s(&f), 11).unwrap(), Preserved::AlreadyHeld);
+    let e = stored(v.pin(&File::open(&f).unwrap(), s(&f), 10, None).unwrap());
+    assert_eq!(v.pin(&File::open(&f).unwrap(), s(&f), 11, None).unwrap(), Preserved::AlreadyHeld);
     std::fs::remove_file(&f).unwrap();
     v.restore_to(&e, &f).unwrap();
     assert_eq!(std::fs::read(&f).unwrap(), b"jpeg bytes");
@@ -71,7 +71,7 @@ fn reopening_rebuilds_the_index_and_survives_a_torn_line_and_orphans() {
     std::fs::write(&f, b"aaaa").unwrap();
     {
         let mut v = Vault::open(&dir, BIG).unwrap();
-        stored(v.preserve(&File::open(&f).unwrap(), s(&f), 10).unwrap());
+        stored(v.preserve(&File::open(&f).unwrap(), s(&f), 10, None).unwrap());
     }
     // A crash mid-append and an object whose line never got written.
     let mut log = std::fs::OpenOptions::new().append(true).open(dir.join("entries.log")).unwrap();
@@ -92,7 +92,7 @@ fn reopening_rebuilds_the_index_and_survives_a_torn_line_and_orphans() {
         .collect();
     assert_eq!(aside.len(), 1);
     assert_eq!(std::fs::read_dir(aside[0].path()).unwrap().count(), 1, "the copy is kept aside");
-    stored(v.preserve(&File::open(&f).unwrap(), s(&f), 12).unwrap());
+    stored(v.preserve(&File::open(&f).unwrap(), s(&f), 12, None).unwrap());
 }
 
 #[test]
@@ -111,9 +111,12 @@ fn the_budget_and_the_floor_skip_copies_without_error() {
     let f = data.join("big.bin");
     std::fs::write(&f, vec![7u8; 10_000]).unwrap();
     let mut v = Vault::open(&dir, Limits { budget_bytes: 5_000, ..BIG }).unwrap();
-    assert_eq!(v.preserve(&File::open(&f).unwrap(), s(&f), 1).unwrap(), Preserved::Skipped(SkipReason::Budget));
+    assert_eq!(v.preserve(&File::open(&f).unwrap(), s(&f), 1, None).unwrap(), Preserved::Skipped(SkipReason::Budget));
     let mut v = Vault::open(&dir, Limits { free_floor_bytes: u64::MAX / 2, ..BIG }).unwrap();
-    assert_eq!(v.preserve(&File::open(&f).unwrap(), s(&f), 1).unwrap(), Preserved::Skipped(SkipReason::FreeSpaceFloor));
+    assert_eq!(
+        v.preserve(&File::open(&f).unwrap(), s(&f), 1, None).unwrap(),
+        Preserved::Skipped(SkipReason::FreeSpaceFloor)
+    );
     assert_eq!(v.usage().skipped_floor, 1);
 }
 
@@ -134,7 +137,10 @@ fn a_full_filesystem_skips_the_copy_and_leaves_the_original() {
     let f = mnt.join("doc.bin");
     std::fs::write(&f, vec![1u8; 700 * 1024]).unwrap();
     let mut v = Vault::open(&mnt.join("vault"), BIG).unwrap();
-    assert_eq!(v.preserve(&File::open(&f).unwrap(), s(&f), 1).unwrap(), Preserved::Skipped(SkipReason::FreeSpaceFloor));
+    assert_eq!(
+        v.preserve(&File::open(&f).unwrap(), s(&f), 1, None).unwrap(),
+        Preserved::Skipped(SkipReason::FreeSpaceFloor)
+    );
     assert_eq!(std::fs::read(&f).unwrap(), vec![1u8; 700 * 1024]);
     assert_eq!(std::fs::read_dir(mnt.join("vault/objects")).unwrap().count(), 0, "no partial object left");
 }
@@ -146,8 +152,8 @@ fn expiry_releases_old_entries_but_keeps_what_an_incident_needs() {
     std::fs::write(&a, b"aaa").unwrap();
     std::fs::write(&b, b"bbb").unwrap();
     let mut v = Vault::open(&dir, BIG).unwrap();
-    let ea = stored(v.preserve(&File::open(&a).unwrap(), s(&a), 10).unwrap());
-    stored(v.preserve(&File::open(&b).unwrap(), s(&b), 10).unwrap());
+    let ea = stored(v.preserve(&File::open(&a).unwrap(), s(&a), 10, None).unwrap());
+    stored(v.preserve(&File::open(&b).unwrap(), s(&b), 10, None).unwrap());
     let keep_b = |e: &mamori_vault::Entry| e.meta.path.ends_with("b.txt");
     assert_eq!(v.expire(1_000_000, &keep_b).unwrap(), 3);
     assert!(v.entries_for_path(s(&a)).is_empty());
@@ -163,7 +169,7 @@ fn a_tampered_copy_is_refused_on_restore() {
     let f = data.join("x.txt");
     std::fs::write(&f, b"good").unwrap();
     let mut v = Vault::open(&dir, BIG).unwrap();
-    let e = stored(v.preserve(&File::open(&f).unwrap(), s(&f), 1).unwrap());
+    let e = stored(v.preserve(&File::open(&f).unwrap(), s(&f), 1, None).unwrap());
     std::fs::write(v.object_path(&e), b"evil").unwrap();
     assert!(matches!(v.restore_to(&e, &f), Err(mamori_vault::VaultError::HashMismatch { .. })));
     assert_eq!(std::fs::read(&f).unwrap(), b"good", "the original is untouched");
@@ -191,11 +197,11 @@ fn pins_survive_reopening_the_vault() {
     let (_t, data, dir) = setup();
     let f = data.join("ledger.xlsx");
     std::fs::write(&f, b"rows").unwrap();
-    let e = stored(Vault::open(&dir, BIG).unwrap().pin(&File::open(&f).unwrap(), s(&f), 10).unwrap());
+    let e = stored(Vault::open(&dir, BIG).unwrap().pin(&File::open(&f).unwrap(), s(&f), 10, None).unwrap());
     assert_eq!(e.hash.as_deref(), Some(blake3::hash(b"rows").to_hex().as_str()), "small pins are hashed");
     let mut v = Vault::open(&dir, BIG).unwrap();
     assert!(v.object_path(&e).exists(), "the pin's link is still there");
-    assert_eq!(v.pin(&File::open(&f).unwrap(), s(&f), 11).unwrap(), Preserved::AlreadyHeld);
+    assert_eq!(v.pin(&File::open(&f).unwrap(), s(&f), 11, None).unwrap(), Preserved::AlreadyHeld);
     std::fs::remove_file(&f).unwrap();
     let ro = Vault::open_read_only(&dir, BIG).unwrap();
     assert_eq!(ro.entries_for_path(s(&f)), vec![&e]);
@@ -210,11 +216,11 @@ fn reopening_gives_the_same_index_and_drops_entries_without_objects() {
     let mut v = Vault::open(&dir, BIG).unwrap();
     for (i, p) in paths.iter().enumerate() {
         std::fs::write(p, vec![i as u8; 100 * i]).unwrap();
-        stored(v.preserve(&File::open(p).unwrap(), s(p), i as u64).unwrap());
+        stored(v.preserve(&File::open(p).unwrap(), s(p), i as u64, None).unwrap());
     }
     // A second version of f1.
     std::fs::write(&paths[1], b"changed").unwrap();
-    stored(v.preserve(&File::open(&paths[1]).unwrap(), s(&paths[1]), 9).unwrap());
+    stored(v.preserve(&File::open(&paths[1]).unwrap(), s(&paths[1]), 9, None).unwrap());
     let before: Vec<Vec<mamori_vault::Entry>> =
         paths.iter().map(|p| v.entries_for_path(s(p)).into_iter().cloned().collect()).collect();
     let usage = v.usage();
@@ -239,7 +245,7 @@ fn a_line_from_before_the_object_field_still_loads() {
     let (_t, data, dir) = setup();
     let f = data.join("old.txt");
     std::fs::write(&f, b"old").unwrap();
-    let e = stored(Vault::open(&dir, BIG).unwrap().preserve(&File::open(&f).unwrap(), s(&f), 1).unwrap());
+    let e = stored(Vault::open(&dir, BIG).unwrap().preserve(&File::open(&f).unwrap(), s(&f), 1, None).unwrap());
     let log = dir.join("entries.log");
     let text = std::fs::read_to_string(&log).unwrap();
     let old = text.replace(&format!(",\"object\":\"{}\"", e.object), "");
@@ -258,8 +264,8 @@ fn preserving_leaves_the_callers_file_position_alone() {
     let mut file = File::open(&f).unwrap();
     file.seek(SeekFrom::Start(4)).unwrap();
     let mut v = Vault::open(&dir, BIG).unwrap();
-    let e = stored(v.preserve(&file, s(&f), 1).unwrap());
-    stored(v.pin(&file, s(&f), 1).unwrap());
+    let e = stored(v.preserve(&file, s(&f), 1, None).unwrap());
+    stored(v.pin(&file, s(&f), 1, None).unwrap());
     assert_eq!(std::fs::read(v.object_path(&e)).unwrap(), b"0123456789");
     let mut rest = String::new();
     file.read_to_string(&mut rest).unwrap();
@@ -277,7 +283,7 @@ fn running_out_of_space_mid_copy_leaves_no_partial_object() {
     let src = Path::new("/proc/kallsyms");
     let mut v = Vault::open(&mnt.join("vault"), BIG).unwrap();
     assert_eq!(
-        v.preserve(&File::open(src).unwrap(), s(src), 1).unwrap(),
+        v.preserve(&File::open(src).unwrap(), s(src), 1, None).unwrap(),
         Preserved::Skipped(SkipReason::FreeSpaceFloor)
     );
     assert_eq!(v.usage().skipped_floor, 1);
@@ -318,7 +324,7 @@ fn a_copy_on_a_reflink_filesystem_shares_blocks() {
     };
     let mut v = Vault::open(&mnt.join("vault"), BIG).unwrap();
     let before = free();
-    let e = stored(v.preserve(&File::open(&f).unwrap(), s(&f), 1).unwrap());
+    let e = stored(v.preserve(&File::open(&f).unwrap(), s(&f), 1, None).unwrap());
     let used = before.saturating_sub(free());
     assert!(used < 16 << 20, "a 64 MiB copy used {used} bytes");
     std::fs::write(&f, b"encrypted").unwrap();
@@ -332,7 +338,7 @@ fn a_pin_changed_in_place_after_it_was_taken_still_restores() {
     let f = data.join("notes.txt");
     std::fs::write(&f, b"v1").unwrap();
     let mut v = Vault::open(&dir, BIG).unwrap();
-    let e = stored(v.pin(&File::open(&f).unwrap(), s(&f), 1).unwrap());
+    let e = stored(v.pin(&File::open(&f).unwrap(), s(&f), 1, None).unwrap());
     // The owner's later edit, in place (same inode), then a delete.
     std::fs::OpenOptions::new().write(true).open(&f).unwrap().write_all_at(b"v2", 0).unwrap();
     std::fs::remove_file(&f).unwrap();

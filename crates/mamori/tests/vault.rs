@@ -1,0 +1,102 @@
+//! The vault under real attacks: large files kept by range, and an agent
+//! killed with SIGKILL in the middle of an attack.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mamori_sim::Snapshot;
+use serde_json::Value;
+
+/// Decoys off (behaviour alone), and every file kept by range, whatever its size.
+const BY_RANGE: &str = "[canary]\nenabled = false\n[vault]\nrange_copy_from_mib = 0\n";
+
+fn restore(ws: &Workspace, inc: &Value) -> String {
+    let out = mamori(&["restore", inc["id"].as_str().unwrap(), "--state", ws.state.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "restore failed:\n{said}");
+    said
+}
+
+/// The vault's entries, from its log. Only with no agent running: the
+/// agent stops any other process that reads its vault.
+fn vault_entries(ws: &Workspace) -> Vec<Value> {
+    let log = std::fs::read_to_string(ws.state.join("vault/entries.log")).unwrap_or_default();
+    log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn by_range(family: &str) {
+    let ws = Workspace::new();
+    ws.corpus(60, 2);
+    let agent = ws.start_agent(Some(&ws.config(BY_RANGE)));
+    let before = Snapshot::take(&ws.data).unwrap();
+    let mut sim = ws.simulate(family);
+    let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(300));
+    assert_eq!(incidents.len(), 1, "{family}: {incidents:#?}\n{}", agent.log());
+    ws.kill(&incidents[0]);
+    let _ = sim.0.wait();
+    agent.stop();
+
+    let ranges: Vec<Value> = vault_entries(&ws).into_iter().filter(|e| e["kind"] == "ranges").collect();
+    assert!(!ranges.is_empty(), "{family}: no file was kept by range");
+    // What a file kept by range costs: the blocks kept, not its size.
+    let (mut size, mut used) = (0, 0);
+    for e in &ranges {
+        let object = ws.state.join("vault/objects").join(e["object"].as_str().unwrap());
+        size += e["meta"]["size"].as_u64().unwrap();
+        used += object.metadata().unwrap().blocks() * 512;
+    }
+    record_result("ranges.txt", &format!("{family} files={} size={size} kept_bytes={used}", ranges.len()));
+
+    let said = restore(&ws, &incidents[0]);
+    assert_eq!(before.diff(&Snapshot::take(&ws.data).unwrap()), Default::default(), "{family}:\n{said}");
+}
+
+#[test]
+fn large_files_written_in_place_are_kept_by_range_and_restored() {
+    by_range("intermittent");
+}
+
+#[test]
+fn large_files_written_through_mmap_are_kept_by_range_and_restored() {
+    by_range("mmap");
+}
+
+#[test]
+fn an_agent_killed_mid_attack_restarts_and_the_restore_is_complete() {
+    let ws = Workspace::new();
+    ws.corpus(40, 0);
+    let cfg = ws.config("[canary]\nenabled = false\n");
+    let first = ws.start_agent(Some(&cfg));
+    let before = Snapshot::take(&ws.data).unwrap();
+    // One file every two seconds: the agent can be killed between two of them.
+    let mut sim = ws.simulate("slow");
+    let pid = sim.0.id() as i32;
+    let start = Instant::now();
+    while before.diff(&Snapshot::take(&ws.data).unwrap()).touched() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the attack never started\n{}", first.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Hold the attacker (our own child, by pid) while no agent runs: the
+    // kernel lets everything through when the agent is gone.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let mut first = first;
+    unsafe { libc::kill(first.child.id() as i32, libc::SIGKILL) };
+    first.child.wait().unwrap();
+    assert!(ws.incidents().is_empty(), "detected before the kill; the test needs an attack in progress");
+    // What the first agent kept for the attacker survived its death.
+    assert!(vault_entries(&ws).iter().any(|e| e["kind"] == "copy" && e["by"]["pid"] == pid));
+
+    let second = ws.start_agent(Some(&cfg));
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
+    assert_eq!(incidents.len(), 1, "{incidents:#?}\n{}", second.log());
+    ws.kill(&incidents[0]);
+    let _ = sim.0.wait();
+
+    let said = restore(&ws, &incidents[0]);
+    assert_eq!(before.diff(&Snapshot::take(&ws.data).unwrap()), Default::default(), "{said}\n{}", second.log());
+    second.stop();
+}
