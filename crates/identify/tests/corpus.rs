@@ -100,6 +100,17 @@ fn every_family_is_identified_from_the_text_of_each_of_its_notes() {
 }
 
 #[test]
+fn note_names_never_lead_to_a_wrong_family() {
+    let catalog = Catalog::builtin();
+    for (folder, label, path) in notes() {
+        let found = catalog.identify(&[Sample::from_path(&path).unwrap()]);
+        if let Some(name) = found.family {
+            assert_eq!(name, catalog.family(&folder).unwrap().name, "{label}: {:?}", found.evidence);
+        }
+    }
+}
+
+#[test]
 fn the_notes_read_like_ransom_notes() {
     let mut not_like = Vec::new();
     for (_, label, path) in notes() {
