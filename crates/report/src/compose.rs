@@ -74,7 +74,7 @@ impl Facts {
         let detected_ns = detected_ns(case);
         let stopped = matches!(inc.action, Action::Suspended | Action::Killed);
         let stopped_at = inc.stop_latency_us.filter(|_| stopped).map(|us| clock.long(detected_ns + us * 1_000));
-        let first_activity = case.timeline.iter().find(|e| !matches!(e.kind, EventKind::Proc(_))).map(|e| e.time_ns);
+        let first_activity = case.timeline.iter().find(|e| changes(&e.kind)).map(|e| e.time_ns);
         let personal = personal_data(case.files.iter().map(|f| f.path.as_str()));
         let personal_short = if personal.likely {
             fill(t.personal_yes_short, &[("n", &personal.files.to_string())])
@@ -126,6 +126,19 @@ impl Facts {
         let vars: Vec<(&str, &str)> = self.vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
         fill(template, &vars)
     }
+}
+
+/// Events that change something on disk (opening does not).
+fn changes(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::CloseWrite { .. }
+            | EventKind::Create { .. }
+            | EventKind::Delete { .. }
+            | EventKind::Rename { .. }
+            | EventKind::Canary { .. }
+            | EventKind::Guarded { .. }
+    )
 }
 
 fn non_empty(s: &str, otherwise: &str) -> String {
@@ -210,11 +223,11 @@ fn summary(case: &Case, t: &Text, f: &Facts) -> Section {
     blocks.push(Block::Facts(vec![
         (t.l_incident.into(), inc.id.clone()),
         (t.l_detected.into(), f.detected.clone()),
-        (t.l_host.into(), host_line(case, t)),
+        (t.l_host.into(), host_line(case, t, f)),
         (t.l_program.into(), non_empty(&inc.actor.exe, t.unknown)),
-        (t.l_response.into(), format!("{} (PID {})", f.action, f.pids)),
+        (t.l_response.into(), fill(t.response_pids, &[("action", f.action), ("pids", &f.pids)])),
         (t.l_latency.into(), f.latency.clone()),
-        (t.l_files.into(), case.files.len().to_string()),
+        (t.l_files.into(), f.fill(t.files_count)),
         (t.l_restore.into(), f.restore.clone()),
         (t.l_family.into(), f.family.clone()),
         (t.l_personal.into(), f.personal_short.clone()),
@@ -224,14 +237,15 @@ fn summary(case: &Case, t: &Text, f: &Facts) -> Section {
     Section { heading: t.h_summary.into(), blocks }
 }
 
-fn host_line(case: &Case, t: &Text) -> String {
+fn host_line(case: &Case, t: &Text, f: &Facts) -> String {
     let h = &case.host;
-    let mut line = non_empty(&h.hostname, t.unknown);
-    let detail: Vec<&str> = [h.os.as_str(), h.kernel.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
-    if !detail.is_empty() {
-        line.push_str(&format!(" ({})", detail.join(", ")));
+    if h.os.is_empty() && h.kernel.is_empty() {
+        return f.host.clone();
     }
-    line
+    fill(
+        t.host_detail,
+        &[("host", &f.host), ("os", &non_empty(&h.os, t.unknown)), ("kernel", &non_empty(&h.kernel, t.unknown))],
+    )
 }
 
 fn timeline(case: &Case, t: &Text, f: &Facts) -> Section {
@@ -511,12 +525,21 @@ fn ppc(case: &Case, t: &Text, f: &Facts) -> Section {
     };
     let family = case.family.as_ref().map_or(t.unknown, |fam| fam.name.as_str());
     let secondary = if leak_threat(case) { t.ppc_secondary_leak } else { t.ppc_secondary };
-    let mut measures = vec![f.action.to_string()];
+    let mut measures = Vec::new();
+    if matches!(case.incident.action, Action::Suspended | Action::Killed) {
+        measures.push(fill(t.measure_action, &[("action", f.action)]));
+    }
     if let Some(how) = &case.isolation {
-        measures.push(fill(t.auto_isolated, &[("how", how)]));
+        measures.push(fill(t.measure_isolation, &[("how", how)]));
     }
     if case.files.iter().any(|f| f.restored == Some(Restored::Restored)) {
-        measures.push(f.restore.clone());
+        measures.push(fill(t.measure_restore, &[("restore", &f.restore)]));
+    }
+    if case.evidence.is_some() {
+        measures.push(t.measure_evidence.into());
+    }
+    if measures.is_empty() {
+        measures.push(t.to_fill.into());
     }
     let values = [
         first,
@@ -550,7 +573,7 @@ fn nco(case: &Case, t: &Text, f: &Facts) -> Section {
             let line = n.excerpt.split_whitespace().collect::<Vec<_>>().join(" ");
             let short: String = line.chars().take(NOTE_LINE).collect();
             let cut = if short.len() < line.len() { "…" } else { "" };
-            format!("{}: “{short}{cut}”", n.path)
+            fill(t.quote, &[("path", &n.path), ("text", &format!("{short}{cut}"))])
         },
     );
     let extensions = new_extensions(case);

@@ -3,6 +3,9 @@
 
 use crate::doc::{Block, Doc};
 
+/// Cells up to this many characters are never wrapped.
+const SHORT_CELL: usize = 14;
+
 const STYLE: &str = r#"
 body { font-family: "Noto Sans CJK JP", "Hiragino Sans", "Yu Gothic", Meiryo, system-ui, sans-serif;
        line-height: 1.6; color: #111; background: #fff; margin: 0; }
@@ -15,9 +18,11 @@ th, td { border: 1px solid #999; padding: .25rem .5rem; text-align: left; vertic
 thead th, table.facts th { background: #eee; }
 table.facts th { width: 14em; font-weight: 600; }
 .important { border-left: 4px solid #b00; background: #fff3f3; padding: .5rem .75rem; font-weight: 600; }
-ul.checklist { list-style: none; padding-left: .5rem; }
+ul.checklist { list-style: none; padding-left: 1.8rem; }
+ul.checklist li { text-indent: -1.3rem; }
 ul.checklist li::before { content: "\2610\00a0"; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f6f6f6; border: 1px solid #ccc; padding: .5rem; font-size: .85rem; }
+td.short { white-space: nowrap; }
 .more { font-style: italic; }
 footer { margin-top: 2rem; padding-top: .5rem; font-size: .85rem; color: #444; border-top: 1px solid #999; }
 @media print {
@@ -72,7 +77,9 @@ fn block_html(out: &mut String, block: &Block) {
             for row in rows {
                 out.push_str("<tr>");
                 for cell in row {
-                    out.push_str(&format!("<td>{}</td>", escape(cell)));
+                    // Times, pids and counts stay on one line; paths may break anywhere.
+                    let class = if cell.chars().count() <= SHORT_CELL { " class=\"short\"" } else { "" };
+                    out.push_str(&format!("<td{class}>{}</td>", escape(cell)));
                 }
                 out.push_str("</tr>\n");
             }

@@ -228,4 +228,13 @@ pub(crate) const JA: Text = Text {
     nco_demand_unknown: "脅迫文からは読み取れませんでした（要記入）。",
 
     h_remarks: "12. mamori からの補足",
+
+    response_pids: "{action}（PID {pids}）",
+    quote: "{path}:「{text}」",
+    host_detail: "{host}（{os}、カーネル {kernel}）",
+    files_count: "{n} 件",
+    measure_action: "プロセスの{action}",
+    measure_isolation: "ネットワークの隔離（{how}）",
+    measure_restore: "ファイルの復元（{restore}）",
+    measure_evidence: "証拠の保全",
 };

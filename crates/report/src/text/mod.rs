@@ -1,5 +1,6 @@
 //! The words of a report, one table per language. A template names its
 //! blanks in braces (`{n}`, `{host}`, ...); [`fill`] puts the values in.
+//! `{s}` is English's plural ending, following `{n}`: empty when `n` is 1.
 //! Both languages fill the same fields, so the compiler keeps them in step.
 
 mod en;
@@ -175,10 +176,22 @@ pub(crate) struct Text {
     pub w_vault: &'static str,
     pub w_written: &'static str,
     pub yes: &'static str,
+    pub response_pids: &'static str,
+    pub quote: &'static str,
+    pub host_detail: &'static str,
+    pub files_count: &'static str,
+    pub measure_action: &'static str,
+    pub measure_isolation: &'static str,
+    pub measure_restore: &'static str,
+    pub measure_evidence: &'static str,
 }
 
 /// Replaces each `{name}` in `template` with its value; unknown names stay as they are.
 pub(crate) fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let plural = match values.iter().find(|(k, _)| *k == "n") {
+        Some((_, "1")) => "",
+        _ => "s",
+    };
     let mut out = String::with_capacity(template.len() + 32);
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -186,7 +199,8 @@ pub(crate) fn fill(template: &str, values: &[(&str, &str)]) -> String {
         let after = &rest[open + 1..];
         let value = after.find('}').and_then(|close| {
             let name = &after[..close];
-            values.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v, close))
+            let value = values.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+            value.or((name == "s").then_some(plural)).map(|v| (v, close))
         });
         match value {
             Some((v, close)) => {
@@ -201,4 +215,18 @@ pub(crate) fn fill(template: &str, values: &[(&str, &str)]) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill;
+
+    #[test]
+    fn fill_puts_values_in_once_and_follows_n_for_plurals() {
+        assert_eq!(fill("{n} file{s}", &[("n", "1")]), "1 file");
+        assert_eq!(fill("{n} file{s}", &[("n", "3")]), "3 files");
+        // A value holding braces is not read as a template again.
+        assert_eq!(fill("at {path} ({n})", &[("path", "/a/{n}"), ("n", "2")]), "at /a/{n} (2)");
+        assert_eq!(fill("{unknown} {", &[]), "{unknown} {");
+    }
 }

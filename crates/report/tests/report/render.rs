@@ -56,7 +56,7 @@ fn english_report_states_the_key_facts() {
                 "830 µs",
                 "suspended (SIGSTOP)",
                 "JST",
-                "5 files were affected",
+                "The attack touched 5 files",
                 "restored: 3",
                 "restore failed: 1",
                 "may be involved (2 files)",
@@ -282,4 +282,47 @@ fn a_failed_stop_is_flagged_and_no_personal_data_is_said_plainly() {
     let en = render(&failed, Lang::En, Format::Html);
     all_of(&en, &["could not be stopped", "No file or folder name suggests personal data"]);
     assert!(!en.contains(MARKUP), "raw path never appears in HTML");
+}
+
+#[test]
+fn a_bare_case_says_what_is_not_known() {
+    let mut bare = case();
+    bare.timeline.clear();
+    bare.files.clear();
+    bare.notes.clear();
+    bare.evidence = None;
+    bare.exe_sha256 = None;
+    bare.remote_addrs.clear();
+    bare.timezone = None;
+    bare.incident.stop_latency_us = None;
+    bare.incident.actor.exe.clear();
+    bare.incident.actor.uid = u32::MAX;
+    bare.incident.notes.clear();
+    let ja = render(&bare, Lang::Ja, Format::Markdown);
+    all_of(
+        &ja,
+        &[
+            "検知から停止まで**: 不明",
+            "検知したプログラム**: 不明",
+            "UTC",
+            "記録された操作はありません",
+            "変更されたファイルは記録されていません",
+            "脅迫文は見つかっていません",
+            "証拠の保全先**: 保全していません",
+            "身代金の要求・連絡手段**: 脅迫文からは読み取れませんでした",
+            "インディケータ情報（ハッシュ値・通信先・ツール名）**: （要記入）",
+        ],
+    );
+    assert!(!ja.contains("12. mamori からの補足"), "no empty remarks section");
+    let en = render(&bare, Lang::En, Format::Markdown);
+    all_of(&en, &["Detection to stop**: unknown", "No operations were recorded", "No ransom note was found", "UTC"]);
+}
+
+#[test]
+fn a_case_survives_a_json_round_trip() {
+    let case = case();
+    let json = serde_json::to_string(&case).unwrap();
+    assert!(json.contains("\"failed\":\"no copy in the vault\""), "restore outcomes readable: {json}");
+    let back: mamori_report::Case = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, case);
 }
