@@ -263,9 +263,11 @@ fn timeline(case: &Case, t: &Text, f: &Facts) -> Section {
         blocks.push(Block::Para(t.timeline_empty.into()));
         return Section { heading: t.h_timeline.into(), blocks };
     }
+    let detected = detected_ns(case);
+    let dated = all.iter().any(|e| f.clock.day(e.time_ns) != f.clock.day(detected));
     let row = |e: &Entry| {
         vec![
-            f.clock.short(e.time_ns),
+            f.clock.row(e.time_ns, dated),
             e.pid.map_or_else(String::new, |p| p.to_string()),
             what_label(t, e.what).into(),
             entry_detail(t, e),
@@ -281,7 +283,12 @@ fn timeline(case: &Case, t: &Text, f: &Facts) -> Section {
         rows.extend(all.iter().map(row));
     }
     blocks.push(Block::Table {
-        head: vec![t.c_time.into(), "PID".into(), t.c_event.into(), t.c_detail.into()],
+        head: vec![
+            fill(t.c_time, &[("zone", &f.clock.zone(detected))]),
+            "PID".into(),
+            t.c_event.into(),
+            t.c_detail.into(),
+        ],
         rows,
         more: None,
     });

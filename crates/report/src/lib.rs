@@ -33,12 +33,14 @@ pub use error::ReportError;
 pub use personal::{personal_data, PersonalData, Reason};
 pub use timesketch::{timesketch, TsFormat, COLUMNS};
 
+/// The report's language. Both are written natively, from one string table each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     Ja,
     En,
 }
 
+/// Markdown (GitHub-flavoured) or a self-contained, printable HTML page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Markdown,

@@ -63,6 +63,8 @@ const KEYWORDS: &[(Reason, &[&str])] = &[
     ),
 ];
 
+/// Counts the paths that look like documents about people. Only names are
+/// looked at; each path counts once in `files` and once per reason.
 pub fn personal_data<'a>(paths: impl IntoIterator<Item = &'a str>) -> PersonalData {
     let mut result = PersonalData::default();
     for path in paths {

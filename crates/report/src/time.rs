@@ -41,8 +41,20 @@ impl Clock {
         timestamp(ns).to_zoned(self.tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string()
     }
 
-    /// `20:11:46.123`, for rows under a heading that already gives the date and zone.
-    pub(crate) fn short(&self, ns: u64) -> String {
-        timestamp(ns).to_zoned(self.tz.clone()).strftime("%H:%M:%S%.3f").to_string()
+    /// `20:11:46.123`, for rows under a heading that gives the zone; with the
+    /// date in front when `dated`, for timelines that cross midnight.
+    pub(crate) fn row(&self, ns: u64, dated: bool) -> String {
+        let format = if dated { "%Y-%m-%d %H:%M:%S%.3f" } else { "%H:%M:%S%.3f" };
+        timestamp(ns).to_zoned(self.tz.clone()).strftime(format).to_string()
+    }
+
+    /// The zone's abbreviation at that time (`JST`, `UTC`, `CEST`).
+    pub(crate) fn zone(&self, ns: u64) -> String {
+        timestamp(ns).to_zoned(self.tz.clone()).strftime("%Z").to_string()
+    }
+
+    /// The calendar day, to tell whether times need their date.
+    pub(crate) fn day(&self, ns: u64) -> jiff::civil::Date {
+        timestamp(ns).to_zoned(self.tz.clone()).date()
     }
 }

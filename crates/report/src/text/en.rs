@@ -65,7 +65,7 @@ pub(crate) const EN: Text = Text {
 
     h_timeline: "2. What happened and when",
     timeline_empty: "No operations were recorded.",
-    c_time: "Time",
+    c_time: "Time ({zone})",
     c_event: "Operation",
     c_detail: "Detail",
     timeline_skipped: "{n} more in between, left out",

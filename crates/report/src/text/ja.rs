@@ -65,7 +65,7 @@ pub(crate) const JA: Text = Text {
 
     h_timeline: "2. 経緯",
     timeline_empty: "記録された操作はありません。",
-    c_time: "時刻",
+    c_time: "時刻（{zone}）",
     c_event: "操作",
     c_detail: "内容",
     timeline_skipped: "途中の {n} 件は省略",

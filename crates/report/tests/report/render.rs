@@ -326,3 +326,15 @@ fn a_case_survives_a_json_round_trip() {
     let back: mamori_report::Case = serde_json::from_str(&json).unwrap();
     assert_eq!(back, case);
 }
+
+#[test]
+fn a_timeline_across_midnight_dates_its_rows() {
+    let mut late = case();
+    // The first event moves to the day before the detection.
+    late.timeline[0].time_ns -= 86_400 * 1_000_000_000;
+    let md = render(&late, Lang::En, Format::Markdown);
+    assert!(md.contains("| Time (JST) | PID |"), "zone in the header");
+    assert!(md.contains("| 2026-11-17 20:06:40.000 | 4242 |"), "{md}");
+    let same_day = render(&case(), Lang::En, Format::Markdown);
+    assert!(same_day.contains("| 20:06:40.000 | 4242 |"));
+}
