@@ -27,11 +27,12 @@ fn documents_in_folders_named_for_people_are_counted_by_reason() {
 #[test]
 fn programs_media_and_look_alike_words_are_not_counted() {
     let p = personal_data([
-        "/srv/share/顧客/logo.png",          // not a document
-        "/opt/app/client/main.js",           // code
-        "/srv/share/three/notes.txt",        // "hr" inside a word
-        "/srv/share/mychrome/settings.json", // "hr" inside a word
-        "/srv/share/accv/report.pdf",        // "cv" inside a word
+        "/srv/share/顧客/logo.png",         // not a document
+        "/opt/app/client/main.js",          // code
+        "/srv/share/three/notes.txt",       // "hr" inside a word
+        "/srv/share/mychrome/settings.txt", // "hr" inside a word
+        "/etc/app/client.json",             // configuration, not a document
+        "/srv/share/accv/report.pdf",       // "cv" inside a word
         "/srv/share/projects/plan.xlsx",
         "/srv/share/顧客", // a folder, no extension
     ]);
