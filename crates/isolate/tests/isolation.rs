@@ -9,13 +9,16 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use lab::{link, Netns};
+use lab::{link, route_through, Netns};
 use mamori_isolate::{isolate, status, undo, Allow, IsolateError, Undone};
 
 const PORT: u16 = 7700;
 /// A connection that has not completed in this long counts as blocked: the
 /// drop policy sends no reset, so a blocked connect can only time out.
 const BLOCKED_AFTER: Duration = Duration::from_secs(2);
+/// A connection that should pass gets far longer, so that a loaded machine
+/// (or a lost first SYN, retried after a second) cannot fail the test.
+const PASSES_WITHIN: Duration = Duration::from_secs(15);
 
 fn addr(ip: &str) -> SocketAddr {
     SocketAddr::new(ip.parse().unwrap(), PORT)
@@ -25,8 +28,10 @@ fn listen(ns: &Netns, port: u16) -> TcpListener {
     ns.run(|| TcpListener::bind(("::", port)).expect("listen"))
 }
 
-fn reaches(from: &Netns, to: &str) -> bool {
-    from.run(|| TcpStream::connect_timeout(&addr(to), BLOCKED_AFTER).is_ok())
+/// Whether `from` can connect to `to`; `expected` only picks how long to wait.
+fn reaches(from: &Netns, to: &str, expected: bool) -> bool {
+    let wait = if expected { PASSES_WITHIN } else { BLOCKED_AFTER };
+    from.run(|| TcpStream::connect_timeout(&addr(to), wait).is_ok())
 }
 
 fn nft(ns: &Netns, args: &[&str]) -> String {
@@ -50,7 +55,13 @@ fn check(h: &Netns, p1: &Netns, p2: &Netns, p2_open: bool) {
         (p2, "fd77:2::1", p2_open),
     ];
     for (from, to, pass) in cases {
-        assert_eq!(reaches(from, to), pass, "{} -> {to} should {}pass", from.name, if pass { "" } else { "not " });
+        assert_eq!(
+            reaches(from, to, pass),
+            pass,
+            "{} -> {to} should {}pass",
+            from.name,
+            if pass { "" } else { "not " }
+        );
     }
 }
 
@@ -66,7 +77,7 @@ fn cuts_off_all_but_loopback_and_the_allow_list_until_undone() {
     let channel = listen(&p2, PORT + 1);
     let mut ours = h.run(|| TcpStream::connect(("10.77.2.2", PORT + 1)).unwrap());
     let (mut theirs, _) = channel.accept().unwrap();
-    theirs.set_read_timeout(Some(BLOCKED_AFTER)).unwrap();
+    theirs.set_read_timeout(Some(PASSES_WITHIN)).unwrap();
     let mut byte = [0u8];
     ours.write_all(b"a").unwrap();
     theirs.read_exact(&mut byte).unwrap();
@@ -83,12 +94,39 @@ fn cuts_off_all_but_loopback_and_the_allow_list_until_undone() {
     }
     check(&h, &p1, &p2, false);
     ours.write_all(b"b").unwrap();
+    theirs.set_read_timeout(Some(BLOCKED_AFTER)).unwrap();
     let cut = theirs.read(&mut byte).unwrap_err();
     assert!(matches!(cut.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "{cut}");
 
     assert_eq!(h.run(undo).unwrap(), Undone::Lifted);
     assert_eq!(h.run(status).unwrap(), None);
     check(&h, &p1, &p2, true);
+}
+
+#[test]
+fn forwarded_traffic_passes_only_to_or_from_the_allow_list() {
+    let (h, p1, p2) = (Netns::new("h"), Netns::new("p1"), Netns::new("p2"));
+    link(&h, &p1, 1);
+    link(&h, &p2, 2);
+    // A second address on p1 that the allow-list leaves out.
+    p1.ip(&["addr", "add", "10.77.1.3/24", "dev", "to1b"]);
+    p1.ip(&["addr", "add", "fd77:1::3/64", "dev", "to1b"]);
+    route_through(&h, &p1, 1);
+    route_through(&h, &p2, 2);
+    let _listener = listen(&p1, PORT);
+    let through_h = ["10.77.1.2", "fd77:1::2", "10.77.1.3", "fd77:1::3"];
+    for to in through_h {
+        assert!(reaches(&p2, to, true), "p2 -> {to} before isolation");
+    }
+
+    h.run(|| isolate(&Allow::parse(["10.77.1.2", "fd77:1::2"]).unwrap())).unwrap();
+    for ns in [&h, &p1, &p2] {
+        ns.ip(&["neigh", "flush", "all"]);
+    }
+    for (to, allowed) in through_h.iter().zip([true, true, false, false]) {
+        assert_eq!(reaches(&p2, to, allowed), allowed, "p2 -> {to} through the isolated h");
+    }
+    h.run(undo).unwrap();
 }
 
 #[test]

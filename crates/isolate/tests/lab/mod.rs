@@ -19,6 +19,10 @@ impl Netns {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let ns = Netns { name: format!("mamori-iso-{}-{n}-{role}", std::process::id()) };
         ip(&["netns", "add", &ns.name]);
+        // No duplicate address detection on links made here: addresses,
+        // link-local ones included, are usable at once instead of after a
+        // second or two of silently lost packets.
+        ip(&["netns", "exec", &ns.name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
         ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
         ns
     }
@@ -59,13 +63,23 @@ pub fn ip(args: &[&str]) {
 
 /// Joins `a` and `b` by a veth pair, addressing both ends:
 /// `a` gets `.1`/`::1`, `b` gets `.2`/`::2` of `10.77.<n>.0/24` and `fd77:<n>::/64`.
+/// The ends are named `to<n>a` and `to<n>b`.
 pub fn link(a: &Netns, b: &Netns, n: u8) {
     let (ea, eb) = (format!("to{n}a"), format!("to{n}b"));
     a.ip(&["link", "add", &ea, "type", "veth", "peer", "name", &eb, "netns", &b.name]);
     for (ns, dev, host) in [(a, &ea, 1), (b, &eb, 2)] {
         ns.ip(&["addr", "add", &format!("10.77.{n}.{host}/24"), "dev", dev]);
-        // nodad: usable at once, without waiting for duplicate detection.
-        ns.ip(&["addr", "add", &format!("fd77:{n}::{host}/64"), "dev", dev, "nodad"]);
+        ns.ip(&["addr", "add", &format!("fd77:{n}::{host}/64"), "dev", dev]);
         ns.ip(&["link", "set", dev, "up"]);
     }
+}
+
+/// Makes `router` forward, and `ns`, linked to it as `b` of link `n`, route
+/// everything through it.
+pub fn route_through(router: &Netns, ns: &Netns, n: u8) {
+    for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+        ip(&["netns", "exec", &router.name, "sysctl", "-qw", key]);
+    }
+    ns.ip(&["route", "add", "default", "via", &format!("10.77.{n}.1")]);
+    ns.ip(&["-6", "route", "add", "default", "via", &format!("fd77:{n}::1")]);
 }
