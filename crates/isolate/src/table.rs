@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use nftables::batch::Batch;
-use nftables::expr::{Expression, MetaKey, NamedExpression, Payload, PayloadField, Prefix, SetItem};
+use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, SetItem};
 use nftables::schema::{Chain, NfListObject, NfObject, Nftables, Rule, Set, SetFlag, SetType, SetTypeValue, Table};
 use nftables::stmt::{Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
@@ -55,39 +55,24 @@ pub(crate) fn isolate_batch(allow: &Allow) -> Nftables<'static> {
             ..Chain::default()
         }));
     }
-    let peer_rules = |chain: &'static str, ends: &[&'static str]| {
-        ends.iter()
-            .flat_map(|end| [("ip", *end, SET4), ("ip6", *end, SET6)])
-            .map(move |(proto, end, set)| rule(chain, vec![matches(field(proto, end), set_ref(set)), accept()]))
-            .collect::<Vec<_>>()
-    };
     for (chain, iface, end) in [("input", MetaKey::Iifname, "saddr"), ("output", MetaKey::Oifname, "daddr")] {
-        batch.add(rule(
-            chain,
-            vec![
-                matches(Expression::Named(NamedExpression::Meta(nftables::expr::Meta { key: iface })), str_expr("lo")),
-                accept(),
-            ],
-        ));
-        for r in peer_rules(chain, &[end]) {
+        let lo = matches(Expression::Named(NamedExpression::Meta(Meta { key: iface })), str_expr("lo"));
+        batch.add(rule(chain, vec![lo, accept()]));
+        for r in allow_rules(chain, end) {
             batch.add(r);
         }
+        let nd = NEIGHBOUR_DISCOVERY.iter().map(|t| SetItem::Element(str_expr(t))).collect();
         batch.add(rule(
             chain,
             vec![
-                matches(
-                    field("icmpv6", "type"),
-                    Expression::Named(NamedExpression::Set(
-                        NEIGHBOUR_DISCOVERY.iter().map(|t| SetItem::Element(str_expr(t))).collect(),
-                    )),
-                ),
-                // Only routers and neighbours on the link send with 255.
+                matches(field("icmpv6", "type"), Expression::Named(NamedExpression::Set(nd))),
+                // Routers decrement it: 255 proves the sender is on the link.
                 matches(field("ip6", "hoplimit"), Expression::Number(255)),
                 accept(),
             ],
         ));
     }
-    for r in peer_rules("forward", &["saddr", "daddr"]) {
+    for r in allow_rules("forward", "saddr").into_iter().chain(allow_rules("forward", "daddr")) {
         batch.add(r);
     }
     batch.to_nftables()
@@ -99,6 +84,12 @@ pub(crate) fn remove_batch() -> Nftables<'static> {
     batch.add(NfListObject::Table(table()));
     batch.delete(NfListObject::Table(table()));
     batch.to_nftables()
+}
+
+/// Accepts packets whose `end` (`saddr` or `daddr`) is on the allow-list.
+fn allow_rules(chain: &'static str, end: &'static str) -> [NfListObject<'static>; 2] {
+    [("ip", SET4), ("ip6", SET6)]
+        .map(|(proto, set)| rule(chain, vec![matches(field(proto, end), set_ref(set)), accept()]))
 }
 
 fn set<'a>(name: &'static str, kind: SetType, nets: impl Iterator<Item = &'a IpNet>) -> NfListObject<'static> {
