@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, Decryptor, Kind, Marker};
 use crate::sample::Sample;
@@ -19,7 +19,7 @@ const NAME_AT: u32 = 3;
 /// phrases, or two phrases and a note name.
 const HIGH_AT: u32 = 6;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Confidence {
     /// No family named.
@@ -39,7 +39,7 @@ impl Confidence {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Identification {
     /// Display name of the family, `None` when unknown or ambiguous.
     pub family: Option<String>,

@@ -17,7 +17,9 @@ use mamori_store::{Action, ActorInfo, AgentLock, AgentStatus, FileOp, Incident, 
 use tracing::{error, info, warn};
 
 use crate::canary;
-use crate::settings::{Policy, Settings};
+use crate::evidence::{self, Recent};
+use crate::isolation;
+use crate::settings::{EvidenceSection, IsolateSection, Policy, Settings};
 use crate::vaults::{self, Vaults};
 
 #[derive(clap::Args)]
@@ -63,7 +65,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         )),
         None => None,
     };
-    let mut agent = Agent::new(settings, store, lock, protect.clone(), record, vaults)?;
+    let mut agent = Agent::new(settings, store, lock, state.clone(), protect.clone(), record, vaults)?;
     for path in &canaries {
         agent.inject(EventKind::Canary { path: path.display().to_string() })?;
     }
@@ -111,7 +113,12 @@ struct Agent {
     engine: Engine,
     store: Store,
     lock: AgentLock,
+    state: PathBuf,
     policy: Policy,
+    evidence: EvidenceSection,
+    isolate: IsolateSection,
+    /// Recent events, for the timeline of an incident's bundle.
+    recent: Recent,
     guard: mamori_response::Guard,
     protected: Vec<PathBuf>,
     record: Option<BufWriter<File>>,
@@ -141,6 +148,7 @@ impl Agent {
         settings: Settings,
         store: Store,
         lock: AgentLock,
+        state: PathBuf,
         protected: Vec<PathBuf>,
         record: Option<BufWriter<File>>,
         vaults: Option<Vaults>,
@@ -150,7 +158,11 @@ impl Agent {
             engine: Engine::new(settings.engine()),
             store,
             lock,
+            state,
             policy: settings.response.policy,
+            evidence: settings.evidence.clone(),
+            isolate: settings.isolate.clone(),
+            recent: Recent::default(),
             guard: mamori_response::Guard::new(),
             protected,
             record,
@@ -262,9 +274,16 @@ impl Agent {
         let stopped = mamori_response::suspend_tree(verdict.actor, &self.guard);
         let latency_us = now_ns().saturating_sub(deciding_event_ns) / 1000;
         let mut notes = Vec::new();
+        // With the kill policy, the bundle is collected first: a killed
+        // process takes its evidence with it.
+        let mut then_kill = None;
         let (action, procs) = match stopped {
             Ok(procs) => match self.policy {
                 Policy::Suspend => (Action::Suspended, procs),
+                Policy::Kill if self.evidence.enabled => {
+                    then_kill = Some(procs.clone());
+                    (Action::Killed, procs)
+                }
                 Policy::Kill => {
                     let killed = mamori_response::kill(&procs);
                     (Action::Killed, killed)
@@ -320,8 +339,22 @@ impl Agent {
             "RANSOMWARE STOPPED: {}",
             incident.reasons.first().map(String::as_str).unwrap_or("")
         );
+        let mut incident = incident;
+        if self.isolate.on_incident {
+            incident.notes.push(isolation::on_incident(&self.isolate));
+        }
         if let Err(e) = self.store.add_incident(&incident) {
             error!("cannot store incident {}: {e}", incident.id);
+        }
+        if self.evidence.enabled {
+            evidence::Job {
+                state: self.state.clone(),
+                timeline: self.recent.of_actor(verdict.actor, &incident.procs),
+                incident: incident.clone(),
+                memory_cap: self.evidence.memory_image.then(|| self.evidence.memory_cap_mib.saturating_mul(1 << 20)),
+                then_kill,
+            }
+            .spawn();
         }
         self.open_incidents.push((incident.id.clone(), verdict.actor, incident.files.len()));
         self.incidents += 1;
@@ -336,6 +369,9 @@ fn file_op(t: &mamori_engine::FileTouch) -> FileOp {
 impl Handler for Agent {
     fn event(&mut self, ev: &Event, file: Option<&std::fs::File>) -> Decision {
         self.record(ev);
+        if self.evidence.enabled {
+            self.recent.push(ev);
+        }
         // Keep the before-image while the opener still waits: nothing is written yet.
         let mut by_range = false;
         if let (EventKind::Open { path, mode, .. }, Some(file), Some(vaults)) = (&ev.kind, file, &mut self.vaults) {

@@ -5,6 +5,9 @@ mod agent;
 mod canary;
 mod commands;
 mod demo;
+mod evidence;
+mod isolation;
+mod reporting;
 mod restore;
 mod settings;
 mod trace;
@@ -61,6 +64,16 @@ enum Command {
     },
     /// Put back every file an incident's actor changed, renamed or deleted, and remove what it made.
     Restore(restore::RestoreArgs),
+    /// Export an incident's sealed evidence bundle (folder or .tar.zst), or verify one.
+    Evidence(evidence::EvidenceArgs),
+    /// An incident's timeline for Timesketch or Elastic (ECS).
+    Timeline(reporting::TimelineArgs),
+    /// The incident report for managers and responders (Japanese or English, Markdown or HTML).
+    Report(reporting::ReportArgs),
+    /// Name the ransomware family from ransom notes or encrypted files.
+    Identify(reporting::IdentifyArgs),
+    /// Cut this host off the network except loopback and an allow-list (nftables), or undo it.
+    Isolate(isolation::IsolateArgs),
     /// Record what the sensor sees into a trace file (JSON lines), without acting.
     Record(trace::RecordArgs),
     /// Replay a recorded trace through the engine and print the verdicts.
@@ -88,6 +101,11 @@ fn main() -> ExitCode {
         Command::Resume { state, id } => commands::resume(state.state, &id),
         Command::Kill { state, id } => commands::kill(state.state, &id),
         Command::Restore(args) => restore::run(args),
+        Command::Evidence(args) => evidence::run(args),
+        Command::Timeline(args) => reporting::timeline(args),
+        Command::Report(args) => reporting::report(args),
+        Command::Identify(args) => reporting::identify(args),
+        Command::Isolate(args) => isolation::run(args),
         Command::Record(args) => trace::record(args),
         Command::Replay(args) => trace::replay(args),
         Command::Sim(cmd) => commands::sim(cmd),

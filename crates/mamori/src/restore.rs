@@ -10,7 +10,10 @@ use anyhow::{Context, Result};
 use mamori_store::Incident;
 use mamori_vault::{Entry, Kind, Vault};
 
+use mamori_report::Restored;
+
 use crate::commands;
+use crate::reporting;
 use crate::settings::Settings;
 use crate::vaults;
 
@@ -158,6 +161,7 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
     let bar = indicatif::ProgressBar::new(plan.put_back.len() as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}").expect("valid template"));
     let (mut restored, mut intact, mut failed) = (0usize, 0usize, Vec::new());
+    let mut outcomes = BTreeMap::new();
     for (path, entry) in &plan.put_back {
         bar.set_message(path.clone());
         let dest = match &args.to {
@@ -172,6 +176,7 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
         };
         if args.to.is_none() && already_intact(&dest, entry) {
             intact += 1;
+            outcomes.insert(path.clone(), Restored::AlreadyIntact);
         } else {
             let result = match vault_of(entry) {
                 Some(vault) => {
@@ -183,8 +188,14 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
                 None => Err(anyhow::anyhow!("its copy is gone from the vault")),
             };
             match result {
-                Ok(_) => restored += 1,
-                Err(e) => failed.push(format!("{path}: {e:#}")),
+                Ok(_) => {
+                    restored += 1;
+                    outcomes.insert(path.clone(), Restored::Restored);
+                }
+                Err(e) => {
+                    outcomes.insert(path.clone(), Restored::Failed(format!("{e:#}")));
+                    failed.push(format!("{path}: {e:#}"));
+                }
             }
         }
         bar.inc(1);
@@ -206,6 +217,13 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
     }
     for path in &plan.missing {
         println!("  NOT RESTORED {path}: the vault holds no copy from before the change");
+        outcomes.insert(path.clone(), Restored::Failed("the vault holds no copy from before the change".into()));
+    }
+    // What the report tells of each file; only for a restore in place.
+    if args.to.is_none() {
+        if let Err(e) = reporting::save_restore_outcomes(&state, &inc.id, &outcomes) {
+            tracing::warn!("{e:#}");
+        }
     }
     Ok(if failed.is_empty() && plan.missing.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

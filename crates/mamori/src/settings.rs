@@ -15,6 +15,8 @@ pub struct Settings {
     pub response: ResponseSection,
     pub canary: CanarySection,
     pub vault: VaultSection,
+    pub evidence: EvidenceSection,
+    pub isolate: IsolateSection,
     pub detect: Detect,
     pub weights: Weights,
 }
@@ -91,6 +93,34 @@ impl Default for VaultSection {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvidenceSection {
+    /// Write a sealed evidence bundle at each incident (under STATE/evidence/ID).
+    pub enabled: bool,
+    /// Also copy the suspended processes' writable memory (keys may still be
+    /// there, but so may users' secrets): off unless asked for.
+    pub memory_image: bool,
+    /// Most memory copied per incident (MiB).
+    pub memory_cap_mib: u64,
+}
+
+impl Default for EvidenceSection {
+    fn default() -> Self {
+        EvidenceSection { enabled: true, memory_image: false, memory_cap_mib: 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IsolateSection {
+    /// Addresses or networks that stay reachable when the host is isolated
+    /// (management hosts, the backup server); loopback always does.
+    pub allow: Vec<String>,
+    /// Cut the host off the network automatically at an incident.
+    pub on_incident: bool,
+}
+
 pub const DEFAULT_STATE: &str = "/var/lib/mamori";
 
 impl Settings {
@@ -104,6 +134,9 @@ impl Settings {
     pub fn parse(text: &str) -> Result<Settings> {
         let settings: Settings = toml::from_str(text).map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
         settings.engine().validate()?;
+        if let Err(e) = mamori_isolate::Allow::parse(&settings.isolate.allow) {
+            bail!("invalid config: `isolate.allow`: {e}");
+        }
         if settings.vault.retention_hours == 0 {
             bail!("invalid config: `vault.retention_hours` must be at least 1");
         }

@@ -46,6 +46,17 @@ fn attack(family: &str) {
     );
     assert!(diff.touched() <= 20, "{family}: {} files touched before the stop ({diff:?})", diff.touched());
 
+    // The case for the responder: a sealed bundle that verifies.
+    let bundle = ws.state.join("evidence").join(inc["id"].as_str().unwrap());
+    let start = std::time::Instant::now();
+    while !bundle.join("seal.json").exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{family}: no evidence bundle\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let verified = mamori(&["evidence", "verify", bundle.to_str().unwrap()]);
+    assert!(verified.status.success(), "{family}: {}", String::from_utf8_lossy(&verified.stdout));
+    record_result("evidence.txt", &format!("{family} {}", String::from_utf8_lossy(&verified.stdout).trim()));
+
     ws.kill(inc);
     let status = sim.0.wait().unwrap();
     assert!(!status.success(), "the simulator was killed, it cannot have finished");
