@@ -64,6 +64,10 @@ pub use time::Stamp;
 pub use utmp::Login;
 pub use verify::{verify, Problem, Verification};
 
+/// A fork bomb must not turn into an endless collection while its
+/// processes are stopped; the requested pids come first and are always kept.
+const PROCESS_CAP: usize = 1024;
+
 /// What to collect.
 #[derive(Debug, Clone, Default)]
 pub struct CollectSpec {
@@ -105,13 +109,8 @@ pub struct Bundle {
 /// Writes a sealed bundle of `spec` into `out`, which must not exist or be
 /// empty; it is made mode 0700 and its files 0600.
 pub fn collect(out: &Path, spec: &CollectSpec, key: &SealKey) -> Result<Bundle, EvidenceError> {
-    let mut seen = std::collections::BTreeSet::new();
-    for (name, _) in &spec.extra {
-        let why = names::check_extra(name).err().or_else(|| (!seen.insert(name)).then_some("given twice"));
-        if let Some(why) = why {
-            return Err(EvidenceError::BadName { name: name.clone(), why });
-        }
-    }
+    names::check_extras(spec.extra.iter().map(|(n, _)| n.as_str()))
+        .map_err(|(name, why)| EvidenceError::BadName { name, why })?;
     writer::prepare(out)?;
     let started = Stamp::now();
     let mut w = writer::Writer::new(out);
@@ -120,7 +119,11 @@ pub fn collect(out: &Path, spec: &CollectSpec, key: &SealKey) -> Result<Bundle, 
         w.put(name, bytes)?;
     }
 
-    let pids = procs::tree(&spec.pids);
+    let mut pids = procs::tree(&spec.pids);
+    if pids.len() > PROCESS_CAP {
+        notes.add(None, "process tree", format!("{} processes, the first {PROCESS_CAP} kept", pids.len()));
+        pids.truncate(PROCESS_CAP);
+    }
     let processes: Vec<ProcessRecord> = pids.iter().map(|&p| procs::collect(p, &mut notes)).collect();
     w.put_json("processes.json", &processes)?;
     let fds: Vec<OpenFile> = pids.iter().flat_map(|&p| files::collect(p, &mut notes)).collect();

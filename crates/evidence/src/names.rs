@@ -46,6 +46,26 @@ pub(crate) fn check_extra(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// All caller-supplied names together: each valid, none twice, and none both
+/// a file and the folder of another (which would fail half-way through
+/// writing the bundle).
+pub(crate) fn check_extras<'a>(names: impl Iterator<Item = &'a str> + Clone) -> Result<(), (String, &'static str)> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names.clone() {
+        check_extra(name).map_err(|why| (name.to_owned(), why))?;
+        if !seen.insert(name) {
+            return Err((name.to_owned(), "given twice"));
+        }
+    }
+    for name in names {
+        let folders = name.match_indices('/').map(|(i, _)| &name[..i]);
+        if let Some(f) = folders.into_iter().find(|f| seen.contains(f)) {
+            return Err((f.to_owned(), "both a file and a folder"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +81,8 @@ mod tests {
             assert!(check_extra(bad).is_err(), "{bad:?}");
         }
         assert_eq!(check_path("maps/1.txt"), Ok(()));
+        assert_eq!(check_extras(["a", "b/c", "b/d"].into_iter()), Ok(()));
+        assert_eq!(check_extras(["a", "a"].into_iter()), Err(("a".into(), "given twice")));
+        assert_eq!(check_extras(["n/x/y", "n/x"].into_iter()), Err(("n/x".into(), "both a file and a folder")));
     }
 }

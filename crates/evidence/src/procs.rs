@@ -41,21 +41,21 @@ pub struct ProcessRecord {
     pub threads: Vec<u32>,
 }
 
-/// `pids` and all their descendants, in pid order. Children are found by
-/// parent pid in one pass over `/proc`, repeated until no new one appears.
+/// `pids` (in the order given, without repeats), then their descendants in
+/// pid order. Children are found by parent pid in passes over one listing of
+/// `/proc`, until a pass adds none.
 pub(crate) fn tree(pids: &[u32]) -> Vec<u32> {
-    let mut set: BTreeSet<u32> = pids.iter().copied().collect();
+    let mut set = BTreeSet::new();
+    let mut order: Vec<u32> = pids.iter().copied().filter(|&p| set.insert(p)).collect();
     let all = mamori_proc::all();
     loop {
-        let before = set.len();
-        for s in &all {
-            if set.contains(&s.ppid) {
-                set.insert(s.pid);
-            }
+        let found: BTreeSet<u32> =
+            all.iter().filter(|s| set.contains(&s.ppid) && !set.contains(&s.pid)).map(|s| s.pid).collect();
+        if found.is_empty() {
+            return order;
         }
-        if set.len() == before {
-            return set.into_iter().collect();
-        }
+        set.extend(&found);
+        order.extend(found);
     }
 }
 

@@ -248,6 +248,18 @@ fn deleted_added_and_linked_files_are_named() {
         assert!(found.contains(&want), "{want} not in {found:?}");
     }
     assert!(export(&out, &state.path().join("copy")).is_err(), "export refuses a bundle with a link in it");
+
+    // A folder replaced by a link to an identical copy of it: the files are
+    // "there" only through the link, which the verifier does not follow.
+    let fresh = state.path().join("fresh");
+    let spec = CollectSpec { pids: vec![actor.pid()], ..Default::default() };
+    collect(&fresh, &spec, &key(state.path())).unwrap();
+    let aside = state.path().join("maps-aside");
+    fs::rename(fresh.join("maps"), &aside).unwrap();
+    std::os::unix::fs::symlink(&aside, fresh.join("maps")).unwrap();
+    let found = problems(&fresh);
+    assert!(found.contains(&"not a regular file: maps".to_owned()), "{found:?}");
+    assert!(found.contains(&format!("missing: {maps}")), "{found:?}");
 }
 
 /// Writes `entries` back as a manifest whose chain is recomputed from the
@@ -411,8 +423,12 @@ fn refused_inputs() {
         let r = collect(&state.path().join(format!("n{}", name.len())), &spec, &k);
         assert!(matches!(r, Err(EvidenceError::BadName { .. })), "{name}: {r:?}");
     }
-    let twice = CollectSpec { extra: vec![("a".into(), vec![]), ("a".into(), vec![])], ..Default::default() };
-    assert!(matches!(collect(&state.path().join("twice"), &twice, &k), Err(EvidenceError::BadName { .. })));
+    for pair in [["a", "a"], ["notes", "notes/x"]] {
+        let spec = CollectSpec { extra: pair.iter().map(|n| (n.to_string(), vec![1])).collect(), ..Default::default() };
+        let out = state.path().join("pair");
+        assert!(matches!(collect(&out, &spec, &k), Err(EvidenceError::BadName { .. })), "{pair:?}");
+        assert!(!out.exists(), "refused before anything is written");
+    }
 }
 
 #[test]
