@@ -20,7 +20,7 @@
 //! Why both a chain and a signature: the chain makes any edit, deletion,
 //! insertion or reordering of files visible at the first entry it touches;
 //! the signature makes the chain impossible to recompute after such an edit
-//! without the host's private key (see [`seal`](crate::seal)). [`verify`]
+//! without the host's private key, kept outside the bundle ([`SealKey`]). [`verify`]
 //! checks all of it without following links out of the bundle; [`export`]
 //! copies it or packs it as `.tar.zst`, which `verify` also accepts.
 //!
