@@ -65,6 +65,11 @@ impl ActorState {
         self.score += delta;
     }
 
+    /// Whether anything at all counts against this actor (undecayed).
+    pub fn has_evidence(&self) -> bool {
+        self.score >= 1.0 || !self.damage.is_empty() || self.canary
+    }
+
     pub fn score_at(&mut self, now_ns: u64, half_life_ns: f64) -> f64 {
         self.decay_to(now_ns, half_life_ns);
         self.score

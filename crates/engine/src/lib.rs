@@ -210,6 +210,14 @@ impl Engine {
         chain.iter().any(|k| self.actors.get(k).is_some_and(|a| a.judged))
     }
 
+    /// Whether this process, or an ancestor it is credited to, has anything
+    /// against it: the sensor then lets it run only as fast as it is judged.
+    pub fn is_suspect(&self, key: ProcKey) -> bool {
+        let mut chain = Vec::new();
+        self.procs.chain(key, &mut chain);
+        chain.iter().any(|k| self.actors.get(k).is_some_and(|a| a.judged || a.has_evidence()))
+    }
+
     /// Weighs one event; returns a verdict when it tips an actor over the threshold.
     pub fn process(&mut self, ev: &Event) -> Option<Verdict> {
         self.stats.events += 1;

@@ -390,8 +390,12 @@ impl Handler for Agent {
         }
     }
 
-    fn before_write(&mut self, file: &std::fs::File, offset: u64, len: u64) -> bool {
-        self.vaults.as_mut().is_some_and(|vaults| vaults.keep_range(file, offset, len))
+    fn is_suspect(&self, proc: mamori_event::ProcKey) -> bool {
+        self.engine.is_suspect(proc)
+    }
+
+    fn before_write(&mut self, file: &std::fs::File, offset: u64, len: u64, reading: &dyn Fn() -> bool) -> bool {
+        self.vaults.as_mut().is_some_and(|vaults| vaults.keep_range(file, offset, len, reading))
     }
 
     fn tick(&mut self) {

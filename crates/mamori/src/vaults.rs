@@ -97,7 +97,15 @@ impl Vaults {
         // Truncation takes the whole file at once: only a whole copy keeps it.
         let by_range = mode == OpenMode::Write && meta.len() >= self.range_from;
         let result = if by_range {
-            vault.begin_ranges(file, path, now_ns, by)
+            // A reflink, where the filesystem has them, costs nothing per write.
+            match vault.preserve_reflink(file, path, now_ns, by) {
+                Ok(Some(kept)) => {
+                    self.note(path, Ok(kept));
+                    return false;
+                }
+                Ok(None) => vault.begin_ranges(file, path, now_ns, by),
+                Err(e) => Err(e),
+            }
         } else if mode.writes() {
             vault.preserve(file, path, now_ns, by)
         } else {
@@ -109,10 +117,10 @@ impl Vaults {
 
     /// Keeps the blocks of a large file that a write is about to overwrite;
     /// false when the file is not (or no longer) kept by range.
-    pub fn keep_range(&mut self, file: &File, offset: u64, len: u64) -> bool {
+    pub fn keep_range(&mut self, file: &File, offset: u64, len: u64, reading: &dyn Fn() -> bool) -> bool {
         let Ok(meta) = file.metadata() else { return false };
         let Some(vault) = self.by_dev.get_mut(&meta.dev()) else { return false };
-        match vault.keep_range(file, offset, len).transpose() {
+        match vault.keep_range(file, offset, len, reading).transpose() {
             Some(result) => {
                 self.note("(a file kept by range)", result);
                 true

@@ -205,3 +205,23 @@ fn isolate_and_undo_through_the_command_line_in_a_namespace() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("not an IP address"), "{}", text(&out));
 }
+
+#[test]
+fn an_incident_can_isolate_the_host_automatically() {
+    let ws = Workspace::new();
+    ws.corpus(30, 0);
+    let ns = Netns::new();
+    let cfg = ws.config("[canary]\nenabled = false\n[isolate]\non_incident = true\nallow = [\"192.0.2.10\"]\n");
+    let agent = ws.start_agent_under(Some(&cfg), &["ip", "netns", "exec", &ns.0]);
+    assert_eq!(ns.mamori(&["isolate", "--status"]).status.code(), Some(1), "isolated before any incident");
+    let mut sim = ws.simulate("overwrite");
+    let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
+    assert_eq!(incidents.len(), 1, "{incidents:#?}\n{}", agent.log());
+    let status = ns.mamori(&["isolate", "--status"]);
+    assert!(status.status.success() && text(&status).contains("192.0.2.10"), "{}", text(&status));
+    let notes = incidents[0]["notes"].as_array().unwrap();
+    assert!(notes.iter().any(|n| n.as_str().unwrap().starts_with("network isolation")), "{notes:?}");
+    ws.kill(&incidents[0]);
+    assert!(ns.mamori(&["isolate", "--undo"]).status.success());
+    agent.stop();
+}

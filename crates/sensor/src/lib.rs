@@ -25,6 +25,7 @@
 //! protected root from that thread: the open would wait on the very thread
 //! that has to answer it.
 
+mod closes;
 mod error;
 mod fanotify;
 mod handles;
@@ -79,8 +80,15 @@ pub trait Handler {
     /// A write of `len` bytes at `offset` (`len == 0`: to the end) is about
     /// to reach a file an earlier [`Decision::AllowWatchWrites`] asked for;
     /// the writer waits until this returns. `file` is as in [`Handler::event`].
-    /// Returns whether to go on watching the file's writes.
-    fn before_write(&mut self, _file: &std::fs::File, _offset: u64, _len: u64) -> bool {
+    /// `reading()` tells whether the access is in fact a read (it looks at
+    /// the accessor's system call: ask only when it matters). Returns
+    /// whether to go on watching the file's accesses.
+    fn before_write(&mut self, _file: &std::fs::File, _offset: u64, _len: u64, _reading: &dyn Fn() -> bool) -> bool {
+        false
+    }
+    /// Whether the handler already holds evidence against this process:
+    /// its next open then waits until its earlier closes are weighed.
+    fn is_suspect(&self, _proc: mamori_event::ProcKey) -> bool {
         false
     }
     /// Called about every 200 ms and after each batch, on the sensor thread.

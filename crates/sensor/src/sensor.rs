@@ -1,7 +1,6 @@
 //! The event loop: reads both groups, turns kernel records into [`Event`]s
 //! and answers permission events with the handler's decision.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -13,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mamori_content::{read_facts, Depth};
 use mamori_event::{ContentFacts, Event, EventKind, ProcKey};
 
+use crate::closes::{Closed, Closes};
 use crate::fanotify::{Answer, Group};
 use crate::openmode::{open_mode, reading};
 use crate::procs::{Procs, Who};
@@ -29,6 +29,7 @@ const BUF_LEN: usize = 64 * 1024;
 
 pub struct Sensor {
     watch: Watch,
+    closes: Closes,
     procs: Procs,
     stats: Stats,
     buf: Vec<u8>,
@@ -80,7 +81,8 @@ impl Sensor {
         }
         tracing::info!(roots = roots.len(), dirs = watch.marked, "sensor watching");
         let own_exe = std::fs::read_link("/proc/self/exe").ok();
-        Ok(Sensor { watch, procs: Procs::new(), stats: Stats::default(), buf: vec![0; BUF_LEN], own_exe })
+        let closes = Closes::new().map_err(SensorError::Init)?;
+        Ok(Sensor { watch, closes, procs: Procs::new(), stats: Stats::default(), buf: vec![0; BUF_LEN], own_exe })
     }
 
     pub fn stats(&self) -> Stats {
@@ -94,9 +96,10 @@ impl Sensor {
             let mut fds = [
                 libc::pollfd { fd: self.watch.fid.raw(), events: libc::POLLIN, revents: 0 },
                 libc::pollfd { fd: self.watch.perm.raw(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.closes.wake_fd(), events: libc::POLLIN, revents: 0 },
             ];
-            // SAFETY: fds is a valid array of two pollfd.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, TICK.as_millis() as i32) };
+            // SAFETY: fds is a valid array of three pollfd.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, TICK.as_millis() as i32) };
             if r < 0 {
                 let e = std::io::Error::last_os_error();
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -110,12 +113,31 @@ impl Sensor {
             if fds[1].revents != 0 {
                 batch |= self.read_batch(true, handler)?;
             }
+            if fds[2].revents != 0 {
+                self.closes.clear_wake();
+                batch |= self.closed(handler, false);
+            }
             if batch || last_tick.elapsed() >= TICK {
                 handler.tick();
                 last_tick = Instant::now();
             }
         }
+        while self.closed(handler, true) {}
         Ok(())
+    }
+
+    /// Hands the handler the closes whose facts are computed: those ready,
+    /// or (`wait`) the next one, waiting for it. False when there was none.
+    fn closed(&mut self, handler: &mut dyn Handler, wait: bool) -> bool {
+        let mut any = false;
+        while let Some(c) = self.closes.next(wait && !any) {
+            any = true;
+            if let Some(after) = c.facts {
+                let kind = EventKind::CloseWrite { path: c.path, after };
+                self.emit(handler, Event { time_ns: c.time_ns, proc: c.proc, kind }, Some(&c.file));
+            }
+        }
+        any
     }
 
     /// Reads and handles one batch from a group; false when none was queued.
@@ -131,39 +153,13 @@ impl Sensor {
             }
         };
         let time_ns = now_ns();
-        if content {
-            // Openers wait; closers do not. A writer blocked at its next open
-            // should not also wait for the facts of the files it closed
-            // before, so opens are answered first, except an open of a file
-            // closed earlier in this batch: that one keeps its place, so the
-            // engine sees the close (and its content) before the reopen.
-            let mut closed = HashSet::new();
-            let mut later = Vec::new();
-            for ev in events(&buf[..n]) {
-                let is_perm = ev.mask & (libc::FAN_OPEN_PERM | FAN_PRE_ACCESS) != 0;
-                if is_perm && !closed.contains(&inode(ev.fd)) {
-                    self.content_event(&ev, time_ns, handler);
-                    continue;
-                }
-                if ev.mask & libc::FAN_CLOSE_WRITE != 0 {
-                    closed.insert(inode(ev.fd));
-                }
-                later.push(ev);
-            }
-            for ev in later {
-                if ev.mask & libc::FAN_Q_OVERFLOW != 0 {
-                    self.overflow(time_ns, handler);
-                } else {
-                    self.content_event(&ev, time_ns, handler);
-                }
-            }
-        } else {
-            for ev in events(&buf[..n]) {
-                if ev.mask & libc::FAN_Q_OVERFLOW != 0 {
-                    self.overflow(time_ns, handler);
-                } else {
-                    self.fid_event(&ev, time_ns, handler);
-                }
+        for ev in events(&buf[..n]) {
+            if ev.mask & libc::FAN_Q_OVERFLOW != 0 {
+                self.overflow(time_ns, handler);
+            } else if content {
+                self.content_event(&ev, time_ns, handler);
+            } else {
+                self.fid_event(&ev, time_ns, handler);
             }
         }
         self.buf = buf;
@@ -193,8 +189,7 @@ impl Sensor {
         }
         if pre_access {
             let keep_watching = match access_range(ev.info) {
-                Some(_) if reading(ev.pid) => true,
-                Some((offset, len)) => handler.before_write(&file, offset, len),
+                Some((offset, len)) => handler.before_write(&file, offset, len, &|| reading(ev.pid)),
                 None => false,
             };
             if !keep_watching {
@@ -202,47 +197,57 @@ impl Sensor {
             }
             return;
         }
-        let decision = self.file_event(ev, &file, perm, time_ns, handler);
-        if perm {
+        let (decision, file) = self.file_event(ev, file, perm, time_ns, handler);
+        if let Some(file) = &file {
             // Decided while the opener still waits, so its first write is covered (or free).
-            self.watch_writes(&file, decision == Some(Decision::AllowWatchWrites));
+            self.watch_writes(file, decision == Some(Decision::AllowWatchWrites));
         }
         if let (Some(a), Some(Decision::Deny)) = (answer.as_mut(), decision) {
             a.deny();
         }
+        // The kernel knows the event by its fd: answer before closing it.
+        drop(answer);
+        drop(file);
     }
 
-    /// Reports an open or a close to the handler; its decision, if it was asked.
+    /// Reports an open to the handler (its decision, and the file back), or
+    /// hands a close to the worker that computes its facts.
     fn file_event(
         &mut self,
         ev: &RawEvent,
-        file: &File,
+        file: File,
         perm: bool,
         time_ns: u64,
         handler: &mut dyn Handler,
-    ) -> Option<Decision> {
-        let Ok(path) = crate::handles::fd_path(ev.fd) else { return None };
-        let path = undeleted(path, file);
+    ) -> (Option<Decision>, Option<File>) {
+        let Ok(path) = crate::handles::fd_path(ev.fd) else { return (None, perm.then_some(file)) };
+        let path = undeleted(path, &file);
         if self.watch.scope.guarded(&path) {
             self.intrusion(ev.pid, &path, time_ns, handler);
-            return None;
+            return (None, perm.then_some(file));
         }
         if !self.watch.scope.covers(&path) {
-            return None;
+            return (None, perm.then_some(file));
         }
-        let proc = self.attribute(ev.pid, time_ns, handler)?;
+        let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return (None, perm.then_some(file)) };
         let path = path_string(&path);
-        let kind = if perm {
-            let mode = open_mode(ev.pid);
-            let depth = if mode.writes() { Depth::Full } else { Depth::Light };
-            EventKind::Open { path, mode, before: facts(file, depth, false) }
-        } else if ev.mask & libc::FAN_CLOSE_WRITE != 0 {
-            let after = facts(file, Depth::Full, true)?;
-            EventKind::CloseWrite { path, after }
-        } else {
-            return None;
-        };
-        Some(self.emit(handler, Event { time_ns, proc, kind }, Some(file)))
+        let inode = inode(&file);
+        if !perm {
+            if ev.mask & libc::FAN_CLOSE_WRITE != 0 {
+                self.closes.submit(Closed { file, inode, path, proc, time_ns, facts: None });
+            }
+            return (None, None);
+        }
+        // The engine must see a file's close before its reopen, and a
+        // suspect's previous writes before it may open anything more.
+        let suspect = proc.is_some_and(|p| handler.is_suspect(p));
+        while self.closes.pending_for(inode) || (suspect && self.closes.any_pending()) {
+            self.closed(handler, true);
+        }
+        let mode = open_mode(ev.pid);
+        let depth = if mode.writes() { Depth::Full } else { Depth::Light };
+        let kind = EventKind::Open { path, mode, before: facts(&file, depth) };
+        (Some(self.emit(handler, Event { time_ns, proc, kind }, Some(&file))), Some(file))
     }
 
     /// Turns the reporting of a file's reads and writes on or off, with an
@@ -393,11 +398,11 @@ impl Sensor {
     }
 }
 
-/// Facts of a regular file; `None` when it is not one, is unreadable, or is
-/// empty and `empty_ok` is false (an empty file before an open says nothing).
-fn facts(file: &File, depth: Depth, empty_ok: bool) -> Option<ContentFacts> {
+/// Facts of a regular file before an open; `None` when it is not one, is
+/// unreadable, or is empty (an empty file before an open says nothing).
+fn facts(file: &File, depth: Depth) -> Option<ContentFacts> {
     let meta = file.metadata().ok()?;
-    if !meta.is_file() || (meta.len() == 0 && !empty_ok) {
+    if !meta.is_file() || meta.len() == 0 {
         return None;
     }
     read_facts(file, depth).inspect_err(|e| tracing::debug!(error = %e, "reading content facts failed")).ok()
@@ -413,15 +418,8 @@ fn undeleted(path: PathBuf, file: &File) -> PathBuf {
     }
 }
 
-/// The (device, inode) of an event's fd; `None` for no fd.
-fn inode(fd: i32) -> Option<(u64, u64)> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat writes a whole `stat` on success; on failure it is not read.
-    (fd >= 0 && unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0).then(|| {
-        // SAFETY: initialised by the successful fstat above.
-        let st = unsafe { st.assume_init() };
-        (st.st_dev, st.st_ino)
-    })
+fn inode(file: &File) -> Option<(u64, u64)> {
+    file.metadata().ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn path_string(path: &Path) -> String {

@@ -38,7 +38,8 @@ fn fixture() -> Fixture {
     f.sync_all().unwrap();
     let limits = Limits { budget_bytes: u64::MAX, free_floor_bytes: 0, retention_ns: u64::MAX };
     let mut vault = Vault::open(&tmp.path().join("vault"), limits).unwrap();
-    let Preserved::Stored(entry) = vault.preserve(&File::open(&data).unwrap(), data.to_str().unwrap(), 1, None).unwrap()
+    let Preserved::Stored(entry) =
+        vault.preserve(&File::open(&data).unwrap(), data.to_str().unwrap(), 1, None).unwrap()
     else {
         panic!("not stored")
     };

@@ -351,18 +351,46 @@ impl Vault {
         now_ns: u64,
         by: Option<ProcKey>,
     ) -> Result<Preserved, VaultError> {
-        let Some(meta) = meta_of(file, path, true) else { return Ok(Preserved::Skipped(SkipReason::NotRegular)) };
+        self.copy(file, path, now_ns, by, false).map(|kept| kept.expect("byte copies are always possible"))
+    }
+
+    /// Keeps `file` as a reflink if its filesystem can (XFS, btrfs): a large
+    /// file then costs only what is later overwritten, and nothing while it
+    /// is written. `None` when the filesystem cannot (ext4). Not hashed: the
+    /// whole file would have to be read on the hot path, and shared extents
+    /// cannot change in place.
+    pub fn preserve_reflink(
+        &mut self,
+        file: &File,
+        path: &str,
+        now_ns: u64,
+        by: Option<ProcKey>,
+    ) -> Result<Option<Preserved>, VaultError> {
+        self.copy(file, path, now_ns, by, true)
+    }
+
+    fn copy(
+        &mut self,
+        file: &File,
+        path: &str,
+        now_ns: u64,
+        by: Option<ProcKey>,
+        reflink_only: bool,
+    ) -> Result<Option<Preserved>, VaultError> {
+        let Some(meta) = meta_of(file, path, true) else { return Ok(Some(Preserved::Skipped(SkipReason::NotRegular))) };
         if self.held(&meta, Kind::Copy) {
-            return Ok(Preserved::AlreadyHeld);
+            return Ok(Some(Preserved::AlreadyHeld));
         }
-        if self.usage.bytes + meta.size > self.limits.budget_bytes {
+        // A reflink shares the file's blocks: it takes space only as they are overwritten.
+        let takes = if reflink_only { 0 } else { meta.size };
+        if self.usage.bytes + takes > self.limits.budget_bytes {
             self.usage.skipped_budget += 1;
-            return Ok(Preserved::Skipped(SkipReason::Budget));
+            return Ok(Some(Preserved::Skipped(SkipReason::Budget)));
         }
         let free = sys::free_bytes(&self.dir).map_err(io_err(&self.dir))?;
-        if free < meta.size.saturating_add(self.limits.free_floor_bytes) {
+        if free < takes.saturating_add(self.limits.free_floor_bytes) {
             self.usage.skipped_floor += 1;
-            return Ok(Preserved::Skipped(SkipReason::FreeSpaceFloor));
+            return Ok(Some(Preserved::Skipped(SkipReason::FreeSpaceFloor)));
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -371,13 +399,16 @@ impl Vault {
         // in objects/ that a log line points at is always a whole copy.
         let objects = self.dir.join("objects");
         let tmp = objects.join(format!(".tmp-{id}"));
-        let hash = match copy_object(file, &tmp) {
+        let hash = match copy_object(file, &tmp, reflink_only) {
             Ok(hash) => hash,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
                     self.usage.skipped_floor += 1;
-                    return Ok(Preserved::Skipped(SkipReason::FreeSpaceFloor));
+                    return Ok(Some(Preserved::Skipped(SkipReason::FreeSpaceFloor)));
+                }
+                if reflink_only {
+                    return Ok(None);
                 }
                 return Err(io_err(&tmp)(e));
             }
@@ -387,7 +418,7 @@ impl Vault {
             let _ = std::fs::remove_file(&tmp);
             return Err(io_err(&object)(e));
         }
-        self.append(Entry { hash: Some(hash), ..entry }, true).map(Preserved::Stored)
+        self.append(Entry { hash, ..entry }, true).map(|e| Some(Preserved::Stored(e)))
     }
 
     /// Pins the inode of `file` (known as `path`) with a hard link.
@@ -457,9 +488,21 @@ impl Vault {
     /// Keeps the blocks of `[offset, offset + len)` of `file` (`len == 0`:
     /// to the end) that are about to be overwritten, if the file is being
     /// kept by range. Returns false when it is not.
-    pub fn keep_range(&mut self, file: &File, offset: u64, len: u64) -> Result<Option<Preserved>, VaultError> {
+    /// `reading` tells whether the access is a read after all (it costs a
+    /// look at the accessor's system call, so it is asked only when there is
+    /// something left to keep).
+    pub fn keep_range(
+        &mut self,
+        file: &File,
+        offset: u64,
+        len: u64,
+        reading: &dyn Fn() -> bool,
+    ) -> Result<Option<Preserved>, VaultError> {
         let Ok(m) = file.metadata() else { return Ok(None) };
         let Some(active) = self.active.get_mut(&(m.dev(), m.ino())) else { return Ok(None) };
+        if active.all_kept(offset, len) || reading() {
+            return Ok(Some(Preserved::AlreadyHeld));
+        }
         if self.usage.bytes + len > self.limits.budget_bytes {
             self.usage.skipped_budget += 1;
             return Ok(Some(Preserved::Skipped(SkipReason::Budget)));
@@ -647,10 +690,16 @@ fn meta_of(file: &File, path: &str, with_xattrs: bool) -> Option<Meta> {
 }
 
 /// Writes `file`'s content to a new object: a reflink where possible, else
-/// a copy. Returns the content's hash.
-fn copy_object(file: &File, object: &Path) -> io::Result<String> {
+/// a copy (unless `reflink_only`, which fails instead and leaves the reflink
+/// unhashed). Returns the content's hash.
+fn copy_object(file: &File, object: &Path, reflink_only: bool) -> io::Result<Option<String>> {
     let out = OpenOptions::new().write(true).read(true).create_new(true).mode(0o600).open(object)?;
-    let hash = if sys::reflink(file, &out).is_ok() { hash_of(&out)? } else { copy_into(file, &out)? };
+    let hash = match sys::reflink(file, &out) {
+        Ok(()) if reflink_only => None,
+        Ok(()) => Some(hash_of(&out)?),
+        Err(e) if reflink_only => return Err(e),
+        Err(_) => Some(copy_into(file, &out)?),
+    };
     out.sync_all()?;
     Ok(hash)
 }

@@ -52,6 +52,13 @@ impl Active {
         self.kept[(block / 64) as usize] |= 1 << (block % 64);
     }
 
+    /// Whether every block of `[offset, offset + len)` (`len == 0`: to the
+    /// end) inside the original size is kept already.
+    pub(crate) fn all_kept(&self, offset: u64, len: u64) -> bool {
+        let end = if len == 0 { self.size } else { offset.saturating_add(len).min(self.size) };
+        offset >= end || (offset / BLOCK..end.div_ceil(BLOCK)).all(|b| self.is_kept(b))
+    }
+
     /// Keeps the blocks of `[offset, offset + len)` not kept yet, read from
     /// `src` (the file itself; reading it through the event's descriptor
     /// makes no new events). `len == 0` means to the end (a truncate).

@@ -330,6 +330,16 @@ fn a_copy_on_a_reflink_filesystem_shares_blocks() {
     std::fs::write(&f, b"encrypted").unwrap();
     v.restore_to(&e, &f).unwrap();
     assert!(std::fs::read(&f).unwrap() == content);
+
+    // Large files ask for a reflink only: here they get one, on ext4 they do not.
+    let kept = v.preserve_reflink(&File::open(&f).unwrap(), s(&f), 2, None).unwrap();
+    assert!(matches!(kept, Some(Preserved::Stored(_)) | Some(Preserved::AlreadyHeld)), "{kept:?}");
+    let (_t, data, dir) = setup();
+    let on_ext4 = data.join("big.img");
+    std::fs::write(&on_ext4, &content[..1 << 20]).unwrap();
+    let mut plain = Vault::open(&dir, BIG).unwrap();
+    assert_eq!(plain.preserve_reflink(&File::open(&on_ext4).unwrap(), s(&on_ext4), 1, None).unwrap(), None);
+    assert_eq!(std::fs::read_dir(dir.join("objects")).unwrap().count(), 0, "no partial object left");
 }
 
 #[test]

@@ -61,8 +61,20 @@ impl Workspace {
     }
 
     pub fn start_agent(&self, config: Option<&Path>) -> Agent {
+        self.start_agent_under(config, &[])
+    }
+
+    /// Starts the agent through a wrapper command (e.g. `ip netns exec NS`).
+    pub fn start_agent_under(&self, config: Option<&Path>, wrapper: &[&str]) -> Agent {
         let log = self.tmp.path().join("agent.log");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(["run", "--protect"]).arg(&self.data).arg("--state").arg(&self.state);
         if let Some(c) = config {
             cmd.arg("--config").arg(c);

@@ -1,0 +1,134 @@
+//! Content facts of closed files, computed on a thread of their own.
+//!
+//! The thread that answers permission events must not spend its time
+//! hashing: a program writing many files would wait at each open for the
+//! facts of the file it closed before (about half of all the agent's work is
+//! those facts). Closes are handed to a worker and come back, facts
+//! computed, in the order they were handed over; a wake-up fd tells the
+//! sensor's poll that results are waiting.
+//!
+//! Two things still wait for a close: an open of the same file (so the
+//! engine sees the close before the reopen) and, for a process the handler
+//! already suspects, its next open (so detection keeps pace with an attack).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+
+use mamori_content::{read_facts, Depth};
+use mamori_event::{ContentFacts, ProcKey};
+
+/// A closed file on its way through the worker.
+pub(crate) struct Closed {
+    pub file: File,
+    pub inode: Option<(u64, u64)>,
+    pub path: String,
+    pub proc: Option<ProcKey>,
+    pub time_ns: u64,
+    /// Filled in by the worker; `None` when the file is not a regular file or unreadable.
+    pub facts: Option<ContentFacts>,
+}
+
+pub(crate) struct Closes {
+    tx: Option<Sender<Closed>>,
+    rx: Receiver<Closed>,
+    wake: OwnedFd,
+    pending: usize,
+    by_inode: HashMap<(u64, u64), usize>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Closes {
+    pub fn new() -> io::Result<Closes> {
+        // SAFETY: plain syscall; the result is a new fd we own or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: just created, owned by nobody else.
+        let wake = unsafe { OwnedFd::from_raw_fd(fd) };
+        let (tx, jobs) = mpsc::channel::<Closed>();
+        let (done, rx) = mpsc::channel::<Closed>();
+        let wake_fd = wake.as_raw_fd();
+        let worker = std::thread::Builder::new().name("close-facts".into()).spawn(move || {
+            for mut c in jobs {
+                c.facts = facts(&c.file);
+                if done.send(c).is_err() {
+                    return;
+                }
+                let one: u64 = 1;
+                // SAFETY: writes 8 bytes from a valid u64 to an eventfd that outlives the worker (joined on drop).
+                unsafe { libc::write(wake_fd, (&one as *const u64).cast(), 8) };
+            }
+        })?;
+        Ok(Closes { tx: Some(tx), rx, wake, pending: 0, by_inode: HashMap::new(), worker: Some(worker) })
+    }
+
+    /// Readable when results are waiting.
+    pub fn wake_fd(&self) -> RawFd {
+        self.wake.as_raw_fd()
+    }
+
+    pub fn submit(&mut self, c: Closed) {
+        self.pending += 1;
+        if let Some(ino) = c.inode {
+            *self.by_inode.entry(ino).or_default() += 1;
+        }
+        if let Some(tx) = &self.tx {
+            // The worker only stops when `tx` is dropped.
+            let _ = tx.send(c);
+        }
+    }
+
+    pub fn any_pending(&self) -> bool {
+        self.pending > 0
+    }
+
+    pub fn pending_for(&self, inode: Option<(u64, u64)>) -> bool {
+        inode.is_some_and(|i| self.by_inode.contains_key(&i))
+    }
+
+    /// The next result: waiting for it when `block`, else only if ready.
+    pub fn next(&mut self, block: bool) -> Option<Closed> {
+        if self.pending == 0 {
+            return None;
+        }
+        let c = if block { self.rx.recv().ok()? } else { self.rx.try_recv().ok()? };
+        self.pending -= 1;
+        if let Some(ino) = c.inode {
+            if let Some(n) = self.by_inode.get_mut(&ino) {
+                *n -= 1;
+                if *n == 0 {
+                    self.by_inode.remove(&ino);
+                }
+            }
+        }
+        Some(c)
+    }
+
+    /// Clears the wake-up counter (results are then taken with [`Closes::next`]).
+    pub fn clear_wake(&self) {
+        let mut count = 0u64;
+        // SAFETY: reads 8 bytes into a valid u64; the fd is non-blocking.
+        unsafe { libc::read(self.wake.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+    }
+}
+
+impl Drop for Closes {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn facts(file: &File) -> Option<ContentFacts> {
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    read_facts(file, Depth::Full).inspect_err(|e| tracing::debug!(error = %e, "reading content facts failed")).ok()
+}
