@@ -129,7 +129,6 @@ struct Agent {
     last_trust_check: Instant,
     vaults: Option<Vaults>,
     last_expire: Instant,
-    last_sync: Instant,
     /// Incidents of this run, with their actor and how many files they list:
     /// operations in flight when the actor was stopped still land, and
     /// restore must know of them.
@@ -139,9 +138,6 @@ struct Agent {
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 const TRUST_EVERY: Duration = Duration::from_secs(2);
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
-/// Blocks kept by range are written while the writer waits, without an
-/// fsync each; they are made durable this often.
-const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 impl Agent {
     fn new(
@@ -173,7 +169,6 @@ impl Agent {
             last_trust_check: Instant::now(),
             vaults,
             last_expire: Instant::now(),
-            last_sync: Instant::now(),
             open_incidents: Vec::new(),
         })
     }
@@ -402,12 +397,6 @@ impl Handler for Agent {
         self.complete_incidents();
         if self.last_publish.elapsed() >= PUBLISH_EVERY {
             self.publish(true);
-        }
-        if let Some(vaults) = &self.vaults {
-            if self.last_sync.elapsed() >= SYNC_EVERY {
-                self.last_sync = Instant::now();
-                vaults.sync();
-            }
         }
         if self.last_expire.elapsed() >= EXPIRE_EVERY {
             self.last_expire = Instant::now();

@@ -129,15 +129,6 @@ impl Vaults {
         }
     }
 
-    /// Makes blocks kept by range durable.
-    pub fn sync(&self) {
-        for vault in self.by_dev.values() {
-            if let Err(e) = vault.sync_ranges() {
-                warn!("VAULT: {e}");
-            }
-        }
-    }
-
     /// Logs what could not be kept; true when something is held.
     fn note(&mut self, path: &str, result: Result<Preserved, mamori_vault::VaultError>) -> bool {
         match result {

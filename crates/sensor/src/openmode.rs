@@ -7,6 +7,8 @@
 //! threads that are not inside an open syscall: those (and openers that are
 //! already gone) give [`OpenMode::Unknown`], which counts as a write.
 
+use std::io::Read;
+
 use mamori_event::OpenMode;
 
 const SYS_OPEN: u64 = libc::SYS_open as u64;
@@ -31,7 +33,13 @@ pub fn open_mode(tid: i32) -> OpenMode {
 /// event), is reading it. Anything else (write, truncate, a page fault,
 /// a thread already gone) counts as a write, which costs a copy, never a loss.
 pub fn reading(tid: i32) -> bool {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{tid}/syscall")) else { return false };
+    // Asked before every write to a file kept by range: one read into a
+    // small buffer, not a growing string (the syscall number comes first).
+    let mut buf = [0u8; 32];
+    let Ok(n) = std::fs::File::open(format!("/proc/{tid}/syscall")).and_then(|mut f| f.read(&mut buf)) else {
+        return false;
+    };
+    let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
     let nr = text.split_whitespace().next().and_then(|n| n.parse::<i64>().ok());
     matches!(
         nr,

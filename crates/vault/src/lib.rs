@@ -525,15 +525,6 @@ impl Vault {
         }
     }
 
-    /// Makes the blocks kept by range so far durable (they are written
-    /// without waiting, while the writer waits for its answer).
-    pub fn sync_ranges(&self) -> Result<(), VaultError> {
-        for active in self.active.values() {
-            active.sync().map_err(io_err(&self.dir))?;
-        }
-        Ok(())
-    }
-
     /// Releases entries older than the retention window unless `keep` wants
     /// them; rewrites the log without them. Returns the bytes freed.
     pub fn expire(&mut self, now_ns: u64, keep: &dyn Fn(&Entry) -> bool) -> Result<u64, VaultError> {
