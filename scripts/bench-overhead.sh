@@ -4,9 +4,20 @@
 #   (a) writing 20,000 small files of 4-64 KiB,
 #   (b) compiling a generated C project of 400 files (make -j2),
 #   (c) 4 KiB random writes into a 1 GiB file (fio, 64 MiB of writes).
-# Usage: sudo scripts/bench-overhead.sh
+# Usage: sudo scripts/bench-overhead.sh [--xfs]
+#   --xfs: run everything on a loop-mounted XFS with reflinks (large files are
+#   then kept as reflinks instead of by range; this machine's root is ext4).
 set -euo pipefail
 source "$(dirname "$0")/common.sh" overhead
+
+if [ "${1:-}" = "--xfs" ]; then
+  truncate -s 8G "$work/xfs.img"
+  mkfs.xfs -q -f -m reflink=1 "$work/xfs.img"
+  mkdir "$work/xfs"
+  mount -o loop "$work/xfs.img" "$work/xfs"
+  trap 'kill $(jobs -p) 2>/dev/null || true; wait; umount "$work/xfs" 2>/dev/null || true; rm -rf "$work"' EXIT
+  work=$work/xfs
+fi
 
 small_files() {
   python3 - "$1" <<'PY'

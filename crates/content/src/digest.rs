@@ -12,7 +12,7 @@ const MAX_DISTANCE: i32 = 300;
 /// and half from the end: TLSH is the most expensive fact by far (about half
 /// the agent's time when files are written in bulk), and a format lost or
 /// kept shows at a file's ends as well as anywhere.
-const DIGEST_BUDGET: usize = 16 * 1024;
+const DIGEST_BUDGET: usize = 4 * 1024;
 
 /// The TLSH of the bytes, kept as its 72-character hex form ("T1…") so a
 /// trace shows it the way other TLSH tools do. Empty when TLSH refuses the
