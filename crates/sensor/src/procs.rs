@@ -6,6 +6,7 @@
 //! [`ProcInfo`] for it and for every ancestor not yet introduced, top-down.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use mamori_event::{ProcInfo, ProcKey};
 use mamori_proc::{read_stat, read_status, Stat};
@@ -28,9 +29,16 @@ pub struct Procs {
     own: u32,
     /// Processes already introduced, by pid.
     introduced: HashMap<u32, ProcKey>,
-    /// Thread id → (thread start time, its process).
-    threads: HashMap<i32, (u64, ProcKey)>,
+    /// Thread id → (thread start time, its process, when that was last read).
+    threads: HashMap<i32, (u64, ProcKey, Instant)>,
 }
+
+/// A thread id seen this recently is taken to be the same thread without
+/// reading its start time again (that read was the sensor's largest cost on
+/// bulk file work): for the id to belong to another thread by then, the
+/// kernel's pids would have to wrap around within it (32768 here: over
+/// 300,000 forks a second).
+const TRUSTED_FOR: Duration = Duration::from_millis(100);
 
 impl Procs {
     pub fn new() -> Procs {
@@ -40,12 +48,20 @@ impl Procs {
     /// Identifies thread `tid`, appending introductions for processes not yet
     /// introduced to `intro`.
     pub fn attribute(&mut self, tid: i32, intro: &mut Vec<ProcInfo>) -> Who {
+        let now = Instant::now();
+        if let Some(&(_, key, read)) = self.threads.get(&tid) {
+            if now.duration_since(read) < TRUSTED_FOR {
+                return self.who(key);
+            }
+        }
         let Some(thread) = read_stat(tid as u32) else {
             // Gone already (FID events can arrive after exit): last known owner.
-            return self.threads.get(&tid).map_or(Who::Proc(None), |&(_, key)| self.who(key));
+            return self.threads.get(&tid).map_or(Who::Proc(None), |&(_, key, _)| self.who(key));
         };
-        if let Some(&(start, key)) = self.threads.get(&tid) {
-            if start == thread.start {
+        if let Some(entry) = self.threads.get_mut(&tid) {
+            if entry.0 == thread.start {
+                entry.2 = now;
+                let key = entry.1;
                 return self.who(key);
             }
         }
@@ -58,7 +74,7 @@ impl Procs {
         if self.threads.len() >= PRUNE_AT {
             self.prune();
         }
-        self.threads.insert(tid, (thread.start, key));
+        self.threads.insert(tid, (thread.start, key, now));
         if tgid != self.own && self.introduced.get(&tgid) != Some(&key) {
             self.introduce(process, intro);
         }

@@ -38,6 +38,8 @@ use tracing::warn;
 
 const FORMAT: &str = "mamori-vault 1\n";
 const LOG: &str = "entries.log";
+/// How long a free-space reading stands while ranges are kept.
+const FREE_SPACE_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Problems with the vault itself. Problems with one file's copy are
 /// reported as [`Preserved::Skipped`] instead: the agent keeps protecting.
@@ -155,6 +157,8 @@ pub struct Vault {
     compact_pins: bool,
     /// Large files being kept by range, by inode.
     active: HashMap<(u64, u64), ranges::Active>,
+    /// Free space last read for keeping ranges, and when.
+    free: Option<(u64, std::time::Instant)>,
     next_id: u64,
     usage: VaultUsage,
     log: Option<File>,
@@ -195,6 +199,7 @@ impl Vault {
             pins: HashMap::new(),
             compact_pins: writable,
             active: HashMap::new(),
+            free: None,
             next_id: 1,
             usage: VaultUsage::default(),
             log: None,
@@ -507,7 +512,13 @@ impl Vault {
             self.usage.skipped_budget += 1;
             return Ok(Some(Preserved::Skipped(SkipReason::Budget)));
         }
-        let free = sys::free_bytes(&self.dir).map_err(io_err(&self.dir))?;
+        // Asked before every write: the free space is read again once a
+        // second, and what was kept since is taken off it meanwhile.
+        let free = match self.free {
+            Some((free, at)) if at.elapsed() < FREE_SPACE_FRESH => free,
+            _ => sys::free_bytes(&self.dir).map_err(io_err(&self.dir))?,
+        };
+        self.free = Some((free, std::time::Instant::now()));
         if free < len.saturating_add(self.limits.free_floor_bytes) {
             self.usage.skipped_floor += 1;
             return Ok(Some(Preserved::Skipped(SkipReason::FreeSpaceFloor)));
@@ -515,6 +526,9 @@ impl Vault {
         match active.keep(file, offset, len) {
             Ok(kept) => {
                 self.usage.bytes += kept;
+                if let Some((free, _)) = &mut self.free {
+                    *free = free.saturating_sub(kept);
+                }
                 Ok(Some(Preserved::AlreadyHeld))
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
@@ -607,8 +621,7 @@ impl Vault {
                 .map_err(io_err(&tmp))?;
             let mut hash = copy_into(&src, &out).map_err(io_err(&tmp))?;
             if e.kind == Kind::Ranges {
-                let list = objects.join(format!("{}.ranges", e.object));
-                ranges::overlay(&object, &list, &out, e.meta.size).map_err(|err| match err.kind() {
+                ranges::overlay(&object, &out, e.meta.size).map_err(|err| match err.kind() {
                     io::ErrorKind::InvalidData => VaultError::HashMismatch { path: dest.to_path_buf() },
                     _ => io_err(&object)(err),
                 })?;
@@ -649,7 +662,7 @@ impl Vault {
 /// The names under `objects/` that entry `e` owns.
 fn object_files(e: &Entry) -> Vec<String> {
     match e.kind {
-        Kind::Ranges => vec![e.object.clone(), format!("{}.ranges", e.object), format!("{}.inode", e.object)],
+        Kind::Ranges => vec![e.object.clone(), format!("{}.inode", e.object)],
         _ => vec![e.object.clone()],
     }
 }
