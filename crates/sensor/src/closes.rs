@@ -7,9 +7,11 @@
 //! computed, in the order they were handed over; a wake-up fd tells the
 //! sensor's poll that results are waiting.
 //!
-//! Two things still wait for a close: an open of the same file (so the
-//! engine sees the close before the reopen) and, for a process the handler
-//! already suspects, its next open (so detection keeps pace with an attack).
+//! Some opens still wait for the closes before them: an open of the same
+//! file (so the engine sees the close before the reopen), an open that is
+//! about to change an existing file, and any open by a process the handler
+//! already suspects (so detection keeps pace with an attack). A program
+//! creating new files never waits.
 
 use std::collections::HashMap;
 use std::fs::File;

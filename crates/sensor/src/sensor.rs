@@ -238,13 +238,16 @@ impl Sensor {
             }
             return (None, None);
         }
-        // The engine must see a file's close before its reopen, and a
-        // suspect's previous writes before it may open anything more.
-        let suspect = proc.is_some_and(|p| handler.is_suspect(p));
-        while self.closes.pending_for(inode) || (suspect && self.closes.any_pending()) {
+        // The engine must see a file's close before its reopen; and before
+        // an existing file is opened to be changed, or a suspect opens
+        // anything, the writes before it, so detection keeps pace with an
+        // attack. Creating new files (empty) never waits.
+        let mode = open_mode(ev.pid);
+        let changes_existing = mode.writes() && file.metadata().is_ok_and(|m| m.len() > 0);
+        let in_order = changes_existing || proc.is_some_and(|p| handler.is_suspect(p));
+        while self.closes.pending_for(inode) || (in_order && self.closes.any_pending()) {
             self.closed(handler, true);
         }
-        let mode = open_mode(ev.pid);
         let depth = if mode.writes() { Depth::Full } else { Depth::Light };
         let kind = EventKind::Open { path, mode, before: facts(&file, depth) };
         (Some(self.emit(handler, Event { time_ns, proc, kind }, Some(&file))), Some(file))
