@@ -30,6 +30,9 @@ pub(crate) struct Closed {
     pub path: String,
     pub proc: Option<ProcKey>,
     pub time_ns: u64,
+    /// Light for files that were empty when opened (new files): nothing
+    /// before them to compare block by block, and most bulk writing is that.
+    pub depth: Depth,
     /// Filled in by the worker; `None` when the file is not a regular file or unreadable.
     pub facts: Option<ContentFacts>,
 }
@@ -57,7 +60,7 @@ impl Closes {
         let wake_fd = wake.as_raw_fd();
         let worker = std::thread::Builder::new().name("close-facts".into()).spawn(move || {
             for mut c in jobs {
-                c.facts = facts(&c.file);
+                c.facts = facts(&c.file, c.depth);
                 if done.send(c).is_err() {
                     return;
                 }
@@ -128,9 +131,9 @@ impl Drop for Closes {
     }
 }
 
-fn facts(file: &File) -> Option<ContentFacts> {
+fn facts(file: &File, depth: Depth) -> Option<ContentFacts> {
     if !file.metadata().ok()?.is_file() {
         return None;
     }
-    read_facts(file, Depth::Full).inspect_err(|e| tracing::debug!(error = %e, "reading content facts failed")).ok()
+    read_facts(file, depth).inspect_err(|e| tracing::debug!(error = %e, "reading content facts failed")).ok()
 }

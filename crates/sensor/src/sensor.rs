@@ -1,6 +1,7 @@
 //! The event loop: reads both groups, turns kernel records into [`Event`]s
 //! and answers permission events with the handler's decision.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -24,12 +25,16 @@ use crate::{Decision, Handler, SensorConfig, SensorError, Stats};
 /// Not in Debian 12's headers (kernel 6.14+): before each read or write of a
 /// marked file, with the range in an info record.
 pub(crate) const FAN_PRE_ACCESS: u64 = 0x0010_0000;
+const FRESH_MAX: usize = 65_536;
 const TICK: Duration = Duration::from_millis(200);
 const BUF_LEN: usize = 64 * 1024;
 
 pub struct Sensor {
     watch: Watch,
     closes: Closes,
+    /// Files (inodes) that were empty when last opened: their close needs
+    /// only light facts.
+    fresh: HashSet<(u64, u64)>,
     procs: Procs,
     stats: Stats,
     buf: Vec<u8>,
@@ -82,7 +87,15 @@ impl Sensor {
         tracing::info!(roots = roots.len(), dirs = watch.marked, "sensor watching");
         let own_exe = std::fs::read_link("/proc/self/exe").ok();
         let closes = Closes::new().map_err(SensorError::Init)?;
-        Ok(Sensor { watch, closes, procs: Procs::new(), stats: Stats::default(), buf: vec![0; BUF_LEN], own_exe })
+        Ok(Sensor {
+            watch,
+            closes,
+            fresh: HashSet::new(),
+            procs: Procs::new(),
+            stats: Stats::default(),
+            buf: vec![0; BUF_LEN],
+            own_exe,
+        })
     }
 
     pub fn stats(&self) -> Stats {
@@ -234,7 +247,11 @@ impl Sensor {
         let inode = inode(&file);
         if !perm {
             if ev.mask & libc::FAN_CLOSE_WRITE != 0 {
-                self.closes.submit(Closed { file, inode, path, proc, time_ns, facts: None });
+                let depth = match inode {
+                    Some(i) if self.fresh.remove(&i) => Depth::Light,
+                    _ => Depth::Full,
+                };
+                self.closes.submit(Closed { file, inode, path, proc, time_ns, depth, facts: None });
             }
             return (None, None);
         }
@@ -243,7 +260,19 @@ impl Sensor {
         // anything, the writes before it, so detection keeps pace with an
         // attack. Creating new files (empty) never waits.
         let mode = open_mode(ev.pid);
-        let changes_existing = mode.writes() && file.metadata().is_ok_and(|m| m.len() > 0);
+        let empty = file.metadata().is_ok_and(|m| m.len() == 0);
+        let changes_existing = mode.writes() && !empty;
+        if let Some(i) = inode {
+            if empty {
+                if self.fresh.len() >= FRESH_MAX {
+                    // Forgetting only makes later closes take full facts.
+                    self.fresh.clear();
+                }
+                self.fresh.insert(i);
+            } else {
+                self.fresh.remove(&i);
+            }
+        }
         let in_order = changes_existing || proc.is_some_and(|p| handler.is_suspect(p));
         while self.closes.pending_for(inode) || (in_order && self.closes.any_pending()) {
             self.closed(handler, true);
