@@ -15,7 +15,7 @@ if [ "${1:-}" = "--xfs" ]; then
   mkfs.xfs -q -f -m reflink=1 "$work/xfs.img"
   mkdir "$work/xfs"
   mount -o loop "$work/xfs.img" "$work/xfs"
-  trap 'kill $(jobs -p) 2>/dev/null || true; wait; umount "$work/xfs" 2>/dev/null || true; rm -rf "$work"' EXIT
+  trap 'kill $(jobs -p) 2>/dev/null || true; wait; umount -l "$work/xfs" 2>/dev/null || true; rm -rf "$work"' EXIT
   work=$work/xfs
 fi
 
