@@ -79,6 +79,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         "protection active"
     );
     let result = sensor.run(&mut agent, &stop);
+    for collector in agent.collectors.drain(..) {
+        let _ = collector.join();
+    }
     agent.publish(false);
     agent.flush_record()?;
     result.context("the sensor failed")?;
@@ -119,6 +122,8 @@ struct Agent {
     isolate: IsolateSection,
     /// Recent events, for the timeline of an incident's bundle.
     recent: Recent,
+    /// Bundles being written.
+    collectors: Vec<std::thread::JoinHandle<()>>,
     guard: mamori_response::Guard,
     protected: Vec<PathBuf>,
     record: Option<BufWriter<File>>,
@@ -159,6 +164,7 @@ impl Agent {
             evidence: settings.evidence.clone(),
             isolate: settings.isolate.clone(),
             recent: Recent::default(),
+            collectors: Vec::new(),
             guard: mamori_response::Guard::new(),
             protected,
             record,
@@ -342,7 +348,8 @@ impl Agent {
             error!("cannot store incident {}: {e}", incident.id);
         }
         if self.evidence.enabled {
-            evidence::Job {
+            self.collectors.retain(|c| !c.is_finished());
+            let collector = evidence::Job {
                 state: self.state.clone(),
                 timeline: self.recent.of_actor(verdict.actor, &incident.procs),
                 incident: incident.clone(),
@@ -350,6 +357,7 @@ impl Agent {
                 then_kill,
             }
             .spawn();
+            self.collectors.extend(collector);
         }
         self.open_incidents.push((incident.id.clone(), verdict.actor, incident.files.len()));
         self.incidents += 1;

@@ -119,7 +119,12 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let _ = attack.0.wait();
     drop(agent);
     println!("Sample folder: {}    State: {}", dir.display(), state.display());
-    println!("See the incident again with: mamori incidents --state {}", state.display());
+    let (id, st) = (&inc.id, state.display());
+    println!("Next, as after a real incident:");
+    println!("  mamori incidents --state {st}");
+    println!("  mamori restore {id} --state {st}              # put back every file it changed");
+    println!("  mamori report {id} --state {st} --lang en     # the report (Japanese by default)");
+    println!("  mamori evidence verify {st}/evidence/{id}     # the sealed evidence bundle");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -170,7 +170,9 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn spawn(self) {
+    /// Starts collecting; the agent waits for the handle before it exits,
+    /// so a stop right after an incident does not cut its bundle short.
+    pub fn spawn(self) -> Option<std::thread::JoinHandle<()>> {
         let spawned = std::thread::Builder::new().name("evidence".into()).spawn(move || {
             let id = self.incident.id.clone();
             match self.run() {
@@ -178,9 +180,7 @@ impl Job {
                 Err(e) => warn!(id, "EVIDENCE: the bundle could not be written: {e:#}"),
             }
         });
-        if let Err(e) = spawned {
-            warn!("EVIDENCE: cannot start the collector: {e}");
-        }
+        spawned.inspect_err(|e| warn!("EVIDENCE: cannot start the collector: {e}")).ok()
     }
 
     fn run(self) -> Result<PathBuf> {

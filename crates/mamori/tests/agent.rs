@@ -215,10 +215,13 @@ fn another_process_touching_the_vault_is_stopped() {
     assert!(read.success());
     let objects = ws.state.join("vault/objects");
     assert!(std::fs::read_dir(&objects).unwrap().count() > 0, "pins were taken");
+    // The thief stays alive holding what it opened: a process that opens
+    // and exits before its event is read cannot be told apart from nobody
+    // (and cannot be stopped either).
     let mut thief = Started(
         Command::new("sh")
             .arg("-c")
-            .arg(format!("cat {}/* > /dev/null 2>&1; sleep 60", objects.display()))
+            .arg(format!("for f in {}/*; do exec 3< \"$f\"; break; done; sleep 60", objects.display()))
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
