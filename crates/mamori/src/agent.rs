@@ -79,6 +79,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         "protection active"
     );
     let result = sensor.run(&mut agent, &stop);
+    // Closing the fanotify groups first lets through any open a bundle
+    // writer still waits on (its ransom notes are under the protected folders).
+    drop(sensor);
     for collector in agent.collectors.drain(..) {
         let _ = collector.join();
     }
