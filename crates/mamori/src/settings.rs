@@ -172,6 +172,17 @@ mod tests {
         assert_eq!(parsed.canary.names, default.canary.names);
         assert_eq!(parsed.vault.budget_mib, default.vault.budget_mib);
         assert_eq!(parsed.vault.retention_hours, default.vault.retention_hours);
+        assert_eq!(parsed.vault.range_copy_from_mib, default.vault.range_copy_from_mib);
+        assert_eq!(parsed.evidence.enabled, default.evidence.enabled);
+        assert_eq!(parsed.evidence.memory_image, default.evidence.memory_image);
+        assert_eq!(parsed.isolate.allow, default.isolate.allow);
+        assert_eq!(parsed.isolate.on_incident, default.isolate.on_incident);
+    }
+
+    #[test]
+    fn a_bad_isolation_allow_list_is_refused() {
+        let err = format!("{:#}", Settings::parse("[isolate]\nallow = [\"10.0.0.0/33\"]\n").unwrap_err());
+        assert!(err.contains("isolate.allow"), "{err}");
     }
 
     #[test]
