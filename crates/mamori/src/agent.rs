@@ -378,6 +378,10 @@ impl Handler for Agent {
         if self.evidence.enabled {
             self.recent.push(ev);
         }
+        if let (EventKind::Guarded { path }, None) = (&ev.kind, ev.proc) {
+            // Nobody left to stop, but someone went for the backups: say so.
+            warn!(path, "VAULT touched by a process that exited before it could be identified");
+        }
         // Keep the before-image while the opener still waits: nothing is written yet.
         let mut by_range = false;
         if let (EventKind::Open { path, mode, .. }, Some(file), Some(vaults)) = (&ev.kind, file, &mut self.vaults) {
