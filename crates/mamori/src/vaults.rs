@@ -120,7 +120,7 @@ impl Vaults {
     pub fn keep_range(&mut self, file: &File, offset: u64, len: u64, reading: &dyn Fn() -> bool) -> bool {
         let Ok(meta) = file.metadata() else { return false };
         let Some(vault) = self.by_dev.get_mut(&meta.dev()) else { return false };
-        match vault.keep_range(file, offset, len, reading).transpose() {
+        match vault.keep_range(file, (meta.dev(), meta.ino()), offset, len, reading).transpose() {
             Some(result) => {
                 self.note("(a file kept by range)", result);
                 true

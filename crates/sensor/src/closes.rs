@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
-use mamori_content::{read_facts, Depth};
+use mamori_content::Depth;
 use mamori_event::{ContentFacts, ProcKey};
 
 /// A closed file on its way through the worker.
@@ -60,7 +60,7 @@ impl Closes {
         let wake_fd = wake.as_raw_fd();
         let worker = std::thread::Builder::new().name("close-facts".into()).spawn(move || {
             for mut c in jobs {
-                c.facts = facts(&c.file, c.depth);
+                c.facts = crate::sensor::facts(&c.file, c.depth, true);
                 if done.send(c).is_err() {
                     return;
                 }
@@ -129,11 +129,4 @@ impl Drop for Closes {
             let _ = worker.join();
         }
     }
-}
-
-fn facts(file: &File, depth: Depth) -> Option<ContentFacts> {
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    read_facts(file, depth).inspect_err(|e| tracing::debug!(error = %e, "reading content facts failed")).ok()
 }

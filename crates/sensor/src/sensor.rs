@@ -234,7 +234,9 @@ impl Sensor {
         handler: &mut dyn Handler,
     ) -> (Option<Decision>, Option<File>) {
         let Ok(path) = crate::handles::fd_path(ev.fd) else { return (None, perm.then_some(file)) };
-        let path = undeleted(path, &file);
+        // Read once: every open and close passes here.
+        let meta = file.metadata().ok();
+        let path = undeleted(path, meta.as_ref());
         if self.watch.scope.guarded(&path) {
             self.intrusion(ev.pid, &path, time_ns, handler);
             return (None, perm.then_some(file));
@@ -244,7 +246,7 @@ impl Sensor {
         }
         let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return (None, perm.then_some(file)) };
         let path = path_string(&path);
-        let inode = inode(&file);
+        let inode = meta.as_ref().map(|m| (m.dev(), m.ino()));
         if !perm {
             if ev.mask & libc::FAN_CLOSE_WRITE != 0 {
                 let depth = match inode {
@@ -260,7 +262,7 @@ impl Sensor {
         // anything, the writes before it, so detection keeps pace with an
         // attack. Creating new files (empty) never waits.
         let mode = open_mode(ev.pid);
-        let empty = file.metadata().is_ok_and(|m| m.len() == 0);
+        let empty = meta.as_ref().is_some_and(|m| m.len() == 0);
         let changes_existing = mode.writes() && !empty;
         if let Some(i) = inode {
             if empty {
@@ -278,7 +280,7 @@ impl Sensor {
             self.closed(handler, true);
         }
         let depth = if mode.writes() { Depth::Full } else { Depth::Light };
-        let kind = EventKind::Open { path, mode, before: facts(&file, depth) };
+        let kind = EventKind::Open { path, mode, before: facts(&file, depth, false) };
         (Some(self.emit(handler, Event { time_ns, proc, kind }, Some(&file))), Some(file))
     }
 
@@ -430,11 +432,11 @@ impl Sensor {
     }
 }
 
-/// Facts of a regular file before an open; `None` when it is not one, is
-/// unreadable, or is empty (an empty file before an open says nothing).
-fn facts(file: &File, depth: Depth) -> Option<ContentFacts> {
+/// Facts of a regular file; `None` when it is not one, is unreadable, or is
+/// empty and `empty_ok` is false (an empty file before an open says nothing).
+pub(crate) fn facts(file: &File, depth: Depth, empty_ok: bool) -> Option<ContentFacts> {
     let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() == 0 {
+    if !meta.is_file() || (meta.len() == 0 && !empty_ok) {
         return None;
     }
     read_facts(file, depth).inspect_err(|e| tracing::debug!(error = %e, "reading content facts failed")).ok()
@@ -442,16 +444,12 @@ fn facts(file: &File, depth: Depth) -> Option<ContentFacts> {
 
 /// The kernel names an unlinked file "<last path> (deleted)"; its last path
 /// is what the engine knows it by.
-fn undeleted(path: PathBuf, file: &File) -> PathBuf {
-    let unlinked = file.metadata().is_ok_and(|m| m.nlink() == 0);
+fn undeleted(path: PathBuf, meta: Option<&std::fs::Metadata>) -> PathBuf {
+    let unlinked = meta.is_some_and(|m| m.nlink() == 0);
     match path.as_os_str().as_bytes().strip_suffix(b" (deleted)") {
         Some(stripped) if unlinked => PathBuf::from(std::ffi::OsStr::from_bytes(stripped)),
         _ => path,
     }
-}
-
-fn inode(file: &File) -> Option<(u64, u64)> {
-    file.metadata().ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn path_string(path: &Path) -> String {

@@ -157,7 +157,7 @@ pub struct Vault {
     compact_pins: bool,
     /// Large files being kept by range, by inode.
     active: HashMap<(u64, u64), ranges::Active>,
-    /// Free space last read for keeping ranges, and when.
+    /// Free space last read, and when (see `Vault::refusal`).
     free: Option<(u64, std::time::Instant)>,
     next_id: u64,
     usage: VaultUsage,
@@ -388,14 +388,8 @@ impl Vault {
         }
         // A reflink shares the file's blocks: it takes space only as they are overwritten.
         let takes = if reflink_only { 0 } else { meta.size };
-        if self.usage.bytes + takes > self.limits.budget_bytes {
-            self.usage.skipped_budget += 1;
-            return Ok(Some(Preserved::Skipped(SkipReason::Budget)));
-        }
-        let free = sys::free_bytes(&self.dir).map_err(io_err(&self.dir))?;
-        if free < takes.saturating_add(self.limits.free_floor_bytes) {
-            self.usage.skipped_floor += 1;
-            return Ok(Some(Preserved::Skipped(SkipReason::FreeSpaceFloor)));
+        if let Some(reason) = self.refusal(takes, false)? {
+            return Ok(Some(Preserved::Skipped(reason)));
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -490,39 +484,30 @@ impl Vault {
         self.active.contains_key(&(dev, ino))
     }
 
-    /// Keeps the blocks of `[offset, offset + len)` of `file` (`len == 0`:
-    /// to the end) that are about to be overwritten, if the file is being
-    /// kept by range. Returns false when it is not.
+    /// Keeps the blocks of `[offset, offset + len)` of `file` (its `inode`
+    /// is the caller's, who has read it already; `len == 0`: to the end)
+    /// that are about to be overwritten, if the file is being kept by range.
+    /// Returns `None` when it is not.
     /// `reading` tells whether the access is a read after all (it costs a
     /// look at the accessor's system call, so it is asked only when there is
     /// something left to keep).
     pub fn keep_range(
         &mut self,
         file: &File,
+        inode: (u64, u64),
         offset: u64,
         len: u64,
         reading: &dyn Fn() -> bool,
     ) -> Result<Option<Preserved>, VaultError> {
-        let Ok(m) = file.metadata() else { return Ok(None) };
-        let Some(active) = self.active.get_mut(&(m.dev(), m.ino())) else { return Ok(None) };
+        let Some(active) = self.active.get(&inode) else { return Ok(None) };
         if active.all_kept(offset, len) || reading() {
             return Ok(Some(Preserved::AlreadyHeld));
         }
-        if self.usage.bytes + len > self.limits.budget_bytes {
-            self.usage.skipped_budget += 1;
-            return Ok(Some(Preserved::Skipped(SkipReason::Budget)));
+        // Asked before every write: the free space may stand for a second.
+        if let Some(reason) = self.refusal(len, true)? {
+            return Ok(Some(Preserved::Skipped(reason)));
         }
-        // Asked before every write: the free space is read again once a
-        // second, and what was kept since is taken off it meanwhile.
-        let free = match self.free {
-            Some((free, at)) if at.elapsed() < FREE_SPACE_FRESH => free,
-            _ => sys::free_bytes(&self.dir).map_err(io_err(&self.dir))?,
-        };
-        self.free = Some((free, std::time::Instant::now()));
-        if free < len.saturating_add(self.limits.free_floor_bytes) {
-            self.usage.skipped_floor += 1;
-            return Ok(Some(Preserved::Skipped(SkipReason::FreeSpaceFloor)));
-        }
+        let active = self.active.get_mut(&inode).expect("looked up above");
         match active.keep(file, offset, len) {
             Ok(kept) => {
                 self.usage.bytes += kept;
@@ -537,6 +522,27 @@ impl Vault {
             }
             Err(e) => Err(io_err(&self.dir)(e)),
         }
+    }
+
+    /// Why `bytes` more may not be kept, if they may not: over the space
+    /// budget, or below the free-space floor (counted either way). With
+    /// `cached`, a reading of the free space up to a second old stands, less
+    /// what was kept by range since.
+    fn refusal(&mut self, bytes: u64, cached: bool) -> Result<Option<SkipReason>, VaultError> {
+        if self.usage.bytes + bytes > self.limits.budget_bytes {
+            self.usage.skipped_budget += 1;
+            return Ok(Some(SkipReason::Budget));
+        }
+        let free = match self.free {
+            Some((free, at)) if cached && at.elapsed() < FREE_SPACE_FRESH => free,
+            _ => sys::free_bytes(&self.dir).map_err(io_err(&self.dir))?,
+        };
+        self.free = Some((free, std::time::Instant::now()));
+        if free < bytes.saturating_add(self.limits.free_floor_bytes) {
+            self.usage.skipped_floor += 1;
+            return Ok(Some(SkipReason::FreeSpaceFloor));
+        }
+        Ok(None)
     }
 
     /// Releases entries older than the retention window unless `keep` wants
