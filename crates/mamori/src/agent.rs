@@ -404,7 +404,7 @@ impl Handler for Agent {
         self.engine.is_suspect(proc)
     }
 
-    fn before_write(&mut self, file: &std::fs::File, offset: u64, len: u64, reading: &dyn Fn() -> bool) -> bool {
+    fn before_write(&mut self, file: &std::fs::File, offset: u64, len: u64, reading: &mut dyn FnMut() -> bool) -> bool {
         self.vaults.as_mut().is_some_and(|vaults| vaults.keep_range(file, offset, len, reading))
     }
 

@@ -117,10 +117,10 @@ impl Vaults {
 
     /// Keeps the blocks of a large file that a write is about to overwrite;
     /// false when the file is not (or no longer) kept by range.
-    pub fn keep_range(&mut self, file: &File, offset: u64, len: u64, reading: &dyn Fn() -> bool) -> bool {
+    pub fn keep_range(&mut self, file: &File, offset: u64, len: u64, reading: &mut dyn FnMut() -> bool) -> bool {
         let Ok(meta) = file.metadata() else { return false };
         let Some(vault) = self.by_dev.get_mut(&meta.dev()) else { return false };
-        match vault.keep_range(file, (meta.dev(), meta.ino()), offset, len, reading).transpose() {
+        match vault.keep_range((meta.dev(), meta.ino()), offset, len, reading).transpose() {
             Some(result) => {
                 self.note("(a file kept by range)", result);
                 true

@@ -83,7 +83,13 @@ pub trait Handler {
     /// `reading()` tells whether the access is in fact a read (it looks at
     /// the accessor's system call: ask only when it matters). Returns
     /// whether to go on watching the file's accesses.
-    fn before_write(&mut self, _file: &std::fs::File, _offset: u64, _len: u64, _reading: &dyn Fn() -> bool) -> bool {
+    fn before_write(
+        &mut self,
+        _file: &std::fs::File,
+        _offset: u64,
+        _len: u64,
+        _reading: &mut dyn FnMut() -> bool,
+    ) -> bool {
         false
     }
     /// Whether the handler already holds evidence against this process:

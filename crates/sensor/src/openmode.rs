@@ -7,7 +7,9 @@
 //! threads that are not inside an open syscall: those (and openers that are
 //! already gone) give [`OpenMode::Unknown`], which counts as a write.
 
-use std::io::Read;
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 
 use mamori_event::OpenMode;
 
@@ -29,29 +31,51 @@ pub fn open_mode(tid: i32) -> OpenMode {
     }
 }
 
-/// Whether thread `tid`, blocked before an access to a file (a pre-content
-/// event), is reading it. Anything else (write, truncate, a page fault,
-/// a thread already gone) counts as a write, which costs a copy, never a loss.
-pub fn reading(tid: i32) -> bool {
-    // Asked before every write to a file kept by range: one read into a
-    // small buffer, not a growing string (the syscall number comes first).
-    let mut buf = [0u8; 32];
-    let Ok(n) = std::fs::File::open(format!("/proc/{tid}/syscall")).and_then(|mut f| f.read(&mut buf)) else {
-        return false;
-    };
-    let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
-    let nr = text.split_whitespace().next().and_then(|n| n.parse::<i64>().ok());
-    matches!(
-        nr,
-        Some(
-            libc::SYS_read
-                | libc::SYS_pread64
-                | libc::SYS_readv
-                | libc::SYS_preadv
-                | libc::SYS_preadv2
-                | libc::SYS_sendfile
+/// Tells whether a thread blocked before an access to a file (a pre-content
+/// event) is reading it. Anything else (write, truncate, a page fault, a
+/// thread already gone) counts as a write, which costs a copy, never a loss.
+///
+/// Asked before every first write to a block of a file kept by range, so
+/// each thread's `/proc/<tid>/syscall` stays open and is read again from
+/// the start: one system call instead of three. A descriptor outlives its
+/// thread without passing to a new thread of the same id (it reads as an
+/// error then, and is opened afresh).
+#[derive(Debug, Default)]
+pub struct Readers {
+    files: HashMap<i32, File>,
+}
+
+/// Descriptors kept at most; past it they are all closed and reopened as needed.
+const READERS_MAX: usize = 256;
+
+impl Readers {
+    pub fn reading(&mut self, tid: i32) -> bool {
+        // The syscall number comes first: a small buffer is enough.
+        let mut buf = [0u8; 32];
+        let mut n = self.files.get(&tid).and_then(|f| f.read_at(&mut buf, 0).ok());
+        if n.is_none() {
+            self.files.remove(&tid);
+            let Ok(file) = File::open(format!("/proc/{tid}/syscall")) else { return false };
+            n = file.read_at(&mut buf, 0).ok();
+            if self.files.len() >= READERS_MAX {
+                self.files.clear();
+            }
+            self.files.insert(tid, file);
+        }
+        let text = std::str::from_utf8(&buf[..n.unwrap_or(0)]).unwrap_or("");
+        let nr = text.split_whitespace().next().and_then(|n| n.parse::<i64>().ok());
+        matches!(
+            nr,
+            Some(
+                libc::SYS_read
+                    | libc::SYS_pread64
+                    | libc::SYS_readv
+                    | libc::SYS_preadv
+                    | libc::SYS_preadv2
+                    | libc::SYS_sendfile
+            )
         )
-    )
+    }
 }
 
 #[derive(Debug, PartialEq)]

@@ -15,7 +15,7 @@ use mamori_event::{ContentFacts, Event, EventKind, ProcKey};
 
 use crate::closes::{Closed, Closes};
 use crate::fanotify::{Answer, Group};
-use crate::openmode::{open_mode, reading};
+use crate::openmode::{open_mode, Readers};
 use crate::procs::{Procs, Who};
 use crate::records::{access_range, dir_entries, events, RawEvent};
 use crate::scope::Scope;
@@ -36,6 +36,7 @@ pub struct Sensor {
     /// only light facts.
     fresh: HashSet<(u64, u64)>,
     procs: Procs,
+    readers: Readers,
     stats: Stats,
     buf: Vec<u8>,
     /// mamori's own executable: other mamori commands may use the vault.
@@ -92,6 +93,7 @@ impl Sensor {
             closes,
             fresh: HashSet::new(),
             procs: Procs::new(),
+            readers: Readers::default(),
             stats: Stats::default(),
             buf: vec![0; BUF_LEN],
             own_exe,
@@ -202,7 +204,10 @@ impl Sensor {
         }
         if pre_access {
             let keep_watching = match access_range(ev.info) {
-                Some((offset, len)) => handler.before_write(&file, offset, len, &|| reading(ev.pid)),
+                Some((offset, len)) => {
+                    let readers = &mut self.readers;
+                    handler.before_write(&file, offset, len, &mut || readers.reading(ev.pid))
+                }
                 None => false,
             };
             if !keep_watching {

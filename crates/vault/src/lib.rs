@@ -484,20 +484,19 @@ impl Vault {
         self.active.contains_key(&(dev, ino))
     }
 
-    /// Keeps the blocks of `[offset, offset + len)` of `file` (its `inode`
-    /// is the caller's, who has read it already; `len == 0`: to the end)
-    /// that are about to be overwritten, if the file is being kept by range.
+    /// Keeps the blocks of `[offset, offset + len)` of the file `inode`
+    /// (`len == 0`: to the end) that are about to be overwritten, if the
+    /// file is being kept by range.
     /// Returns `None` when it is not.
     /// `reading` tells whether the access is a read after all (it costs a
     /// look at the accessor's system call, so it is asked only when there is
     /// something left to keep).
     pub fn keep_range(
         &mut self,
-        file: &File,
         inode: (u64, u64),
         offset: u64,
         len: u64,
-        reading: &dyn Fn() -> bool,
+        reading: &mut dyn FnMut() -> bool,
     ) -> Result<Option<Preserved>, VaultError> {
         let Some(active) = self.active.get(&inode) else { return Ok(None) };
         if active.all_kept(offset, len) || reading() {
@@ -508,7 +507,7 @@ impl Vault {
             return Ok(Some(Preserved::Skipped(reason)));
         }
         let active = self.active.get_mut(&inode).expect("looked up above");
-        match active.keep(file, offset, len) {
+        match active.keep(offset, len) {
             Ok(kept) => {
                 self.usage.bytes += kept;
                 if let Some((free, _)) = &mut self.free {

@@ -37,6 +37,10 @@ pub(crate) struct Active {
     size: u64,
     /// One bit per block of the original size: kept already.
     kept: Vec<u64>,
+    /// The file itself, through the descriptor of the open that began
+    /// keeping it: reading it makes no events, and its read-ahead is set
+    /// once rather than before every write.
+    src: File,
     log: File,
     buf: Vec<u8>,
 }
@@ -46,8 +50,13 @@ impl Active {
     pub(crate) fn create(objects: &Path, object: &str, file: &File, size: u64) -> io::Result<Active> {
         let log = OpenOptions::new().append(true).create_new(true).mode(0o600).open(objects.join(object))?;
         crate::sys::link_open_file(file, &objects.join(format!("{object}.inode")))?;
+        let src = file.try_clone()?;
+        // Writes to a large file land anywhere: reading ahead of each kept
+        // block would only read what nobody asked for.
+        // SAFETY: plain syscall on an open fd.
+        unsafe { libc::posix_fadvise(src.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
         let blocks = size.div_ceil(BLOCK);
-        Ok(Active { size, kept: vec![0; blocks.div_ceil(64) as usize], log, buf: Vec::new() })
+        Ok(Active { size, kept: vec![0; blocks.div_ceil(64) as usize], src, log, buf: Vec::new() })
     }
 
     fn is_kept(&self, block: u64) -> bool {
@@ -65,20 +74,14 @@ impl Active {
         offset >= end || (offset / BLOCK..end.div_ceil(BLOCK)).all(|b| self.is_kept(b))
     }
 
-    /// Keeps the blocks of `[offset, offset + len)` not kept yet, read from
-    /// `src` (the file itself; reading it through the event's descriptor
-    /// makes no new events). `len == 0` means to the end (a truncate).
-    /// Returns the bytes newly kept.
-    pub(crate) fn keep(&mut self, src: &File, offset: u64, len: u64) -> io::Result<u64> {
+    /// Keeps the blocks of `[offset, offset + len)` not kept yet. `len == 0`
+    /// means to the end (a truncate). Returns the bytes newly kept.
+    pub(crate) fn keep(&mut self, offset: u64, len: u64) -> io::Result<u64> {
         let end = if len == 0 { self.size } else { offset.saturating_add(len).min(self.size) };
         if offset >= end {
             // Past the original end: nothing there to lose.
             return Ok(0);
         }
-        // Writes to a large file land anywhere: reading ahead of each kept
-        // block would only read what nobody asked for.
-        // SAFETY: plain syscall on an open fd.
-        unsafe { libc::posix_fadvise(src.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
         let (first, last) = (offset / BLOCK, end.div_ceil(BLOCK));
         let mut kept = 0;
         let mut block = first;
@@ -94,14 +97,14 @@ impl Active {
             }
             let at = run_start * BLOCK;
             let n = ((block - run_start) * BLOCK).min(self.size - at);
-            kept += self.copy_run(src, at, n as usize)?;
+            kept += self.copy_run(at, n as usize)?;
         }
         Ok(kept)
     }
 
-    fn copy_run(&mut self, src: &File, at: u64, n: usize) -> io::Result<u64> {
+    fn copy_run(&mut self, at: u64, n: usize) -> io::Result<u64> {
         self.buf.resize(HEADER + n, 0);
-        let got = read_full_at(src, &mut self.buf[HEADER..], at)?;
+        let got = read_full_at(&self.src, &mut self.buf[HEADER..], at)?;
         // A file already shorter than at the start: keep what is there.
         self.buf.truncate(HEADER + got);
         let hash = blake3::hash(&self.buf[HEADER..]);
@@ -175,10 +178,10 @@ mod tests {
         let mut active = Active::create(&objects, "1", &file, original.len() as u64).unwrap();
 
         // Unaligned write across blocks 1..=2, then the same again, then the tail and past the end.
-        assert_eq!(active.keep(&file, BLOCK + 10, BLOCK).unwrap(), 2 * BLOCK);
-        assert_eq!(active.keep(&file, BLOCK + 10, BLOCK).unwrap(), 0);
-        assert_eq!(active.keep(&file, 10 * BLOCK, 50).unwrap(), 100);
-        assert_eq!(active.keep(&file, 20 * BLOCK, 50).unwrap(), 0);
+        assert_eq!(active.keep(BLOCK + 10, BLOCK).unwrap(), 2 * BLOCK);
+        assert_eq!(active.keep(BLOCK + 10, BLOCK).unwrap(), 0);
+        assert_eq!(active.keep(10 * BLOCK, 50).unwrap(), 100);
+        assert_eq!(active.keep(20 * BLOCK, 50).unwrap(), 0);
         file.write_all_at(&[0xAA; 2 * BLOCK as usize], BLOCK + 10).unwrap();
         file.write_all_at(&[0xBB; 500], 10 * BLOCK).unwrap();
 
@@ -205,7 +208,7 @@ mod tests {
         std::fs::write(&path, vec![7u8; 4 * BLOCK as usize]).unwrap();
         let file = File::open(&path).unwrap();
         let mut active = Active::create(&objects, "1", &file, 4 * BLOCK).unwrap();
-        active.keep(&file, 0, BLOCK).unwrap();
+        active.keep(0, BLOCK).unwrap();
         // A byte of the kept block (past the record's header) changed.
         File::options().write(true).open(objects.join("1")).unwrap().write_all_at(b"x", HEADER as u64 + 5).unwrap();
         let out = tempfile::tempfile().unwrap();
