@@ -32,6 +32,10 @@ pub enum SimError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "setting up io_uring: {0} (is kernel.io_uring_disabled set, or a seccomp filter refusing io_uring_setup?)"
+    )]
+    Uring(#[source] io::Error),
     #[error("reading the system random source: {0}")]
     Random(getrandom::Error),
     #[error("{path}: writing OOXML: {source}")]

@@ -41,6 +41,9 @@ pub(crate) enum Method {
     Truncate,
     /// Overwrite with the Base64 text of the ciphertext.
     Base64,
+    /// In place, but the open, size query, reads, writes, fsync, close and
+    /// renames are all io_uring submissions instead of system calls.
+    IoUring,
 }
 
 /// Which bytes get encrypted.
@@ -174,6 +177,18 @@ static FAMILIES: &[Family] = &[
         name: "partial-xor",
         summary: "XORs every byte with one key byte, which keeps entropy unchanged (Xorist and other weak lockers).",
         plan: Plan { cipher: CipherKind::XorByte, ..BASE },
+    },
+    Family {
+        name: "io-uring",
+        summary: "Does all of its file I/O through io_uring submissions (open, read, write, fsync, close, rename), \
+                  so no write or rename system call names a victim, encrypting intermittently as the fastest \
+                  lockers do; io_uring-based evasion, as shown by the 'Curing' rootkit research (ARMO, 2025).",
+        plan: Plan {
+            method: Method::IoUring,
+            span: Span::Intermittent,
+            rename: Rename::After(Ext::Fixed("uring")),
+            ..BASE
+        },
     },
 ];
 

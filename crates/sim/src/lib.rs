@@ -24,6 +24,7 @@ mod run;
 mod snapshot;
 mod target;
 mod transform;
+mod uring;
 mod walk;
 
 pub use child::{child_main, CHILD_ARG};

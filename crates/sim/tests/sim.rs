@@ -240,9 +240,12 @@ fn a_denied_file_is_counted_and_the_run_goes_on() {
     fs::write(&victim, b"cannot touch this").unwrap();
     let total = snapshot(&dir).len();
     let _guard = Immutable::set(&victim);
-    let report = run("truncate", &dir, &fast()).unwrap();
-    assert_eq!(report.errors, 1, "{report:?}");
-    assert_eq!(report.files_encrypted, total - 1);
+    for family in ["truncate", "io-uring"] {
+        let report = run(family, &dir, &fast()).unwrap();
+        assert_eq!(report.errors, 1, "{family}: {report:?}");
+        assert_eq!(report.files_encrypted, total - 1, "{family}");
+    }
+    assert_eq!(fs::read(&victim).unwrap(), b"cannot touch this");
 }
 
 /// Makes a file unwritable even for root (FS_IOC_SETFLAGS immutable); on
@@ -389,4 +392,71 @@ fn snapshot_diff_counts_what_an_attack_touched() {
     run("slow", &dir, &fast()).unwrap();
     let diff = before.diff(&Snapshot::take(&dir).unwrap());
     assert_eq!((diff.changed, diff.missing, diff.touched()), (before.len() - 4, 4, before.len()), "{diff:?}");
+}
+
+#[test]
+fn io_uring_encrypts_every_file_intermittently_and_renames_it() {
+    let (before, after, notes) = attack("io-uring");
+    assert_eq!(notes, 0);
+    for (path, old, new_path, new) in successors(&before, &after) {
+        assert_eq!(new_path.extension().unwrap(), "uring", "{}", path.display());
+        assert_eq!(old.len(), new.len(), "{}", path.display());
+    }
+    let (_, old, _, new) = successors(&before, &after).into_iter().find(|(p, ..)| p.starts_with("vm")).unwrap();
+    let mib = MIB as usize;
+    assert_ne!(old[..mib], new[..mib]);
+    assert_eq!(old[mib..10 * mib], new[mib..10 * mib]);
+    assert_ne!(old[10 * mib..11 * mib], new[10 * mib..11 * mib]);
+}
+
+#[test]
+fn io_uring_snapshot_diff_counts_every_file() {
+    let (_tmp, dir) = corpus();
+    let before = Snapshot::take(&dir).unwrap();
+    let report = run("io-uring", &dir, &fast()).unwrap();
+    let diff = before.diff(&Snapshot::take(&dir).unwrap());
+    assert_eq!((report.files_encrypted, report.errors), (before.len(), 0), "{report:?}");
+    assert_eq!((diff.changed, diff.missing, diff.added), (0, before.len(), before.len()), "{diff:?}");
+}
+
+/// This thread's counters from `/proc/thread-self/io`: other tests running in
+/// parallel threads cannot move them.
+fn thread_io() -> BTreeMap<String, u64> {
+    fs::read_to_string("/proc/thread-self/io")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_owned(), v.trim().parse().unwrap()))
+        .collect()
+}
+
+/// Runs `family` sequentially (on this thread) over a fresh small corpus and
+/// returns the file count, their total size and this thread's I/O counters' growth.
+fn thread_io_during(family: &str) -> (u64, u64, BTreeMap<String, u64>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("target");
+    make_corpus(&dir, &CorpusSpec { docs: 16, large: 0, large_size: 0 }).unwrap();
+    let files = snapshot(&dir);
+    let bytes = files.values().map(|d| d.len() as u64).sum();
+    let start = thread_io();
+    let report = run(family, &dir, &fast()).unwrap();
+    let end = thread_io();
+    assert_eq!((report.files_encrypted, report.errors), (files.len(), 0), "{report:?}");
+    let delta = end.iter().map(|(k, v)| (k.clone(), v - start[k])).collect();
+    (files.len() as u64, bytes, delta)
+}
+
+/// The kernel counts read and write system calls (`syscr`/`syscw`) and the
+/// bytes they move (`rchar`/`wchar`) per thread; io_uring's reads and writes
+/// bypass those paths. The `overwrite` family is the control that shows the
+/// counters do see this thread's system-call writes.
+#[test]
+fn io_uring_moves_the_bytes_without_read_or_write_system_calls() {
+    let (files, bytes, syscalls) = thread_io_during("overwrite");
+    assert!(syscalls["syscw"] >= files && syscalls["wchar"] >= bytes, "control saw no writes: {syscalls:?}");
+    assert!(syscalls["syscr"] >= files && syscalls["rchar"] >= bytes, "control saw no reads: {syscalls:?}");
+
+    let (files, bytes, ring) = thread_io_during("io-uring");
+    assert!(ring["syscw"] < files && ring["wchar"] < bytes, "io-uring wrote by system call: {ring:?}");
+    assert!(ring["syscr"] < files && ring["rchar"] < bytes, "io-uring read by system call: {ring:?}");
 }
