@@ -247,7 +247,7 @@ impl Engine {
         if self.trusted(key, &ev.kind) {
             return None;
         }
-        if self.stats.events % SWEEP_EVERY == 0 {
+        if self.stats.events.is_multiple_of(SWEEP_EVERY) {
             self.sweep(ev.time_ns);
         }
         let mut chain = std::mem::take(&mut self.chain);

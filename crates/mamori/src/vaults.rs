@@ -134,7 +134,7 @@ impl Vaults {
         match result {
             Ok(Preserved::Skipped(reason)) => {
                 self.skipped += 1;
-                if self.skipped == 1 || self.skipped % 100 == 0 {
+                if self.skipped == 1 || self.skipped.is_multiple_of(100) {
                     warn!(path, ?reason, skipped = self.skipped, "VAULT: a before-image could not be kept");
                 }
                 false

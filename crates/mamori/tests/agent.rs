@@ -213,15 +213,23 @@ fn another_process_touching_the_vault_is_stopped() {
         .status()
         .unwrap();
     assert!(read.success());
-    let objects = ws.state.join("vault/objects");
-    assert!(std::fs::read_dir(&objects).unwrap().count() > 0, "pins were taken");
-    // The thief stays alive holding what it opened: a process that opens
-    // and exits before its event is read cannot be told apart from nobody
-    // (and cannot be stopped either).
+    // The vault is closed to this test too: its size is read from the status.
+    let status = ws.state.join("agent.json");
+    let start = std::time::Instant::now();
+    let entries = || -> u64 {
+        let st: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&status).unwrap_or_default()).unwrap_or_default();
+        st["vault"]["entries"].as_u64().unwrap_or(0)
+    };
+    while entries() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(20), "no pins were taken:\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let first = ws.state.join("vault/objects/1");
     let mut thief = Started(
         Command::new("sh")
             .arg("-c")
-            .arg(format!("for f in {}/*; do exec 3< \"$f\"; break; done; sleep 60", objects.display()))
+            .arg(format!("exec 3< {}; sleep 60", first.display()))
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -229,6 +237,9 @@ fn another_process_touching_the_vault_is_stopped() {
     let incidents = ws.wait_for_incident(&mut thief.0, Duration::from_secs(60));
     assert_eq!(incidents.len(), 1, "{}", agent.log());
     assert!(incidents[0]["reasons"].to_string().contains("vault"), "{:#}", incidents[0]);
+    // Stopped before its open was refused: it never held the before-image.
+    let held = std::fs::read_link(format!("/proc/{}/fd/3", thief.0.id()));
+    assert!(held.is_err(), "the thief holds {held:?}");
     ws.kill(&incidents[0]);
     agent.stop();
 }

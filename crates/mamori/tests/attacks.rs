@@ -105,4 +105,5 @@ families! {
     notes_first => "notes-first",
     notes_during => "notes-during",
     partial_xor => "partial-xor",
+    io_uring => "io-uring",
 }

@@ -2,14 +2,19 @@
 //! attributes every event to a process, computes content facts at the edge
 //! and hands [`Event`]s to a [`Handler`] that also decides permission events.
 //!
-//! Two fanotify groups are needed because the kernel refuses a group that is
-//! both content-class and FID-reporting:
+//! Three fanotify groups are needed: the kernel refuses a group that is both
+//! content-class and FID-reporting, and the vault's opens must be answered
+//! by a thread that never waits for the sensor's (see `lock`):
 //! - a pre-content group (`FAN_OPEN_PERM`, `FAN_CLOSE_WRITE`, and
 //!   `FAN_PRE_ACCESS` on the large files the handler asks for) whose events
 //!   carry an fd, so the sensor reads the file's content before a writer
 //!   touches it (or a range of it) and after it closes it;
 //! - a FID group (`FAN_CREATE`, `FAN_DELETE`, `FAN_RENAME`) whose events name
-//!   a directory by file handle plus an entry name.
+//!   a directory by file handle plus an entry name;
+//! - a content group for the vault alone (`FAN_OPEN_PERM`): only mamori gets in.
+//!
+//! Where the kernel lets BPF LSM programs attach, the vault's deletes and
+//! renames are refused as well ([`mamori_guard`]).
 //!
 //! Both use inode marks on every protected directory, so I/O elsewhere on the
 //! machine costs nothing. Events from mamori's own process are answered
@@ -29,6 +34,7 @@ mod closes;
 mod error;
 mod fanotify;
 mod handles;
+mod lock;
 mod openmode;
 mod procs;
 mod records;
@@ -51,9 +57,10 @@ pub struct SensorConfig {
     /// Directories only mamori may use (its vaults): any open, create,
     /// delete or rename there by another process is reported as
     /// [`EventKind::Guarded`](mamori_event::EventKind::Guarded), so the agent
-    /// can stop it. Opens are not refused: the agent writes the vault from
-    /// the thread that answers permission events. Processes running mamori's
-    /// own executable (`mamori restore`) are let through.
+    /// can stop it, and opens (of the directories and of what is in them)
+    /// are refused. Deletes and renames cannot be refused through fanotify.
+    /// Processes running mamori's own executable (`mamori restore`) are let
+    /// through.
     pub guard: Vec<PathBuf>,
 }
 

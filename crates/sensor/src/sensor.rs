@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -15,12 +15,14 @@ use mamori_event::{ContentFacts, Event, EventKind, ProcKey};
 
 use crate::closes::{Closed, Closes};
 use crate::fanotify::{Answer, Group};
+use crate::lock::{Held, Lock};
 use crate::openmode::{open_mode, Readers};
 use crate::procs::{Procs, Who};
 use crate::records::{access_range, dir_entries, events, RawEvent};
 use crate::scope::Scope;
 use crate::watch::Watch;
 use crate::{Decision, Handler, SensorConfig, SensorError, Stats};
+use mamori_guard::{Allow, Denial, Guard};
 
 /// Not in Debian 12's headers (kernel 6.14+): before each read or write of a
 /// marked file, with the range in an info record.
@@ -41,6 +43,8 @@ pub struct Sensor {
     buf: Vec<u8>,
     /// mamori's own executable: other mamori commands may use the vault.
     own_exe: Option<PathBuf>,
+    /// The kernel-side lock on the vault, where the kernel allows it.
+    bpf: Option<Guard>,
 }
 
 impl Sensor {
@@ -81,12 +85,14 @@ impl Sensor {
         for g in &cfg.guard {
             guard.push(g.canonicalize().map_err(|source| SensorError::Root { path: g.clone(), source })?);
         }
-        let mut watch = Watch::new(perm, fid, Scope::new(roots.clone(), exclude, guard.clone()));
+        let lock = Lock::new().map_err(SensorError::Init)?;
+        let mut watch = Watch::new(perm, fid, lock, Scope::new(roots.clone(), exclude, guard.clone()));
         for root in roots.iter().chain(&guard) {
             watch.watch_root(root)?;
         }
         tracing::info!(roots = roots.len(), dirs = watch.marked, "sensor watching");
         let own_exe = std::fs::read_link("/proc/self/exe").ok();
+        let bpf = lock_deletes(&guard, own_exe.clone());
         let closes = Closes::new().map_err(SensorError::Init)?;
         Ok(Sensor {
             watch,
@@ -97,6 +103,7 @@ impl Sensor {
             stats: Stats::default(),
             buf: vec![0; BUF_LEN],
             own_exe,
+            bpf,
         })
     }
 
@@ -112,9 +119,16 @@ impl Sensor {
                 libc::pollfd { fd: self.watch.fid.raw(), events: libc::POLLIN, revents: 0 },
                 libc::pollfd { fd: self.watch.perm.raw(), events: libc::POLLIN, revents: 0 },
                 libc::pollfd { fd: self.closes.wake_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.watch.lock.wake_fd(), events: libc::POLLIN, revents: 0 },
+                // poll skips a negative fd.
+                libc::pollfd {
+                    fd: self.bpf.as_ref().map_or(-1, |g| g.as_fd().as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
-            // SAFETY: fds is a valid array of three pollfd.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, TICK.as_millis() as i32) };
+            // SAFETY: fds is a valid array of four pollfd.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, TICK.as_millis() as i32) };
             if r < 0 {
                 let e = std::io::Error::last_os_error();
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -131,6 +145,19 @@ impl Sensor {
             if fds[2].revents != 0 {
                 self.closes.clear_wake();
                 batch |= self.closed(handler, false);
+            }
+            if fds[3].revents != 0 {
+                for held in self.watch.lock.take() {
+                    self.at_the_door(held, handler);
+                }
+                batch = true;
+            }
+            if fds[4].revents != 0 {
+                let denied: Vec<Denial> = self.bpf.as_mut().map(|g| g.denials().collect()).unwrap_or_default();
+                for d in denied {
+                    self.intrusion(d.tid as i32, &d.dir.join(&d.name), now_ns(), handler);
+                }
+                batch = true;
             }
             if batch || last_tick.elapsed() >= TICK {
                 handler.tick();
@@ -242,10 +269,6 @@ impl Sensor {
         // Read once: every open and close passes here.
         let meta = file.metadata().ok();
         let path = undeleted(path, meta.as_ref());
-        if self.watch.scope.guarded(&path) {
-            self.intrusion(ev.pid, &path, time_ns, handler);
-            return (None, perm.then_some(file));
-        }
         if !self.watch.scope.covers(&path) {
             return (None, perm.then_some(file));
         }
@@ -351,6 +374,9 @@ impl Sensor {
                     if !was && !is {
                         return;
                     }
+                    if !dir {
+                        self.closes_before_rename(&to, handler);
+                    }
                     EventKind::Rename { from: path_string(&from), to: path_string(&to), dir }
                 }
                 (None, Some(to)) if is => {
@@ -398,18 +424,46 @@ impl Sensor {
         }
     }
 
-    /// Another process touched a guarded path: report it (not mamori's own).
-    fn intrusion(&mut self, tid: i32, path: &Path, time_ns: u64, handler: &mut dyn Handler) {
+    /// A file written and then renamed (encrypt, then add an extension) is
+    /// read from the kernel close first, but its facts come back from the
+    /// worker later: the engine must see the close under the old name
+    /// before the rename, or it cannot compare the content with the one
+    /// before. Looked up by inode, at the new name (the old one is gone);
+    /// a stat, not an open, so no event of ours.
+    fn closes_before_rename(&mut self, to: &Path, handler: &mut dyn Handler) {
+        if !self.closes.any_pending() {
+            return;
+        }
+        let inode = std::fs::symlink_metadata(to).ok().map(|m| (m.dev(), m.ino()));
+        while self.closes.pending_for(inode) {
+            self.closed(handler, true);
+        }
+    }
+
+    /// Another process, blocked opening something in the vault: refused
+    /// and reported, unless it is mamori's own executable (`mamori restore`).
+    fn at_the_door(&mut self, mut held: Held, handler: &mut dyn Handler) {
+        let path = crate::handles::fd_path(held.file.as_raw_fd()).unwrap_or_default();
+        if self.intrusion(held.tid, &path, now_ns(), handler) {
+            held.refuse();
+        }
+    }
+
+    /// Another process touched a guarded path: reported, and true, unless
+    /// it is mamori's own.
+    fn intrusion(&mut self, tid: i32, path: &Path, time_ns: u64, handler: &mut dyn Handler) -> bool {
         // Our own threads (the vault's own writes) first: a cheap look.
         if Path::new(&format!("/proc/self/task/{tid}")).exists() {
-            return;
+            return false;
         }
         let exe = std::fs::read_link(format!("/proc/{tid}/exe")).ok();
         if exe.is_some() && exe == self.own_exe {
-            return;
+            return false;
         }
-        let Some(proc) = self.attribute(tid, time_ns, handler) else { return };
-        self.emit(handler, Event { time_ns, proc, kind: EventKind::Guarded { path: path_string(path) } }, None);
+        if let Some(proc) = self.attribute(tid, time_ns, handler) {
+            self.emit(handler, Event { time_ns, proc, kind: EventKind::Guarded { path: path_string(path) } }, None);
+        }
+        true
     }
 
     /// The event's process, introducing it first if new; `None` for mamori's own.
@@ -463,4 +517,30 @@ fn path_string(path: &Path) -> String {
 
 fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Deletes and renames in the vault have no fanotify permission event: a
+/// BPF LSM program refuses them where the kernel lets one attach (it needs
+/// BPF LSM active and BPF trampolines allowed). Elsewhere they are seen and
+/// the process stopped, but not refused.
+fn lock_deletes(guard: &[PathBuf], own_exe: Option<PathBuf>) -> Option<Guard> {
+    if guard.is_empty() {
+        return None;
+    }
+    // A guard covers the entries of the directories it is given: the vaults and the folders in them.
+    let mut dirs = guard.to_vec();
+    for g in guard {
+        let subdirs = std::fs::read_dir(g).into_iter().flatten().flatten();
+        dirs.extend(subdirs.filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+    }
+    match Guard::start(&dirs, Allow { pid: std::process::id(), exe: own_exe }) {
+        Ok(g) => {
+            tracing::info!(dirs = dirs.len(), "the vault is locked in the kernel: deletes and renames are refused");
+            Some(g)
+        }
+        Err(e) => {
+            tracing::warn!("deletes and renames in the vault are seen and stopped, not refused: {e}");
+            None
+        }
+    }
 }

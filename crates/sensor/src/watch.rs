@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fanotify::Group;
 use crate::handles::{encode, DirMap, HandleKey};
+use crate::lock::{Lock, LOCK_MASK};
 use crate::scope::Scope;
 use crate::SensorError;
 
@@ -19,8 +20,6 @@ use crate::SensorError;
 /// `Sensor::watch_writes`), so their reads and writes cost nothing.
 const PERM_MASK: u64 =
     libc::FAN_OPEN_PERM | libc::FAN_CLOSE_WRITE | crate::sensor::FAN_PRE_ACCESS | libc::FAN_EVENT_ON_CHILD;
-/// The guarded vault: opens are reported, never held (see `mark_dir`).
-const GUARD_MASK: u64 = libc::FAN_OPEN | libc::FAN_EVENT_ON_CHILD;
 /// Names coming and going in a marked directory, files and directories alike.
 const FID_MASK: u64 = libc::FAN_CREATE | libc::FAN_DELETE | libc::FAN_RENAME | libc::FAN_ONDIR;
 
@@ -28,14 +27,16 @@ const FID_MASK: u64 = libc::FAN_CREATE | libc::FAN_DELETE | libc::FAN_RENAME | l
 pub struct Watch {
     pub perm: Group,
     pub fid: Group,
+    /// The guarded vault's opens (see `lock`).
+    pub lock: Lock,
     pub scope: Scope,
     dirs: DirMap,
     pub marked: u64,
 }
 
 impl Watch {
-    pub fn new(perm: Group, fid: Group, scope: Scope) -> Watch {
-        Watch { perm, fid, scope, dirs: DirMap::default(), marked: 0 }
+    pub fn new(perm: Group, fid: Group, lock: Lock, scope: Scope) -> Watch {
+        Watch { perm, fid, lock, scope, dirs: DirMap::default(), marked: 0 }
     }
 
     /// Marks a protected root and everything under it; the root itself must
@@ -83,11 +84,9 @@ impl Watch {
         if self.dirs.knows(&key) {
             return Ok(());
         }
-        // The guarded vault gets notification opens, not permission opens:
-        // the agent writes its copies from the very thread that answers
-        // permission events, and would wait on itself.
-        let mask = if self.scope.guarded(path) { GUARD_MASK } else { PERM_MASK };
-        self.perm.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR, mask, &dir)?;
+        let (group, mask) =
+            if self.scope.guarded(path) { (self.lock.group(), LOCK_MASK) } else { (&self.perm, PERM_MASK) };
+        group.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR, mask, &dir)?;
         self.fid.mark(libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR, FID_MASK, &dir)?;
         self.dirs.insert(key, dir, path);
         self.marked += 1;
@@ -101,10 +100,10 @@ impl Watch {
         let mut stack = vec![now.to_path_buf()];
         while let Some(path) = stack.pop() {
             let Ok(dir) = open_dir(&path) else { continue };
-            for group in [&self.perm, &self.fid] {
+            for group in [&self.perm, &self.fid, self.lock.group()] {
                 // ENOENT when it was never marked (e.g. an excluded subtree).
                 let _ =
-                    group.mark(libc::FAN_MARK_REMOVE | libc::FAN_MARK_ONLYDIR, PERM_MASK | GUARD_MASK | FID_MASK, &dir);
+                    group.mark(libc::FAN_MARK_REMOVE | libc::FAN_MARK_ONLYDIR, PERM_MASK | LOCK_MASK | FID_MASK, &dir);
             }
             let Ok(entries) = std::fs::read_dir(&path) else { continue };
             stack.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));

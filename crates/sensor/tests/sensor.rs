@@ -431,7 +431,7 @@ fn close_after_unlink_keeps_the_last_path() {
 }
 
 #[test]
-fn a_guarded_folder_reports_other_processes() {
+fn a_guarded_folder_refuses_and_reports_other_processes() {
     let dir = tempfile::tempdir().unwrap();
     let root = canon(&dir);
     let (data, vault) = (root.join("data"), root.join("vault"));
@@ -442,9 +442,19 @@ fn a_guarded_folder_reports_other_processes() {
     let sensor =
         Sensor::new(SensorConfig { protect: vec![data], exclude: vec![], guard: vec![vault.clone()] }).unwrap();
     let run = Running::start(sensor, None);
-    // This process (mamori's own) may use it.
+    // This process (mamori's own) may use it, from any thread.
     assert_eq!(std::fs::read_to_string(vault.join("objects/1")).unwrap(), "before-image");
-    assert!(sh(&root, "cat vault/objects/1").status.success());
+    let other_thread = vault.join("objects/2");
+    assert!(std::thread::spawn(move || std::fs::read(other_thread)).join().unwrap().is_ok());
+    // Another process may not open what is in it, nor the folder itself.
+    let cat = sh(&root, "cat vault/objects/1");
+    assert!(!cat.status.success());
+    assert!(cat.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&cat.stderr).contains("Operation not permitted"), "{cat:?}");
+    assert!(!sh(&root, "ls vault/objects").status.success());
+    assert!(!sh(&root, "echo x >> vault/objects/1").status.success());
+    assert_eq!(std::fs::read_to_string(vault.join("objects/1")).unwrap(), "before-image");
+    // A delete has no permission event: it is seen, not refused.
     assert!(sh(&root, "rm vault/objects/2").status.success());
     let (one, two) = (path_str(&vault.join("objects/1")), path_str(&vault.join("objects/2")));
     let evs = run.wait_for("both intrusions", |evs| {

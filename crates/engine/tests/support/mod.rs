@@ -25,7 +25,7 @@ pub fn prose(seed: u64, len: usize) -> Vec<u8> {
     let mut i = seed as usize;
     while out.len() < len {
         out.push_str(WORDS[i % WORDS.len()]);
-        out.push(if i % 11 == 0 { '\n' } else { ' ' });
+        out.push(if i.is_multiple_of(11) { '\n' } else { ' ' });
         i = i.wrapping_mul(31).wrapping_add(7);
     }
     out.into_bytes()

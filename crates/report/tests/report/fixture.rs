@@ -68,7 +68,7 @@ pub fn case() -> Case {
     let mut t = T0 + 2_000_000;
     let mut files = Vec::new();
     for (i, path) in [CUSTOMERS, PAYROLL, NEWLINE, MARKUP].into_iter().enumerate() {
-        let key = if i % 2 == 0 { ACTOR } else { CHILD };
+        let key = if i.is_multiple_of(2) { ACTOR } else { CHILD };
         let locked = format!("{path}.locked");
         timeline.push(Event {
             time_ns: t,
