@@ -14,8 +14,13 @@ const SMALL_HASH_LIMIT: u64 = 64 * 1024;
 const HEAD_SAMPLE: usize = 8192;
 
 /// Facts from the bytes read at `regions` (sorted `(offset, bytes)`, as laid
-/// out by [`plan`]) of a file of `size` bytes.
-pub fn facts(size: u64, regions: &[(u64, &[u8])]) -> ContentFacts {
+/// out by [`plan`] for `depth`) of a file of `size` bytes.
+///
+/// [`Depth::Light`] facts carry no similarity digest: they describe new
+/// files and files opened to read, and a digest is only ever compared
+/// between a file's facts before a write and after it. It was the largest
+/// cost of weighing a new file.
+pub fn facts(size: u64, regions: &[(u64, &[u8])], depth: Depth) -> ContentFacts {
     let covered: u64 = regions.iter().map(|(_, b)| b.len() as u64).sum();
     let sampled = covered < size;
     let head: &[u8] = regions.first().filter(|(off, _)| *off == 0).map_or(&[], |(_, b)| b);
@@ -41,7 +46,7 @@ pub fn facts(size: u64, regions: &[(u64, &[u8])]) -> ContentFacts {
         entropy: histogram.entropy(),
         encoded_random: encoded_random(&head[..head.len().min(HEAD_SAMPLE)]),
         sampled,
-        digest: if size == 0 { Digest::default() } else { digest::digest(regions) },
+        digest: if size == 0 || depth == Depth::Light { Digest::default() } else { digest::digest(regions) },
         blocks: blocks::sample(regions, sampled),
         small_hash,
     }
@@ -53,5 +58,5 @@ pub fn facts_of_bytes(bytes: &[u8]) -> ContentFacts {
     let size = bytes.len() as u64;
     let regions: Vec<(u64, &[u8])> =
         plan(size, Depth::Full).into_iter().map(|(off, len)| (off, &bytes[off as usize..off as usize + len])).collect();
-    facts(size, &regions)
+    facts(size, &regions, Depth::Full)
 }

@@ -16,8 +16,8 @@ pub(crate) const BLOCK: usize = 4096;
 /// How much of a file to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Depth {
-    /// Head 8 KiB and tail 4 KiB: enough for type and text checks, cheap
-    /// enough for read-only opens.
+    /// Head 8 KiB and tail 4 KiB, and no similarity digest: enough for type
+    /// and text checks, cheap enough for read-only opens and new files.
     Light,
     /// Small files whole; large ones head, tail and spread blocks.
     Full,

@@ -37,7 +37,7 @@ pub fn read_facts(file: &File, depth: Depth) -> io::Result<ContentFacts> {
         .filter(|&(_, _, got)| got > 0)
         .map(|(offset, start, got)| (offset, &buf[start..start + got]))
         .collect();
-    Ok(facts(end, &slices))
+    Ok(facts(end, &slices, depth))
 }
 
 /// Like `read_exact_at`, but returns how much was read before end of file.

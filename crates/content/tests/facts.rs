@@ -263,6 +263,9 @@ fn read_facts_samples_a_large_file_as_planned() {
     let offsets: Vec<u64> = light.blocks.iter().map(|b| b.offset).collect();
     assert_eq!(offsets, vec![0, 4096, size as u64 - 4096]);
     assert_eq!(light.kind, FileKind::Unknown);
+    // Nothing is compared with a light digest: none is computed.
+    assert!(!f.digest.0.is_empty());
+    assert!(light.digest.0.is_empty());
 }
 
 #[test]
@@ -282,7 +285,7 @@ fn a_file_that_shrank_is_described_as_read() {
     // Facts given fewer bytes than the planned size: the last region does
     // not reach the end, so the trailer is unknown and counted as intact.
     let zip = zip_of(&[("a.txt", prose(100, 2).as_bytes())]);
-    let f: ContentFacts = facts(zip.len() as u64 + 100, &[(0, &zip[..])]);
+    let f: ContentFacts = facts(zip.len() as u64 + 100, &[(0, &zip[..])], Depth::Full);
     assert!(f.sampled);
     assert_eq!(f.kind, known(Format::Zip, true));
 }

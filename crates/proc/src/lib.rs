@@ -22,7 +22,12 @@ pub struct Stat {
     pub session: u32,
     /// Clock ticks since boot (field 22).
     pub start: u64,
+    /// The kernel's `PF_*` task flags (field 9).
+    pub flags: u32,
 }
+
+/// `PF_IO_WORKER`: an io_uring worker thread of the process.
+const PF_IO_WORKER: u32 = 0x10;
 
 impl Stat {
     pub fn key(&self) -> ProcKey {
@@ -46,6 +51,7 @@ pub fn parse_stat(pid: u32, text: &str) -> Option<Stat> {
         pgrp: f.get(2)?.parse().ok()?,
         session: f.get(3)?.parse().ok()?,
         start: f.get(19)?.parse().ok()?,
+        flags: f.get(6)?.parse().ok()?,
     })
 }
 
@@ -54,7 +60,6 @@ pub fn start_time(pid: u32) -> Option<u64> {
     read_stat(pid).map(|s| s.start)
 }
 
-/// State of one thread of a process, from `/proc/PID/task/TID/stat`.
 /// The wall-clock time (ns since the Unix epoch) at which a process that
 /// started `ticks` clock ticks after boot began, on this boot.
 pub fn started_ns(ticks: u64) -> Option<u64> {
@@ -65,9 +70,17 @@ pub fn started_ns(ticks: u64) -> Option<u64> {
     Some(btime * 1_000_000_000 + ticks * (1_000_000_000 / hz))
 }
 
-pub fn thread_state(pid: u32, tid: u32) -> Option<char> {
-    let text = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    Some(parse_stat(tid, &text)?.state)
+/// One thread of a process, from `/proc/PID/task/TID/stat`.
+pub fn thread_stat(pid: u32, tid: u32) -> Option<Stat> {
+    parse_stat(tid, &fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?)
+}
+
+impl Stat {
+    /// An io_uring worker: it runs no user code, and an idle one notices a
+    /// stop only when its idle wait ends (seconds later).
+    pub fn is_io_worker(&self) -> bool {
+        self.flags & PF_IO_WORKER != 0
+    }
 }
 
 /// Every process visible in `/proc` right now (threads other than the main
@@ -120,7 +133,11 @@ mod tests {
     fn comm_with_parens_and_spaces() {
         let line = "4242 (evil) (x y) S 17 4243 4244 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10\n";
         let st = parse_stat(4242, line).unwrap();
-        assert_eq!(st, Stat { pid: 4242, state: 'S', ppid: 17, pgrp: 4243, session: 4244, start: 987654 });
+        assert_eq!(
+            st,
+            Stat { pid: 4242, state: 'S', ppid: 17, pgrp: 4243, session: 4244, start: 987654, flags: 4194560 }
+        );
+        assert!(!st.is_io_worker());
         assert_eq!(st.key(), ProcKey { pid: 4242, start: 987654 });
     }
 
@@ -145,7 +162,32 @@ mod tests {
     fn own_thread_is_running_while_it_reads() {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() } as u32;
-        assert_eq!(thread_state(std::process::id(), tid), Some('R'));
+        assert_eq!(thread_stat(std::process::id(), tid).map(|s| s.state), Some('R'));
+    }
+
+    /// A stop once waited seconds for an idle io_uring worker (the `io-uring`
+    /// family): the worker must be told apart from the process's own threads.
+    #[test]
+    fn an_io_uring_worker_thread_is_recognised() {
+        let before: Vec<u32> = tasks();
+        let mut ring = io_uring::IoUring::new(2).unwrap();
+        // IOSQE_ASYNC sends even a no-op to a worker thread.
+        let nop = io_uring::opcode::Nop::new().build().flags(io_uring::squeue::Flags::ASYNC);
+        // SAFETY: a no-op refers to no memory.
+        unsafe { ring.submission().push(&nop).unwrap() };
+        ring.submit_and_wait(1).unwrap();
+        let me = std::process::id();
+        let workers: Vec<Stat> =
+            tasks().into_iter().filter(|t| !before.contains(t)).filter_map(|t| thread_stat(me, t)).collect();
+        assert!(workers.iter().any(Stat::is_io_worker), "{workers:?}");
+        // SAFETY: gettid has no preconditions.
+        let own = thread_stat(me, unsafe { libc::gettid() } as u32).unwrap();
+        assert!(!own.is_io_worker());
+    }
+
+    fn tasks() -> Vec<u32> {
+        let dir = std::fs::read_dir("/proc/self/task").unwrap();
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
     }
 
     #[test]

@@ -117,12 +117,13 @@ fn settled(key: ProcKey) -> bool {
     }
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", key.pid)) else { return true };
     tasks.filter_map(Result::ok).all(|t| {
-        let state = t
+        let stat = t
             .file_name()
             .to_str()
             .and_then(|tid| tid.parse().ok())
-            .and_then(|tid| mamori_proc::thread_state(key.pid, tid));
-        // 'D': blocked in the kernel, runs no user code, stops on the way out.
-        matches!(state, None | Some('T' | 't' | 'Z' | 'X' | 'x' | 'D'))
+            .and_then(|tid| mamori_proc::thread_stat(key.pid, tid));
+        // 'D': blocked in the kernel, runs no user code, stops on the way out;
+        // an io_uring worker runs none either (waiting for it cost seconds).
+        stat.is_none_or(|s| s.is_io_worker() || matches!(s.state, 'T' | 't' | 'Z' | 'X' | 'x' | 'D'))
     })
 }

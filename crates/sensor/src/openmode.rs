@@ -18,52 +18,55 @@ const SYS_OPENAT: u64 = libc::SYS_openat as u64;
 const SYS_CREAT: u64 = libc::SYS_creat as u64;
 const SYS_OPENAT2: u64 = libc::SYS_openat2 as u64;
 
-/// The open mode of thread `tid`, which must be blocked in its open.
-pub fn open_mode(tid: i32) -> OpenMode {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{tid}/syscall")) else {
-        return OpenMode::Unknown;
-    };
-    match parse_syscall(&text) {
-        Some(Call::Flags(flags)) => mode_of_flags(flags),
-        Some(Call::Creat) => OpenMode::Truncate,
-        Some(Call::OpenHow(addr)) => read_u64(tid, addr).map_or(OpenMode::Unknown, mode_of_flags),
-        None => OpenMode::Unknown,
-    }
-}
-
-/// Tells whether a thread blocked before an access to a file (a pre-content
-/// event) is reading it. Anything else (write, truncate, a page fault, a
-/// thread already gone) counts as a write, which costs a copy, never a loss.
-///
-/// Asked before every first write to a block of a file kept by range, so
-/// each thread's `/proc/<tid>/syscall` stays open and is read again from
-/// the start: one system call instead of three. A descriptor outlives its
-/// thread without passing to a new thread of the same id (it reads as an
-/// error then, and is opened afresh).
+/// Reads blocked threads' `/proc/<tid>/syscall`: asked at every open of a
+/// protected file and before every first write to a block of a file kept
+/// by range, so each thread's file stays open and is read again from the
+/// start (one system call instead of three). A descriptor outlives its
+/// thread without passing to a new thread of the same id: it reads as an
+/// error then, and is opened afresh.
 #[derive(Debug, Default)]
-pub struct Readers {
+pub struct Syscalls {
     files: HashMap<i32, File>,
 }
 
 /// Descriptors kept at most; past it they are all closed and reopened as needed.
-const READERS_MAX: usize = 256;
+const FILES_MAX: usize = 256;
 
-impl Readers {
-    pub fn reading(&mut self, tid: i32) -> bool {
-        // The syscall number comes first: a small buffer is enough.
-        let mut buf = [0u8; 32];
-        let mut n = self.files.get(&tid).and_then(|f| f.read_at(&mut buf, 0).ok());
+impl Syscalls {
+    /// The line of thread `tid` ("NR arg0 ... sp pc"), into `buf`.
+    fn read<'b>(&mut self, tid: i32, buf: &'b mut [u8]) -> Option<&'b str> {
+        let mut n = self.files.get(&tid).and_then(|f| f.read_at(buf, 0).ok());
         if n.is_none() {
             self.files.remove(&tid);
-            let Ok(file) = File::open(format!("/proc/{tid}/syscall")) else { return false };
-            n = file.read_at(&mut buf, 0).ok();
-            if self.files.len() >= READERS_MAX {
+            let file = File::open(format!("/proc/{tid}/syscall")).ok()?;
+            n = file.read_at(buf, 0).ok();
+            if self.files.len() >= FILES_MAX {
                 self.files.clear();
             }
             self.files.insert(tid, file);
         }
-        let text = std::str::from_utf8(&buf[..n.unwrap_or(0)]).unwrap_or("");
-        let nr = text.split_whitespace().next().and_then(|n| n.parse::<i64>().ok());
+        std::str::from_utf8(&buf[..n?]).ok()
+    }
+
+    /// The open mode of thread `tid`, which must be blocked in its open.
+    pub fn open_mode(&mut self, tid: i32) -> OpenMode {
+        // Number and nine hex words: well under 256 bytes.
+        let mut buf = [0u8; 256];
+        match self.read(tid, &mut buf).and_then(parse_syscall) {
+            Some(Call::Flags(flags)) => mode_of_flags(flags),
+            Some(Call::Creat) => OpenMode::Truncate,
+            Some(Call::OpenHow(addr)) => read_u64(tid, addr).map_or(OpenMode::Unknown, mode_of_flags),
+            None => OpenMode::Unknown,
+        }
+    }
+
+    /// Whether a thread blocked before an access to a file (a pre-content
+    /// event) is reading it. Anything else (write, truncate, a page fault, a
+    /// thread already gone) counts as a write, which costs a copy, never a loss.
+    pub fn reading(&mut self, tid: i32) -> bool {
+        // The syscall number comes first: a small buffer is enough.
+        let mut buf = [0u8; 32];
+        let nr = self.read(tid, &mut buf).and_then(|t| t.split_whitespace().next()?.parse::<i64>().ok());
         matches!(
             nr,
             Some(

@@ -16,7 +16,7 @@ use mamori_event::{ContentFacts, Event, EventKind, ProcKey};
 use crate::closes::{Closed, Closes};
 use crate::fanotify::{Answer, Group};
 use crate::lock::{Held, Lock};
-use crate::openmode::{open_mode, Readers};
+use crate::openmode::Syscalls;
 use crate::procs::{Procs, Who};
 use crate::records::{access_range, dir_entries, events, RawEvent};
 use crate::scope::Scope;
@@ -38,7 +38,7 @@ pub struct Sensor {
     /// only light facts.
     fresh: HashSet<(u64, u64)>,
     procs: Procs,
-    readers: Readers,
+    syscalls: Syscalls,
     stats: Stats,
     buf: Vec<u8>,
     /// mamori's own executable: other mamori commands may use the vault.
@@ -99,7 +99,7 @@ impl Sensor {
             closes,
             fresh: HashSet::new(),
             procs: Procs::new(),
-            readers: Readers::default(),
+            syscalls: Syscalls::default(),
             stats: Stats::default(),
             buf: vec![0; BUF_LEN],
             own_exe,
@@ -232,8 +232,8 @@ impl Sensor {
         if pre_access {
             let keep_watching = match access_range(ev.info) {
                 Some((offset, len)) => {
-                    let readers = &mut self.readers;
-                    handler.before_write(&file, offset, len, &mut || readers.reading(ev.pid))
+                    let syscalls = &mut self.syscalls;
+                    handler.before_write(&file, offset, len, &mut || syscalls.reading(ev.pid))
                 }
                 None => false,
             };
@@ -289,7 +289,7 @@ impl Sensor {
         // an existing file is opened to be changed, or a suspect opens
         // anything, the writes before it, so detection keeps pace with an
         // attack. Creating new files (empty) never waits.
-        let mode = open_mode(ev.pid);
+        let mode = self.syscalls.open_mode(ev.pid);
         let empty = meta.as_ref().is_some_and(|m| m.len() == 0);
         let changes_existing = mode.writes() && !empty;
         if let Some(i) = inode {
