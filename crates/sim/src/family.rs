@@ -87,7 +87,7 @@ pub(crate) enum Drive {
     ProcessPerFile,
 }
 
-const BASE: Plan = Plan {
+pub(crate) const BASE: Plan = Plan {
     method: Method::InPlace,
     span: Span::Whole,
     cipher: CipherKind::ChaCha20,

@@ -277,20 +277,10 @@ fn draw_ext(ext: Ext) -> Result<String, SimError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::family::Drive;
-    use crate::family::Notes;
+    use crate::family::BASE;
     use crate::keystream::CipherKind;
 
-    const RING: Plan = Plan {
-        method: Method::IoUring,
-        span: Span::Whole,
-        cipher: CipherKind::ChaCha20,
-        rename: Rename::Keep,
-        notes: Notes::None,
-        drive: Drive::Sequential,
-        footer: false,
-        delay: None,
-    };
+    const RING: Plan = Plan { method: Method::IoUring, ..BASE };
 
     /// The ring path honours the plan's other behaviours too: rename before
     /// the first write, footer, header-sparing span, XOR cipher.
