@@ -15,7 +15,9 @@ if [ "${1:-}" = "--xfs" ]; then
   mkfs.xfs -q -f -m reflink=1 "$work/xfs.img"
   mkdir "$work/xfs"
   mount -o loop "$work/xfs.img" "$work/xfs"
-  trap 'kill $(jobs -p) 2>/dev/null || true; wait; umount -l "$work/xfs" 2>/dev/null || true; rm -rf "$work"' EXIT
+  # The trap runs after $work has moved into the mount: keep the scratch folder's own name.
+  scratch=$work
+  trap 'kill $(jobs -p) 2>/dev/null || true; wait; umount "$scratch/xfs" || umount -l "$scratch/xfs"; rm -rf "$scratch"' EXIT
   work=$work/xfs
 fi
 
