@@ -127,7 +127,7 @@ impl Sensor {
                     revents: 0,
                 },
             ];
-            // SAFETY: fds is a valid array of four pollfd.
+            // SAFETY: fds is a valid array of fds.len() pollfd.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, TICK.as_millis() as i32) };
             if r < 0 {
                 let e = std::io::Error::last_os_error();
