@@ -346,7 +346,10 @@ impl Sensor {
             self.watch.scope.guarded(&path).then_some(path)
         });
         if let Some(path) = guarded {
-            self.intrusion(ev.pid, &path, time_ns, handler);
+            // Our own threads: the vault's own writes (a cheap look first).
+            if !own_thread(ev.pid) {
+                self.intrusion(ev.pid, &path, time_ns, handler);
+            }
             return;
         }
         let mut path_of = |want: u8| {
@@ -449,13 +452,10 @@ impl Sensor {
         }
     }
 
-    /// Another process touched a guarded path: reported, and true, unless
-    /// it is mamori's own.
+    /// Another process (the door and the BPF lock let mamori's own threads
+    /// through before this) touched a guarded path: reported, and true,
+    /// unless it runs mamori's own executable.
     fn intrusion(&mut self, tid: i32, path: &Path, time_ns: u64, handler: &mut dyn Handler) -> bool {
-        // Our own threads (the vault's own writes) first: a cheap look.
-        if Path::new(&format!("/proc/self/task/{tid}")).exists() {
-            return false;
-        }
         let exe = std::fs::read_link(format!("/proc/{tid}/exe")).ok();
         if exe.is_some() && exe == self.own_exe {
             return false;
@@ -513,6 +513,10 @@ fn undeleted(path: PathBuf, meta: Option<&std::fs::Metadata>) -> PathBuf {
 
 fn path_string(path: &Path) -> String {
     path.to_string_lossy().into_owned()
+}
+
+pub(crate) fn own_thread(tid: i32) -> bool {
+    Path::new(&format!("/proc/self/task/{tid}")).exists()
 }
 
 fn now_ns() -> u64 {
