@@ -4,21 +4,29 @@
 #   (a) writing 20,000 small files of 4-64 KiB,
 #   (b) compiling a generated C project of 400 files (make -j2),
 #   (c) 4 KiB random writes into a 1 GiB file (fio, 64 MiB of writes).
-# Usage: sudo scripts/bench-overhead.sh [--xfs]
-#   --xfs: run everything on a loop-mounted XFS with reflinks (large files are
-#   then kept as reflinks instead of by range; this machine's root is ext4).
+# Usage: sudo [PAIRS=N] [WORKLOADS="small_files c_project random_writes"] scripts/bench-overhead.sh [--ext4|--xfs]
+#   --ext4, --xfs: run everything on a new loop-mounted filesystem of that
+#   kind (ext4 with its journal; XFS with reflinks, so large files are kept
+#   as reflinks instead of by range). Without either, in /var/tmp, on
+#   whatever filesystem that is (this machine's root: ext4 without a journal).
 set -euo pipefail
 source "$(dirname "$0")/common.sh" overhead
 
-if [ "${1:-}" = "--xfs" ]; then
-  truncate -s 8G "$work/xfs.img"
-  mkfs.xfs -q -f -m reflink=1 "$work/xfs.img"
-  mkdir "$work/xfs"
-  mount -o loop "$work/xfs.img" "$work/xfs"
+case "${1:-}" in
+  "") fs= ;;
+  --ext4) fs=ext4 ;;
+  --xfs) fs=xfs ;;
+  *) echo "usage: $0 [--ext4|--xfs]" >&2; exit 2 ;;
+esac
+if [ -n "$fs" ]; then
+  truncate -s 16G "$work/fs.img"
+  if [ "$fs" = xfs ]; then mkfs.xfs -q -f -m reflink=1 "$work/fs.img"; else mkfs.ext4 -q -F "$work/fs.img"; fi
+  mkdir "$work/fs"
+  mount -o loop "$work/fs.img" "$work/fs"
   # The trap runs after $work has moved into the mount: keep the scratch folder's own name.
   scratch=$work
-  trap 'kill $(jobs -p) 2>/dev/null || true; wait; umount "$scratch/xfs" || umount -l "$scratch/xfs"; rm -rf "$scratch"' EXIT
-  work=$work/xfs
+  trap 'kill $(jobs -p) 2>/dev/null || true; wait; umount "$scratch/fs" || umount -l "$scratch/fs"; rm -rf "$scratch"' EXIT
+  work=$work/fs
 fi
 
 small_files() {
@@ -48,16 +56,48 @@ random_writes() {
 
 timed() { local s e; s=$(date +%s.%N); "$@"; e=$(date +%s.%N); python3 -c "print($e - $s)"; }
 
-declare -A base with
-for w in small_files c_project random_writes; do
-  rm -rf "$work/plain"; mkdir -p "$work/plain"; sync
-  base[$w]=$(timed $w "$work/plain" 2>/dev/null | tail -1)
-  rm -rf "$work/prot" "$work/state"; mkdir -p "$work/prot"; sync
-  "$bin" run --protect "$work/prot" --state "$work/state" 2>"$work/agent.log" &
-  agent=$!
-  until "$bin" status --state "$work/state" >/dev/null 2>&1; do sleep 0.1; done
-  with[$w]=$(timed $w "$work/prot" 2>/dev/null | tail -1)
-  n=$("$bin" incidents --json --state "$work/state" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+# Each appends its seconds to $work/without or $work/with. Not run in $(...):
+# the agent must stay a job of this shell, for the exit trap to stop it.
+# Every run writes into a folder of its own and nothing is deleted until the
+# end: on an ext4 without a journal (this machine's root) the inode allocator
+# skips inodes deleted in the last minute or more, so a run right after
+# deleting 20,000 files took twice as long as one that was not.
+run=0
+without() {
+  run=$((run + 1)); mkdir -p "$work/plain$run"; sync
+  timed "$1" "$work/plain$run" 2>/dev/null | tail -1 >>"$work/without"
+}
+with_mamori() {
+  run=$((run + 1)); mkdir -p "$work/prot$run"; sync
+  "$bin" run --protect "$work/prot$run" --state "$work/state$run" >/dev/null 2>"$work/agent$run.log" &
+  local agent=$!
+  until "$bin" status --state "$work/state$run" >/dev/null 2>&1; do sleep 0.1; done
+  timed "$1" "$work/prot$run" 2>/dev/null | tail -1 >>"$work/with"
+  "$bin" incidents --json --state "$work/state$run" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' >>"$work/incidents"
   kill "$agent"; wait "$agent" || true
-  python3 -c "print(f'$w: without {${base[$w]}:.2f} s, with mamori {${with[$w]}:.2f} s, ratio {${with[$w]}/${base[$w]}:.2f}x, incidents $n')"
+}
+
+# This machine's baselines alone vary by half from one run to the next, so
+# each workload runs in PAIRS pairs, alternating which half goes first, and
+# the median ratio is the figure.
+pairs=${PAIRS:-3}
+for w in ${WORKLOADS:-small_files c_project random_writes}; do
+  : >"$work/incidents"; : >"$work/without"; : >"$work/with"
+  for i in $(seq "$pairs"); do
+    if [ $((i % 2)) -eq 1 ]; then
+      without $w; with_mamori $w
+    else
+      with_mamori $w; without $w
+    fi
+  done
+  python3 - "$w" "$work" <<'PY'
+import statistics, sys
+w, work = sys.argv[1], sys.argv[2]
+incidents = sum(int(n) for n in open(f"{work}/incidents").read().split())
+bases, withs = [list(map(float, open(f"{work}/{name}").read().split())) for name in ("without", "with")]
+ratios = [m / b for b, m in zip(bases, withs)]
+pairs = ", ".join(f"{b:.2f}→{m:.2f}" for b, m in zip(bases, withs))
+print(f"{w}: median ratio {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}x; "
+      f"seconds without→with: {pairs}), incidents {incidents}")
+PY
 done

@@ -1,7 +1,8 @@
-//! Cost of the facts of a 1 MiB file and of one similarity comparison.
+//! Cost of the facts of a 1 MiB file, of a new 64 KiB file, and of one
+//! similarity comparison.
 
 use divan::{black_box, Bencher};
-use mamori_content::{facts_of_bytes, similarity};
+use mamori_content::{facts, facts_of_bytes, plan, similarity, Depth};
 
 fn main() {
     divan::main();
@@ -24,6 +25,23 @@ fn buffer(len: usize, seed: u64) -> Vec<u8> {
 fn facts_1mib(bencher: Bencher) {
     let buf = buffer(1 << 20, 1);
     bencher.bench(|| facts_of_bytes(black_box(&buf)));
+}
+
+/// A new file of random bytes, weighed as the sensor weighs every new file
+/// (light facts): the bulk of what a program writing many files costs.
+#[divan::bench]
+fn light_facts_of_a_new_64kib_file(bencher: Bencher) {
+    let mut state = 7u64;
+    let buf: Vec<u8> = (0..1 << 16)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect();
+    let size = buf.len() as u64;
+    let regions: Vec<(u64, &[u8])> =
+        plan(size, Depth::Light).into_iter().map(|(off, len)| (off, &buf[off as usize..off as usize + len])).collect();
+    bencher.bench(|| facts(size, black_box(&regions), Depth::Light));
 }
 
 #[divan::bench]

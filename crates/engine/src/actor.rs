@@ -1,6 +1,8 @@
 //! The evidence held against one process (and, through crediting, against
 //! every ancestor up to its session leader).
 
+use std::collections::VecDeque;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::recent::Recent;
@@ -35,8 +37,8 @@ pub(crate) struct ActorState {
     pub read: Recent<u64, ()>,
     /// Path hashes this actor created.
     pub created: Recent<u64, ()>,
-    pub new_ciphertexts: Vec<Pending>,
-    pub deleted_originals: Vec<Pending>,
+    pub new_ciphertexts: VecDeque<Pending>,
+    pub deleted_originals: VecDeque<Pending>,
     /// Renames by pattern (new extension), with the paths renamed.
     rename_patterns: FxHashMap<String, Vec<String>>,
     established: FxHashSet<String>,

@@ -17,6 +17,7 @@ mod judge;
 mod procs;
 mod recent;
 
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
 use mamori_event::{ContentFacts, Event, EventKind, OpenMode, ProcInfo, ProcKey};
@@ -542,7 +543,7 @@ impl Engine {
 /// Takes the pending entry in folder `dir` whose size best matches `size`,
 /// if one is within `tolerance` (plus room for the key blob and trailer
 /// that ransomware appends).
-fn take_pair(pending: &mut Vec<Pending>, dir: u64, size: u64, tolerance: f64) -> Option<Pending> {
+fn take_pair(pending: &mut VecDeque<Pending>, dir: u64, size: u64, tolerance: f64) -> Option<Pending> {
     let slack = |s: u64| (s as f64 * tolerance) as u64 + 1024;
     let best = pending
         .iter()
@@ -550,18 +551,20 @@ fn take_pair(pending: &mut Vec<Pending>, dir: u64, size: u64, tolerance: f64) ->
         .filter(|(_, p)| p.dir == dir && p.size.abs_diff(size) <= slack(p.size.max(size)))
         .min_by_key(|(_, p)| (p.size.abs_diff(size), p.time_ns))
         .map(|(i, _)| i)?;
-    Some(pending.swap_remove(best))
+    pending.remove(best)
 }
 
 /// Most unpaired files an actor remembers; a backup tool writing thousands of
 /// new encrypted files must not grow the engine without bound.
 const MAX_PENDING: usize = 1024;
 
-fn push_bounded(pending: &mut Vec<Pending>, entry: Pending) {
+/// Forgets the oldest when full. A queue, because every new file of such a
+/// backup tool lands here: shifting a full `Vec` cost more than weighing the file.
+fn push_bounded(pending: &mut VecDeque<Pending>, entry: Pending) {
     if pending.len() == MAX_PENDING {
-        pending.remove(0);
+        pending.pop_front();
     }
-    pending.push(entry);
+    pending.push_back(entry);
 }
 
 fn hash(s: &str) -> u64 {

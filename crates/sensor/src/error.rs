@@ -19,6 +19,6 @@ pub enum SensorError {
     Mark { path: PathBuf, source: io::Error },
     #[error("reading fanotify events failed: {0}")]
     Read(#[source] io::Error),
-    #[error("polling fanotify failed: {0}")]
+    #[error("waiting for fanotify events failed: {0}")]
     Poll(#[source] io::Error),
 }

@@ -37,6 +37,7 @@ mod handles;
 mod lock;
 mod openmode;
 mod procs;
+mod ready;
 mod records;
 mod scope;
 mod sensor;
@@ -77,7 +78,10 @@ pub enum Decision {
 
 pub trait Handler {
     /// Every event, in arrival order. For a permission (open) event the return
-    /// value is the answer; ignored otherwise. `file` is the kernel's own
+    /// value is the answer; ignored otherwise, and for the open of an empty
+    /// file by a process not [`Handler::is_suspect`], which is allowed (with
+    /// its writes unwatched) before the handler sees it: there is nothing in
+    /// it to keep. `file` is the kernel's own
     /// read-only descriptor of the file for opens and closes (`None` for
     /// other events): reading it makes no events, and while an open waits for
     /// its answer nothing has been written yet, so this is the moment to keep

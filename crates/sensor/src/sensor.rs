@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mamori_content::{read_facts, Depth};
-use mamori_event::{ContentFacts, Event, EventKind, ProcKey};
+use mamori_event::{ContentFacts, Event, EventKind, OpenMode, ProcKey};
 
 use crate::closes::{Closed, Closes};
 use crate::fanotify::{Answer, Group};
 use crate::lock::{Held, Lock};
 use crate::openmode::Syscalls;
 use crate::procs::{Procs, Who};
+use crate::ready::{Ready, Source};
 use crate::records::{access_range, dir_entries, events, RawEvent};
 use crate::scope::Scope;
 use crate::watch::Watch;
@@ -32,6 +33,7 @@ const TICK: Duration = Duration::from_millis(200);
 const BUF_LEN: usize = 64 * 1024;
 
 pub struct Sensor {
+    ready: Ready,
     watch: Watch,
     closes: Closes,
     /// Files (inodes) that were empty when last opened: their close needs
@@ -94,7 +96,22 @@ impl Sensor {
         let own_exe = std::fs::read_link("/proc/self/exe").ok();
         let bpf = lock_deletes(&guard, own_exe.clone());
         let closes = Closes::new().map_err(SensorError::Init)?;
+        let ready = Ready::new().map_err(SensorError::Poll)?;
+        let bpf_fd = bpf.as_ref().map(|g| g.as_fd().as_raw_fd());
+        let sources = [
+            (Some(watch.fid.raw()), Source::Fid),
+            (Some(watch.perm.raw()), Source::Perm),
+            (Some(closes.wake_fd()), Source::Closes),
+            (Some(watch.lock.wake_fd()), Source::Door),
+            (bpf_fd, Source::Bpf),
+        ];
+        for (fd, source) in sources {
+            if let Some(fd) = fd {
+                ready.add(fd, source).map_err(SensorError::Poll)?;
+            }
+        }
         Ok(Sensor {
+            ready,
             watch,
             closes,
             fresh: HashSet::new(),
@@ -115,44 +132,25 @@ impl Sensor {
     pub fn run(&mut self, handler: &mut dyn Handler, stop: &AtomicBool) -> Result<(), SensorError> {
         let mut last_tick = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            let mut fds = [
-                libc::pollfd { fd: self.watch.fid.raw(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: self.watch.perm.raw(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: self.closes.wake_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: self.watch.lock.wake_fd(), events: libc::POLLIN, revents: 0 },
-                // poll skips a negative fd.
-                libc::pollfd {
-                    fd: self.bpf.as_ref().map_or(-1, |g| g.as_fd().as_raw_fd()),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: fds is a valid array of fds.len() pollfd.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, TICK.as_millis() as i32) };
-            if r < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(SensorError::Poll(e));
-                }
-            }
+            let woken = self.ready.wait(TICK).map_err(SensorError::Poll)?;
             let mut batch = false;
-            if fds[0].revents != 0 {
+            if woken.has(Source::Fid) {
                 batch |= self.read_batch(false, handler)?;
             }
-            if fds[1].revents != 0 {
+            if woken.has(Source::Perm) {
                 batch |= self.read_batch(true, handler)?;
             }
-            if fds[2].revents != 0 {
+            if woken.has(Source::Closes) {
                 self.closes.clear_wake();
                 batch |= self.closed(handler, false);
             }
-            if fds[3].revents != 0 {
+            if woken.has(Source::Door) {
                 for held in self.watch.lock.take() {
                     self.at_the_door(held, handler);
                 }
                 batch = true;
             }
-            if fds[4].revents != 0 {
+            if woken.has(Source::Bpf) {
                 let denied: Vec<Denial> = self.bpf.as_mut().map(|g| g.denials().collect()).unwrap_or_default();
                 for d in denied {
                     self.intrusion(d.tid as i32, &d.dir.join(&d.name), now_ns(), handler);
@@ -242,7 +240,7 @@ impl Sensor {
             }
             return;
         }
-        let (decision, file) = self.file_event(ev, file, perm, time_ns, handler);
+        let (decision, file) = self.file_event(ev, file, perm, time_ns, &mut answer, handler);
         if let Some(file) = &file {
             // Decided while the opener still waits, so its first write is covered (or free).
             self.watch_writes(file, decision == Some(Decision::AllowWatchWrites));
@@ -256,25 +254,36 @@ impl Sensor {
     }
 
     /// Reports an open to the handler (its decision, and the file back), or
-    /// hands a close to the worker that computes its facts.
+    /// hands a close to the worker that computes its facts. An open answered
+    /// here already (`answer` taken) gives neither back.
     fn file_event(
         &mut self,
         ev: &RawEvent,
         file: File,
         perm: bool,
         time_ns: u64,
+        answer: &mut Option<Answer>,
         handler: &mut dyn Handler,
     ) -> (Option<Decision>, Option<File>) {
-        let Ok(path) = crate::handles::fd_path(ev.fd) else { return (None, perm.then_some(file)) };
         // Read once: every open and close passes here.
         let meta = file.metadata().ok();
+        let inode = meta.as_ref().map(|m| (m.dev(), m.ino()));
+        let empty = meta.as_ref().is_some_and(|m| m.len() == 0);
+        // Read while the opener waits: once it goes on, its system call is another.
+        let mode = if perm { self.syscalls.open_mode(ev.pid) } else { OpenMode::Unknown };
+        if perm && empty && !self.closes.pending_for(inode) {
+            self.answer_early(ev.pid, &file, time_ns, answer, handler);
+        }
+        // Answered already: nothing left to decide, and its writes are unwatched.
+        let answered = perm && answer.is_none();
+        let give_back = perm && !answered;
+        let Ok(path) = crate::handles::fd_path(ev.fd) else { return (None, give_back.then_some(file)) };
         let path = undeleted(path, meta.as_ref());
         if !self.watch.scope.covers(&path) {
-            return (None, perm.then_some(file));
+            return (None, give_back.then_some(file));
         }
-        let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return (None, perm.then_some(file)) };
+        let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return (None, give_back.then_some(file)) };
         let path = path_string(&path);
-        let inode = meta.as_ref().map(|m| (m.dev(), m.ino()));
         if !perm {
             if ev.mask & libc::FAN_CLOSE_WRITE != 0 {
                 let depth = match inode {
@@ -289,8 +298,6 @@ impl Sensor {
         // an existing file is opened to be changed, or a suspect opens
         // anything, the writes before it, so detection keeps pace with an
         // attack. Creating new files (empty) never waits.
-        let mode = self.syscalls.open_mode(ev.pid);
-        let empty = meta.as_ref().is_some_and(|m| m.len() == 0);
         let changes_existing = mode.writes() && !empty;
         if let Some(i) = inode {
             if empty {
@@ -308,8 +315,32 @@ impl Sensor {
             self.closed(handler, true);
         }
         let depth = if mode.writes() { Depth::Full } else { Depth::Light };
-        let kind = EventKind::Open { path, mode, before: facts(&file, depth, false) };
-        (Some(self.emit(handler, Event { time_ns, proc, kind }, Some(&file))), Some(file))
+        let before = if empty { None } else { facts(&file, depth, false) };
+        let kind = EventKind::Open { path, mode, before };
+        let decision = self.emit(handler, Event { time_ns, proc, kind }, Some(&file));
+        if answered {
+            return (None, None);
+        }
+        (Some(decision), Some(file))
+    }
+
+    /// An empty file holds nothing to keep: unless its opener is suspect, it
+    /// goes on at once (its writes unwatched), and the open is weighed after.
+    /// Creating files is most of what busy programs do, and their wait here
+    /// was most of what mamori cost them.
+    fn answer_early(
+        &mut self,
+        tid: i32,
+        file: &File,
+        time_ns: u64,
+        answer: &mut Option<Answer>,
+        handler: &mut dyn Handler,
+    ) {
+        let suspect = self.attribute(tid, time_ns, handler).flatten().is_some_and(|p| handler.is_suspect(p));
+        if !suspect {
+            self.watch_writes(file, false);
+            drop(answer.take());
+        }
     }
 
     /// Turns the reporting of a file's reads and writes on or off, with an
