@@ -6,13 +6,10 @@
 //! `open_by_handle_at` on a directory of the same filesystem.
 
 use std::collections::HashMap;
-use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 /// A file handle as fanotify reports it: filesystem id, handle type, bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -125,43 +122,7 @@ fn open_by_handle(mount: &OwnedFd, key: &HandleKey) -> io::Result<PathBuf> {
     fd_path(fd.as_raw_fd())
 }
 
-/// The path an open fd refers to, read relative to `/proc/self/fd` opened
-/// once: walking `/proc/self/fd/N` from the root again was half the cost,
-/// and every open and close event pays it.
+/// The path an open fd refers to, via `/proc/self/fd`.
 pub fn fd_path(fd: i32) -> io::Result<PathBuf> {
-    static FD_DIR: OnceLock<io::Result<File>> = OnceLock::new();
-    let dir = match FD_DIR.get_or_init(|| File::open("/proc/self/fd")) {
-        Ok(dir) => dir,
-        Err(_) => return std::fs::read_link(format!("/proc/self/fd/{fd}")),
-    };
-    let name = CString::new(fd.to_string()).expect("digits have no NUL");
-    // One byte more than the longest path, to tell a cut-off one.
-    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-    // SAFETY: name is NUL-terminated; buf is valid for buf.len() bytes.
-    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if n as usize == buf.len() {
-        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-    }
-    buf.truncate(n as usize);
-    Ok(PathBuf::from(OsString::from_vec(buf)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_fd_names_its_file_and_a_closed_one_no_longer_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().canonicalize().unwrap().join("a file");
-        let file = File::create(&path).unwrap();
-        assert_eq!(fd_path(file.as_raw_fd()).unwrap(), path);
-        let fd = file.as_raw_fd();
-        drop(file);
-        // Another test's file may take the number meanwhile: only not this one.
-        assert_ne!(fd_path(fd).ok(), Some(path));
-    }
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
 }
