@@ -70,7 +70,9 @@ impl Sensor {
                 | libc::FAN_REPORT_TID
                 | libc::FAN_UNLIMITED_MARKS,
             // O_NONBLOCK: the kernel opens the event fd itself; a FIFO must not stall it.
-            (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC | libc::O_NONBLOCK) as u32,
+            // O_NOATIME: access times are evidence, and each read for facts or
+            // a kept block would otherwise dirty the inode once more.
+            (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOATIME) as u32,
         )
         .map_err(SensorError::Init)?;
         let fid_flags = libc::FAN_CLASS_NOTIF
@@ -269,20 +271,22 @@ impl Sensor {
         let meta = file.metadata().ok();
         let inode = meta.as_ref().map(|m| (m.dev(), m.ino()));
         let empty = meta.as_ref().is_some_and(|m| m.len() == 0);
-        // Read while the opener waits: once it goes on, its system call is another.
+        let Ok(path) = crate::handles::fd_path(ev.fd) else { return (None, perm.then_some(file)) };
+        let path = undeleted(path, meta.as_ref());
+        if !self.watch.scope.covers(&path) {
+            return (None, perm.then_some(file));
+        }
+        // Read while the opener waits, like the path: once it goes on, its
+        // system call is another, and the file may have moved.
         let mode = if perm { self.syscalls.open_mode(ev.pid) } else { OpenMode::Unknown };
         if perm && empty && !self.closes.pending_for(inode) {
             self.answer_early(ev.pid, &file, time_ns, answer, handler);
         }
         // Answered already: nothing left to decide, and its writes are unwatched.
         let answered = perm && answer.is_none();
-        let give_back = perm && !answered;
-        let Ok(path) = crate::handles::fd_path(ev.fd) else { return (None, give_back.then_some(file)) };
-        let path = undeleted(path, meta.as_ref());
-        if !self.watch.scope.covers(&path) {
-            return (None, give_back.then_some(file));
-        }
-        let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return (None, give_back.then_some(file)) };
+        let Some(proc) = self.attribute(ev.pid, time_ns, handler) else {
+            return (None, (perm && !answered).then_some(file));
+        };
         let path = path_string(&path);
         if !perm {
             if ev.mask & libc::FAN_CLOSE_WRITE != 0 {

@@ -467,3 +467,25 @@ fn a_guarded_folder_refuses_and_reports_other_processes() {
     );
     drop(run);
 }
+
+/// Weighing a file must not touch its access time: responders read access
+/// times as evidence of what an intruder opened.
+#[test]
+fn weighing_a_file_leaves_its_access_time_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    let ledger = root.join("ledger.txt");
+    std::fs::write(&ledger, "old content\n".repeat(100)).unwrap();
+    // Older than a day, so even `relatime` would update it on a read.
+    let old = std::time::SystemTime::now() - Duration::from_secs(3 * 86_400);
+    let times = std::fs::FileTimes::new().set_accessed(old).set_modified(old);
+    std::fs::File::options().write(true).open(&ledger).unwrap().set_times(times).unwrap();
+    let run = Running::start(protect(&root), None);
+    // Appending reads nothing itself; the sensor reads the file before and after.
+    assert!(sh(&root, "echo more >> ledger.txt").status.success());
+    let path = path_str(&ledger);
+    run.wait_for("the close of ledger.txt", |evs| {
+        has(evs, |k| matches!(k, EventKind::CloseWrite { path: p, .. } if *p == path))
+    });
+    assert_eq!(std::fs::metadata(&ledger).unwrap().accessed().unwrap(), old);
+}
