@@ -184,10 +184,13 @@ impl ActorState {
         }
     }
 
-    pub fn touch(&mut self, path_hash: u64, touch: FileTouch) {
-        if self.touched_seen.insert((path_hash, touch.op)) {
+    /// Records a file operation once per file and kind. The paths are copied
+    /// only when kept: every ancestor of a busy program is told of each of
+    /// its files, most of them already known or past the cap.
+    pub fn touch(&mut self, path_hash: u64, op: FileOp, path: &str, to: Option<&str>) {
+        if self.touched_seen.insert((path_hash, op)) {
             if self.touched.len() < MAX_TOUCHED {
-                self.touched.push(touch);
+                self.touched.push(FileTouch { path: path.to_owned(), op, to: to.map(str::to_owned) });
             } else {
                 self.touched_dropped += 1;
             }

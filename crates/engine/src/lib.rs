@@ -311,7 +311,7 @@ impl Engine {
                 self.each(chain, |a, _, _| {
                     a.read.insert(h, ());
                     if let Some(op) = op {
-                        a.touch(h, FileTouch { path: path.clone(), op, to: None });
+                        a.touch(h, op, path, None);
                     }
                 });
             }
@@ -321,7 +321,7 @@ impl Engine {
                     let h = hash(path);
                     self.each(chain, |a, _, _| {
                         a.created.insert(h, ());
-                        a.touch(h, FileTouch { path: path.clone(), op: FileOp::Create, to: None });
+                        a.touch(h, FileOp::Create, path, None);
                     });
                 }
             }
@@ -363,7 +363,7 @@ impl Engine {
         });
         let size_match = self.cfg.detect.size_match;
         self.each(chain, |a, cfg, hl| {
-            a.touch(h, FileTouch { path: path.to_owned(), op: FileOp::Write, to: None });
+            a.touch(h, FileOp::Write, path, None);
             let breadth = (cfg.weights.breadth_per_dir, cfg.weights.breadth_max);
             if let Some((indicator, weight)) = finding {
                 a.damage_file(h, dir_h, path, indicator, weight, t, hl, breadth);
@@ -406,7 +406,7 @@ impl Engine {
         let canary = self.canaries.contains(&h);
         let size_match = self.cfg.detect.size_match;
         self.each(chain, |a, cfg, hl| {
-            a.touch(h, FileTouch { path: path.to_owned(), op: FileOp::Delete, to: None });
+            a.touch(h, FileOp::Delete, path, None);
             if canary {
                 a.hit_canary(cfg.weights.canary, path, t, hl);
             }
@@ -450,7 +450,7 @@ impl Engine {
         let pattern = judge::rename_pattern(from, to);
         let dir_h = hash(judge::parent_dir(to));
         self.each(chain, |a, cfg, hl| {
-            a.touch(fh, FileTouch { path: from.to_owned(), op: FileOp::Rename, to: Some(to.to_owned()) });
+            a.touch(fh, FileOp::Rename, from, Some(to));
             if a.read.remove(&fh).is_some() {
                 a.read.insert(th, ());
             }
