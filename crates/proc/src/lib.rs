@@ -33,6 +33,12 @@ impl Stat {
     pub fn key(&self) -> ProcKey {
         ProcKey { pid: self.pid, start: self.start }
     }
+
+    /// An io_uring worker: it runs no user code, and an idle one notices a
+    /// stop only when its idle wait ends (seconds later).
+    pub fn is_io_worker(&self) -> bool {
+        self.flags & PF_IO_WORKER != 0
+    }
 }
 
 pub fn read_stat(pid: u32) -> Option<Stat> {
@@ -73,14 +79,6 @@ pub fn started_ns(ticks: u64) -> Option<u64> {
 /// One thread of a process, from `/proc/PID/task/TID/stat`.
 pub fn thread_stat(pid: u32, tid: u32) -> Option<Stat> {
     parse_stat(tid, &fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?)
-}
-
-impl Stat {
-    /// An io_uring worker: it runs no user code, and an idle one notices a
-    /// stop only when its idle wait ends (seconds later).
-    pub fn is_io_worker(&self) -> bool {
-        self.flags & PF_IO_WORKER != 0
-    }
 }
 
 /// Every process visible in `/proc` right now (threads other than the main
