@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mamori_content::{read_facts, Depth};
-use mamori_event::{ContentFacts, Event, EventKind, OpenMode, ProcKey};
+use mamori_event::{ContentFacts, Event, EventKind, ProcKey};
 
 use crate::closes::{Closed, Closes};
 use crate::fanotify::{Answer, Group};
@@ -280,17 +280,7 @@ impl Sensor {
         if !self.watch.scope.covers(&path) {
             return (None, perm.then_some(file));
         }
-        // Read while the opener waits, like the path: once it goes on, its
-        // system call is another, and the file may have moved.
-        let mode = if perm { self.syscalls.open_mode(ev.pid) } else { OpenMode::Unknown };
-        if perm && empty && !self.closes.pending_for(inode) {
-            self.answer_early(ev.pid, &file, time_ns, answer, handler);
-        }
-        // Answered already: nothing left to decide, and its writes are unwatched.
-        let answered = perm && answer.is_none();
-        let Some(proc) = self.attribute(ev.pid, time_ns, handler) else {
-            return (None, (perm && !answered).then_some(file));
-        };
+        let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return (None, perm.then_some(file)) };
         let path = path_string(&path);
         if !perm {
             if ev.mask & libc::FAN_CLOSE_WRITE != 0 {
@@ -311,6 +301,19 @@ impl Sensor {
             }
             return (None, None);
         }
+        // Read while the opener waits, like the path: once it goes on, its
+        // system call is another, and the file may have moved.
+        let mode = self.syscalls.open_mode(ev.pid);
+        let suspect = proc.is_some_and(|p| handler.is_suspect(p));
+        // An empty file holds nothing to keep: unless its opener is suspect,
+        // it goes on at once (its writes unwatched), and the open is weighed
+        // after. Creating files is most of what busy programs do, and their
+        // wait here was most of what mamori cost them.
+        let answered = empty && !suspect && !self.closes.pending_for(inode);
+        if answered {
+            self.watch_writes(&file, false);
+            drop(answer.take());
+        }
         // The engine must see a file's close before its reopen; and before
         // an existing file is opened to be changed, or a suspect opens
         // anything, the writes before it, so detection keeps pace with an
@@ -327,7 +330,7 @@ impl Sensor {
                 self.fresh.remove(&i);
             }
         }
-        let in_order = changes_existing || proc.is_some_and(|p| handler.is_suspect(p));
+        let in_order = changes_existing || suspect;
         while self.closes.pending_for(inode) || (in_order && self.closes.any_pending()) {
             self.closed(handler, true);
         }
@@ -339,25 +342,6 @@ impl Sensor {
             return (None, None);
         }
         (Some(decision), Some(file))
-    }
-
-    /// An empty file holds nothing to keep: unless its opener is suspect, it
-    /// goes on at once (its writes unwatched), and the open is weighed after.
-    /// Creating files is most of what busy programs do, and their wait here
-    /// was most of what mamori cost them.
-    fn answer_early(
-        &mut self,
-        tid: i32,
-        file: &File,
-        time_ns: u64,
-        answer: &mut Option<Answer>,
-        handler: &mut dyn Handler,
-    ) {
-        let suspect = self.attribute(tid, time_ns, handler).flatten().is_some_and(|p| handler.is_suspect(p));
-        if !suspect {
-            self.watch_writes(file, false);
-            drop(answer.take());
-        }
     }
 
     /// Turns the reporting of a file's reads and writes on or off, with an
