@@ -17,12 +17,15 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use mamori_content::Depth;
 use mamori_event::{ContentFacts, ProcKey};
+
+use crate::wake::Wake;
 
 /// A closed file on its way through the worker.
 pub(crate) struct Closed {
@@ -41,7 +44,7 @@ pub(crate) struct Closed {
 pub(crate) struct Closes {
     tx: Option<Sender<Closed>>,
     rx: Receiver<Closed>,
-    wake: OwnedFd,
+    wake: Arc<Wake>,
     pending: usize,
     by_inode: HashMap<(u64, u64), usize>,
     worker: Option<JoinHandle<()>>,
@@ -49,25 +52,17 @@ pub(crate) struct Closes {
 
 impl Closes {
     pub fn new() -> io::Result<Closes> {
-        // SAFETY: plain syscall; the result is a new fd we own or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: just created, owned by nobody else.
-        let wake = unsafe { OwnedFd::from_raw_fd(fd) };
+        let wake = Arc::new(Wake::new()?);
         let (tx, jobs) = mpsc::channel::<Closed>();
         let (done, rx) = mpsc::channel::<Closed>();
-        let wake_fd = wake.as_raw_fd();
+        let worker_wake = wake.clone();
         let worker = std::thread::Builder::new().name("close-facts".into()).spawn(move || {
             for mut c in jobs {
                 c.facts = crate::sensor::facts(&c.file, c.depth, true);
                 if done.send(c).is_err() {
                     return;
                 }
-                let one: u64 = 1;
-                // SAFETY: writes 8 bytes from a valid u64 to an eventfd that outlives the worker (joined on drop).
-                unsafe { libc::write(wake_fd, (&one as *const u64).cast(), 8) };
+                worker_wake.notify();
             }
         })?;
         Ok(Closes { tx: Some(tx), rx, wake, pending: 0, by_inode: HashMap::new(), worker: Some(worker) })
@@ -75,7 +70,7 @@ impl Closes {
 
     /// Readable when results are waiting.
     pub fn wake_fd(&self) -> RawFd {
-        self.wake.as_raw_fd()
+        self.wake.raw()
     }
 
     pub fn submit(&mut self, c: Closed) {
@@ -117,9 +112,7 @@ impl Closes {
 
     /// Clears the wake-up counter (results are then taken with [`Closes::next`]).
     pub fn clear_wake(&self) {
-        let mut count = 0u64;
-        // SAFETY: reads 8 bytes into a valid u64; the fd is non-blocking.
-        unsafe { libc::read(self.wake.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+        self.wake.clear();
     }
 }
 

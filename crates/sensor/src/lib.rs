@@ -41,6 +41,7 @@ mod ready;
 mod records;
 mod scope;
 mod sensor;
+mod wake;
 mod watch;
 
 use std::path::PathBuf;

@@ -13,13 +13,14 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::fanotify::{Answer, Group};
 use crate::records::events;
+use crate::wake::Wake;
 
 /// Opens of a guarded directory and of its entries.
 pub(crate) const LOCK_MASK: u64 = libc::FAN_OPEN_PERM | libc::FAN_EVENT_ON_CHILD | libc::FAN_ONDIR;
@@ -45,7 +46,7 @@ impl Held {
 pub(crate) struct Lock {
     group: Arc<Group>,
     held: Arc<Mutex<Vec<Held>>>,
-    wake: Arc<OwnedFd>,
+    wake: Arc<Wake>,
     stop: Arc<AtomicBool>,
     door: Option<JoinHandle<()>>,
 }
@@ -56,13 +57,7 @@ impl Lock {
             libc::FAN_CLASS_CONTENT | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK | libc::FAN_REPORT_TID,
             (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC | libc::O_NONBLOCK) as u32,
         )?);
-        // SAFETY: plain syscall; the result is a new fd we own or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: just created, owned by nobody else.
-        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        let wake = Arc::new(Wake::new()?);
         let held = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let door = {
@@ -78,14 +73,12 @@ impl Lock {
 
     /// Readable when openers are waiting for [`Lock::take`].
     pub fn wake_fd(&self) -> RawFd {
-        self.wake.as_raw_fd()
+        self.wake.raw()
     }
 
     /// The openers waiting for the sensor thread's verdict.
     pub fn take(&self) -> Vec<Held> {
-        let mut count = 0u64;
-        // SAFETY: reads 8 bytes into a valid u64; the fd is non-blocking.
-        unsafe { libc::read(self.wake.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+        self.wake.clear();
         std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
@@ -108,7 +101,7 @@ impl Drop for Lock {
 }
 
 /// The door's thread: mamori's own opens pass at once, others wait in `held`.
-fn door(group: &Group, held: &Mutex<Vec<Held>>, wake: &OwnedFd, stop: &AtomicBool) {
+fn door(group: &Group, held: &Mutex<Vec<Held>>, wake: &Wake, stop: &AtomicBool) {
     let mut buf = vec![0u8; 16 * 1024];
     while !stop.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd { fd: group.raw(), events: libc::POLLIN, revents: 0 };
@@ -141,9 +134,7 @@ fn door(group: &Group, held: &Mutex<Vec<Held>>, wake: &OwnedFd, stop: &AtomicBoo
         }
         if !waiting.is_empty() {
             held.lock().unwrap_or_else(|p| p.into_inner()).append(&mut waiting);
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a valid u64 to an eventfd that outlives this thread.
-            unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            wake.notify();
         }
     }
 }
