@@ -10,6 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::StoreError;
 
 const LOCK_FILE: &str = "agent.lock";
+/// How long a starting agent waits for a lock held by a reader; a running
+/// agent holds it far longer.
+const READER_GRACE: Duration = Duration::from_millis(250);
 const STATUS_FILE: &str = "agent.json";
 
 /// What the running agent tells `mamori status`.
@@ -68,14 +72,23 @@ impl AgentLock {
             .mode(0o600)
             .open(&path)
             .map_err(|e| StoreError::io(&path, e))?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                let mut text = String::new();
-                let pid = file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
-                return Err(StoreError::AlreadyRunning { pid });
+        // A reader asking whether an agent runs (`mamori status`, a
+        // monitoring check) holds the lock shared for an instant: an agent
+        // starting in that instant must wait it out, not give up.
+        let since = Instant::now();
+        loop {
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::WOULDBLOCK) if since.elapsed() < READER_GRACE => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    let mut text = String::new();
+                    let pid = file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
+                    return Err(StoreError::AlreadyRunning { pid });
+                }
+                Err(e) => return Err(StoreError::io(&path, e.into())),
             }
-            Err(e) => return Err(StoreError::io(&path, e.into())),
         }
         // The pid is for the error message of a second agent; the lock is the truth.
         file.set_len(0)

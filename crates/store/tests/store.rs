@@ -195,6 +195,22 @@ fn second_acquire_fails_and_status_follows_the_lock() {
     drop(AgentLock::acquire(dir.path()).unwrap());
 }
 
+/// `mamori status` looks by taking the lock shared for an instant; an agent
+/// starting in that instant once refused to start ("already running").
+#[test]
+fn an_agent_starting_while_a_reader_looks_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(AgentLock::acquire(dir.path()).unwrap());
+    let reader = std::fs::File::open(dir.path().join("agent.lock")).unwrap();
+    rustix::fs::flock(&reader, rustix::fs::FlockOperation::NonBlockingLockShared).unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(reader);
+    });
+    assert!(AgentLock::acquire(dir.path()).is_ok());
+    release.join().unwrap();
+}
+
 /// A child process holding the agent lock, killed when the test ends.
 struct Holder(Child);
 
