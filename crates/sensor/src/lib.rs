@@ -81,12 +81,12 @@ pub trait Handler {
     /// Every event, in arrival order. For a permission (open) event the return
     /// value is the answer; ignored otherwise, and for the open of an empty
     /// file by a process not [`Handler::is_suspect`], which is allowed (with
-    /// its writes unwatched) before the handler sees it: there is nothing in
-    /// it to keep. `file` is the kernel's own
-    /// read-only descriptor of the file for opens and closes (`None` for
-    /// other events): reading it makes no events, and while an open waits for
-    /// its answer nothing has been written yet, so this is the moment to keep
-    /// a copy. Never open protected files by path here: that open would wait
+    /// its writes unwatched) before the handler sees it, without its file:
+    /// there is nothing in it to keep, and by then its opener may be writing.
+    /// `file` is the kernel's own read-only descriptor of the file for other
+    /// opens and for closes (`None` for other events): reading it makes no
+    /// events, and while an open waits for its answer nothing has been
+    /// written yet, so this is the moment to keep a copy. Never open protected files by path here: that open would wait
     /// for this very thread to answer it.
     fn event(&mut self, ev: &Event, file: Option<&std::fs::File>) -> Decision;
     /// A write of `len` bytes at `offset` (`len == 0`: to the end) is about

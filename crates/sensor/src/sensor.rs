@@ -1,7 +1,7 @@
 //! The event loop: reads both groups, turns kernel records into [`Event`]s
 //! and answers permission events with the handler's decision.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -38,7 +38,9 @@ pub struct Sensor {
     closes: Closes,
     /// Files (inodes) that were empty when last opened: their close needs
     /// only light facts.
-    fresh: HashSet<(u64, u64)>,
+    fresh: HashMap<(u64, u64), Fresh>,
+    /// Renames seen so far: a path noted before the last one may be stale.
+    renames: u64,
     procs: Procs,
     syscalls: Syscalls,
     stats: Stats,
@@ -116,7 +118,8 @@ impl Sensor {
             ready,
             watch,
             closes,
-            fresh: HashSet::new(),
+            fresh: HashMap::new(),
+            renames: 0,
             procs: Procs::new(),
             syscalls: Syscalls::default(),
             stats: Stats::default(),
@@ -275,19 +278,28 @@ impl Sensor {
         let meta = file.metadata().ok();
         let inode = meta.as_ref().map(|m| (m.dev(), m.ino()));
         let empty = meta.as_ref().is_some_and(|m| m.len() == 0);
-        let Ok(path) = crate::handles::fd_path(ev.fd) else { return (None, perm.then_some(file)) };
-        let path = undeleted(path, meta.as_ref());
-        if !self.watch.scope.covers(&path) {
-            return (None, perm.then_some(file));
-        }
+        let close = !perm && ev.mask & libc::FAN_CLOSE_WRITE != 0;
+        let fresh = if close { inode.and_then(|i| self.fresh.remove(&i)) } else { None };
+        let light = fresh.is_some();
+        // A new file's close comes right after its open: the path read then
+        // stands unless something was renamed since (reading it is a walk
+        // of /proc, a tenth of the agent's time for a program making files).
+        let noted = fresh.filter(|f| f.renames == self.renames).map(|f| f.path);
+        let path = match noted {
+            Some(path) => path,
+            None => {
+                let Ok(path) = crate::handles::fd_path(ev.fd) else { return (None, perm.then_some(file)) };
+                let path = undeleted(path, meta.as_ref());
+                if !self.watch.scope.covers(&path) {
+                    return (None, perm.then_some(file));
+                }
+                path_string(&path)
+            }
+        };
         let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return (None, perm.then_some(file)) };
-        let path = path_string(&path);
         if !perm {
-            if ev.mask & libc::FAN_CLOSE_WRITE != 0 {
-                let depth = match inode {
-                    Some(i) if self.fresh.remove(&i) => Depth::Light,
-                    _ => Depth::Full,
-                };
+            if close {
+                let depth = if light { Depth::Light } else { Depth::Full };
                 let mut closed = Closed { file, inode, path, proc, time_ns, depth, facts: None };
                 if depth == Depth::Light && !self.closes.any_pending() {
                     // Light facts read 12 KiB at most: cheaper here than the
@@ -325,7 +337,7 @@ impl Sensor {
                     // Forgetting only makes later closes take full facts.
                     self.fresh.clear();
                 }
-                self.fresh.insert(i);
+                self.fresh.insert(i, Fresh { path: path.clone(), renames: self.renames });
             } else {
                 self.fresh.remove(&i);
             }
@@ -337,10 +349,14 @@ impl Sensor {
         let depth = if mode.writes() { Depth::Full } else { Depth::Light };
         let before = if empty { None } else { facts(&file, depth, false) };
         let kind = EventKind::Open { path, mode, before };
-        let decision = self.emit(handler, Event { time_ns, proc, kind }, Some(&file));
         if answered {
+            // Not the file as the opener found it any more: it may be
+            // writing already, and a vault given it would keep the new
+            // content as the old.
+            self.emit(handler, Event { time_ns, proc, kind }, None);
             return (None, None);
         }
+        let decision = self.emit(handler, Event { time_ns, proc, kind }, Some(&file));
         (Some(decision), Some(file))
     }
 
@@ -390,6 +406,7 @@ impl Sensor {
             Some(parent.join(std::ffi::OsStr::from_bytes(&rec.name)))
         };
         let kind = if ev.mask & libc::FAN_RENAME != 0 {
+            self.renames += 1;
             // The kernel leaves out the record of a directory it does not
             // watch: a move from outside reads as a create, a move out as a delete.
             let from = path_of(libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME);
@@ -521,6 +538,12 @@ impl Sensor {
         self.stats.events += 1;
         handler.event(&ev, file)
     }
+}
+
+/// A file that was empty when it was opened, and the path it was opened by.
+struct Fresh {
+    path: String,
+    renames: u64,
 }
 
 /// Facts of a regular file; `None` when it is not one, is unreadable, or is

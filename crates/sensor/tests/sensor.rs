@@ -20,11 +20,21 @@ struct Recorder {
     events: Shared,
     /// Opens of paths ending with this are denied.
     deny_suffix: Option<String>,
+    /// When set, each open handed a file is handled this slowly, and the
+    /// size the file has by then is noted.
+    slow_opens: Option<(Duration, Given)>,
 }
 
+/// Path and size of each file handed with an open.
+type Given = Arc<Mutex<Vec<(String, u64)>>>;
+
 impl Handler for Recorder {
-    fn event(&mut self, ev: &Event, _file: Option<&std::fs::File>) -> Decision {
+    fn event(&mut self, ev: &Event, file: Option<&std::fs::File>) -> Decision {
         self.events.lock().unwrap().push(ev.clone());
+        if let (EventKind::Open { path, .. }, Some(file), Some((linger, given))) = (&ev.kind, file, &self.slow_opens) {
+            std::thread::sleep(*linger);
+            given.lock().unwrap().push((path.clone(), file.metadata().unwrap().len()));
+        }
         match (&ev.kind, &self.deny_suffix) {
             (EventKind::Open { path, .. }, Some(s)) if path.ends_with(s.as_str()) => Decision::Deny,
             _ => Decision::Allow,
@@ -41,9 +51,13 @@ struct Running {
 
 impl Running {
     fn start(sensor: Sensor, deny_suffix: Option<&str>) -> Running {
+        Running::start_with(sensor, deny_suffix, None)
+    }
+
+    fn start_with(sensor: Sensor, deny_suffix: Option<&str>, slow_opens: Option<(Duration, Given)>) -> Running {
         let stop = Arc::new(AtomicBool::new(false));
         let events = Shared::default();
-        let mut handler = Recorder { events: events.clone(), deny_suffix: deny_suffix.map(str::to_owned) };
+        let mut handler = Recorder { events: events.clone(), deny_suffix: deny_suffix.map(str::to_owned), slow_opens };
         let thread = {
             let stop = stop.clone();
             let mut sensor = sensor;
@@ -488,4 +502,52 @@ fn weighing_a_file_leaves_its_access_time_alone() {
         has(evs, |k| matches!(k, EventKind::CloseWrite { path: p, .. } if *p == path))
     });
     assert_eq!(std::fs::metadata(&ledger).unwrap().accessed().unwrap(), old);
+}
+
+/// The file handed to the handler with an open is the file as its opener
+/// found it: the vault copies it as the before-image. An open answered at
+/// once (a new, empty file) must not hand over a file its opener is already
+/// writing, or the vault keeps the new content as if it were the old.
+#[test]
+fn a_file_handed_over_with_an_open_is_as_its_opener_found_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    std::fs::write(root.join("old.txt"), "0123456789").unwrap();
+    let given = Given::default();
+    let run = Running::start_with(protect(&root), None, Some((Duration::from_millis(200), given.clone())));
+    assert!(sh(&root, "printf 'new content' > new.txt && printf more >> old.txt").status.success());
+    let old = path_str(&root.join("old.txt"));
+    run.wait_for("the close of old.txt", |evs| {
+        has(evs, |k| matches!(k, EventKind::CloseWrite { path: p, .. } if *p == old))
+    });
+    drop(run);
+    let given = given.lock().unwrap().clone();
+    assert!(given.contains(&(old.clone(), 10)), "old.txt not handed over as it was: {given:?}");
+    let new = path_str(&root.join("new.txt"));
+    assert!(given.iter().all(|(p, len)| *p != new || *len == 0), "new.txt handed over after it was written: {given:?}");
+}
+
+/// The close of a file renamed while it was open must not name it by a path
+/// the engine has already seen it leave: the engine follows the file by
+/// name, and a write reported under a vanished name is a write it loses.
+#[test]
+fn a_file_renamed_while_open_is_closed_under_a_name_consistent_with_the_rename() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    let run = Running::start(protect(&root), None);
+    assert!(sh(&root, "exec 3>new.txt; mv new.txt renamed.txt; echo data >&3; exec 3>&-").status.success());
+    let (old, new) = (path_str(&root.join("new.txt")), path_str(&root.join("renamed.txt")));
+    let evs = run.wait_for("the close and the rename", |evs| {
+        has(evs, |k| matches!(k, EventKind::CloseWrite { .. })) && has(evs, |k| matches!(k, EventKind::Rename { .. }))
+    });
+    let at = |f: &dyn Fn(&EventKind) -> bool| evs.iter().position(|e| f(&e.kind)).unwrap();
+    let close = at(&|k| matches!(k, EventKind::CloseWrite { .. }));
+    let rename = at(&|k| matches!(k, EventKind::Rename { from, to, .. } if *from == old && *to == new));
+    match &evs[close].kind {
+        EventKind::CloseWrite { path, .. } if *path == new => {}
+        EventKind::CloseWrite { path, .. } if *path == old => {
+            assert!(close < rename, "closed as {old} after the rename")
+        }
+        other => panic!("unexpected close {other:?}"),
+    }
 }
