@@ -4,9 +4,16 @@
 //! hashing: a program writing many files would wait at each open for the
 //! facts of the file it closed before. Closes are handed to a worker and
 //! come back, facts computed, in the order they were handed over; a wake-up
-//! fd tells the sensor's poll that results are waiting. Only the light facts
-//! of a new file (12 KiB read at most) are computed by the sensor itself,
-//! when nothing is ahead of them here: cheaper than two hand-offs.
+//! fd tells the sensor's poll that results are waiting.
+//!
+//! The light facts of a new file (12 KiB read at most) are cheaper to
+//! compute than two hand-offs between threads, so while nothing is in the
+//! worker the sensor holds such closes and weighs them itself, one at a time
+//! when it has nothing else to do. A program writing files one after another
+//! opens the next right after closing the last: that open is answered first,
+//! not after the close is weighed. Holding is bounded; past the bound, and
+//! as soon as any close goes to the worker, the held ones go there first, so
+//! closes still come back in order.
 //!
 //! Some opens still wait for the closes before them: an open of the same
 //! file (so the engine sees the close before the reopen), an open that is
@@ -14,7 +21,7 @@
 //! already suspects (so detection keeps pace with an attack). A program
 //! creating new files never waits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::os::fd::RawFd;
@@ -26,6 +33,9 @@ use mamori_content::Depth;
 use mamori_event::{ContentFacts, ProcKey};
 
 use crate::wake::Wake;
+
+/// Closes held on the sensor's thread at most, before they go to the worker.
+const HELD_MAX: usize = 64;
 
 /// A closed file on its way through the worker.
 pub(crate) struct Closed {
@@ -41,11 +51,20 @@ pub(crate) struct Closed {
     pub facts: Option<ContentFacts>,
 }
 
+impl Closed {
+    fn weigh(&mut self) {
+        self.facts = crate::sensor::facts(&self.file, self.depth, true);
+    }
+}
+
 pub(crate) struct Closes {
     tx: Option<Sender<Closed>>,
     rx: Receiver<Closed>,
     wake: Arc<Wake>,
-    pending: usize,
+    /// Handed to the worker and not yet taken back. While any are, none is
+    /// held.
+    in_flight: usize,
+    held: VecDeque<Closed>,
     by_inode: HashMap<(u64, u64), usize>,
     worker: Option<JoinHandle<()>>,
 }
@@ -58,14 +77,22 @@ impl Closes {
         let worker_wake = wake.clone();
         let worker = std::thread::Builder::new().name("close-facts".into()).spawn(move || {
             for mut c in jobs {
-                c.facts = crate::sensor::facts(&c.file, c.depth, true);
+                c.weigh();
                 if done.send(c).is_err() {
                     return;
                 }
                 worker_wake.notify();
             }
         })?;
-        Ok(Closes { tx: Some(tx), rx, wake, pending: 0, by_inode: HashMap::new(), worker: Some(worker) })
+        Ok(Closes {
+            tx: Some(tx),
+            rx,
+            wake,
+            in_flight: 0,
+            held: VecDeque::new(),
+            by_inode: HashMap::new(),
+            worker: Some(worker),
+        })
     }
 
     /// Readable when results are waiting.
@@ -73,11 +100,33 @@ impl Closes {
         self.wake.raw()
     }
 
+    /// Hands `c` to the worker, after any held closes.
     pub fn submit(&mut self, c: Closed) {
-        self.pending += 1;
+        self.count(&c);
+        while let Some(h) = self.held.pop_front() {
+            self.send(h);
+        }
+        self.send(c);
+    }
+
+    /// Keeps a close whose facts are light for the sensor to weigh itself
+    /// ([`Closes::next`]), unless the worker has closes ahead of it.
+    pub fn hold(&mut self, c: Closed) {
+        if self.in_flight > 0 || self.held.len() >= HELD_MAX {
+            return self.submit(c);
+        }
+        self.count(&c);
+        self.held.push_back(c);
+    }
+
+    fn count(&mut self, c: &Closed) {
         if let Some(ino) = c.inode {
             *self.by_inode.entry(ino).or_default() += 1;
         }
+    }
+
+    fn send(&mut self, c: Closed) {
+        self.in_flight += 1;
         if let Some(tx) = &self.tx {
             // The worker only stops when `tx` is dropped.
             let _ = tx.send(c);
@@ -85,20 +134,30 @@ impl Closes {
     }
 
     pub fn any_pending(&self) -> bool {
-        self.pending > 0
+        self.in_flight > 0 || !self.held.is_empty()
+    }
+
+    /// Whether closes are held for the sensor to weigh.
+    pub fn holding(&self) -> bool {
+        !self.held.is_empty()
     }
 
     pub fn pending_for(&self, inode: Option<(u64, u64)>) -> bool {
         inode.is_some_and(|i| self.by_inode.contains_key(&i))
     }
 
-    /// The next result: waiting for it when `block`, else only if ready.
+    /// The next close, facts computed: from the worker (waiting for it when
+    /// `block`, else only if ready), or else the first held one, weighed now.
     pub fn next(&mut self, block: bool) -> Option<Closed> {
-        if self.pending == 0 {
-            return None;
-        }
-        let c = if block { self.rx.recv().ok()? } else { self.rx.try_recv().ok()? };
-        self.pending -= 1;
+        let c = if self.in_flight > 0 {
+            let c = if block { self.rx.recv().ok()? } else { self.rx.try_recv().ok()? };
+            self.in_flight -= 1;
+            c
+        } else {
+            let mut c = self.held.pop_front()?;
+            c.weigh();
+            c
+        };
         if let Some(ino) = c.inode {
             if let Some(n) = self.by_inode.get_mut(&ino) {
                 *n -= 1;
@@ -122,5 +181,46 @@ impl Drop for Closes {
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn closed(dir: &std::path::Path, name: &str, depth: Depth) -> Closed {
+        let path = dir.join(name);
+        std::fs::write(&path, name.repeat(100)).unwrap();
+        let file = File::open(&path).unwrap();
+        let meta = file.metadata().unwrap();
+        let inode = Some((meta.dev(), meta.ino()));
+        Closed { file, inode, path: name.to_owned(), proc: None, time_ns: 0, depth, facts: None }
+    }
+
+    #[test]
+    fn held_and_worker_closes_come_back_in_order_weighed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut closes = Closes::new().unwrap();
+        let a = closed(dir.path(), "a", Depth::Light);
+        let a_inode = a.inode;
+        closes.hold(a);
+        closes.hold(closed(dir.path(), "b", Depth::Light));
+        assert!(closes.holding() && closes.pending_for(a_inode));
+        // A close for the worker sends the held ones ahead of it.
+        closes.submit(closed(dir.path(), "c", Depth::Full));
+        assert!(!closes.holding() && closes.any_pending());
+        // Held while the worker has closes: to the worker, behind them.
+        closes.hold(closed(dir.path(), "d", Depth::Light));
+        assert!(!closes.holding());
+        let order: Vec<(String, bool)> =
+            std::iter::from_fn(|| closes.next(true)).map(|c| (c.path, c.facts.is_some())).collect();
+        let want: Vec<(String, bool)> = ["a", "b", "c", "d"].iter().map(|n| (n.to_string(), true)).collect();
+        assert_eq!(order, want);
+        assert!(!closes.any_pending() && !closes.pending_for(a_inode));
+        // With the worker idle, a held close is weighed on the spot.
+        closes.hold(closed(dir.path(), "e", Depth::Light));
+        let e = closes.next(false).unwrap();
+        assert_eq!((e.path.as_str(), e.facts.is_some()), ("e", true));
     }
 }

@@ -18,7 +18,7 @@ use crate::fanotify::{Answer, Group};
 use crate::lock::{Held, Lock};
 use crate::openmode::Syscalls;
 use crate::procs::{Procs, Who};
-use crate::ready::{Ready, Source};
+use crate::ready::{Ready, Source, Woken};
 use crate::records::{access_range, dir_entries, events, RawEvent};
 use crate::scope::Scope;
 use crate::watch::Watch;
@@ -137,7 +137,16 @@ impl Sensor {
     pub fn run(&mut self, handler: &mut dyn Handler, stop: &AtomicBool) -> Result<(), SensorError> {
         let mut last_tick = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            let woken = self.ready.wait(TICK).map_err(SensorError::Poll)?;
+            // Held closes are weighed when nothing else is waiting, one at a
+            // time, so an open that comes meanwhile is answered first.
+            let holding = self.closes.holding();
+            let woken = self.ready.wait(if holding { Duration::ZERO } else { TICK }).map_err(SensorError::Poll)?;
+            if holding && woken == Woken::default() {
+                if let Some(c) = self.closes.next(false) {
+                    self.report_close(c, handler);
+                }
+                continue;
+            }
             let mut batch = false;
             if woken.has(Source::Fid) {
                 batch |= self.read_batch(false, handler)?;
@@ -300,13 +309,9 @@ impl Sensor {
         if !perm {
             if close {
                 let depth = if light { Depth::Light } else { Depth::Full };
-                let mut closed = Closed { file, inode, path, proc, time_ns, depth, facts: None };
-                if depth == Depth::Light && !self.closes.any_pending() {
-                    // Light facts read 12 KiB at most: cheaper here than the
-                    // two hand-offs between threads (and the engine sees
-                    // closes in order, as nothing is ahead in the worker).
-                    closed.facts = facts(&closed.file, depth, true);
-                    self.report_close(closed, handler);
+                let closed = Closed { file, inode, path, proc, time_ns, depth, facts: None };
+                if depth == Depth::Light {
+                    self.closes.hold(closed);
                 } else {
                     self.closes.submit(closed);
                 }
@@ -471,6 +476,12 @@ impl Sensor {
                 return;
             }
         };
+        if matches!(kind, EventKind::Delete { .. }) && self.closes.holding() {
+            // A close weighed after its file's delete would describe a file
+            // the engine has already seen go (and an original deleted is
+            // paired with the new files written before it).
+            self.closed(handler, false);
+        }
         if let Some(proc) = self.attribute(ev.pid, time_ns, handler) {
             self.emit(handler, Event { time_ns, proc, kind }, None);
         }
