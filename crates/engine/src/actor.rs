@@ -33,6 +33,9 @@ pub(crate) struct ActorState {
     breadth: f64,
     note_score: f64,
     pub canary: bool,
+    /// Opened a file that had content, or deleted or renamed one: the
+    /// user's data has been within its reach, so what it writes is weighed.
+    pub touched_existing: bool,
     /// Path hashes this actor opened (any mode): originals it may later replace.
     pub read: Recent<u64, ()>,
     /// Path hashes this actor created.

@@ -219,6 +219,18 @@ impl Engine {
         chain.iter().any(|k| self.actors.get(k).is_some_and(|a| a.judged || a.has_evidence()))
     }
 
+    /// Whether the files this process creates are worth weighing when they
+    /// are closed. Not for a process that, with every ancestor it is
+    /// credited to, has neither evidence against it nor ever touched a file
+    /// that existed: whatever it writes is new, none of it can be the user's
+    /// data encrypted, and weighing every file of a program that only
+    /// creates them was a quarter of what mamori cost it.
+    pub fn weighs_new_files(&self, key: ProcKey) -> bool {
+        let mut chain = Vec::new();
+        self.procs.chain(key, &mut chain);
+        chain.iter().any(|k| self.actors.get(k).is_some_and(|a| a.judged || a.has_evidence() || a.touched_existing))
+    }
+
     /// Weighs one event; returns a verdict when it tips an actor over the threshold.
     pub fn process(&mut self, ev: &Event) -> Option<Verdict> {
         self.stats.events += 1;
@@ -308,8 +320,10 @@ impl Engine {
                     OpenMode::Write => Some(FileOp::Write),
                     OpenMode::Read | OpenMode::Unknown => None,
                 };
+                let existing = before.is_some();
                 self.each(chain, |a, _, _| {
                     a.read.insert(h, ());
+                    a.touched_existing |= existing;
                     if let Some(op) = op {
                         a.touch(h, op, path, None);
                     }
@@ -407,6 +421,7 @@ impl Engine {
         let size_match = self.cfg.detect.size_match;
         self.each(chain, |a, cfg, hl| {
             a.touch(h, FileOp::Delete, path, None);
+            a.touched_existing = true;
             if canary {
                 a.hit_canary(cfg.weights.canary, path, t, hl);
             }
@@ -451,6 +466,7 @@ impl Engine {
         let dir_h = hash(judge::parent_dir(to));
         self.each(chain, |a, cfg, hl| {
             a.touch(fh, FileOp::Rename, from, Some(to));
+            a.touched_existing = true;
             if a.read.remove(&fh).is_some() {
                 a.read.insert(th, ());
             }

@@ -322,3 +322,33 @@ fn unattributed_events_are_counted_not_judged() {
     }
     assert_eq!(engine.stats().unattributed, 1);
 }
+
+/// What a process creates is weighed once it, or an ancestor it is credited
+/// to, has had an existing file within reach (opened one with content,
+/// deleted or renamed one), or has evidence against it; a program that only
+/// ever made new files is spared the cost.
+#[test]
+fn new_files_are_weighed_once_existing_files_were_within_reach() {
+    let engine_after = |t: &Trace| {
+        let mut engine = Engine::new(Config::default());
+        for ev in &t.events {
+            engine.process(ev);
+        }
+        engine
+    };
+    let mut t = Trace::default();
+    let writer = session(&mut t, "/usr/bin/python3");
+    for i in 0..3 {
+        t.write_new(writer, &format!("/data/new{i}.bin"), &random_bytes(i, 4096));
+    }
+    assert!(!engine_after(&t).weighs_new_files(writer), "only new files so far");
+    t.open(writer, "/data/report.txt", OpenMode::Read, &prose(1, 4096));
+    let engine = engine_after(&t);
+    assert!(engine.weighs_new_files(writer), "it read an existing file");
+    let child = t.proc(300, Some(200), 100, "/usr/bin/gzip");
+    assert!(engine_after(&t).weighs_new_files(child), "credited to a parent that read one");
+    let elsewhere = t.proc(400, None, 400, "/usr/bin/python3");
+    assert!(!engine_after(&t).weighs_new_files(elsewhere), "another session");
+    t.delete(elsewhere, "/data/old.log");
+    assert!(engine_after(&t).weighs_new_files(elsewhere), "it deleted a file");
+}

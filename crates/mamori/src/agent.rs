@@ -404,6 +404,10 @@ impl Handler for Agent {
         self.engine.is_suspect(proc)
     }
 
+    fn weighs_new_files(&self, proc: mamori_event::ProcKey) -> bool {
+        self.engine.weighs_new_files(proc)
+    }
+
     fn before_write(&mut self, file: &std::fs::File, offset: u64, len: u64, reading: &mut dyn FnMut() -> bool) -> bool {
         self.vaults.as_mut().is_some_and(|vaults| vaults.keep_range(file, offset, len, reading))
     }

@@ -109,6 +109,12 @@ pub trait Handler {
     fn is_suspect(&self, _proc: mamori_event::ProcKey) -> bool {
         false
     }
+    /// Whether the files this process creates are to be weighed (their
+    /// content facts read) when closed. When not, their closes are not
+    /// reported: the creates still are.
+    fn weighs_new_files(&self, _proc: mamori_event::ProcKey) -> bool {
+        true
+    }
     /// Called about every 200 ms and after each batch, on the sensor thread.
     fn tick(&mut self) {}
 }

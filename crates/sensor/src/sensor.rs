@@ -30,6 +30,8 @@ use mamori_guard::{Allow, Denial, Guard};
 pub(crate) const FAN_PRE_ACCESS: u64 = 0x0010_0000;
 const FRESH_MAX: usize = 65_536;
 const TICK: Duration = Duration::from_millis(200);
+/// How long held closes wait for the open that usually follows a close.
+const HELD_WAIT: Duration = Duration::from_millis(1);
 const BUF_LEN: usize = 64 * 1024;
 
 pub struct Sensor {
@@ -41,6 +43,8 @@ pub struct Sensor {
     fresh: HashMap<(u64, u64), Fresh>,
     /// Renames seen so far: a path noted before the last one may be stale.
     renames: u64,
+    /// The last file event was a close, held.
+    just_held: bool,
     procs: Procs,
     syscalls: Syscalls,
     stats: Stats,
@@ -120,6 +124,7 @@ impl Sensor {
             closes,
             fresh: HashMap::new(),
             renames: 0,
+            just_held: false,
             procs: Procs::new(),
             syscalls: Syscalls::default(),
             stats: Stats::default(),
@@ -138,10 +143,18 @@ impl Sensor {
         let mut last_tick = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             // Held closes are weighed when nothing else is waiting, one at a
-            // time, so an open that comes meanwhile is answered first.
+            // time, so an open that comes meanwhile is answered first. Right
+            // after a close its writer's next open is due: they wait for it
+            // (or a moment) and are weighed while that opener writes.
             let holding = self.closes.holding();
-            let woken = self.ready.wait(if holding { Duration::ZERO } else { TICK }).map_err(SensorError::Poll)?;
+            let timeout = match (holding, self.just_held) {
+                (false, _) => TICK,
+                (true, true) => HELD_WAIT,
+                (true, false) => Duration::ZERO,
+            };
+            let woken = self.ready.wait(timeout).map_err(SensorError::Poll)?;
             if holding && woken == Woken::default() {
+                self.just_held = false;
                 if let Some(c) = self.closes.next(false) {
                     self.report_close(c, handler);
                 }
@@ -308,10 +321,14 @@ impl Sensor {
         let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return (None, perm.then_some(file)) };
         if !perm {
             if close {
+                if light && proc.is_some_and(|p| !handler.weighs_new_files(p)) {
+                    return (None, None);
+                }
                 let depth = if light { Depth::Light } else { Depth::Full };
                 let closed = Closed { file, inode, path, proc, time_ns, depth, facts: None };
                 if depth == Depth::Light {
                     self.closes.hold(closed);
+                    self.just_held = true;
                 } else {
                     self.closes.submit(closed);
                 }
@@ -322,6 +339,7 @@ impl Sensor {
         // system call is another, and the file may have moved.
         let mode = self.syscalls.open_mode(ev.pid);
         let suspect = proc.is_some_and(|p| handler.is_suspect(p));
+        self.just_held = false;
         // An empty file holds nothing to keep: unless its opener is suspect,
         // it goes on at once (its writes unwatched), and the open is weighed
         // after. Creating files is most of what busy programs do, and their
