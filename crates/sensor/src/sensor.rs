@@ -267,14 +267,14 @@ impl Sensor {
                 None => false,
             };
             if !keep_watching {
-                self.watch_writes(&file, false);
+                self.watch(&file, FAN_PRE_ACCESS, false);
             }
             return;
         }
         let (decision, file) = self.file_event(ev, file, perm, time_ns, &mut answer, handler);
         if let Some(file) = &file {
             // Decided while the opener still waits, so its first write is covered (or free).
-            self.watch_writes(file, decision == Some(Decision::AllowWatchWrites));
+            self.watch(file, FAN_PRE_ACCESS, decision == Some(Decision::AllowWatchWrites));
         }
         if let (Some(a), Some(Decision::Deny)) = (answer.as_mut(), decision) {
             a.deny();
@@ -345,9 +345,21 @@ impl Sensor {
         // after. Creating files is most of what busy programs do, and their
         // wait here was most of what mamori cost them.
         let answered = empty && !suspect && !self.closes.pending_for(inode);
+        let unheard = answered && proc.is_some_and(|p| !handler.weighs_new_files(p));
         if answered {
-            self.watch_writes(&file, false);
+            // Nor is its close worth reading when its creator's new files go
+            // unweighed: one event fewer for every file such a program makes.
+            if unheard {
+                self.watch(&file, FAN_PRE_ACCESS | libc::FAN_CLOSE_WRITE, false);
+            } else {
+                self.watch(&file, libc::FAN_CLOSE_WRITE, true);
+                self.watch(&file, FAN_PRE_ACCESS, false);
+            }
             drop(answer.take());
+        } else if mode.writes() {
+            // The file may carry the close ignore of the program that made
+            // it: whoever writes it now is heard when done.
+            self.watch(&file, libc::FAN_CLOSE_WRITE, true);
         }
         // The engine must see a file's close before its reopen; and before
         // an existing file is opened to be changed, or a suspect opens
@@ -355,7 +367,9 @@ impl Sensor {
         // attack. Creating new files (empty) never waits.
         let changes_existing = mode.writes() && !empty;
         if let Some(i) = inode {
-            if empty {
+            if unheard {
+                self.fresh.remove(&i);
+            } else if empty {
                 if self.fresh.len() >= FRESH_MAX {
                     // Forgetting only makes later closes take full facts.
                     self.fresh.clear();
@@ -383,20 +397,22 @@ impl Sensor {
         (Some(decision), Some(file))
     }
 
-    /// Turns the reporting of a file's reads and writes on or off, with an
-    /// ignore mark on its inode. Evictable, so the marks of files no longer
-    /// in use do not keep their inodes in memory (a file evicted and opened
-    /// again gets a new open event, and a new mark).
-    fn watch_writes(&self, file: &File, on: bool) {
+    /// Turns the reporting of a file's `mask` events (its reads and
+    /// writes, its closes) on or off, with an ignore mark on its inode.
+    /// Evictable, so the marks of files no longer in use do not keep their
+    /// inodes in memory (a file evicted and opened again gets a new open
+    /// event, and a new mark). Every open passes here before its opener goes
+    /// on, so an ignore set for one opener is lifted for the next.
+    fn watch(&self, file: &File, mask: u64, on: bool) {
         let result = if on {
-            self.watch.perm.mark(libc::FAN_MARK_REMOVE | libc::FAN_MARK_IGNORED_MASK, FAN_PRE_ACCESS, file)
+            self.watch.perm.mark(libc::FAN_MARK_REMOVE | libc::FAN_MARK_IGNORED_MASK, mask, file)
         } else {
             self.watch.perm.mark(
                 libc::FAN_MARK_ADD
                     | libc::FAN_MARK_IGNORED_MASK
                     | libc::FAN_MARK_IGNORED_SURV_MODIFY
                     | libc::FAN_MARK_EVICTABLE,
-                FAN_PRE_ACCESS,
+                mask,
                 file,
             )
         };

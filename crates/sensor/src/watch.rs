@@ -17,7 +17,7 @@ use crate::SensorError;
 /// the opened file can ever report them: a file opened with no pre-content
 /// watcher in sight never does, even if one is added during its open. Files
 /// not kept by range get an ignore mark while their opener waits (see
-/// `Sensor::watch_writes`), so their reads and writes cost nothing.
+/// `Sensor::watch`), so their reads and writes cost nothing.
 const PERM_MASK: u64 =
     libc::FAN_OPEN_PERM | libc::FAN_CLOSE_WRITE | crate::sensor::FAN_PRE_ACCESS | libc::FAN_EVENT_ON_CHILD;
 /// Names coming and going in a marked directory, files and directories alike.

@@ -23,12 +23,18 @@ struct Recorder {
     /// When set, each open handed a file is handled this slowly, and the
     /// size the file has by then is noted.
     slow_opens: Option<(Duration, Given)>,
+    /// The answer to `weighs_new_files`, for every process.
+    weighs_new_files: bool,
 }
 
 /// Path and size of each file handed with an open.
 type Given = Arc<Mutex<Vec<(String, u64)>>>;
 
 impl Handler for Recorder {
+    fn weighs_new_files(&self, _proc: ProcKey) -> bool {
+        self.weighs_new_files
+    }
+
     fn event(&mut self, ev: &Event, file: Option<&std::fs::File>) -> Decision {
         self.events.lock().unwrap().push(ev.clone());
         if let (EventKind::Open { path, .. }, Some(file), Some((linger, given))) = (&ev.kind, file, &self.slow_opens) {
@@ -51,13 +57,18 @@ struct Running {
 
 impl Running {
     fn start(sensor: Sensor, deny_suffix: Option<&str>) -> Running {
-        Running::start_with(sensor, deny_suffix, None)
+        let recorder = Recorder {
+            events: Shared::default(),
+            deny_suffix: deny_suffix.map(str::to_owned),
+            slow_opens: None,
+            weighs_new_files: true,
+        };
+        Running::start_with(sensor, recorder)
     }
 
-    fn start_with(sensor: Sensor, deny_suffix: Option<&str>, slow_opens: Option<(Duration, Given)>) -> Running {
+    fn start_with(sensor: Sensor, mut handler: Recorder) -> Running {
         let stop = Arc::new(AtomicBool::new(false));
-        let events = Shared::default();
-        let mut handler = Recorder { events: events.clone(), deny_suffix: deny_suffix.map(str::to_owned), slow_opens };
+        let events = handler.events.clone();
         let thread = {
             let stop = stop.clone();
             let mut sensor = sensor;
@@ -514,7 +525,13 @@ fn a_file_handed_over_with_an_open_is_as_its_opener_found_it() {
     let root = canon(&dir);
     std::fs::write(root.join("old.txt"), "0123456789").unwrap();
     let given = Given::default();
-    let run = Running::start_with(protect(&root), None, Some((Duration::from_millis(200), given.clone())));
+    let recorder = Recorder {
+        events: Shared::default(),
+        deny_suffix: None,
+        slow_opens: Some((Duration::from_millis(200), given.clone())),
+        weighs_new_files: true,
+    };
+    let run = Running::start_with(protect(&root), recorder);
     assert!(sh(&root, "printf 'new content' > new.txt && printf more >> old.txt").status.success());
     let old = path_str(&root.join("old.txt"));
     run.wait_for("the close of old.txt", |evs| {
@@ -550,4 +567,28 @@ fn a_file_renamed_while_open_is_closed_under_a_name_consistent_with_the_rename()
         }
         other => panic!("unexpected close {other:?}"),
     }
+}
+
+/// The close of a new file whose creator's files go unweighed is not even
+/// read; but whoever opens that file to write it later is heard when done:
+/// a document made by one program and encrypted in place by another must
+/// not slip by.
+#[test]
+fn an_unweighed_new_file_is_heard_again_when_another_open_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    let recorder = Recorder { events: Shared::default(), deny_suffix: None, slow_opens: None, weighs_new_files: false };
+    let run = Running::start_with(protect(&root), recorder);
+    let (made, marker) = (path_str(&root.join("made.txt")), path_str(&root.join("marker.txt")));
+    assert!(sh(&root, "printf first > made.txt && printf x > marker.txt").status.success());
+    run.wait_for("the open of marker.txt", |evs| {
+        has(evs, |k| matches!(k, EventKind::Open { path, .. } if *path == marker))
+    });
+    assert!(sh(&root, "printf ' and more' >> made.txt").status.success());
+    let evs = run.wait_for("the close of the rewrite", |evs| {
+        has(evs, |k| matches!(k, EventKind::CloseWrite { path, after } if *path == made && after.size > 5))
+    });
+    let closes = evs.iter().filter(|e| matches!(&e.kind, EventKind::CloseWrite { path, .. } if *path == made)).count();
+    assert_eq!(closes, 1, "the creating close is not read, the rewriting one is: {evs:#?}");
+    assert!(!has(&evs, |k| matches!(k, EventKind::CloseWrite { path, .. } if *path == marker)));
 }
