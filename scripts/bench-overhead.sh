@@ -73,6 +73,9 @@ with_mamori() {
   local agent=$!
   until "$bin" status --state "$work/state$run" >/dev/null 2>&1; do sleep 0.1; done
   timed "$1" "$work/prot$run" 2>/dev/null | tail -1 >>"$work/with"
+  # The agent's own CPU (user + system, in clock ticks): steadier than the
+  # ratio on a machine whose baselines swing.
+  awk '{print $14 + $15}' "/proc/$agent/stat" >>"$work/agent_ticks"
   "$bin" incidents --json --state "$work/state$run" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' >>"$work/incidents"
   kill "$agent"; wait "$agent" || true
 }
@@ -82,7 +85,7 @@ with_mamori() {
 # the median ratio is the figure.
 pairs=${PAIRS:-3}
 for w in ${WORKLOADS:-small_files c_project random_writes}; do
-  : >"$work/incidents"; : >"$work/without"; : >"$work/with"
+  : >"$work/incidents"; : >"$work/without"; : >"$work/with"; : >"$work/agent_ticks"
   for i in $(seq "$pairs"); do
     if [ $((i % 2)) -eq 1 ]; then
       without $w; with_mamori $w
@@ -94,10 +97,11 @@ for w in ${WORKLOADS:-small_files c_project random_writes}; do
 import statistics, sys
 w, work = sys.argv[1], sys.argv[2]
 incidents = sum(int(n) for n in open(f"{work}/incidents").read().split())
+ticks = [int(n) for n in open(f"{work}/agent_ticks").read().split()]
 bases, withs = [list(map(float, open(f"{work}/{name}").read().split())) for name in ("without", "with")]
 ratios = [m / b for b, m in zip(bases, withs)]
 pairs = ", ".join(f"{b:.2f}→{m:.2f}" for b, m in zip(bases, withs))
 print(f"{w}: median ratio {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}x; "
-      f"seconds without→with: {pairs}), incidents {incidents}")
+      f"seconds without→with: {pairs}), agent CPU {statistics.median(ticks) / 100:.2f} s, incidents {incidents}")
 PY
 done
