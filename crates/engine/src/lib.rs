@@ -206,17 +206,13 @@ impl Engine {
 
     /// Whether this process, or an ancestor it is credited to, was already judged.
     pub fn is_judged(&self, key: ProcKey) -> bool {
-        let mut chain = Vec::new();
-        self.procs.chain(key, &mut chain);
-        chain.iter().any(|k| self.actors.get(k).is_some_and(|a| a.judged))
+        self.any_in_chain(key, |a| a.judged)
     }
 
     /// Whether this process, or an ancestor it is credited to, has anything
     /// against it: the sensor then lets it run only as fast as it is judged.
     pub fn is_suspect(&self, key: ProcKey) -> bool {
-        let mut chain = Vec::new();
-        self.procs.chain(key, &mut chain);
-        chain.iter().any(|k| self.actors.get(k).is_some_and(|a| a.judged || a.has_evidence()))
+        self.any_in_chain(key, |a| a.judged || a.has_evidence())
     }
 
     /// Whether the files this process creates are worth weighing when they
@@ -226,9 +222,14 @@ impl Engine {
     /// data encrypted, and weighing every file of a program that only
     /// creates them was a quarter of what mamori cost it.
     pub fn weighs_new_files(&self, key: ProcKey) -> bool {
+        self.any_in_chain(key, |a| a.judged || a.has_evidence() || a.touched_existing)
+    }
+
+    /// Whether `f` holds for this process or an ancestor it is credited to.
+    fn any_in_chain(&self, key: ProcKey, f: impl Fn(&ActorState) -> bool) -> bool {
         let mut chain = Vec::new();
         self.procs.chain(key, &mut chain);
-        chain.iter().any(|k| self.actors.get(k).is_some_and(|a| a.judged || a.has_evidence() || a.touched_existing))
+        chain.iter().any(|k| self.actors.get(k).is_some_and(&f))
     }
 
     /// Weighs one event; returns a verdict when it tips an actor over the threshold.

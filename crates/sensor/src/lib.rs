@@ -86,8 +86,9 @@ pub trait Handler {
     /// `file` is the kernel's own read-only descriptor of the file for other
     /// opens and for closes (`None` for other events): reading it makes no
     /// events, and while an open waits for its answer nothing has been
-    /// written yet, so this is the moment to keep a copy. Never open protected files by path here: that open would wait
-    /// for this very thread to answer it.
+    /// written yet, so this is the moment to keep a copy. Never open
+    /// protected files by path here: that open would wait for this very
+    /// thread to answer it.
     fn event(&mut self, ev: &Event, file: Option<&std::fs::File>) -> Decision;
     /// A write of `len` bytes at `offset` (`len == 0`: to the end) is about
     /// to reach a file an earlier [`Decision::AllowWatchWrites`] asked for;

@@ -38,8 +38,8 @@ pub struct Sensor {
     ready: Ready,
     watch: Watch,
     closes: Closes,
-    /// Files (inodes) that were empty when last opened: their close needs
-    /// only light facts.
+    /// Files (inodes) that were empty when last opened, with the path they
+    /// were opened by: their close needs only light facts.
     fresh: HashMap<(u64, u64), Fresh>,
     /// Renames seen so far: a path noted before the last one may be stale.
     renames: u64,

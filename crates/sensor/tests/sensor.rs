@@ -30,6 +30,13 @@ struct Recorder {
 /// Path and size of each file handed with an open.
 type Given = Arc<Mutex<Vec<(String, u64)>>>;
 
+impl Recorder {
+    /// Records every event, allows every open, weighs every new file.
+    fn new() -> Recorder {
+        Recorder { events: Shared::default(), deny_suffix: None, slow_opens: None, weighs_new_files: true }
+    }
+}
+
 impl Handler for Recorder {
     fn weighs_new_files(&self, _proc: ProcKey) -> bool {
         self.weighs_new_files
@@ -57,13 +64,7 @@ struct Running {
 
 impl Running {
     fn start(sensor: Sensor, deny_suffix: Option<&str>) -> Running {
-        let recorder = Recorder {
-            events: Shared::default(),
-            deny_suffix: deny_suffix.map(str::to_owned),
-            slow_opens: None,
-            weighs_new_files: true,
-        };
-        Running::start_with(sensor, recorder)
+        Running::start_with(sensor, Recorder { deny_suffix: deny_suffix.map(str::to_owned), ..Recorder::new() })
     }
 
     fn start_with(sensor: Sensor, mut handler: Recorder) -> Running {
@@ -525,12 +526,7 @@ fn a_file_handed_over_with_an_open_is_as_its_opener_found_it() {
     let root = canon(&dir);
     std::fs::write(root.join("old.txt"), "0123456789").unwrap();
     let given = Given::default();
-    let recorder = Recorder {
-        events: Shared::default(),
-        deny_suffix: None,
-        slow_opens: Some((Duration::from_millis(200), given.clone())),
-        weighs_new_files: true,
-    };
+    let recorder = Recorder { slow_opens: Some((Duration::from_millis(200), given.clone())), ..Recorder::new() };
     let run = Running::start_with(protect(&root), recorder);
     assert!(sh(&root, "printf 'new content' > new.txt && printf more >> old.txt").status.success());
     let old = path_str(&root.join("old.txt"));
@@ -577,7 +573,7 @@ fn a_file_renamed_while_open_is_closed_under_a_name_consistent_with_the_rename()
 fn an_unweighed_new_file_is_heard_again_when_another_open_writes_it() {
     let dir = tempfile::tempdir().unwrap();
     let root = canon(&dir);
-    let recorder = Recorder { events: Shared::default(), deny_suffix: None, slow_opens: None, weighs_new_files: false };
+    let recorder = Recorder { weighs_new_files: false, ..Recorder::new() };
     let run = Running::start_with(protect(&root), recorder);
     let (made, marker) = (path_str(&root.join("made.txt")), path_str(&root.join("marker.txt")));
     assert!(sh(&root, "printf first > made.txt && printf x > marker.txt").status.success());
