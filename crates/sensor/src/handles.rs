@@ -37,15 +37,20 @@ fn fsid_of(file: &File) -> io::Result<[i32; 2]> {
     Ok(unsafe { std::mem::transmute::<libc::fsid_t, [i32; 2]>(st.f_fsid) })
 }
 
-/// Encodes the handle of an open directory, the way fanotify reports it.
-pub fn encode(dir: &File) -> io::Result<HandleKey> {
+/// Encodes the handle of an open file or directory, the way fanotify reports it.
+pub fn encode(file: &File) -> io::Result<HandleKey> {
+    let (handle_type, bytes) = raw_handle(file)?;
+    Ok(HandleKey { fsid: fsid_of(file)?, handle_type, bytes })
+}
+
+fn raw_handle(file: &File) -> io::Result<(i32, Vec<u8>)> {
     let mut buf = HandleBuf { handle_bytes: libc::MAX_HANDLE_SZ as u32, handle_type: 0, f_handle: [0; 128] };
     let mut mount_id: libc::c_int = 0;
     let empty = c"";
     // SAFETY: buf is a file_handle with MAX_HANDLE_SZ bytes of room, as announced in handle_bytes.
     let r = unsafe {
         libc::name_to_handle_at(
-            dir.as_raw_fd(),
+            file.as_raw_fd(),
             empty.as_ptr(),
             (&mut buf as *mut HandleBuf).cast(),
             &mut mount_id,
@@ -56,7 +61,26 @@ pub fn encode(dir: &File) -> io::Result<HandleKey> {
         return Err(io::Error::last_os_error());
     }
     let n = (buf.handle_bytes as usize).min(buf.f_handle.len());
-    Ok(HandleKey { fsid: fsid_of(dir)?, handle_type: buf.handle_type, bytes: buf.f_handle[..n].to_vec() })
+    Ok((buf.handle_type, buf.f_handle[..n].to_vec()))
+}
+
+/// Encodes opened files' handles with each filesystem's id asked once:
+/// every new file's open is matched by handle to the event of its creation.
+#[derive(Debug, Default)]
+pub struct FileHandles {
+    fsids: HashMap<u64, [i32; 2]>,
+}
+
+impl FileHandles {
+    /// The handle of `file`, which lies on device `dev`.
+    pub fn of(&mut self, file: &File, dev: u64) -> io::Result<HandleKey> {
+        let fsid = match self.fsids.get(&dev) {
+            Some(fsid) => *fsid,
+            None => *self.fsids.entry(dev).or_insert(fsid_of(file)?),
+        };
+        let (handle_type, bytes) = raw_handle(file)?;
+        Ok(HandleKey { fsid, handle_type, bytes })
+    }
 }
 
 /// What the sensor knows of the directories it watches.

@@ -80,25 +80,55 @@ pub struct DirEntryRecord {
 
 /// The directory-entry records of one FID event; other record types (the
 /// object's own FID) are skipped.
-pub fn dir_entries(mut info: &[u8]) -> Vec<DirEntryRecord> {
-    let mut out = Vec::new();
-    // header (4) + fsid (8) + handle_bytes (4) + handle_type (4)
-    const FIXED: usize = 20;
-    while info.len() >= 4 {
-        let info_type = info[0];
-        let len = u16::from_ne_bytes([info[2], info[3]]) as usize;
-        if len < 4 || len > info.len() {
-            break;
-        }
-        let rec = &info[..len];
-        info = &info[len..];
-        let wanted = matches!(
-            info_type,
+pub fn dir_entries(info: &[u8]) -> Vec<DirEntryRecord> {
+    let wanted = |t: u8| {
+        matches!(
+            t,
             libc::FAN_EVENT_INFO_TYPE_DFID_NAME
                 | libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME
                 | libc::FAN_EVENT_INFO_TYPE_NEW_DFID_NAME
+        )
+    };
+    fid_records(info)
+        .filter(|(info_type, _, _)| wanted(*info_type))
+        .map(|(info_type, dir, tail)| {
+            let name = tail.split(|&b| b == 0).next().unwrap_or_default().to_vec();
+            DirEntryRecord { info_type, dir, name }
+        })
+        .collect()
+}
+
+/// The handle of the object itself (its `FID` record): with
+/// `FAN_REPORT_TARGET_FID`, the entry created, deleted or moved.
+pub fn object_handle(info: &[u8]) -> Option<HandleKey> {
+    fid_records(info).find(|(info_type, _, _)| *info_type == libc::FAN_EVENT_INFO_TYPE_FID).map(|(_, h, _)| h)
+}
+
+/// Every record of one event that holds a file handle: its type, the
+/// handle, and what follows the handle (a name, for the entry records).
+fn fid_records(mut info: &[u8]) -> impl Iterator<Item = (u8, HandleKey, &[u8])> {
+    // header (4) + fsid (8) + handle_bytes (4) + handle_type (4)
+    const FIXED: usize = 20;
+    std::iter::from_fn(move || loop {
+        if info.len() < 4 {
+            return None;
+        }
+        let info_type = info[0];
+        let len = u16::from_ne_bytes([info[2], info[3]]) as usize;
+        if len < 4 || len > info.len() {
+            return None;
+        }
+        let rec = &info[..len];
+        info = &info[len..];
+        let holds_handle = matches!(
+            info_type,
+            libc::FAN_EVENT_INFO_TYPE_FID
+                | libc::FAN_EVENT_INFO_TYPE_DFID
+                | libc::FAN_EVENT_INFO_TYPE_DFID_NAME
+                | libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME
+                | libc::FAN_EVENT_INFO_TYPE_NEW_DFID_NAME
         );
-        if !wanted || rec.len() < FIXED {
+        if !holds_handle || rec.len() < FIXED {
             continue;
         }
         let fsid = [
@@ -108,11 +138,9 @@ pub fn dir_entries(mut info: &[u8]) -> Vec<DirEntryRecord> {
         let handle_bytes = u32::from_ne_bytes(rec[12..16].try_into().expect("4 bytes")) as usize;
         let handle_type = i32::from_ne_bytes(rec[16..20].try_into().expect("4 bytes"));
         let Some(handle) = rec.get(FIXED..FIXED + handle_bytes) else { continue };
-        let tail = &rec[FIXED + handle_bytes..];
-        let name = tail.split(|&b| b == 0).next().unwrap_or_default().to_vec();
-        out.push(DirEntryRecord { info_type, dir: HandleKey { fsid, handle_type, bytes: handle.to_vec() }, name });
-    }
-    out
+        let key = HandleKey { fsid, handle_type, bytes: handle.to_vec() };
+        return Some((info_type, key, &rec[FIXED + handle_bytes..]));
+    })
 }
 
 #[cfg(test)]
@@ -166,6 +194,19 @@ mod tests {
         assert_eq!(recs[0].name, b"a.txt");
         assert_eq!(recs[0].dir, HandleKey { fsid: [7, 9], handle_type: 1, bytes: vec![1, 2, 3, 4, 5, 6, 7, 8] });
         assert_eq!(recs[1].name, b"b.locked");
+    }
+
+    #[test]
+    fn reads_the_handle_of_the_created_entry() {
+        let mut info = dfid_name(libc::FAN_EVENT_INFO_TYPE_DFID_NAME, &[1, 2, 3, 4], "new.txt");
+        info.extend(dfid_name(libc::FAN_EVENT_INFO_TYPE_FID, &[9, 9, 9, 9, 9, 9, 9, 9], ""));
+        let child = HandleKey { fsid: [7, 9], handle_type: 1, bytes: vec![9; 8] };
+        assert_eq!(object_handle(&info), Some(child));
+        let recs = dir_entries(&info);
+        assert_eq!(recs.len(), 1, "the object's own record is not an entry");
+        assert_eq!(recs[0].name, b"new.txt");
+        // Without FAN_REPORT_TARGET_FID there is no object record.
+        assert_eq!(object_handle(&dfid_name(libc::FAN_EVENT_INFO_TYPE_DFID_NAME, &[1, 2, 3, 4], "new.txt")), None);
     }
 
     #[test]

@@ -11,15 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mamori_content::{read_facts, Depth};
-use mamori_event::{ContentFacts, Event, EventKind, ProcKey};
+use mamori_event::{ContentFacts, Event, EventKind, OpenMode, ProcKey};
 
 use crate::closes::{Closed, Closes};
 use crate::fanotify::{Answer, Group};
+use crate::handles::{FileHandles, HandleKey};
 use crate::lock::{Held, Lock};
 use crate::openmode::Syscalls;
 use crate::procs::{Procs, Who};
 use crate::ready::{Ready, Source, Woken};
-use crate::records::{access_range, dir_entries, events, RawEvent};
+use crate::records::{access_range, dir_entries, events, object_handle, RawEvent};
 use crate::scope::Scope;
 use crate::watch::Watch;
 use crate::{Decision, Handler, SensorConfig, SensorError, Stats};
@@ -29,6 +30,8 @@ use mamori_guard::{Allow, Denial, Guard};
 /// marked file, with the range in an info record.
 pub(crate) const FAN_PRE_ACCESS: u64 = 0x0010_0000;
 const FRESH_MAX: usize = 65_536;
+/// Threads with a created file not yet opened: almost always one or none.
+const CREATED_MAX: usize = 4_096;
 const TICK: Duration = Duration::from_millis(200);
 /// How long held closes wait for the open that usually follows a close.
 const HELD_WAIT: Duration = Duration::from_millis(1);
@@ -40,7 +43,11 @@ pub struct Sensor {
     closes: Closes,
     /// Files (inodes) that were empty when last opened, with the path they
     /// were opened by: their close needs only light facts.
-    fresh: HashMap<(u64, u64), Fresh>,
+    fresh: HashMap<(u64, u64), Named>,
+    /// The file each thread created last (its create event comes just
+    /// before the open that created it), by handle.
+    created: HashMap<i32, Created>,
+    handles: FileHandles,
     /// Renames seen so far: a path noted before the last one may be stale.
     renames: u64,
     /// The last file event was a close, held.
@@ -87,7 +94,10 @@ impl Sensor {
             | libc::FAN_UNLIMITED_MARKS
             | libc::FAN_REPORT_DFID_NAME
             | libc::FAN_REPORT_FID;
-        let fid = Group::init(fid_flags | libc::FAN_REPORT_TID, libc::O_RDONLY as u32)
+        // The created file's own handle (5.17+) names a new file's open
+        // without a walk of /proc; thread ids attribute to the thread.
+        let fid = Group::init(fid_flags | libc::FAN_REPORT_TARGET_FID | libc::FAN_REPORT_TID, libc::O_RDONLY as u32)
+            .or_else(|_| Group::init(fid_flags | libc::FAN_REPORT_TID, libc::O_RDONLY as u32))
             .or_else(|_| Group::init(fid_flags, libc::O_RDONLY as u32))
             .map_err(SensorError::Init)?;
 
@@ -123,6 +133,8 @@ impl Sensor {
             watch,
             closes,
             fresh: HashMap::new(),
+            created: HashMap::new(),
+            handles: FileHandles::default(),
             renames: 0,
             just_held: false,
             procs: Procs::new(),
@@ -306,8 +318,14 @@ impl Sensor {
         // A new file's close comes right after its open: the path read then
         // stands unless something was renamed since (reading it is a walk
         // of /proc, a tenth of the agent's time for a program making files).
-        let noted = fresh.filter(|f| f.renames == self.renames).map(|f| f.path);
-        let path = match noted {
+        let noted = fresh.and_then(|f| f.current(self.renames));
+        // An open that has just created its file: named by the create.
+        let created = match (perm && empty, meta.as_ref()) {
+            (true, Some(meta)) => self.created_by(ev.pid, &file, meta.dev()),
+            _ => None,
+        };
+        let by_create = created.is_some();
+        let path = match noted.or(created) {
             Some(path) => path,
             None => {
                 let Ok(path) = crate::handles::fd_path(ev.fd) else { return (None, perm.then_some(file)) };
@@ -337,7 +355,9 @@ impl Sensor {
         }
         // Read while the opener waits, like the path: once it goes on, its
         // system call is another, and the file may have moved.
-        let mode = self.syscalls.open_mode(ev.pid);
+        // The open that created a file writes it (what else it asked for,
+        // read or truncate, changes nothing in an empty file).
+        let mode = if by_create { OpenMode::Write } else { self.syscalls.open_mode(ev.pid) };
         let suspect = proc.is_some_and(|p| handler.is_suspect(p));
         self.just_held = false;
         // An empty file holds nothing to keep: unless its opener is suspect,
@@ -374,7 +394,7 @@ impl Sensor {
                     // Forgetting only makes later closes take full facts.
                     self.fresh.clear();
                 }
-                self.fresh.insert(i, Fresh { path: path.clone(), renames: self.renames });
+                self.fresh.insert(i, Named { path: path.clone(), renames: self.renames });
             } else {
                 self.fresh.remove(&i);
             }
@@ -395,6 +415,26 @@ impl Sensor {
         }
         let decision = self.emit(handler, Event { time_ns, proc, kind }, Some(&file));
         (Some(decision), Some(file))
+    }
+
+    /// Notes a file's creation, for its opener to find (see `created_by`).
+    fn note_created(&mut self, ev: &RawEvent, path: &str) {
+        let Some(handle) = object_handle(ev.info) else { return };
+        if self.created.len() >= CREATED_MAX {
+            // Forgetting only makes those opens read their path from /proc.
+            self.created.clear();
+        }
+        let name = Named { path: path.to_owned(), renames: self.renames };
+        self.created.insert(ev.pid, Created { handle, name });
+    }
+
+    /// The path of the file that thread `tid` has just created, if `file`
+    /// (on device `dev`) is that file and nothing was renamed since.
+    fn created_by(&mut self, tid: i32, file: &File, dev: u64) -> Option<String> {
+        let c = self.created.remove(&tid)?;
+        let path = c.name.current(self.renames)?;
+        let handle = self.handles.of(file, dev).ok()?;
+        (handle == c.handle).then_some(path)
     }
 
     /// Turns the reporting of a file's `mask` events (its reads and
@@ -503,6 +543,9 @@ impl Sensor {
             }
             let path = path_string(&path);
             if create {
+                if !dir {
+                    self.note_created(ev, &path);
+                }
                 EventKind::Create { path, dir }
             } else if ev.mask & libc::FAN_DELETE != 0 {
                 EventKind::Delete { path, dir }
@@ -585,10 +628,25 @@ impl Sensor {
     }
 }
 
-/// A file that was empty when it was opened, and the path it was opened by.
-struct Fresh {
+/// A path read at one event, kept for a later event of the same file.
+struct Named {
     path: String,
+    /// The sensor's count of renames when it was read.
     renames: u64,
+}
+
+impl Named {
+    /// The path, unless something was renamed since it was read: a file or
+    /// a directory above it may have moved.
+    fn current(self, renames: u64) -> Option<String> {
+        (self.renames == renames).then_some(self.path)
+    }
+}
+
+/// A file created, as its create event named it.
+struct Created {
+    handle: HandleKey,
+    name: Named,
 }
 
 /// Facts of a regular file; `None` when it is not one, is unreadable, or is
