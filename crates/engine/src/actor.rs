@@ -191,12 +191,14 @@ impl ActorState {
     /// only when kept: every ancestor of a busy program is told of each of
     /// its files, most of them already known or past the cap.
     pub fn touch(&mut self, path_hash: u64, op: FileOp, path: &str, to: Option<&str>) {
-        if self.touched_seen.insert((path_hash, op)) {
-            if self.touched.len() < MAX_TOUCHED {
-                self.touched.push(FileTouch { path: path.to_owned(), op, to: to.map(str::to_owned) });
-            } else {
+        // Past the cap only a count grows: a busy program that lives for
+        // weeks (a file server, a backup job) must not grow the set forever.
+        if self.touched.len() >= MAX_TOUCHED {
+            if !self.touched_seen.contains(&(path_hash, op)) {
                 self.touched_dropped += 1;
             }
+        } else if self.touched_seen.insert((path_hash, op)) {
+            self.touched.push(FileTouch { path: path.to_owned(), op, to: to.map(str::to_owned) });
         }
     }
 
@@ -231,5 +233,24 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_the_cap_touches_are_counted_not_remembered() {
+        let mut a = ActorState::default();
+        for i in 0..MAX_TOUCHED as u64 + 100 {
+            a.touch(i, FileOp::Create, &format!("/d/f{i}"), None);
+        }
+        assert_eq!(a.touched().len(), MAX_TOUCHED);
+        assert_eq!(a.touched_dropped, 100);
+        assert_eq!(a.touched_seen.len(), MAX_TOUCHED, "the set stays bounded");
+        // A listed file touched again is not a further operation.
+        a.touch(0, FileOp::Create, "/d/f0", None);
+        assert_eq!(a.touched_dropped, 100);
     }
 }
