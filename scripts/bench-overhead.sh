@@ -3,8 +3,10 @@
 # as a ratio against the same work without mamori, in the same session:
 #   (a) writing 20,000 small files of 4-64 KiB,
 #   (b) compiling a generated C project of 400 files (make -j2),
-#   (c) 4 KiB random writes into a 1 GiB file (fio, 64 MiB of writes).
-# Usage: sudo [PAIRS=N] [WORKLOADS="small_files c_project random_writes"] scripts/bench-overhead.sh [--ext4|--xfs]
+#   (c) 4 KiB random writes into a 1 GiB file (fio, 64 MiB of writes),
+#   (d) reading 20,000 files of 4-64 KiB that were there before (tar), the
+#       first time since the agent started, and (e) again.
+# Usage: sudo [PAIRS=N] [WORKLOADS="small_files c_project random_writes reading rereading"] scripts/bench-overhead.sh [--ext4|--xfs]
 #   --ext4, --xfs: run everything on a new loop-mounted filesystem of that
 #   kind (ext4 with its journal; XFS with reflinks, so large files are kept
 #   as reflinks instead of by range). Without either, in /var/tmp, on
@@ -49,6 +51,14 @@ c_project() {
   printf 'SRCS := $(wildcard src/*.c)\nOBJS := $(SRCS:.c=.o)\nlib.a: $(OBJS)\n\tar rcs $@ $^\n%%.o: %%.c\n\tcc -O2 -c $< -o $@\n' > "$1/Makefile"
   make -s -C "$1" -j2
 }
+# A workload W may have W_setup (run before the agent starts) and W_warm
+# (run after it started), both untimed.
+read_all() { tar cf - -C "$1" . | cat >/dev/null; }
+reading_setup() { small_files "$1"; }
+reading() { read_all "$1"; }
+rereading_setup() { small_files "$1"; }
+rereading_warm() { read_all "$1"; }
+rereading() { read_all "$1"; }
 random_writes() {
   fio --name=rw --filename="$1/disk.img" --size=1G --rw=randwrite --bs=4k --io_size=64M --ioengine=psync \
       --refill_buffers --end_fsync=1 --output=/dev/null
@@ -63,19 +73,23 @@ timed() { local s e; s=$(date +%s.%N); "$@"; e=$(date +%s.%N); python3 -c "print
 # skips inodes deleted in the last minute or more, so a run right after
 # deleting 20,000 files took twice as long as one that was not.
 run=0
+hook() { if declare -F "$1_$2" >/dev/null; then "$1_$2" "$3"; fi; }
 without() {
-  run=$((run + 1)); mkdir -p "$work/plain$run"; sync
+  run=$((run + 1)); mkdir -p "$work/plain$run"; hook "$1" setup "$work/plain$run"; sync
+  hook "$1" warm "$work/plain$run"
   timed "$1" "$work/plain$run" 2>/dev/null | tail -1 >>"$work/without"
 }
 with_mamori() {
-  run=$((run + 1)); mkdir -p "$work/prot$run"; sync
+  run=$((run + 1)); mkdir -p "$work/prot$run"; hook "$1" setup "$work/prot$run"; sync
   "$bin" run --protect "$work/prot$run" --state "$work/state$run" >/dev/null 2>"$work/agent$run.log" &
   local agent=$!
   until "$bin" status --state "$work/state$run" >/dev/null 2>&1; do sleep 0.1; done
+  hook "$1" warm "$work/prot$run"
+  # The agent's own CPU while timed (user + system, in clock ticks):
+  # steadier than the ratio on a machine whose baselines swing.
+  local ticks; ticks=$(awk '{print $14 + $15}' "/proc/$agent/stat")
   timed "$1" "$work/prot$run" 2>/dev/null | tail -1 >>"$work/with"
-  # The agent's own CPU (user + system, in clock ticks): steadier than the
-  # ratio on a machine whose baselines swing.
-  awk '{print $14 + $15}' "/proc/$agent/stat" >>"$work/agent_ticks"
+  awk -v t="$ticks" '{print $14 + $15 - t}' "/proc/$agent/stat" >>"$work/agent_ticks"
   "$bin" incidents --json --state "$work/state$run" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' >>"$work/incidents"
   kill "$agent"; wait "$agent" || true
 }
@@ -84,7 +98,7 @@ with_mamori() {
 # each workload runs in PAIRS pairs, alternating which half goes first, and
 # the median ratio is the figure.
 pairs=${PAIRS:-3}
-for w in ${WORKLOADS:-small_files c_project random_writes}; do
+for w in ${WORKLOADS:-small_files c_project random_writes reading rereading}; do
   : >"$work/incidents"; : >"$work/without"; : >"$work/with"; : >"$work/agent_ticks"
   for i in $(seq "$pairs"); do
     if [ $((i % 2)) -eq 1 ]; then

@@ -34,6 +34,7 @@ mod closes;
 mod error;
 mod fanotify;
 mod handles;
+mod known;
 mod lock;
 mod openmode;
 mod procs;

@@ -16,6 +16,7 @@ use mamori_event::{ContentFacts, Event, EventKind, OpenMode, ProcKey};
 use crate::closes::{Closed, Closes};
 use crate::fanotify::{Answer, Group};
 use crate::handles::{FileHandles, HandleKey};
+use crate::known::{Known, Named};
 use crate::lock::{Held, Lock};
 use crate::openmode::Syscalls;
 use crate::procs::{Procs, Who};
@@ -48,6 +49,8 @@ pub struct Sensor {
     /// before the open that created it), by handle.
     created: HashMap<i32, Created>,
     handles: FileHandles,
+    /// What opens to read found, for the next open of the same file.
+    known: Known,
     /// Renames seen so far: a path noted before the last one may be stale.
     renames: u64,
     /// The last file event was a close, held.
@@ -135,6 +138,7 @@ impl Sensor {
             fresh: HashMap::new(),
             created: HashMap::new(),
             handles: FileHandles::default(),
+            known: Known::default(),
             renames: 0,
             just_held: false,
             procs: Procs::new(),
@@ -325,7 +329,13 @@ impl Sensor {
             _ => None,
         };
         let by_create = created.is_some();
-        let path = match noted.or(created) {
+        // A file opened again, unchanged: named as it was then.
+        let known = match (perm && !empty, meta.as_ref()) {
+            (true, Some(meta)) => self.known.path(meta, self.renames),
+            _ => None,
+        };
+        let by_known = known.is_some();
+        let path = match noted.or(created).or(known) {
             Some(path) => path,
             None => {
                 let Ok(path) = crate::handles::fd_path(ev.fd) else { return (None, perm.then_some(file)) };
@@ -386,6 +396,7 @@ impl Sensor {
         // anything, the writes before it, so detection keeps pace with an
         // attack. Creating new files (empty) never waits.
         let changes_existing = mode.writes() && !empty;
+        let mut remember = None;
         if let Some(i) = inode {
             if unheard {
                 self.fresh.remove(&i);
@@ -403,8 +414,21 @@ impl Sensor {
         while self.closes.pending_for(inode) || (in_order && self.closes.any_pending()) {
             self.closed(handler, true);
         }
-        let depth = if mode.writes() { Depth::Full } else { Depth::Light };
-        let before = if empty { None } else { facts(&file, depth, false) };
+        let before = if empty {
+            None
+        } else if mode.writes() {
+            facts(&file, Depth::Full, false)
+        } else {
+            // Backups and scanners read the same files again and again:
+            // what an unchanged file holds is known from its last open.
+            let known_facts = meta.as_ref().and_then(|m| self.known.facts(m));
+            if !by_known || known_facts.is_none() {
+                // Its one name, as it was before the vault pins it.
+                let unique = meta.as_ref().is_some_and(|m| m.nlink() == 1);
+                remember = Some(unique.then(|| path.clone()));
+            }
+            known_facts.or_else(|| facts(&file, Depth::Light, false))
+        };
         let kind = EventKind::Open { path, mode, before };
         if answered {
             // Not the file as the opener found it any more: it may be
@@ -413,7 +437,16 @@ impl Sensor {
             self.emit(handler, Event { time_ns, proc, kind }, None);
             return (None, None);
         }
+        let facts_read = match &kind {
+            EventKind::Open { before, .. } if remember.is_some() => before.clone(),
+            _ => None,
+        };
         let decision = self.emit(handler, Event { time_ns, proc, kind }, Some(&file));
+        // As the file is after the handler kept it: the vault's pin is a
+        // second name, and a change.
+        if let (Some(path), Ok(now)) = (remember, file.metadata()) {
+            self.known.note(&now, path.as_deref(), self.renames, facts_read.as_ref());
+        }
         (Some(decision), Some(file))
     }
 
@@ -625,21 +658,6 @@ impl Sensor {
     fn emit(&mut self, handler: &mut dyn Handler, ev: Event, file: Option<&File>) -> Decision {
         self.stats.events += 1;
         handler.event(&ev, file)
-    }
-}
-
-/// A path read at one event, kept for a later event of the same file.
-struct Named {
-    path: String,
-    /// The sensor's count of renames when it was read.
-    renames: u64,
-}
-
-impl Named {
-    /// The path, unless something was renamed since it was read: a file or
-    /// a directory above it may have moved.
-    fn current(self, renames: u64) -> Option<String> {
-        (self.renames == renames).then_some(self.path)
     }
 }
 

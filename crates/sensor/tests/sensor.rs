@@ -591,3 +591,39 @@ fn an_unweighed_new_file_is_heard_again_when_another_open_writes_it() {
     assert_eq!(closes, 1, "the creating close is not read, the rewriting one is: {evs:#?}");
     assert!(!has(&evs, |k| matches!(k, EventKind::CloseWrite { path, .. } if *path == marker)));
 }
+
+/// Files read again and again are named from memory while unchanged; a new
+/// name for the file, or a directory above it moved, must show at once.
+#[test]
+fn a_file_read_again_is_named_as_it_is_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    std::fs::create_dir(root.join("d")).unwrap();
+    for name in ["a.txt", "c.txt"] {
+        std::fs::write(root.join("d").join(name), "a line of text\n".repeat(50)).unwrap();
+    }
+    let run = Running::start(protect(&root), None);
+    let script = "cat d/a.txt d/c.txt >/dev/null; cat d/a.txt d/c.txt >/dev/null; \
+                  ln d/a.txt d/b.txt; cat d/b.txt >/dev/null; cat d/a.txt >/dev/null; \
+                  mv d e; cat e/c.txt >/dev/null";
+    assert!(sh(&root, script).status.success());
+    let p = |rel: &str| path_str(&root.join(rel));
+    let opens_of = |evs: &[Event], path: &str| -> Vec<Event> {
+        evs.iter().filter(|e| matches!(&e.kind, EventKind::Open { path: p, .. } if p == path)).cloned().collect()
+    };
+    let evs = run.wait_for("the opens of b.txt and e/c.txt", |evs| {
+        !opens_of(evs, &p("d/b.txt")).is_empty() && !opens_of(evs, &p("e/c.txt")).is_empty()
+    });
+    // Read twice, unchanged: the same facts both times.
+    let a = opens_of(&evs, &p("d/a.txt"));
+    assert_eq!(a.len(), 3, "{a:#?}");
+    let before = |e: &Event| match &e.kind {
+        EventKind::Open { before, .. } => before.clone(),
+        _ => unreachable!(),
+    };
+    assert!(before(&a[0]).is_some());
+    assert_eq!(before(&a[0]), before(&a[1]));
+    // Each name as it was opened, and not the old one after a move.
+    assert_eq!(opens_of(&evs, &p("d/b.txt")).len(), 1, "a.txt reported as b.txt");
+    assert_eq!(opens_of(&evs, &p("d/c.txt")).len(), 2, "e/c.txt reported as d/c.txt");
+}

@@ -1,0 +1,157 @@
+//! What the sensor read of files opened before, reused while they are
+//! unchanged: backups, indexers and scanners open the same files again and
+//! again, and each open waits while its path and content facts are read.
+//!
+//! A file is unchanged while its inode shows the same size, link count,
+//! modification and change times: every write, link and rename of the file
+//! itself moves its change time, which no program can set (and which the
+//! kernel makes fine-grained once it has been read, so two changes within
+//! one clock tick still differ). The path of a file with other names (hard
+//! links) is not kept, as an open reports the name it was opened by; nor is
+//! any path once something was renamed, as a directory above may have moved.
+
+use std::collections::HashMap;
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+
+use mamori_event::ContentFacts;
+
+/// Files remembered; past it the memory starts over (about 10 MiB at most).
+const KNOWN_MAX: usize = 32_768;
+
+/// A path read at one event, kept for a later event of the same file.
+pub(crate) struct Named {
+    pub path: String,
+    /// The sensor's count of renames when it was read.
+    pub renames: u64,
+}
+
+impl Named {
+    /// The path, unless something was renamed since it was read: a file or
+    /// a directory above it may have moved.
+    pub fn current(self, renames: u64) -> Option<String> {
+        (self.renames == renames).then_some(self.path)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Known {
+    files: HashMap<(u64, u64), Entry>,
+}
+
+struct Entry {
+    stamp: Stamp,
+    /// `None` when the file had other names.
+    path: Option<String>,
+    renames: u64,
+    /// Light facts (those of an open to read).
+    facts: Option<ContentFacts>,
+}
+
+#[derive(PartialEq)]
+struct Stamp {
+    size: u64,
+    nlink: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &Metadata) -> Option<Stamp> {
+        meta.is_file().then(|| Stamp {
+            size: meta.len(),
+            nlink: meta.nlink(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+}
+
+impl Known {
+    fn unchanged(&self, meta: &Metadata) -> Option<&Entry> {
+        let entry = self.files.get(&(meta.dev(), meta.ino()))?;
+        (Some(&entry.stamp) == Stamp::of(meta).as_ref()).then_some(entry)
+    }
+
+    /// The path the file was last opened by, if it and the tree are unchanged.
+    pub fn path(&self, meta: &Metadata, renames: u64) -> Option<String> {
+        self.unchanged(meta).filter(|e| e.renames == renames)?.path.clone()
+    }
+
+    /// The light facts last read of the file, if it is unchanged.
+    pub fn facts(&self, meta: &Metadata) -> Option<ContentFacts> {
+        self.unchanged(meta)?.facts.clone()
+    }
+
+    /// Remembers what an open to read found, as of `meta`; `path` only if
+    /// it is the file's one name.
+    pub fn note(&mut self, meta: &Metadata, path: Option<&str>, renames: u64, facts: Option<&ContentFacts>) {
+        let Some(stamp) = Stamp::of(meta) else { return };
+        if self.files.len() >= KNOWN_MAX {
+            self.files.clear();
+        }
+        let entry = Entry { stamp, path: path.map(str::to_owned), renames, facts: facts.cloned() };
+        self.files.insert((meta.dev(), meta.ino()), entry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn facts(path: &std::path::Path) -> ContentFacts {
+        mamori_content::read_facts(&std::fs::File::open(path).unwrap(), mamori_content::Depth::Light).unwrap()
+    }
+
+    #[test]
+    fn forgets_a_file_once_it_changes_or_the_tree_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        std::fs::write(&p, b"hello").unwrap();
+        let meta = std::fs::metadata(&p).unwrap();
+        let mut known = Known::default();
+        known.note(&meta, Some("/x/a.txt"), 3, Some(&facts(&p)));
+        assert_eq!(known.path(&meta, 3).as_deref(), Some("/x/a.txt"));
+        assert_eq!(known.facts(&meta).map(|f| f.size), Some(5));
+        // A rename elsewhere: the path may be stale, the content is not.
+        assert_eq!(known.path(&meta, 4), None);
+        assert!(known.facts(&meta).is_some());
+
+        // Appending changes size, mtime and ctime.
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"!").unwrap();
+        let after = std::fs::metadata(&p).unwrap();
+        assert_eq!(known.path(&after, 3), None);
+        assert!(known.facts(&after).is_none());
+    }
+
+    #[test]
+    fn a_rewrite_of_the_same_size_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        std::fs::write(&p, b"hello").unwrap();
+        let mut known = Known::default();
+        known.note(&std::fs::metadata(&p).unwrap(), Some("/x/a.txt"), 0, Some(&facts(&p)));
+        // Right away, within the same clock tick: the read of the times
+        // above makes the kernel stamp the next change finer.
+        std::fs::write(&p, b"HELLO").unwrap();
+        assert!(known.facts(&std::fs::metadata(&p).unwrap()).is_none());
+    }
+
+    #[test]
+    fn a_new_name_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        std::fs::write(&p, b"hello").unwrap();
+        let mut known = Known::default();
+        known.note(&std::fs::metadata(&p).unwrap(), Some("/x/a.txt"), 0, Some(&facts(&p)));
+        std::fs::hard_link(&p, dir.path().join("b.txt")).unwrap();
+        let meta = std::fs::metadata(&p).unwrap();
+        assert_eq!(known.path(&meta, 0), None, "b.txt would be reported as a.txt");
+        assert!(known.facts(&meta).is_none());
+        // Noted with its two names: its content is known, its name is not.
+        known.note(&meta, None, 0, Some(&facts(&p)));
+        assert_eq!(known.path(&meta, 0), None);
+        assert!(known.facts(&meta).is_some());
+    }
+}
