@@ -732,7 +732,10 @@ pub fn content_hash(path: &Path) -> io::Result<String> {
 
 fn stream(src: &File, dst: Option<&File>) -> io::Result<String> {
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
+    // Sized to the file: clearing a 1 MiB buffer for each small file pinned
+    // took a seventh of the agent's time for a program reading many files.
+    let len = src.metadata()?.len();
+    let mut buf = vec![0u8; usize::try_from(len + 1).unwrap_or(usize::MAX).clamp(4096, 1 << 20)];
     let mut off = 0u64;
     loop {
         let n = src.read_at(&mut buf, off)?;
