@@ -21,7 +21,8 @@ case "${1:-}" in
   *) echo "usage: $0 [--ext4|--xfs]" >&2; exit 2 ;;
 esac
 if [ -n "$fs" ]; then
-  truncate -s 16G "$work/fs.img"
+  # Every run keeps its files to the end (below): room for all five workloads.
+  truncate -s 40G "$work/fs.img"
   if [ "$fs" = xfs ]; then mkfs.xfs -q -f -m reflink=1 "$work/fs.img"; else mkfs.ext4 -q -F "$work/fs.img"; fi
   mkdir "$work/fs"
   mount -o loop "$work/fs.img" "$work/fs"
