@@ -55,6 +55,8 @@ pub struct Sensor {
     renames: u64,
     /// The last file event was a close, held.
     just_held: bool,
+    /// The thread that runs the sensor, and the handler's vault with it.
+    tid: i32,
     procs: Procs,
     syscalls: Syscalls,
     stats: Stats,
@@ -141,6 +143,7 @@ impl Sensor {
             known: Known::default(),
             renames: 0,
             just_held: false,
+            tid: 0,
             procs: Procs::new(),
             syscalls: Syscalls::default(),
             stats: Stats::default(),
@@ -156,6 +159,8 @@ impl Sensor {
 
     /// Runs until `stop` is set.
     pub fn run(&mut self, handler: &mut dyn Handler, stop: &AtomicBool) -> Result<(), SensorError> {
+        // SAFETY: gettid has no preconditions.
+        self.tid = unsafe { libc::gettid() };
         let mut last_tick = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             // Held closes are weighed when nothing else is waiting, one at a
@@ -500,6 +505,12 @@ impl Sensor {
     /// A name created, deleted or renamed in a watched directory.
     fn fid_event(&mut self, ev: &RawEvent, time_ns: u64, handler: &mut dyn Handler) {
         let dir = ev.mask & libc::FAN_ONDIR != 0;
+        // A file this thread made or removed: the vault's pins and copies,
+        // one for every file first opened. Never reported, so not even
+        // resolved (renames still count, for the paths noted).
+        if ev.pid == self.tid && !dir && ev.mask & libc::FAN_RENAME == 0 {
+            return;
+        }
         let recs = dir_entries(ev.info);
         let guarded = recs.iter().find_map(|r| {
             let path = self.watch.resolve(&r.dir)?.join(std::ffi::OsStr::from_bytes(&r.name));
