@@ -9,6 +9,9 @@
 //! one clock tick still differ). The path of a file with other names (hard
 //! links) is not kept, as an open reports the name it was opened by; nor is
 //! any path once something was renamed, as a directory above may have moved.
+//! The sensor still asks the kernel for the path of an open about to change
+//! the file: its before-image is filed under it, and the event of a rename
+//! made a moment before may still be queued.
 
 use std::collections::HashMap;
 use std::fs::Metadata;

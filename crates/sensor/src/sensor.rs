@@ -342,14 +342,10 @@ impl Sensor {
         let by_known = known.is_some();
         let path = match noted.or(created).or(known) {
             Some(path) => path,
-            None => {
-                let Ok(path) = crate::handles::fd_path(ev.fd) else { return (None, perm.then_some(file)) };
-                let path = undeleted(path, meta.as_ref());
-                if !self.watch.scope.covers(&path) {
-                    return (None, perm.then_some(file));
-                }
-                path_string(&path)
-            }
+            None => match self.current_path(ev.fd, meta.as_ref()) {
+                Some(path) => path,
+                None => return (None, perm.then_some(file)),
+            },
         };
         let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return (None, perm.then_some(file)) };
         if !perm {
@@ -373,6 +369,16 @@ impl Sensor {
         // The open that created a file writes it (what else it asked for,
         // read or truncate, changes nothing in an empty file).
         let mode = if by_create { OpenMode::Write } else { self.syscalls.open_mode(ev.pid) };
+        // A file about to change is kept under its name as it is now, not
+        // as remembered: the event of a rename just made may still be queued.
+        let path = if by_known && mode.writes() {
+            match self.current_path(ev.fd, meta.as_ref()) {
+                Some(path) => path,
+                None => return (None, Some(file)),
+            }
+        } else {
+            path
+        };
         let suspect = proc.is_some_and(|p| handler.is_suspect(p));
         self.just_held = false;
         // An empty file holds nothing to keep: unless its opener is suspect,
@@ -453,6 +459,12 @@ impl Sensor {
             self.known.note(&now, path.as_deref(), self.renames, facts_read.as_ref());
         }
         (Some(decision), Some(file))
+    }
+
+    /// The path of an event's file as the kernel names it now, if in scope.
+    fn current_path(&self, fd: i32, meta: Option<&std::fs::Metadata>) -> Option<String> {
+        let path = undeleted(crate::handles::fd_path(fd).ok()?, meta);
+        self.watch.scope.covers(&path).then(|| path_string(&path))
     }
 
     /// Notes a file's creation, for its opener to find (see `created_by`).
