@@ -45,8 +45,7 @@ pub(crate) struct Known {
 struct Entry {
     stamp: Stamp,
     /// `None` when the file had other names.
-    path: Option<String>,
-    renames: u64,
+    name: Option<Named>,
     /// Light facts (those of an open to read).
     facts: Option<ContentFacts>,
 }
@@ -78,7 +77,8 @@ impl Known {
 
     /// The path the file was last opened by, if it and the tree are unchanged.
     pub fn path(&self, meta: &Metadata, renames: u64) -> Option<String> {
-        self.unchanged(meta).filter(|e| e.renames == renames)?.path.clone()
+        let name = self.unchanged(meta)?.name.as_ref()?;
+        (name.renames == renames).then(|| name.path.clone())
     }
 
     /// The light facts last read of the file, if it is unchanged.
@@ -93,7 +93,8 @@ impl Known {
         if self.files.len() >= KNOWN_MAX {
             self.files.clear();
         }
-        let entry = Entry { stamp, path: path.map(str::to_owned), renames, facts: facts.cloned() };
+        let name = path.map(|path| Named { path: path.to_owned(), renames });
+        let entry = Entry { stamp, name, facts: facts.cloned() };
         self.files.insert((meta.dev(), meta.ino()), entry);
     }
 }
