@@ -103,19 +103,26 @@ impl Known {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::path::{Path, PathBuf};
 
-    fn facts(path: &std::path::Path) -> ContentFacts {
+    fn facts(path: &Path) -> ContentFacts {
         mamori_content::read_facts(&std::fs::File::open(path).unwrap(), mamori_content::Depth::Light).unwrap()
+    }
+
+    /// `dir/a.txt` ("hello"), noted as `/x/a.txt` at rename count `renames`.
+    fn noted(dir: &Path, renames: u64) -> (PathBuf, Known) {
+        let p = dir.join("a.txt");
+        std::fs::write(&p, b"hello").unwrap();
+        let mut known = Known::default();
+        known.note(&std::fs::metadata(&p).unwrap(), Some("/x/a.txt"), renames, Some(&facts(&p)));
+        (p, known)
     }
 
     #[test]
     fn forgets_a_file_once_it_changes_or_the_tree_moves() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.txt");
-        std::fs::write(&p, b"hello").unwrap();
+        let (p, known) = noted(dir.path(), 3);
         let meta = std::fs::metadata(&p).unwrap();
-        let mut known = Known::default();
-        known.note(&meta, Some("/x/a.txt"), 3, Some(&facts(&p)));
         assert_eq!(known.path(&meta, 3).as_deref(), Some("/x/a.txt"));
         assert_eq!(known.facts(&meta).map(|f| f.size), Some(5));
         // A rename elsewhere: the path may be stale, the content is not.
@@ -132,10 +139,7 @@ mod tests {
     #[test]
     fn a_rewrite_of_the_same_size_is_a_change() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.txt");
-        std::fs::write(&p, b"hello").unwrap();
-        let mut known = Known::default();
-        known.note(&std::fs::metadata(&p).unwrap(), Some("/x/a.txt"), 0, Some(&facts(&p)));
+        let (p, known) = noted(dir.path(), 0);
         // Right away, within the same clock tick: the read of the times
         // above makes the kernel stamp the next change finer.
         std::fs::write(&p, b"HELLO").unwrap();
@@ -145,10 +149,7 @@ mod tests {
     #[test]
     fn a_new_name_is_a_change() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.txt");
-        std::fs::write(&p, b"hello").unwrap();
-        let mut known = Known::default();
-        known.note(&std::fs::metadata(&p).unwrap(), Some("/x/a.txt"), 0, Some(&facts(&p)));
+        let (p, mut known) = noted(dir.path(), 0);
         std::fs::hard_link(&p, dir.path().join("b.txt")).unwrap();
         let meta = std::fs::metadata(&p).unwrap();
         assert_eq!(known.path(&meta, 0), None, "b.txt would be reported as a.txt");

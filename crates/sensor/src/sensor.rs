@@ -432,13 +432,16 @@ impl Sensor {
         } else {
             // Backups and scanners read the same files again and again:
             // what an unchanged file holds is known from its last open.
-            let known_facts = meta.as_ref().and_then(|m| self.known.facts(m));
-            if !by_known || known_facts.is_none() {
-                // Its one name, as it was before the vault pins it.
-                let unique = meta.as_ref().is_some_and(|m| m.nlink() == 1);
-                remember = Some(unique.then(|| path.clone()));
+            match meta.as_ref().and_then(|m| self.known.facts(m)) {
+                Some(known_facts) if by_known => Some(known_facts),
+                known_facts => {
+                    let light = known_facts.or_else(|| facts(&file, Depth::Light, false));
+                    // Its one name, as it was before the vault pins it.
+                    let unique = meta.as_ref().is_some_and(|m| m.nlink() == 1);
+                    remember = Some((unique.then(|| path.clone()), light.clone()));
+                    light
+                }
             }
-            known_facts.or_else(|| facts(&file, Depth::Light, false))
         };
         let kind = EventKind::Open { path, mode, before };
         if answered {
@@ -448,15 +451,11 @@ impl Sensor {
             self.emit(handler, Event { time_ns, proc, kind }, None);
             return (None, None);
         }
-        let facts_read = match &kind {
-            EventKind::Open { before, .. } if remember.is_some() => before.clone(),
-            _ => None,
-        };
         let decision = self.emit(handler, Event { time_ns, proc, kind }, Some(&file));
         // As the file is after the handler kept it: the vault's pin is a
         // second name, and a change.
-        if let (Some(path), Ok(now)) = (remember, file.metadata()) {
-            self.known.note(&now, path.as_deref(), self.renames, facts_read.as_ref());
+        if let (Some((path, light)), Ok(now)) = (remember, file.metadata()) {
+            self.known.note(&now, path.as_deref(), self.renames, light.as_ref());
         }
         (Some(decision), Some(file))
     }
