@@ -398,7 +398,7 @@ impl Vault {
         // in objects/ that a log line points at is always a whole copy.
         let objects = self.dir.join("objects");
         let tmp = objects.join(format!(".tmp-{id}"));
-        let hash = match copy_object(file, &tmp, reflink_only) {
+        let hash = match copy_object(file, entry.meta.size, &tmp, reflink_only) {
             Ok(hash) => hash,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -428,7 +428,7 @@ impl Vault {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let hash = if meta.size <= PIN_HASH_MAX { hash_of(file).ok() } else { None };
+        let hash = if meta.size <= PIN_HASH_MAX { hash_of(file, meta.size).ok() } else { None };
         let entry = Entry { id, kind: Kind::Pin, meta, hash, object: id.to_string(), taken_ns: now_ns, by };
         let object = self.object_path(&entry);
         match sys::link_open_file(file, &object) {
@@ -614,6 +614,8 @@ impl Vault {
             _ => object.clone(),
         };
         let src = File::open(&base).map_err(io_err(&base))?;
+        // A pinned inode may have changed since: its size now, not the entry's.
+        let len = src.metadata().map_err(io_err(&base))?.len();
         let dir = dest.parent().unwrap_or(Path::new("."));
         let tmp = dir.join(format!(".mamori-restore-{}-{}", std::process::id(), e.id));
         let result = (|| {
@@ -624,13 +626,13 @@ impl Vault {
                 .mode(0o600)
                 .open(&tmp)
                 .map_err(io_err(&tmp))?;
-            let mut hash = copy_into(&src, &out).map_err(io_err(&tmp))?;
+            let mut hash = copy_into(&src, &out, len).map_err(io_err(&tmp))?;
             if e.kind == Kind::Ranges {
                 ranges::overlay(&object, &out, e.meta.size).map_err(|err| match err.kind() {
                     io::ErrorKind::InvalidData => VaultError::HashMismatch { path: dest.to_path_buf() },
                     _ => io_err(&object)(err),
                 })?;
-                hash = hash_of(&out).map_err(io_err(&tmp))?;
+                hash = hash_of(&out, e.meta.size).map_err(io_err(&tmp))?;
             }
             match (&e.hash, e.kind) {
                 (Some(h), Kind::Copy) if *h != hash => {
@@ -700,14 +702,14 @@ fn meta_of(file: &File, path: &str, with_xattrs: bool) -> Option<Meta> {
 
 /// Writes `file`'s content to a new object: a reflink where possible, else
 /// a copy (unless `reflink_only`, which fails instead and leaves the reflink
-/// unhashed). Returns the content's hash.
-fn copy_object(file: &File, object: &Path, reflink_only: bool) -> io::Result<Option<String>> {
+/// unhashed). Returns the content's hash. `len` as in [`stream`].
+fn copy_object(file: &File, len: u64, object: &Path, reflink_only: bool) -> io::Result<Option<String>> {
     let out = OpenOptions::new().write(true).read(true).create_new(true).mode(0o600).open(object)?;
     let hash = match sys::reflink(file, &out) {
         Ok(()) if reflink_only => None,
-        Ok(()) => Some(hash_of(&out)?),
+        Ok(()) => Some(hash_of(&out, len)?),
         Err(e) if reflink_only => return Err(e),
-        Err(_) => Some(copy_into(file, &out)?),
+        Err(_) => Some(copy_into(file, &out, len)?),
     };
     out.sync_all()?;
     Ok(hash)
@@ -715,27 +717,31 @@ fn copy_object(file: &File, object: &Path, reflink_only: bool) -> io::Result<Opt
 
 /// Copies all of `src` (by offset: the caller's file position is left
 /// alone) into `dst`, hashing as it goes.
-fn copy_into(src: &File, dst: &File) -> io::Result<String> {
-    stream(src, Some(dst))
+fn copy_into(src: &File, dst: &File, len: u64) -> io::Result<String> {
+    stream(src, Some(dst), len)
 }
 
 /// The BLAKE3 (hex) of `file`'s content, read by offset like [`copy_into`].
-fn hash_of(file: &File) -> io::Result<String> {
-    stream(file, None)
+fn hash_of(file: &File, len: u64) -> io::Result<String> {
+    stream(file, None, len)
 }
 
 /// The hash a copy of the file at `path` would be recorded with: tells
 /// whether a file already holds an entry's content.
 pub fn content_hash(path: &Path) -> io::Result<String> {
-    hash_of(&File::open(path)?)
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    hash_of(&file, len)
 }
 
-fn stream(src: &File, dst: Option<&File>) -> io::Result<String> {
+/// Reads `src` to its end, hashing it and copying it to `dst` if given.
+/// `len` is its size as the caller last saw it (read at the open it is
+/// kept for, no second `fstat`): it only sizes the buffer.
+fn stream(src: &File, dst: Option<&File>, len: u64) -> io::Result<String> {
     let mut hasher = blake3::Hasher::new();
     // Sized to the file: clearing a 1 MiB buffer for each small file pinned
     // took a seventh of the agent's time for a program reading many files.
-    let len = src.metadata()?.len();
-    let mut buf = vec![0u8; usize::try_from(len + 1).unwrap_or(usize::MAX).clamp(4096, 1 << 20)];
+    let mut buf = vec![0u8; usize::try_from(len.saturating_add(1)).unwrap_or(usize::MAX).clamp(4096, 1 << 20)];
     let mut off = 0u64;
     loop {
         let n = src.read_at(&mut buf, off)?;
