@@ -6,6 +6,10 @@
 #   (c) 4 KiB random writes into a 1 GiB file (fio, 64 MiB of writes),
 #   (d) reading 20,000 files of 4-64 KiB that were there before (tar), the
 #       first time since the agent started, and (e) again.
+# Each pair has a middle arm: the same work under a listener that takes the
+# events mamori takes and only answers them (crates/sensor/examples/
+# answer_only.rs). Its ratio is the floor any agent built on fanotify pays on
+# this machine; mamori's ratio over it is what mamori's own work costs.
 # Usage: sudo [PAIRS=N] [WORKLOADS="small_files c_project random_writes reading rereading"] scripts/bench-overhead.sh [--ext4|--xfs]
 #   --ext4, --xfs: run everything on a new loop-mounted filesystem of that
 #   kind (ext4 with its journal; XFS with reflinks, so large files are kept
@@ -13,6 +17,8 @@
 #   whatever filesystem that is (this machine's root: ext4 without a journal).
 set -euo pipefail
 source "$(dirname "$0")/common.sh" overhead
+cargo build --release -q -p mamori-sensor --example answer_only
+floor_bin=$PWD/target/release/examples/answer_only
 
 case "${1:-}" in
   "") fs= ;;
@@ -80,6 +86,15 @@ without() {
   hook "$1" warm "$work/plain$run"
   timed "$1" "$work/plain$run" 2>/dev/null | tail -1 >>"$work/without"
 }
+answer_only() {
+  run=$((run + 1)); mkdir -p "$work/floor$run"; hook "$1" setup "$work/floor$run"; sync
+  "$floor_bin" "$work/floor$run" >"$work/floor$run.ready" &
+  local listener=$!
+  until [ -s "$work/floor$run.ready" ]; do sleep 0.05; done
+  hook "$1" warm "$work/floor$run"
+  timed "$1" "$work/floor$run" 2>/dev/null | tail -1 >>"$work/floor"
+  kill "$listener"; wait "$listener" || true
+}
 with_mamori() {
   run=$((run + 1)); mkdir -p "$work/prot$run"; hook "$1" setup "$work/prot$run"; sync
   "$bin" run --protect "$work/prot$run" --state "$work/state$run" >/dev/null 2>"$work/agent$run.log" &
@@ -96,16 +111,16 @@ with_mamori() {
 }
 
 # This machine's baselines alone vary by half from one run to the next, so
-# each workload runs in PAIRS pairs, alternating which half goes first, and
-# the median ratio is the figure.
+# each workload runs in PAIRS rounds of three (without, answering, mamori),
+# the order reversed every other round, and the median ratio is the figure.
 pairs=${PAIRS:-3}
 for w in ${WORKLOADS:-small_files c_project random_writes reading rereading}; do
-  : >"$work/incidents"; : >"$work/without"; : >"$work/with"; : >"$work/agent_ticks"
+  : >"$work/incidents"; : >"$work/without"; : >"$work/floor"; : >"$work/with"; : >"$work/agent_ticks"
   for i in $(seq "$pairs"); do
     if [ $((i % 2)) -eq 1 ]; then
-      without $w; with_mamori $w
+      without $w; answer_only $w; with_mamori $w
     else
-      with_mamori $w; without $w
+      with_mamori $w; answer_only $w; without $w
     fi
   done
   python3 - "$w" "$work" <<'PY'
@@ -113,10 +128,13 @@ import statistics, sys
 w, work = sys.argv[1], sys.argv[2]
 incidents = sum(int(n) for n in open(f"{work}/incidents").read().split())
 ticks = [int(n) for n in open(f"{work}/agent_ticks").read().split()]
-bases, withs = [list(map(float, open(f"{work}/{name}").read().split())) for name in ("without", "with")]
-ratios = [m / b for b, m in zip(bases, withs)]
-pairs = ", ".join(f"{b:.2f}→{m:.2f}" for b, m in zip(bases, withs))
-print(f"{w}: median ratio {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}x; "
-      f"seconds without→with: {pairs}), agent CPU {statistics.median(ticks) / 100:.2f} s, incidents {incidents}")
+bases, floors, withs = [list(map(float, open(f"{work}/{name}").read().split())) for name in ("without", "floor", "with")]
+def ratio(tops, bottoms):
+    r = [t / b for t, b in zip(tops, bottoms)]
+    return f"{statistics.median(r):.2f}x (range {min(r):.2f}-{max(r):.2f}x)"
+runs = ", ".join(f"{b:.2f}/{f:.2f}/{m:.2f}" for b, f, m in zip(bases, floors, withs))
+print(f"{w}: mamori {ratio(withs, bases)}; listener that only answers {ratio(floors, bases)}; "
+      f"mamori over it {ratio(withs, floors)}; seconds without/answering/mamori: {runs}; "
+      f"agent CPU {statistics.median(ticks) / 100:.2f} s, incidents {incidents}")
 PY
 done
