@@ -55,6 +55,10 @@ pub struct Sensor {
     renames: u64,
     /// The last file event was a close, held.
     just_held: bool,
+    /// Entry events read while opens wait in the other queue: handed to the
+    /// handler just before its next event, so those opens are answered first.
+    deferring: bool,
+    deferred: Vec<Event>,
     /// The thread that runs the sensor, and the handler's vault with it.
     tid: i32,
     procs: Procs,
@@ -143,6 +147,8 @@ impl Sensor {
             known: Known::default(),
             renames: 0,
             just_held: false,
+            deferring: false,
+            deferred: Vec::new(),
             tid: 0,
             procs: Procs::new(),
             syscalls: Syscalls::default(),
@@ -183,11 +189,19 @@ impl Sensor {
             }
             let mut batch = false;
             if woken.has(Source::Fid) {
-                batch |= self.read_batch(false, handler)?;
+                // A program making files waits in its open while the create
+                // that came just before is weighed: weigh it after the answer
+                // (the open's event is looked for even if it was not in yet
+                // at the wake: an empty read costs less than that wait).
+                self.deferring = true;
+                let read = self.read_batch(false, handler);
+                self.deferring = false;
+                batch |= read?;
             }
-            if woken.has(Source::Perm) {
+            if woken.has(Source::Perm) || !self.deferred.is_empty() {
                 batch |= self.read_batch(true, handler)?;
             }
+            self.flush(handler);
             if woken.has(Source::Closes) {
                 self.closes.clear_wake();
                 batch |= self.closed(handler, false);
@@ -379,6 +393,11 @@ impl Sensor {
         } else {
             path
         };
+        if !empty {
+            // Only an empty file's open is answered before the entry events
+            // read with it are weighed: it has nothing to lose.
+            self.flush(handler);
+        }
         let suspect = proc.is_some_and(|p| handler.is_suspect(p));
         self.just_held = false;
         // An empty file holds nothing to keep: unless its opener is suspect,
@@ -677,9 +696,25 @@ impl Sensor {
         }
     }
 
+    /// Hands `ev` to the handler, after every event deferred before it; or
+    /// defers it too (only events without a file, whose answer is no one's).
     fn emit(&mut self, handler: &mut dyn Handler, ev: Event, file: Option<&File>) -> Decision {
+        if self.deferring && file.is_none() {
+            self.deferred.push(ev);
+            return Decision::Allow;
+        }
+        self.flush(handler);
         self.stats.events += 1;
         handler.event(&ev, file)
+    }
+
+    fn flush(&mut self, handler: &mut dyn Handler) {
+        let mut deferred = std::mem::take(&mut self.deferred);
+        for ev in deferred.drain(..) {
+            self.stats.events += 1;
+            handler.event(&ev, None);
+        }
+        self.deferred = deferred;
     }
 }
 

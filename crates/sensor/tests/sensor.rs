@@ -195,6 +195,9 @@ fn child_file_lifecycle_is_reported_and_attributed() {
     // thread, same file handle): named by it, and a write whatever its flags
     // (O_TRUNC here) asked, since there was nothing to truncate.
     assert!(matches!(open.kind, EventKind::Open { mode: OpenMode::Write, before: None, .. }), "{open:?}");
+    // Answered before its create is weighed, but handed over after it.
+    let open_at = evs.iter().position(|e| std::ptr::eq(e, open)).unwrap();
+    assert!(create_at < open_at);
     // The path is read when the close is handled: by then the file may have moved on.
     let close = find(&evs, |k| matches!(k, EventKind::CloseWrite { path, .. } if *path == f || *path == g));
     let EventKind::CloseWrite { after, .. } = &close.kind else { unreachable!() };
