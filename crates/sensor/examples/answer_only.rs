@@ -73,11 +73,17 @@ fn main() {
             }
             // SAFETY: the kernel installed this fd for us.
             let file = unsafe { File::from_raw_fd(ev.fd) };
-            if ev.mask & libc::FAN_OPEN_PERM != 0 && file.metadata().is_ok_and(|m| m.len() < RANGE_FROM) {
-                let flags = libc::FAN_MARK_ADD
-                    | libc::FAN_MARK_IGNORED_MASK
-                    | libc::FAN_MARK_IGNORED_SURV_MODIFY
-                    | libc::FAN_MARK_EVICTABLE;
+            if ev.mask & libc::FAN_OPEN_PERM != 0 {
+                // As the sensor does: an ignore mark set at one open (say,
+                // the one that created the file) is lifted for the next.
+                let flags = if file.metadata().is_ok_and(|m| m.len() < RANGE_FROM) {
+                    libc::FAN_MARK_ADD
+                        | libc::FAN_MARK_IGNORED_MASK
+                        | libc::FAN_MARK_IGNORED_SURV_MODIFY
+                        | libc::FAN_MARK_EVICTABLE
+                } else {
+                    libc::FAN_MARK_REMOVE | libc::FAN_MARK_IGNORED_MASK
+                };
                 mark(&perm, flags, FAN_PRE_ACCESS | libc::FAN_CLOSE_WRITE, ev.fd);
             }
             if ev.mask & (libc::FAN_OPEN_PERM | FAN_PRE_ACCESS) != 0 {
