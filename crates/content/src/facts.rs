@@ -16,10 +16,11 @@ const HEAD_SAMPLE: usize = 8192;
 /// Facts from the bytes read at `regions` (sorted `(offset, bytes)`, as laid
 /// out by [`plan`] for `depth`) of a file of `size` bytes.
 ///
-/// [`Depth::Light`] facts carry no similarity digest: they describe new
-/// files and files opened to read, and a digest is only ever compared
-/// between a file's facts before a write and after it. It was the largest
-/// cost of weighing a new file.
+/// [`Depth::Light`] facts carry no similarity digest and no block samples:
+/// they describe new files and files opened to read, and both are only ever
+/// compared between a file's facts before a write and after it. The digest
+/// was the largest cost of weighing a new file; the blocks' hashes and
+/// entropies, a sixth of the agent's time on a first read of many files.
 pub fn facts(size: u64, regions: &[(u64, &[u8])], depth: Depth) -> ContentFacts {
     let covered: u64 = regions.iter().map(|(_, b)| b.len() as u64).sum();
     let sampled = covered < size;
@@ -47,7 +48,7 @@ pub fn facts(size: u64, regions: &[(u64, &[u8])], depth: Depth) -> ContentFacts 
         encoded_random: encoded_random(&head[..head.len().min(HEAD_SAMPLE)]),
         sampled,
         digest: if size == 0 || depth == Depth::Light { Digest::default() } else { digest::digest(regions) },
-        blocks: blocks::sample(regions, sampled),
+        blocks: if depth == Depth::Light { Vec::new() } else { blocks::sample(regions, sampled) },
         small_hash,
     }
 }

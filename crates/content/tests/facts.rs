@@ -260,12 +260,12 @@ fn read_facts_samples_a_large_file_as_planned() {
 
     let light = read_facts(file.as_file(), Depth::Light).unwrap();
     assert!(light.sampled);
-    let offsets: Vec<u64> = light.blocks.iter().map(|b| b.offset).collect();
-    assert_eq!(offsets, vec![0, 4096, size as u64 - 4096]);
+    assert!(light.entropy > 7.9, "the head and tail were read");
     assert_eq!(light.kind, FileKind::Unknown);
-    // Nothing is compared with a light digest: none is computed.
+    // Digests and block samples are compared only before and after a
+    // write, never with light facts: neither is computed for them.
     assert!(!f.digest.0.is_empty());
-    assert!(light.digest.0.is_empty());
+    assert!(light.digest.0.is_empty() && light.blocks.is_empty());
 }
 
 #[test]
