@@ -50,3 +50,42 @@ fn replay_100k_events(bencher: divan::Bencher) {
         }
     });
 }
+
+/// A build or a copy: one program, four processes below its session
+/// leader, creating files. Each event is credited to every ancestor.
+#[divan::bench]
+fn new_files_four_deep(bencher: divan::Bencher) {
+    let mut events = Vec::new();
+    let mut parent = None;
+    for pid in 100..104u32 {
+        let key = ProcKey { pid, start: pid as u64 };
+        let info = ProcInfo {
+            key,
+            parent,
+            uid: 1000,
+            pgid: 100,
+            sid: 100,
+            exe: format!("/usr/bin/step{pid}"),
+            cmdline: vec![],
+        };
+        events.push(Event { time_ns: 0, proc: None, kind: EventKind::Proc(info) });
+        parent = Some(key);
+    }
+    let writer = parent;
+    for i in 0..20_000u64 {
+        let path = format!("/srv/share/build/d{:03}/f{i}.o", i % 200);
+        let t = 1_000 * i;
+        events.push(Event { time_ns: t, proc: writer, kind: EventKind::Create { path: path.clone(), dir: false } });
+        events.push(Event {
+            time_ns: t,
+            proc: writer,
+            kind: EventKind::Open { path, mode: OpenMode::Write, before: None },
+        });
+    }
+    bencher.counter(divan::counter::ItemsCount::new(events.len())).bench(|| {
+        let mut engine = Engine::new(Config::default());
+        for ev in &events {
+            divan::black_box(engine.process(ev));
+        }
+    });
+}
