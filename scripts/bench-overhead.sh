@@ -6,7 +6,7 @@
 #   (c) 4 KiB random writes into a 1 GiB file (fio, 64 MiB of writes),
 #   (d) reading 20,000 files of 4-64 KiB that were there before (tar), the
 #       first time since the agent started, and (e) again.
-# Each pair has a middle arm: the same work under a listener that takes the
+# Each round has a middle arm: the same work under a listener that takes the
 # events mamori takes and only answers them (crates/sensor/examples/
 # answer_only.rs). Its ratio is the floor any agent built on fanotify pays on
 # this machine; mamori's ratio over it is what mamori's own work costs.
@@ -73,41 +73,43 @@ random_writes() {
 
 timed() { local s e; s=$(date +%s.%N); "$@"; e=$(date +%s.%N); python3 -c "print($e - $s)"; }
 
-# Each appends its seconds to $work/without or $work/with. Not run in $(...):
-# the agent must stay a job of this shell, for the exit trap to stop it.
+# One timed run of workload $2 in a folder of its own, under arm $1:
+# "without" (nothing), "floor" (the listener that only answers) or "with"
+# (mamori); its seconds go to $work/$1. Not run in $(...): the listener
+# must stay a job of this shell, for the exit trap to stop it.
 # Every run writes into a folder of its own and nothing is deleted until the
 # end: on an ext4 without a journal (this machine's root) the inode allocator
 # skips inodes deleted in the last minute or more, so a run right after
 # deleting 20,000 files took twice as long as one that was not.
 run=0
 hook() { if declare -F "$1_$2" >/dev/null; then "$1_$2" "$3"; fi; }
-without() {
-  run=$((run + 1)); mkdir -p "$work/plain$run"; hook "$1" setup "$work/plain$run"; sync
-  hook "$1" warm "$work/plain$run"
-  timed "$1" "$work/plain$run" 2>/dev/null | tail -1 >>"$work/without"
-}
-answer_only() {
-  run=$((run + 1)); mkdir -p "$work/floor$run"; hook "$1" setup "$work/floor$run"; sync
-  "$floor_bin" "$work/floor$run" >"$work/floor$run.ready" &
-  local listener=$!
-  until [ -s "$work/floor$run.ready" ]; do sleep 0.05; done
-  hook "$1" warm "$work/floor$run"
-  timed "$1" "$work/floor$run" 2>/dev/null | tail -1 >>"$work/floor"
-  kill "$listener"; wait "$listener" || true
-}
-with_mamori() {
-  run=$((run + 1)); mkdir -p "$work/prot$run"; hook "$1" setup "$work/prot$run"; sync
-  "$bin" run --protect "$work/prot$run" --state "$work/state$run" >/dev/null 2>"$work/agent$run.log" &
-  local agent=$!
-  until "$bin" status --state "$work/state$run" >/dev/null 2>&1; do sleep 0.1; done
-  hook "$1" warm "$work/prot$run"
+arm() {
+  local kind=$1 w=$2 pid= ticks=
+  run=$((run + 1))
+  local dir="$work/$kind$run" state="$work/state$run"
+  mkdir -p "$dir"; hook "$w" setup "$dir"; sync
+  case $kind in
+    floor)
+      "$floor_bin" "$dir" >"$dir.ready" &
+      pid=$!
+      until [ -s "$dir.ready" ]; do sleep 0.05; done
+      ;;
+    with)
+      "$bin" run --protect "$dir" --state "$state" >/dev/null 2>"$work/agent$run.log" &
+      pid=$!
+      until "$bin" status --state "$state" >/dev/null 2>&1; do sleep 0.1; done
+      ;;
+  esac
+  hook "$w" warm "$dir"
   # The agent's own CPU while timed (user + system, in clock ticks):
   # steadier than the ratio on a machine whose baselines swing.
-  local ticks; ticks=$(awk '{print $14 + $15}' "/proc/$agent/stat")
-  timed "$1" "$work/prot$run" 2>/dev/null | tail -1 >>"$work/with"
-  awk -v t="$ticks" '{print $14 + $15 - t}' "/proc/$agent/stat" >>"$work/agent_ticks"
-  "$bin" incidents --json --state "$work/state$run" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' >>"$work/incidents"
-  kill "$agent"; wait "$agent" || true
+  if [ "$kind" = with ]; then ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat"); fi
+  timed "$w" "$dir" 2>/dev/null | tail -1 >>"$work/$kind"
+  if [ "$kind" = with ]; then
+    awk -v t="$ticks" '{print $14 + $15 - t}' "/proc/$pid/stat" >>"$work/agent_ticks"
+    "$bin" incidents --json --state "$state" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' >>"$work/incidents"
+  fi
+  if [ -n "$pid" ]; then kill "$pid"; wait "$pid" || true; fi
 }
 
 # This machine's baselines alone vary by half from one run to the next, so
@@ -118,9 +120,9 @@ for w in ${WORKLOADS:-small_files c_project random_writes reading rereading}; do
   : >"$work/incidents"; : >"$work/without"; : >"$work/floor"; : >"$work/with"; : >"$work/agent_ticks"
   for i in $(seq "$pairs"); do
     if [ $((i % 2)) -eq 1 ]; then
-      without $w; answer_only $w; with_mamori $w
+      arm without $w; arm floor $w; arm with $w
     else
-      with_mamori $w; answer_only $w; without $w
+      arm with $w; arm floor $w; arm without $w
     fi
   done
   python3 - "$w" "$work" <<'PY'
