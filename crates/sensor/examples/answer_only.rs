@@ -23,9 +23,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-const FAN_PRE_ACCESS: u64 = 0x0010_0000;
-const PERM_MASK: u64 = libc::FAN_OPEN_PERM | libc::FAN_CLOSE_WRITE | FAN_PRE_ACCESS | libc::FAN_EVENT_ON_CHILD;
-const FID_MASK: u64 = libc::FAN_CREATE | libc::FAN_DELETE | libc::FAN_RENAME | libc::FAN_ONDIR;
+use mamori_sensor::{FAN_PRE_ACCESS, FID_MASK, PERM_MASK};
+
+/// mamori's default `range_copy_from_mib`.
 const RANGE_FROM: u64 = 64 << 20;
 
 fn main() {

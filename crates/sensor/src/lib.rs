@@ -50,6 +50,10 @@ use std::path::PathBuf;
 pub use error::SensorError;
 pub use mamori_event::Event;
 pub use sensor::Sensor;
+// What the sensor marks every protected directory with, for a tool that
+// must take the same events (the overhead bench's answer-only listener).
+pub use sensor::FAN_PRE_ACCESS;
+pub use watch::{FID_MASK, PERM_MASK};
 
 #[derive(Debug, Clone, Default)]
 pub struct SensorConfig {

@@ -29,7 +29,7 @@ use mamori_guard::{Allow, Denial, Guard};
 
 /// Not in Debian 12's headers (kernel 6.14+): before each read or write of a
 /// marked file, with the range in an info record.
-pub(crate) const FAN_PRE_ACCESS: u64 = 0x0010_0000;
+pub const FAN_PRE_ACCESS: u64 = 0x0010_0000;
 const FRESH_MAX: usize = 65_536;
 /// Threads with a created file not yet opened: almost always one or none.
 const CREATED_MAX: usize = 4_096;

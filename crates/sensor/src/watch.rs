@@ -18,10 +18,10 @@ use crate::SensorError;
 /// watcher in sight never does, even if one is added during its open. Files
 /// not kept by range get an ignore mark while their opener waits (see
 /// `Sensor::watch`), so their reads and writes cost nothing.
-const PERM_MASK: u64 =
+pub const PERM_MASK: u64 =
     libc::FAN_OPEN_PERM | libc::FAN_CLOSE_WRITE | crate::sensor::FAN_PRE_ACCESS | libc::FAN_EVENT_ON_CHILD;
 /// Names coming and going in a marked directory, files and directories alike.
-const FID_MASK: u64 = libc::FAN_CREATE | libc::FAN_DELETE | libc::FAN_RENAME | libc::FAN_ONDIR;
+pub const FID_MASK: u64 = libc::FAN_CREATE | libc::FAN_DELETE | libc::FAN_RENAME | libc::FAN_ONDIR;
 
 #[derive(Debug)]
 pub struct Watch {
