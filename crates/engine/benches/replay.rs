@@ -15,16 +15,7 @@ fn trace(n: usize) -> Vec<Event> {
     let light = facts_of_bytes(&b"header of a document\n".repeat(40));
     let mut events = Vec::with_capacity(n + 64);
     for pid in 2..34u32 {
-        let info = ProcInfo {
-            key: ProcKey { pid, start: pid as u64 },
-            parent: Some(ProcKey { pid: 1, start: 1 }),
-            uid: 1000,
-            pgid: pid,
-            sid: pid,
-            exe: format!("/usr/bin/worker{pid}"),
-            cmdline: vec![],
-        };
-        events.push(Event { time_ns: 0, proc: None, kind: EventKind::Proc(info) });
+        events.push(proc_event(pid, Some(ProcKey { pid: 1, start: 1 }), pid));
     }
     for i in 0..n {
         let pid = 2 + (i % 32) as u32;
@@ -38,6 +29,20 @@ fn trace(n: usize) -> Vec<Event> {
         events.push(Event { time_ns: 1_000 * i as u64, proc: Some(ProcKey { pid, start: pid as u64 }), kind });
     }
     events
+}
+
+/// A process (started at time `pid`) coming into view, in session `sid`.
+fn proc_event(pid: u32, parent: Option<ProcKey>, sid: u32) -> Event {
+    let info = ProcInfo {
+        key: ProcKey { pid, start: pid as u64 },
+        parent,
+        uid: 1000,
+        pgid: sid,
+        sid,
+        exe: format!("/usr/bin/worker{pid}"),
+        cmdline: vec![],
+    };
+    Event { time_ns: 0, proc: None, kind: EventKind::Proc(info) }
 }
 
 #[divan::bench]
@@ -58,18 +63,8 @@ fn new_files_four_deep(bencher: divan::Bencher) {
     let mut events = Vec::new();
     let mut parent = None;
     for pid in 100..104u32 {
-        let key = ProcKey { pid, start: pid as u64 };
-        let info = ProcInfo {
-            key,
-            parent,
-            uid: 1000,
-            pgid: 100,
-            sid: 100,
-            exe: format!("/usr/bin/step{pid}"),
-            cmdline: vec![],
-        };
-        events.push(Event { time_ns: 0, proc: None, kind: EventKind::Proc(info) });
-        parent = Some(key);
+        events.push(proc_event(pid, parent, 100));
+        parent = Some(ProcKey { pid, start: pid as u64 });
     }
     let writer = parent;
     for i in 0..20_000u64 {
