@@ -64,6 +64,8 @@ impl Default for Detect {
 pub struct Weights {
     /// A recognised file (document, image, text) rewritten into unrecognisable ciphertext-like bytes.
     pub format_lost: f64,
+    /// A recognised file overwritten with one repeated byte, or a recognised binary document emptied.
+    pub content_destroyed: f64,
     /// A file rewritten into base64/hex text of random bytes.
     pub encoded_ciphertext: f64,
     /// A recognised file whose header survived but whose structure did not.
@@ -94,6 +96,7 @@ impl Default for Weights {
     fn default() -> Self {
         Weights {
             format_lost: 40.0,
+            content_destroyed: 40.0,
             encoded_ciphertext: 40.0,
             structure_broken: 35.0,
             regions_encrypted: 35.0,
@@ -151,6 +154,7 @@ impl Config {
         let w = &self.weights;
         for (key, value) in [
             ("weights.format_lost", w.format_lost),
+            ("weights.content_destroyed", w.content_destroyed),
             ("weights.encoded_ciphertext", w.encoded_ciphertext),
             ("weights.structure_broken", w.structure_broken),
             ("weights.regions_encrypted", w.regions_encrypted),

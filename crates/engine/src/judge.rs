@@ -48,8 +48,11 @@ pub(crate) fn rewrite(cfg: &Config, before: &ContentFacts, after: &ContentFacts)
             best = Some((ind, weight));
         }
     };
+    if destroyed(before, after) {
+        consider(Indicator::ContentDestroyed, w.content_destroyed);
+    }
     if after.size < MIN_JUDGED {
-        return None;
+        return best;
     }
     if after.encoded_random && !before.encoded_random {
         consider(Indicator::EncodedCiphertext, w.encoded_ciphertext);
@@ -85,6 +88,22 @@ pub(crate) fn rewrite(cfg: &Config, before: &ContentFacts, after: &ContentFacts)
     }
 
     best
+}
+
+/// Entropy (bits/byte) below which content is one byte repeated, give or
+/// take a few stray bytes; no document comes near it.
+const CONSTANT_ENTROPY: f32 = 0.1;
+
+/// A document replaced by nothing of value: one byte repeated (a wiper's
+/// zeros) or nothing at all. Emptying counts only for recognised binary
+/// documents: text files are emptied every day (log rotation, `: > file`),
+/// documents are not. A truncate that is followed by real content (an
+/// editor's save, `>` redirection) is judged on that content at its close.
+fn destroyed(before: &ContentFacts, after: &ContentFacts) -> bool {
+    let constant = after.size >= MIN_JUDGED && after.entropy < CONSTANT_ENTROPY;
+    let emptied = after.size == 0 && matches!(before.kind, FileKind::Known { intact: true, .. });
+    // A nearly blank file (a fresh disk image) that is blanked loses nothing.
+    before.kind.is_meaningful() && before.entropy > 1.0 && (constant || emptied)
 }
 
 /// Extensions that ordinary work renames files to; a rename to one of these

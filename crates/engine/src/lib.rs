@@ -43,6 +43,7 @@ pub enum ConfigError {
 #[serde(rename_all = "kebab-case")]
 pub enum Indicator {
     FormatLost,
+    ContentDestroyed,
     EncodedCiphertext,
     StructureBroken,
     RegionsEncrypted,
@@ -59,6 +60,7 @@ impl Indicator {
     pub fn describe(self) -> &'static str {
         match self {
             Indicator::FormatLost => "recognised files rewritten into unrecognisable ciphertext-like data",
+            Indicator::ContentDestroyed => "recognised files overwritten with one repeated byte or emptied (wiped)",
             Indicator::EncodedCiphertext => "files rewritten into base64/hex text of random bytes",
             Indicator::StructureBroken => "files whose header was kept but whose structure was destroyed",
             Indicator::RegionsEncrypted => "regions of files overwritten with ciphertext (intermittent encryption)",

@@ -145,13 +145,70 @@ fn xor_with_one_byte_is_stopped_although_entropy_stays_low() {
     let p = session(&mut t, "/tmp/evil");
     for i in 0..10 {
         // An uncompressed PDF: a recognised format with low entropy.
-        let before = [b"%PDF-1.4\n".as_slice(), &prose(i, 12_000), b"\n%%EOF\n"].concat();
+        let before = pdf(i, 12_000);
         let after: Vec<u8> = before.iter().map(|b| b ^ 0x5a).collect();
         t.rewrite(p, &format!("/data/x{i}.pdf"), &before, &after);
     }
     let v = verdicts(&t);
     assert_eq!(v.len(), 1, "{v:#?}");
     assert!(v[0].damaged_files <= 3);
+}
+
+#[test]
+fn documents_overwritten_with_zeros_are_stopped() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/wiper");
+    for i in 0..10 {
+        let path = format!("/data/w{i}.pdf");
+        let before = pdf(i, 12_000);
+        t.rewrite(p, &path, &before, &vec![0u8; before.len()]);
+        t.delete(p, &path);
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].damaged_files <= 3, "{}", v[0].damaged_files);
+    assert!(v[0].reasons[0].contains("wiped"), "{:?}", v[0].reasons);
+}
+
+#[test]
+fn text_overwritten_with_one_repeated_byte_is_stopped() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/wiper");
+    for i in 0..10 {
+        t.rewrite(p, &format!("/data/t{i}.txt"), &prose(i, 9000), &vec![0xffu8; 9000]);
+    }
+    assert_eq!(verdicts(&t).len(), 1);
+}
+
+#[test]
+fn documents_truncated_to_nothing_are_stopped() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/wiper");
+    for i in 0..10 {
+        let path = format!("/data/e{i}.pdf");
+        t.open(p, &path, OpenMode::Truncate, &pdf(i, 12_000));
+        t.close_write(p, &path, b"");
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].damaged_files <= 3);
+}
+
+/// `>` redirection and editors truncate and then write real content; log
+/// rotation empties text logs. Neither destroys a document.
+#[test]
+fn truncating_and_rewriting_or_emptying_logs_is_benign() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/usr/bin/bash");
+    for i in 0..30 {
+        let doc = format!("/data/d{i}.pdf");
+        t.open(p, &doc, OpenMode::Truncate, &pdf(i, 12_000));
+        t.close_write(p, &doc, &pdf(i + 1, 12_500));
+        let log = format!("/data/logs/app{i}.log");
+        t.open(p, &log, OpenMode::Truncate, &prose(i, 40_000));
+        t.close_write(p, &log, b"");
+    }
+    assert!(verdicts(&t).is_empty());
 }
 
 #[test]

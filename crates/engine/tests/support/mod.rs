@@ -31,6 +31,11 @@ pub fn prose(seed: u64, len: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// An uncompressed PDF: a recognised document whose bytes are mostly text.
+pub fn pdf(seed: u64, len: usize) -> Vec<u8> {
+    [b"%PDF-1.4\n".as_slice(), &prose(seed, len), b"\n%%EOF\n"].concat()
+}
+
 pub fn facts(bytes: &[u8]) -> ContentFacts {
     facts_of_bytes(bytes)
 }
