@@ -388,7 +388,7 @@ impl Vault {
         }
         // A reflink shares the file's blocks: it takes space only as they are overwritten.
         let takes = if reflink_only { 0 } else { meta.size };
-        if let Some(reason) = self.refusal(takes, false)? {
+        if let Some(reason) = self.refusal(takes)? {
             return Ok(Some(Preserved::Skipped(reason)));
         }
         let id = self.next_id;
@@ -487,7 +487,9 @@ impl Vault {
     /// Keeps the blocks of `[offset, offset + len)` of the file `inode`
     /// (`len == 0`: to the end) that are about to be overwritten, if the
     /// file is being kept by range.
-    /// Returns `None` when it is not.
+    /// Returns `None` when it is not, and [`SkipReason::Budget`] or
+    /// [`SkipReason::FreeSpaceFloor`] when some of the range's data would
+    /// not fit (what fits is kept).
     /// `reading` tells whether the access is a read after all (it costs a
     /// look at the accessor's system call, so it is asked only when there is
     /// something left to keep).
@@ -502,18 +504,28 @@ impl Vault {
         if active.all_kept(offset, len) || reading() {
             return Ok(Some(Preserved::AlreadyHeld));
         }
+        // What may be kept is known only while keeping: a truncate of a
+        // sparse terabyte may hold a few blocks of data or all of them.
+        let budget_room = self.limits.budget_bytes.saturating_sub(self.usage.bytes);
         // Asked before every write: the free space may stand for a second.
-        if let Some(reason) = self.refusal(len, true)? {
-            return Ok(Some(Preserved::Skipped(reason)));
-        }
+        let free_room = self.free_bytes(true)?.saturating_sub(self.limits.free_floor_bytes);
         let active = self.active.get_mut(&inode).expect("looked up above");
-        match active.keep(offset, len) {
+        match active.keep(offset, len, budget_room.min(free_room)) {
             Ok(kept) => {
-                self.usage.bytes += kept;
+                self.usage.bytes += kept.bytes;
                 if let Some((free, _)) = &mut self.free {
-                    *free = free.saturating_sub(kept);
+                    *free = free.saturating_sub(kept.bytes);
                 }
-                Ok(Some(Preserved::AlreadyHeld))
+                if !kept.refused {
+                    return Ok(Some(Preserved::AlreadyHeld));
+                }
+                Ok(Some(Preserved::Skipped(if budget_room <= free_room {
+                    self.usage.skipped_budget += 1;
+                    SkipReason::Budget
+                } else {
+                    self.usage.skipped_floor += 1;
+                    SkipReason::FreeSpaceFloor
+                })))
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
                 self.usage.skipped_floor += 1;
@@ -524,24 +536,28 @@ impl Vault {
     }
 
     /// Why `bytes` more may not be kept, if they may not: over the space
-    /// budget, or below the free-space floor (counted either way). With
-    /// `cached`, a reading of the free space up to a second old stands, less
-    /// what was kept by range since.
-    fn refusal(&mut self, bytes: u64, cached: bool) -> Result<Option<SkipReason>, VaultError> {
+    /// budget, or below the free-space floor (counted either way).
+    fn refusal(&mut self, bytes: u64) -> Result<Option<SkipReason>, VaultError> {
         if self.usage.bytes + bytes > self.limits.budget_bytes {
             self.usage.skipped_budget += 1;
             return Ok(Some(SkipReason::Budget));
         }
+        if self.free_bytes(false)? < bytes.saturating_add(self.limits.free_floor_bytes) {
+            self.usage.skipped_floor += 1;
+            return Ok(Some(SkipReason::FreeSpaceFloor));
+        }
+        Ok(None)
+    }
+
+    /// The filesystem's free space. With `cached`, a reading up to a second
+    /// old stands, less what was kept by range since.
+    fn free_bytes(&mut self, cached: bool) -> Result<u64, VaultError> {
         let free = match self.free {
             Some((free, at)) if cached && at.elapsed() < FREE_SPACE_FRESH => free,
             _ => sys::free_bytes(&self.dir).map_err(io_err(&self.dir))?,
         };
         self.free = Some((free, std::time::Instant::now()));
-        if free < bytes.saturating_add(self.limits.free_floor_bytes) {
-            self.usage.skipped_floor += 1;
-            return Ok(Some(SkipReason::FreeSpaceFloor));
-        }
-        Ok(None)
+        Ok(free)
     }
 
     /// Releases entries older than the retention window unless `keep` wants
@@ -628,7 +644,8 @@ impl Vault {
                 .map_err(io_err(&tmp))?;
             let mut hash = copy_into(&src, &out, len).map_err(io_err(&tmp))?;
             if e.kind == Kind::Ranges {
-                ranges::overlay(&object, &out, e.meta.size).map_err(|err| match err.kind() {
+                let log = File::open(&object).map_err(io_err(&object))?;
+                ranges::overlay(&log, &out, e.meta.size).map_err(|err| match err.kind() {
                     io::ErrorKind::InvalidData => VaultError::HashMismatch { path: dest.to_path_buf() },
                     _ => io_err(&object)(err),
                 })?;
