@@ -1,5 +1,5 @@
-//! Errors of catalog loading. Identification itself cannot fail: what it
-//! cannot attribute it reports as unknown.
+//! Errors of catalog loading and of reading samples. Identification itself
+//! cannot fail: what it cannot attribute it reports as unknown.
 
 use std::path::PathBuf;
 
@@ -20,4 +20,26 @@ pub enum IdentifyError {
     Invalid { line: usize, family: String, field: &'static str, reason: String },
     #[error("catalog names no family")]
     Empty,
+}
+
+/// Why a file was not taken as a sample. The refusals (a link, a FIFO, a
+/// device) are what an attacker leaves to stall or mislead the reader.
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: a symbolic link, not followed")]
+    Link { path: PathBuf },
+    #[error("{path}: {kind}, not a regular file")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -18,7 +18,7 @@ mod sample;
 mod text;
 
 pub use catalog::{Catalog, Decryptor, Family};
-pub use error::IdentifyError;
+pub use error::{IdentifyError, SampleError};
 pub use identify::{Confidence, Identification};
 pub use note::looks_like_ransom_note;
 pub use sample::{Sample, NOTE_LIMIT, TAIL_LIMIT};
