@@ -22,13 +22,23 @@
 //! without a line is an orphan (removed at the next open) and a line is never
 //! without a whole object; a torn last line is skipped. Pins are not fsynced
 //! (see [`Vault::pin`]).
+//!
+//! A vault is opened only where no one but root can change it, or a
+//! directory above it ([`check_private_dir`]), and its log, marker and
+//! objects are opened relative to the held directory, never through a link.
+//! Even so a log line may only name an object the vault itself would write.
 
+mod private_dir;
 mod ranges;
 mod sys;
 
+pub use private_dir::{check_private_dir, UnsafeDir};
+
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -38,6 +48,9 @@ use tracing::warn;
 
 const FORMAT: &str = "mamori-vault 1\n";
 const LOG: &str = "entries.log";
+const LOG_NEW: &str = "entries.log.new";
+const MARKER: &str = "VAULT";
+const OBJECTS: &str = "objects";
 /// How long a free-space reading stands while ranges are kept.
 const FREE_SPACE_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -51,6 +64,11 @@ pub enum VaultError {
     NotAVault { path: PathBuf },
     #[error("restoring {path}: the content written does not match the copy's hash (the vault copy was changed)")]
     HashMismatch { path: PathBuf },
+    /// The vault directory (or one above it) could be changed by someone other than root.
+    #[error(transparent)]
+    Unsafe(#[from] UnsafeDir),
+    #[error("{path} is not a regular file (a link, FIFO, device or directory): left alone")]
+    NotRegular { path: PathBuf },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> VaultError + '_ {
@@ -144,6 +162,10 @@ pub struct VaultUsage {
 
 pub struct Vault {
     dir: PathBuf,
+    /// The vault directory and its `objects/`, held open: the log, the
+    /// marker and the objects are opened relative to them, never through a link.
+    dir_fd: File,
+    objects_fd: File,
     limits: Limits,
     entries: Vec<Entry>,
     /// Keyed by a hash of the path, not the path itself: a pin per opened
@@ -178,20 +200,44 @@ impl Vault {
     }
 
     fn load(dir: &Path, limits: Limits, writable: bool) -> Result<Vault, VaultError> {
-        let marker = dir.join("VAULT");
+        if writable && std::fs::symlink_metadata(dir).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err(dir))?;
+        }
+        check_private_dir(dir)?;
+        let dir_fd = sys::open_dir(dir).map_err(io_err(dir))?;
+        // Again on what was opened: the name may have been swapped since.
+        private_dir::check_own(dir, &dir_fd.metadata().map_err(io_err(dir))?)?;
+        let marker = dir.join(MARKER);
         if writable {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join("objects")).map_err(io_err(dir))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
-            if !marker.exists() {
-                std::fs::write(&marker, FORMAT).map_err(io_err(&marker))?;
+            // Only tightened (it passed the check): nobody else may even list what was kept.
+            dir_fd.set_permissions(std::fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+            match sys::mkdir_in(dir_fd.as_fd(), OsStr::new(OBJECTS), 0o700) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_err(dir)(e)),
+                _ => {}
+            }
+            let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
+            match sys::open_in(dir_fd.as_fd(), OsStr::new(MARKER), flags, 0o600) {
+                Ok(mut f) => f.write_all(FORMAT.as_bytes()).map_err(io_err(&marker))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err(&marker)(e)),
             }
         }
-        match std::fs::read_to_string(&marker) {
-            Ok(text) if text == FORMAT => {}
+        let mut text = String::new();
+        match sys::open_in(dir_fd.as_fd(), OsStr::new(MARKER), libc::O_RDONLY, 0)
+            .and_then(|mut f| f.read_to_string(&mut text))
+        {
+            Ok(_) if text == FORMAT => {}
             _ => return Err(VaultError::NotAVault { path: dir.to_path_buf() }),
         }
+        if writable {
+            set_aside_unindexed(dir, &dir_fd)?;
+        }
+        let objects_fd = sys::open_in(dir_fd.as_fd(), OsStr::new(OBJECTS), libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            .map_err(io_err(&dir.join(OBJECTS)))?;
         let mut vault = Vault {
             dir: dir.to_path_buf(),
+            dir_fd,
+            objects_fd,
             limits,
             entries: Vec::new(),
             by_path: HashMap::new(),
@@ -204,18 +250,16 @@ impl Vault {
             usage: VaultUsage::default(),
             log: None,
         };
-        if writable {
-            vault.set_aside_unindexed()?;
-        }
         let held = vault.read_log()?;
         if writable {
             vault.remove_orphans(&held)?;
-            let log_path = dir.join(LOG);
-            vault.log = Some(
-                OpenOptions::new().create(true).append(true).mode(0o600).open(&log_path).map_err(io_err(&log_path))?,
-            );
+            vault.log = Some(vault.open_log(libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT)?);
         }
         Ok(vault)
+    }
+
+    fn open_log(&self, flags: libc::c_int) -> Result<File, VaultError> {
+        sys::open_in(self.dir_fd.as_fd(), OsStr::new(LOG), flags, 0o600).map_err(io_err(&self.dir.join(LOG)))
     }
 
     /// Indexes the log's entries; returns the object names they hold (pins
@@ -223,7 +267,7 @@ impl Vault {
     fn read_log(&mut self) -> Result<HashSet<String>, VaultError> {
         let path = self.dir.join(LOG);
         let mut held = HashSet::new();
-        let file = match File::open(&path) {
+        let file = match sys::open_in(self.dir_fd.as_fd(), OsStr::new(LOG), libc::O_RDONLY, 0) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(held),
             Err(e) => return Err(io_err(&path)(e)),
@@ -233,7 +277,7 @@ impl Vault {
             let line = line.map_err(io_err(&path))?;
             match parse_line(&line) {
                 Some(e) => {
-                    if self.object_path(&e).exists() {
+                    if self.has_objects(&e) {
                         held.extend(object_files(&e));
                         self.index(e);
                     } else {
@@ -249,36 +293,37 @@ impl Vault {
         Ok(held)
     }
 
-    /// Objects without a log line: copies cut short by a crash (temp names
-    /// included). They were never promised to anyone.
-    /// Objects with no log at all are not orphans of a torn write: the log
-    /// was lost. They may be all that is left of someone's files, so they
-    /// are moved aside (never deleted) for a person to look at.
-    fn set_aside_unindexed(&self) -> Result<(), VaultError> {
-        let objects = self.dir.join("objects");
-        if self.dir.join(LOG).exists() || std::fs::read_dir(&objects).map_err(io_err(&objects))?.next().is_none() {
-            return Ok(());
-        }
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let aside = self.dir.join(format!("objects.unindexed-{stamp}"));
-        std::fs::rename(&objects, &aside).map_err(io_err(&aside))?;
-        std::fs::DirBuilder::new().mode(0o700).create(&objects).map_err(io_err(&objects))?;
-        warn!(kept = %aside.display(), "the vault's entry log is missing: its objects were moved aside, not deleted");
-        Ok(())
-    }
-
     fn remove_orphans(&mut self, held: &HashSet<String>) -> Result<(), VaultError> {
-        let objects = self.dir.join("objects");
+        let objects = self.dir.join(OBJECTS);
         for dent in std::fs::read_dir(&objects).map_err(io_err(&objects))? {
             let dent = dent.map_err(io_err(&objects))?;
             let name = dent.file_name();
             let known = name.to_str().is_some_and(|n| held.contains(n));
             if !known {
                 warn!(object = ?name, "orphan vault object removed");
-                let _ = std::fs::remove_file(dent.path());
+                let _ = sys::unlink_in(self.objects_fd.as_fd(), &name);
             }
         }
         Ok(())
+    }
+
+    /// Whether every file of `e` is under `objects/`, a regular file (not a link).
+    fn has_objects(&self, e: &Entry) -> bool {
+        object_files(e).iter().all(|name| {
+            sys::lstat_in(self.objects_fd.as_fd(), OsStr::new(name))
+                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+        })
+    }
+
+    /// Opens the object `name` to read: a regular file under `objects/`, never through a link.
+    fn open_object(&self, name: &str) -> Result<File, VaultError> {
+        let path = self.dir.join(OBJECTS).join(name);
+        let file = sys::open_in(self.objects_fd.as_fd(), OsStr::new(name), libc::O_RDONLY | libc::O_NONBLOCK, 0)
+            .map_err(io_err(&path))?;
+        if !file.metadata().map_err(io_err(&path))?.is_file() {
+            return Err(VaultError::NotRegular { path });
+        }
+        Ok(file)
     }
 
     fn index(&mut self, e: Entry) {
@@ -570,7 +615,7 @@ impl Vault {
         }
         // The log is the whole truth (pins are only summarised in memory).
         let log_path = self.dir.join(LOG);
-        let file = File::open(&log_path).map_err(io_err(&log_path))?;
+        let file = self.open_log(libc::O_RDONLY)?;
         let (mut kept, mut old) = (Vec::new(), Vec::new());
         for line in BufReader::new(file).lines() {
             let line = line.map_err(io_err(&log_path))?;
@@ -584,7 +629,7 @@ impl Vault {
         if old.is_empty() {
             return Ok(0);
         }
-        let tmp = self.dir.join("entries.log.new");
+        let tmp = self.dir.join(LOG_NEW);
         let mut text = String::new();
         for e in &kept {
             text.push_str(&serde_json::to_string(e).expect("entries always serialise"));
@@ -592,14 +637,17 @@ impl Vault {
         }
         // Durable before the rename: a log lost to a crash here would make
         // every object an orphan at the next open.
-        let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+        let mut out = sys::open_in(self.dir_fd.as_fd(), OsStr::new(LOG_NEW), flags, 0o600).map_err(io_err(&tmp))?;
         out.write_all(text.as_bytes()).and_then(|()| out.sync_all()).map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &log_path).and_then(|()| sys::sync_dir(&self.dir)).map_err(io_err(&log_path))?;
-        self.log = Some(OpenOptions::new().append(true).open(&log_path).map_err(io_err(&log_path))?);
+        sys::rename_in(self.dir_fd.as_fd(), OsStr::new(LOG_NEW), OsStr::new(LOG))
+            .and_then(|()| self.dir_fd.sync_all())
+            .map_err(io_err(&log_path))?;
+        self.log = Some(self.open_log(libc::O_WRONLY | libc::O_APPEND)?);
         let mut freed = 0;
         for e in &old {
             for name in object_files(e) {
-                let _ = std::fs::remove_file(self.dir.join("objects").join(name));
+                let _ = sys::unlink_in(self.objects_fd.as_fd(), OsStr::new(&name));
             }
             self.active.remove(&(e.meta.dev, e.meta.ino));
             if e.kind == Kind::Copy {
@@ -623,13 +671,13 @@ impl Vault {
     /// warned about). Returns the hash of what was written.
     pub fn restore_to(&self, e: &Entry, dest: &Path) -> Result<String, VaultError> {
         let object = self.object_path(e);
-        let objects = self.dir.join("objects");
         // A file kept by range: the file as it is now, with the kept blocks laid back.
-        let base = match e.kind {
-            Kind::Ranges => objects.join(format!("{}.inode", e.object)),
-            _ => object.clone(),
+        let base_name = match e.kind {
+            Kind::Ranges => format!("{}.inode", e.object),
+            _ => e.object.clone(),
         };
-        let src = File::open(&base).map_err(io_err(&base))?;
+        let base = self.dir.join(OBJECTS).join(&base_name);
+        let src = self.open_object(&base_name)?;
         // A pinned inode may have changed since: its size now, not the entry's.
         let len = src.metadata().map_err(io_err(&base))?.len();
         let dir = dest.parent().unwrap_or(Path::new("."));
@@ -644,7 +692,7 @@ impl Vault {
                 .map_err(io_err(&tmp))?;
             let mut hash = copy_into(&src, &out, len).map_err(io_err(&tmp))?;
             if e.kind == Kind::Ranges {
-                let log = File::open(&object).map_err(io_err(&object))?;
+                let log = self.open_object(&e.object)?;
                 ranges::overlay(&log, &out, e.meta.size).map_err(|err| match err.kind() {
                     io::ErrorKind::InvalidData => VaultError::HashMismatch { path: dest.to_path_buf() },
                     _ => io_err(&object)(err),
@@ -681,6 +729,25 @@ impl Vault {
         }
         result
     }
+}
+
+/// Objects without a log line: copies cut short by a crash (temp names
+/// included). They were never promised to anyone.
+/// Objects with no log at all are not orphans of a torn write: the log
+/// was lost. They may be all that is left of someone's files, so they
+/// are moved aside (never deleted) for a person to look at.
+fn set_aside_unindexed(dir: &Path, dir_fd: &File) -> Result<(), VaultError> {
+    let objects = dir.join(OBJECTS);
+    let has_log = sys::lstat_in(dir_fd.as_fd(), OsStr::new(LOG)).is_ok();
+    if has_log || std::fs::read_dir(&objects).map_err(io_err(&objects))?.next().is_none() {
+        return Ok(());
+    }
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let aside = dir.join(format!("objects.unindexed-{stamp}"));
+    std::fs::rename(&objects, &aside).map_err(io_err(&aside))?;
+    std::fs::DirBuilder::new().mode(0o700).create(&objects).map_err(io_err(&objects))?;
+    warn!(kept = %aside.display(), "the vault's entry log is missing: its objects were moved aside, not deleted");
+    Ok(())
 }
 
 /// The names under `objects/` that entry `e` owns.
@@ -778,10 +845,16 @@ fn stream(src: &File, dst: Option<&File>, len: u64) -> io::Result<String> {
 }
 
 /// One log line, or None for a torn or garbled one.
+/// A line naming an object the vault never writes (anything but a decimal
+/// id) is dropped: the name is joined to `objects/` and read, or removed, as root.
 fn parse_line(line: &str) -> Option<Entry> {
     let mut e = serde_json::from_str::<Entry>(line).ok()?;
     if e.object.is_empty() {
         e.object = e.id.to_string();
+    }
+    if e.object.len() > 20 || !e.object.bytes().all(|b| b.is_ascii_digit()) {
+        warn!(id = e.id, object = %e.object, "vault log line naming an object the vault never writes: dropped");
+        return None;
     }
     Some(e)
 }

@@ -1,11 +1,12 @@
 //! The few system calls the vault needs that std does not offer: reflink,
-//! linking an open file, extended attributes, free space, timestamps.
+//! linking an open file, extended attributes, free space, timestamps, and
+//! names opened, renamed and removed relative to a held directory.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 fn cstr(path: &Path) -> io::Result<CString> {
@@ -89,4 +90,74 @@ pub fn set_times(file: &File, atime_ns: i128, mtime_ns: i128) -> io::Result<()> 
 /// Makes renames and new names in `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// `name` as one path component: no `/`, not `.` or `..`, not empty. Every
+/// name opened inside a held directory passes here, so `O_NOFOLLOW` on the
+/// one component is all it takes to follow no link.
+fn component(name: &OsStr) -> io::Result<CString> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{name:?} is not a plain file name")));
+    }
+    CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Opens `name` in `dir`, never through a link (a link there fails with `ELOOP`).
+pub fn open_in(dir: BorrowedFd<'_>, name: &OsStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<File> {
+    let name = component(name)?;
+    // SAFETY: valid fd and NUL-terminated name.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            libc::c_uint::from(mode),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Opens the directory `path`, failing if its last component is a link.
+pub fn open_dir(path: &Path) -> io::Result<File> {
+    let p = cstr(path)?;
+    // SAFETY: NUL-terminated path.
+    let fd = unsafe { libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// What `name` in `dir` is, itself (a link is not followed).
+pub fn lstat_in(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<libc::stat> {
+    let name = component(name)?;
+    // SAFETY: fstatat fills the struct it is given.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
+pub fn mkdir_in(dir: BorrowedFd<'_>, name: &OsStr, mode: libc::mode_t) -> io::Result<()> {
+    let name = component(name)?;
+    // SAFETY: valid fd and NUL-terminated name.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) })
+}
+
+/// Renames `from` over `to`, both in `dir`; a link at `to` is replaced, not followed.
+pub fn rename_in(dir: BorrowedFd<'_>, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    let (from, to) = (component(from)?, component(to)?);
+    // SAFETY: valid fd and NUL-terminated names.
+    check(unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) })
+}
+
+pub fn unlink_in(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let name = component(name)?;
+    // SAFETY: valid fd and NUL-terminated name.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })
 }

@@ -155,3 +155,116 @@ fn a_restore_of_a_sparse_file_kept_by_range_brings_back_its_holes_as_zeros() {
     assert!(hole.iter().all(|&b| b == 0), "the hole the attacker wrote into reads as zeros again");
     assert!(m.blocks() * 512 < 32 * MIB, "the restored file stays sparse ({} bytes allocated)", m.blocks() * 512);
 }
+
+/// A root-owned sticky folder anyone may add to, like /tmp.
+fn shared(tmp: &Path) -> PathBuf {
+    let shared = tmp.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, PermissionsExt::from_mode(0o1777)).unwrap();
+    shared
+}
+
+fn refused(result: Result<Vault, mamori_vault::VaultError>) -> mamori_vault::UnsafeDir {
+    match result {
+        Err(mamori_vault::VaultError::Unsafe(why)) => why,
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("an unsafe vault directory was accepted"),
+    }
+}
+
+// Issue 14, item 4: a vault directory someone else controls feeds root
+// forged entries to restore, or takes root's writes elsewhere.
+#[test]
+fn a_vault_directory_made_by_a_user_is_refused() {
+    let (tmp, _data, _dir) = setup();
+    let shared = shared(tmp.path());
+    let vault = shared.join(".mamori-vault");
+    as_user(&format!("mkdir -m 700 {}", vault.display()));
+    let why = refused(Vault::open(&vault, BIG));
+    assert!(matches!(why, mamori_vault::UnsafeDir::NotRootOwned { .. }), "{why}");
+    assert!(why.to_string().contains(".mamori-vault") && why.to_string().contains("chown root"), "{why}");
+    refused(Vault::open_read_only(&vault, BIG));
+    assert!(!vault.join("VAULT").exists() && !vault.join("objects").exists(), "nothing written into it");
+}
+
+#[test]
+fn a_symlinked_vault_directory_is_refused() {
+    let (tmp, _data, _dir) = setup();
+    let real = tmp.path().join("real");
+    Vault::open(&real, BIG).unwrap();
+    let shared = shared(tmp.path());
+    let vault = shared.join(".mamori-vault");
+    as_user(&format!("ln -s {} {}", real.display(), vault.display()));
+    assert!(matches!(refused(Vault::open(&vault, BIG)), mamori_vault::UnsafeDir::Symlink { .. }));
+    assert!(matches!(refused(Vault::open_read_only(&vault, BIG)), mamori_vault::UnsafeDir::Symlink { .. }));
+    // Even root's own link: the vault is only ever a real directory.
+    let linked = tmp.path().join("linked");
+    std::os::unix::fs::symlink(&real, &linked).unwrap();
+    assert!(matches!(refused(Vault::open(&linked, BIG)), mamori_vault::UnsafeDir::Symlink { .. }));
+}
+
+#[test]
+fn a_vault_writable_by_others_or_under_a_users_folder_is_refused() {
+    let (tmp, data, _dir) = setup();
+    let open = tmp.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, PermissionsExt::from_mode(0o777)).unwrap();
+    assert!(matches!(refused(Vault::open(&open, BIG)), mamori_vault::UnsafeDir::Writable { .. }));
+    // Root made this one, but the user owns the folder above: they can swap it.
+    let under = data.join("vault");
+    std::fs::create_dir(&under).unwrap();
+    std::fs::set_permissions(&under, PermissionsExt::from_mode(0o700)).unwrap();
+    match refused(Vault::open(&under, BIG)) {
+        mamori_vault::UnsafeDir::UnsafeAncestor { path, .. } => assert_eq!(path, data),
+        other => panic!("{other}"),
+    }
+    // A link on the way is followed and its target checked too.
+    let via = tmp.path().join("via");
+    std::os::unix::fs::symlink(&data, &via).unwrap();
+    assert!(matches!(refused(Vault::open(&via.join("vault"), BIG)), mamori_vault::UnsafeDir::UnsafeAncestor { .. }));
+    // A root tempdir under /tmp (sticky, root's) is fine, and so is a new vault in it.
+    let ok = tempfile::tempdir().unwrap();
+    Vault::open(&ok.path().join("vault"), BIG).unwrap();
+    Vault::open_read_only(&ok.path().join("vault"), BIG).unwrap();
+    mamori_vault::check_private_dir(ok.path()).unwrap();
+}
+
+#[test]
+fn a_forged_log_line_cannot_reach_outside_the_vault() {
+    let (_t, data, dir) = setup();
+    let f = data.join("a.txt");
+    std::fs::write(&f, b"aaaa").unwrap();
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    let real = stored(v.preserve(&File::open(&f).unwrap(), s(&f), 10, None).unwrap());
+    drop(v);
+    let secret = dir.join("secret");
+    std::fs::write(&secret, b"root only").unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", dir.join("objects/999")).unwrap();
+    let mut text = String::new();
+    let mut forged = Vec::new();
+    for (id, object) in [(900, "../secret"), (901, "/etc/shadow"), (999, "999")] {
+        let path = data.join(format!("stolen-{id}"));
+        let e = mamori_vault::Entry {
+            id,
+            object: object.into(),
+            meta: mamori_vault::Meta { path: s(&path).into(), ..real.meta.clone() },
+            hash: None,
+            ..real.clone()
+        };
+        text.push_str(&serde_json::to_string(&e).unwrap());
+        text.push('\n');
+        forged.push((e, path));
+    }
+    let mut log = OpenOptions::new().append(true).open(dir.join("entries.log")).unwrap();
+    std::io::Write::write_all(&mut log, text.as_bytes()).unwrap();
+    for writable in [false, true] {
+        let v = if writable { Vault::open(&dir, BIG) } else { Vault::open_read_only(&dir, BIG) }.unwrap();
+        assert_eq!(v.entries().len(), 1, "only the real entry is indexed: {:?}", v.entries());
+        for (e, path) in &forged {
+            assert!(v.entries_for_path(s(path)).is_empty());
+            assert!(v.restore_to(e, path).is_err(), "restored {} from {}", path.display(), e.object);
+            assert!(!path.exists());
+        }
+    }
+    assert_eq!(std::fs::read(&secret).unwrap(), b"root only");
+}
