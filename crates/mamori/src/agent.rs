@@ -278,6 +278,13 @@ impl Agent {
         let stopped = mamori_response::suspend_tree(verdict.actor, &self.guard);
         let latency_us = now_ns().saturating_sub(deciding_event_ns) / 1000;
         let mut notes = Vec::new();
+        let stopped = stopped.map(|s| {
+            if let Some(e) = s.stop_only {
+                warn!("the actor is held by SIGSTOP alone, which any process of its user can undo with SIGCONT: {e}");
+                notes.push(format!("held by SIGSTOP alone, not frozen (a SIGCONT from its user resumes it): {e}"));
+            }
+            s.procs
+        });
         // With the kill policy, the bundle is collected first: a killed
         // process takes its evidence with it.
         let mut then_kill = None;
@@ -290,7 +297,10 @@ impl Agent {
                 }
                 Policy::Kill => {
                     let killed = mamori_response::kill(&procs);
-                    (Action::Killed, killed)
+                    if let Some(e) = killed.cgroup {
+                        warn!("{e}");
+                    }
+                    (Action::Killed, killed.procs)
                 }
             },
             Err(e) => {

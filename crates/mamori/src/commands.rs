@@ -119,7 +119,11 @@ pub fn resume(state: Option<PathBuf>, id: &str) -> Result<ExitCode> {
     }
     // Give the agent (which re-reads trust every 2 s) time to forgive the actor.
     std::thread::sleep(Duration::from_millis(2500));
-    let resumed = mamori_response::resume(&inc.procs);
+    let resumed = mamori_response::resume(&inc.procs)?;
+    if let Some(e) = &resumed.cgroup {
+        eprintln!("warning: {e}");
+    }
+    let resumed = resumed.procs;
     inc.action = Action::Resumed;
     store.update_incident(&inc)?;
     println!("resumed {} of {} processes of incident {id}", resumed.len(), inc.procs.len());
@@ -145,6 +149,10 @@ pub fn kill(state: Option<PathBuf>, id: &str) -> Result<ExitCode> {
     let store = open(state)?;
     let mut inc = incident(&store, id)?;
     let killed = mamori_response::kill(&inc.procs);
+    if let Some(e) = &killed.cgroup {
+        eprintln!("warning: {e}");
+    }
+    let killed = killed.procs;
     inc.action = Action::Killed;
     store.update_incident(&inc)?;
     println!("killed {} of {} processes of incident {id}", killed.len(), inc.procs.len());

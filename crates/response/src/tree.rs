@@ -5,6 +5,11 @@
 //! still produce a child the scan missed, so every round waits until the
 //! stopped processes have really stopped (after which none of them can fork)
 //! and scans again; the tree is complete when a scan finds nothing new.
+//!
+//! Each stopped process is also moved into a frozen cgroup of the tree's own
+//! ([`crate::freezer`]): a SIGCONT from its user would end the stop, not the
+//! freeze. A child forked after its parent was moved is born frozen; one
+//! forked while its parent was being moved is still its child at the rescan.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -12,6 +17,7 @@ use std::time::{Duration, Instant};
 use mamori_event::ProcKey;
 use rustix::process::Signal;
 
+use crate::freezer::{FreezeError, Freezer};
 use crate::signal::{self, SignalError};
 use crate::{Guard, ResponseError};
 
@@ -24,13 +30,26 @@ const MAX_ROUNDS: usize = 32;
 /// must stay short; such a process stops on its way back to user space.
 const SETTLE: Duration = Duration::from_millis(200);
 
+/// A stopped tree.
+#[derive(Debug)]
+pub struct Suspension {
+    /// The processes stopped, root first.
+    pub procs: Vec<ProcKey>,
+    /// Why some or all of them are held by SIGSTOP alone, which any process
+    /// of their user can undo with SIGCONT; `None` when all are frozen.
+    pub stop_only: Option<FreezeError>,
+}
+
 /// SIGSTOP the root and every descendant, root first then breadth-first,
-/// rescanning until no new descendant appears. Returns the keys stopped.
+/// and freeze each in the tree's cgroup, rescanning until no new descendant
+/// appears.
 ///
 /// Descendants the guard refuses are skipped together with their subtree.
 /// Descendants that re-parented themselves away from the tree (a daemon's
-/// double fork whose middle process exited) are not found.
-pub fn suspend_tree(root: ProcKey, guard: &Guard) -> Result<Vec<ProcKey>, ResponseError> {
+/// double fork whose middle process exited) before the stop are not found;
+/// one forked by a frozen process is born frozen and stays in the tree's
+/// cgroup, so `resume` and `kill` reach it, although `procs` does not name it.
+pub fn suspend_tree(root: ProcKey, guard: &Guard) -> Result<Suspension, ResponseError> {
     if !guard.allows(root) {
         return Err(ResponseError::Refused(root));
     }
@@ -39,23 +58,50 @@ pub fn suspend_tree(root: ProcKey, guard: &Guard) -> Result<Vec<ProcKey>, Respon
         Err(SignalError::Gone) => return Err(ResponseError::Gone(root)),
         Err(SignalError::Os(source)) => return Err(ResponseError::Signal { key: root, source }),
     }
+    let mut hold = match Freezer::create(root) {
+        Ok(freezer) => Hold { freezer: Some(freezer), failed: None, held: HashSet::new() },
+        Err(e) => Hold { freezer: None, failed: Some(e), held: HashSet::new() },
+    };
+    hold.admit(root);
     let mut stopped = vec![root];
     let mut members: HashSet<ProcKey> = HashSet::from([root]);
     let mut refused: HashSet<ProcKey> = HashSet::new();
     for _ in 0..MAX_ROUNDS {
-        let settled = wait_stopped(&stopped);
-        let found = stop_descendants(guard, &mut stopped, &mut members, &mut refused);
+        let settled = wait_stopped(&stopped, &hold);
+        let found = stop_descendants(guard, &mut hold, &mut stopped, &mut members, &mut refused);
         if found == 0 && settled {
             break;
         }
     }
-    Ok(stopped)
+    Ok(Suspension { procs: stopped, stop_only: hold.failed })
+}
+
+/// The tree's frozen cgroup, and what could not be put in it.
+struct Hold {
+    freezer: Option<Freezer>,
+    failed: Option<FreezeError>,
+    held: HashSet<ProcKey>,
+}
+
+impl Hold {
+    fn admit(&mut self, key: ProcKey) {
+        let Some(freezer) = &mut self.freezer else { return };
+        match freezer.admit(key) {
+            Ok(()) => {
+                self.held.insert(key);
+            }
+            Err(e) => {
+                self.failed.get_or_insert(e);
+            }
+        }
+    }
 }
 
 /// One scan of `/proc`, stopping every descendant of `members` not yet
 /// stopped. Returns how many were newly stopped.
 fn stop_descendants(
     guard: &Guard,
+    hold: &mut Hold,
     stopped: &mut Vec<ProcKey>,
     members: &mut HashSet<ProcKey>,
     refused: &mut HashSet<ProcKey>,
@@ -84,6 +130,7 @@ fn stop_descendants(
             // A child that exited or failed to stop is not part of the result,
             // but its own children (re-parented or not yet) are still searched.
             if signal::send(child, Signal::STOP).is_ok() {
+                hold.admit(child);
                 stopped.push(child);
                 found += 1;
             }
@@ -94,13 +141,16 @@ fn stop_descendants(
     found
 }
 
-/// Waits (briefly) until every thread of every key is stopped, gone, a
-/// zombie, or blocked in the kernel. Returns whether all got there.
-fn wait_stopped(keys: &[ProcKey]) -> bool {
+/// Waits (briefly) until every key is frozen, or every thread of it is
+/// stopped, gone, a zombie, or blocked in the kernel. Returns whether all got there.
+fn wait_stopped(keys: &[ProcKey], hold: &Hold) -> bool {
     let deadline = Instant::now() + SETTLE;
     let mut pause = Duration::from_micros(50);
     loop {
-        if keys.iter().all(|&k| settled(k)) {
+        // A process SIGCONTed after its stop but before the freeze took hold
+        // shows as sleeping, not stopped, once frozen.
+        let frozen = hold.freezer.as_ref().is_some_and(Freezer::frozen);
+        if keys.iter().all(|&k| (frozen && hold.held.contains(&k)) || settled(k)) {
             return true;
         }
         if Instant::now() >= deadline {

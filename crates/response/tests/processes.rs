@@ -98,7 +98,7 @@ fn suspend_resume_kill_a_nested_tree() {
     tree.wait_for(4);
     let before = tree.descendants();
 
-    let stopped = suspend_tree(tree.root, &Guard::new()).unwrap();
+    let stopped = suspend_tree(tree.root, &Guard::new()).unwrap().procs;
     assert_eq!(stopped[0], tree.root);
     let got: BTreeSet<ProcKey> = stopped[1..].iter().copied().collect();
     assert_eq!(got, before);
@@ -106,12 +106,12 @@ fn suspend_resume_kill_a_nested_tree() {
         assert!(is_stopped(key), "{key:?} is in state {:?}", state(key));
     }
 
-    assert_eq!(resume(&stopped), stopped);
+    assert_eq!(resume(&stopped).unwrap().procs, stopped);
     assert!(eventually(&stopped, |k| matches!(state(k), Some('S' | 'R'))));
     assert!(stopped.iter().all(|&k| !is_stopped(k)));
 
     suspend_tree(tree.root, &Guard::new()).unwrap();
-    assert_eq!(kill(&stopped), stopped);
+    assert_eq!(kill(&stopped).procs, stopped);
     // The root is our child and stays a zombie until reaped; the others are gone or zombies.
     assert!(eventually(&stopped, |k| matches!(state(k), None | Some('Z'))));
 }
@@ -121,7 +121,7 @@ fn forking_loop_is_fully_stopped() {
     let tree = Tree::spawn("while :; do sleep 5 & sleep 0.001; done");
     tree.wait_for(10);
 
-    let stopped = suspend_tree(tree.root, &Guard::new()).unwrap();
+    let stopped = suspend_tree(tree.root, &Guard::new()).unwrap().procs;
     let stopped_set: BTreeSet<ProcKey> = stopped.iter().copied().collect();
     assert!(stopped.len() > 10);
 
@@ -142,8 +142,8 @@ fn wrong_start_time_is_never_signalled() {
     let wrong = ProcKey { pid: tree.root.pid, start: tree.root.start + 1 };
 
     assert!(matches!(suspend_tree(wrong, &Guard::new()), Err(ResponseError::Gone(k)) if k == wrong));
-    assert!(kill(&[wrong]).is_empty());
-    assert!(resume(&[wrong]).is_empty());
+    assert!(kill(&[wrong]).procs.is_empty());
+    assert!(resume(&[wrong]).unwrap().procs.is_empty());
     assert!(!is_stopped(wrong));
 
     // Still alive and running: nothing reached it.
