@@ -5,7 +5,7 @@ use mamori_event::{ContentFacts, Digest};
 use crate::encoded::encoded_random;
 use crate::entropy::Histogram;
 use crate::plan::{plan, Depth};
-use crate::{blocks, digest, kind};
+use crate::{blocks, digest, kind, sealed};
 
 /// Files up to this size, read whole, get a `small_hash` (ransom notes are
 /// small and identical across folders).
@@ -45,7 +45,10 @@ pub fn facts(size: u64, regions: &[(u64, &[u8])], depth: Depth) -> ContentFacts 
         size,
         kind: kind::classify(size, head, tail),
         entropy: histogram.entropy(),
-        encoded_random: encoded_random(&head[..head.len().min(HEAD_SAMPLE)]),
+        // A password-protected archive is ciphertext in a known format's
+        // coat, as base64 of random bytes is ciphertext in text's.
+        encoded_random: encoded_random(&head[..head.len().min(HEAD_SAMPLE)])
+            || sealed::encrypted_archive(size, head, tail),
         sampled,
         digest: if size == 0 || depth == Depth::Light { Digest::default() } else { digest::digest(regions) },
         blocks: if depth == Depth::Light { Vec::new() } else { blocks::sample(regions, sampled) },

@@ -17,6 +17,7 @@ mod facts;
 mod kind;
 mod plan;
 mod read;
+mod sealed;
 mod text;
 
 pub use blocks::{region_change, RegionChange};

@@ -314,3 +314,37 @@ fn region_change_finds_exactly_the_overwritten_blocks() {
     assert_eq!(change.entropy_after, 0.0);
     assert_eq!(region_change(&b.blocks, &b.blocks).changed, 0);
 }
+
+/// The archivers themselves (installed by `.ci/run`), with and without a
+/// password, read as the sensor reads a new file: light facts.
+#[test]
+fn archives_made_with_a_password_are_ciphertext_and_others_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("report.txt");
+    std::fs::write(&doc, prose(400, 3)).unwrap();
+    let archive = |name: &str, program: &str, args: &[&str]| {
+        let out = dir.path().join(name);
+        let status = std::process::Command::new(program)
+            .args(args)
+            .arg(&out)
+            .arg(&doc)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("{program}: {e} (install zip and p7zip-full)"));
+        assert!(status.success(), "{program} {args:?}");
+        let file = std::fs::File::open(&out).unwrap();
+        read_facts(&file, Depth::Light).unwrap()
+    };
+    let sealed = [
+        archive("z.zip", "zip", &["-q", "-j", "-P", "pw"]),
+        archive("h.7z", "7z", &["a", "-bd", "-ppw", "-mhe=on"]),
+        archive("p.7z", "7z", &["a", "-bd", "-ppw", "-mhe=off"]),
+    ];
+    for f in &sealed {
+        assert!(f.encoded_random, "{f:?}");
+        assert!(matches!(f.kind, FileKind::Known { .. }), "still an archive: {:?}", f.kind);
+    }
+    for f in [archive("o.zip", "zip", &["-q", "-j"]), archive("o.7z", "7z", &["a", "-bd"])] {
+        assert!(!f.encoded_random, "no password: {f:?}");
+    }
+}

@@ -20,6 +20,8 @@ pub(crate) struct Pending {
     /// Hash of the folder: an encrypted copy is written beside its original.
     pub dir: u64,
     pub size: u64,
+    /// A new file that is an encrypted archive: it may be far smaller than its original.
+    pub archive: bool,
     pub time_ns: u64,
 }
 

@@ -38,6 +38,12 @@ pub(crate) fn ciphertext_like(cfg: &Config, facts: &ContentFacts) -> bool {
         || (matches!(facts.kind, FileKind::Unknown) && facts.entropy >= cipher_floor(cfg, judged_len(facts)))
 }
 
+/// Ciphertext-like content in a recognised format: a password-protected
+/// archive, whose compression may leave it much smaller than what it holds.
+pub(crate) fn encrypted_archive(cfg: &Config, facts: &ContentFacts) -> bool {
+    ciphertext_like(cfg, facts) && matches!(facts.kind, FileKind::Known { .. })
+}
+
 /// Judges a file rewritten in place (or truncated and rewritten): the
 /// strongest indicator its before and after facts support, with its weight.
 pub(crate) fn rewrite(cfg: &Config, before: &ContentFacts, after: &ContentFacts) -> Option<(Indicator, f64)> {
@@ -54,7 +60,8 @@ pub(crate) fn rewrite(cfg: &Config, before: &ContentFacts, after: &ContentFacts)
     if after.size < MIN_JUDGED {
         return best;
     }
-    if after.encoded_random && !before.encoded_random {
+    // Only text: a password-protected archive is flagged too, and is no encoding.
+    if after.encoded_random && !before.encoded_random && matches!(after.kind, FileKind::Text) {
         consider(Indicator::EncodedCiphertext, w.encoded_ciphertext);
     }
     let sim = similarity(&before.digest, &after.digest);

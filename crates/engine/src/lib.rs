@@ -363,6 +363,7 @@ impl Engine {
     fn closed_after_write(&mut self, chain: &[ProcKey], path: &str, after: &ContentFacts, t: u64) {
         let h = hash(path);
         let cipher = judge::ciphertext_like(&self.cfg, after);
+        let archive = judge::encrypted_archive(&self.cfg, after);
         self.written.insert(h, (cipher, after.size));
         if self.canaries.contains(&h) {
             self.each(chain, |a, cfg, hl| a.hit_canary(cfg.weights.canary, path, t, hl));
@@ -387,7 +388,8 @@ impl Engine {
             }
             if a.created.contains(&h) {
                 if cipher {
-                    match take_pair(&mut a.deleted_originals, dir_h, after.size, size_match) {
+                    let fits = |o: &Pending| size_distance(o.size, after.size, archive, size_match);
+                    match take_pair(&mut a.deleted_originals, dir_h, fits) {
                         Some(orig) => {
                             let (oh, od) = (hash(&orig.path), hash(judge::parent_dir(&orig.path)));
                             let w = cfg.weights.replaced_by_ciphertext;
@@ -395,7 +397,7 @@ impl Engine {
                         }
                         None => push_bounded(
                             &mut a.new_ciphertexts,
-                            Pending { path: path.to_owned(), dir: dir_h, size: after.size, time_ns: t },
+                            Pending { path: path.to_owned(), dir: dir_h, size: after.size, archive, time_ns: t },
                         ),
                     }
                 }
@@ -431,7 +433,8 @@ impl Engine {
             let Some(orig) = original.filter(|o| o.meaningful && a.read.contains(&h)) else {
                 return;
             };
-            match take_pair(&mut a.new_ciphertexts, dir_h, orig.size, size_match) {
+            let fits = |n: &Pending| size_distance(orig.size, n.size, n.archive, size_match);
+            match take_pair(&mut a.new_ciphertexts, dir_h, fits) {
                 Some(_) => {
                     let breadth = (cfg.weights.breadth_per_dir, cfg.weights.breadth_max);
                     let w = cfg.weights.replaced_by_ciphertext;
@@ -439,7 +442,7 @@ impl Engine {
                 }
                 None => push_bounded(
                     &mut a.deleted_originals,
-                    Pending { path: path.to_owned(), dir: dir_h, size: orig.size, time_ns: t },
+                    Pending { path: path.to_owned(), dir: dir_h, size: orig.size, archive: false, time_ns: t },
                 ),
             }
         });
@@ -559,18 +562,26 @@ impl Engine {
     }
 }
 
-/// Takes the pending entry in folder `dir` whose size best matches `size`,
-/// if one is within `tolerance` (plus room for the key blob and trailer
-/// that ransomware appends).
-fn take_pair(pending: &mut VecDeque<Pending>, dir: u64, size: u64, tolerance: f64) -> Option<Pending> {
-    let slack = |s: u64| (s as f64 * tolerance) as u64 + 1024;
-    let best = pending
+/// Takes the pending entry in folder `dir` at the least `distance`, among
+/// those that fit at all.
+fn take_pair(pending: &mut VecDeque<Pending>, dir: u64, distance: impl Fn(&Pending) -> Option<u64>) -> Option<Pending> {
+    let (_, _, best) = pending
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.dir == dir && p.size.abs_diff(size) <= slack(p.size.max(size)))
-        .min_by_key(|(_, p)| (p.size.abs_diff(size), p.time_ns))
-        .map(|(i, _)| i)?;
+        .filter(|(_, p)| p.dir == dir)
+        .filter_map(|(i, p)| Some((distance(p)?, p.time_ns, i)))
+        .min()?;
     pending.remove(best)
+}
+
+/// How far a replacement's size is from its original's, if the replacement
+/// can be that original encrypted: about the same size (within `tolerance`,
+/// plus room for the key blob and trailer that ransomware appends), or, for
+/// an archive, compressed down to any smaller size.
+fn size_distance(original: u64, replacement: u64, archive: bool, tolerance: f64) -> Option<u64> {
+    let slack = (original.max(replacement) as f64 * tolerance) as u64 + 1024;
+    let distance = original.abs_diff(replacement);
+    (distance <= slack || (archive && replacement < original)).then_some(distance)
 }
 
 /// Most unpaired files an actor remembers; a backup tool writing thousands of

@@ -121,6 +121,39 @@ fn new_random_names_then_delete_is_stopped() {
     assert_eq!(verdicts(&t).len(), 1);
 }
 
+/// Qlocker: a password-protected archive per file, then the original
+/// deleted. Prose compresses, so the archives are far smaller than their originals.
+#[test]
+fn password_protected_archives_replacing_originals_are_stopped() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/usr/bin/7z");
+    for i in 0..10 {
+        let orig = format!("/data/doc{i}.txt");
+        t.open(p, &orig, OpenMode::Read, &prose(i, 30_000));
+        t.write_new(p, &format!("{orig}.zip"), &zip_of(&random_bytes(i, 9_000), true));
+        t.delete(p, &orig);
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].damaged_files <= 3, "{}", v[0].damaged_files);
+    assert!(v[0].reasons[0].contains("replaced by ciphertext"), "{:?}", v[0].reasons);
+}
+
+/// People archive files and delete the originals (`zip -m`): without a
+/// password an archive is no ciphertext.
+#[test]
+fn ordinary_archives_replacing_originals_are_benign() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/usr/bin/zip");
+    for i in 0..30 {
+        let orig = format!("/data/doc{i}.txt");
+        t.open(p, &orig, OpenMode::Read, &prose(i, 30_000));
+        t.write_new(p, &format!("{orig}.zip"), &zip_of(&random_bytes(i, 9_000), false));
+        t.delete(p, &orig);
+    }
+    assert!(verdicts(&t).is_empty());
+}
+
 #[test]
 fn base64_of_ciphertext_is_stopped() {
     use std::fmt::Write;

@@ -108,8 +108,9 @@ pub struct ContentFacts {
     pub kind: FileKind,
     /// Shannon entropy in bits per byte (0..=8) over the sampled bytes.
     pub entropy: f32,
-    /// True when the content is text made only of a base64 or hex alphabet
-    /// with a near-uniform symbol distribution: ciphertext wearing an encoding.
+    /// True when the content is ciphertext wearing a disguise: text made only
+    /// of a base64 or hex alphabet with a near-uniform symbol distribution,
+    /// or a password-protected archive (ZIP or 7z).
     pub encoded_random: bool,
     /// Whether the facts come from samples of a large file rather than all of it.
     pub sampled: bool,

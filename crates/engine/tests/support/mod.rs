@@ -36,6 +36,22 @@ pub fn pdf(seed: u64, len: usize) -> Vec<u8> {
     [b"%PDF-1.4\n".as_slice(), &prose(seed, len), b"\n%%EOF\n"].concat()
 }
 
+/// A one-entry ZIP holding `payload` (random bytes stand for deflated or
+/// encrypted data), with the encryption flag set when `password` is.
+pub fn zip_of(payload: &[u8], password: bool) -> Vec<u8> {
+    let flags: u16 = if password { 1 } else { 0 };
+    let mut b = b"PK\x03\x04\x14\x00".to_vec();
+    b.extend_from_slice(&flags.to_le_bytes());
+    b.extend_from_slice(&[8, 0]);
+    b.extend_from_slice(&[0; 16]);
+    b.extend_from_slice(&[10, 0, 0, 0]);
+    b.extend_from_slice(b"report.txt");
+    b.extend_from_slice(payload);
+    b.extend_from_slice(b"PK\x05\x06");
+    b.extend_from_slice(&[0; 18]);
+    b
+}
+
 pub fn facts(bytes: &[u8]) -> ContentFacts {
     facts_of_bytes(bytes)
 }
