@@ -38,7 +38,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -666,10 +666,35 @@ impl Vault {
     }
 
     /// Writes entry `e`'s content to `dest` (beside it, then renamed over),
-    /// with its mode, owner, timestamps and extended attributes; refuses a
-    /// copy whose content no longer matches its hash (a pin's mismatch is only
-    /// warned about). Returns the hash of what was written.
+    /// as [`Vault::restore_at`] does in `dest`'s directory. Only the last
+    /// component of that directory is sure not to be a link: a caller
+    /// restoring where others can write resolves the directory itself
+    /// (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` from the
+    /// protected root) and calls [`Vault::restore_at`].
     pub fn restore_to(&self, e: &Entry, dest: &Path) -> Result<String, VaultError> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = dest.file_name().ok_or_else(|| VaultError::NotRegular { path: dest.to_path_buf() })?;
+        let dir_fd = sys::open_dir(dir).map_err(io_err(dir))?;
+        self.restore_in(e, dir_fd.as_fd(), name, dest)
+    }
+
+    /// Writes entry `e`'s content as `name` in the directory `dir`, with its
+    /// mode, owner, timestamps and extended attributes: into a new temp
+    /// file beside it, renamed over `name` once durable. Everything happens
+    /// through `dir` and the temp file's descriptor, so a directory swapped
+    /// for a link cannot send root's writes elsewhere, and a link at `name`
+    /// is replaced, not followed. Refuses a copy whose content no longer
+    /// matches its hash (a pin's mismatch is only warned about). Returns the
+    /// hash of what was written.
+    pub fn restore_at(&self, e: &Entry, dir: BorrowedFd<'_>, name: &OsStr) -> Result<String, VaultError> {
+        self.restore_in(e, dir, name, Path::new(name))
+    }
+
+    /// [`Vault::restore_at`], naming `shown` in errors and warnings.
+    fn restore_in(&self, e: &Entry, dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<String, VaultError> {
         let object = self.object_path(e);
         // A file kept by range: the file as it is now, with the kept blocks laid back.
         let base_name = match e.kind {
@@ -680,34 +705,29 @@ impl Vault {
         let src = self.open_object(&base_name)?;
         // A pinned inode may have changed since: its size now, not the entry's.
         let len = src.metadata().map_err(io_err(&base))?.len();
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".mamori-restore-{}-{}", std::process::id(), e.id));
+        let tmp_name = format!(".mamori-restore-{}-{}", std::process::id(), e.id);
+        let tmp = shown.with_file_name(&tmp_name);
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+        let out = sys::open_in(dir, OsStr::new(&tmp_name), flags, 0o600).map_err(io_err(&tmp))?;
         let result = (|| {
-            let out = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io_err(&tmp))?;
             let mut hash = copy_into(&src, &out, len).map_err(io_err(&tmp))?;
             if e.kind == Kind::Ranges {
                 let log = self.open_object(&e.object)?;
                 ranges::overlay(&log, &out, e.meta.size).map_err(|err| match err.kind() {
-                    io::ErrorKind::InvalidData => VaultError::HashMismatch { path: dest.to_path_buf() },
+                    io::ErrorKind::InvalidData => VaultError::HashMismatch { path: shown.to_path_buf() },
                     _ => io_err(&object)(err),
                 })?;
                 hash = hash_of(&out, e.meta.size).map_err(io_err(&tmp))?;
             }
             match (&e.hash, e.kind) {
                 (Some(h), Kind::Copy) if *h != hash => {
-                    return Err(VaultError::HashMismatch { path: dest.to_path_buf() });
+                    return Err(VaultError::HashMismatch { path: shown.to_path_buf() });
                 }
                 // A pin holds the inode, not a frozen content: a change made
                 // in place after the pin (say, the owner's own last edit) is
                 // what there is to restore when no copy exists.
                 (Some(h), Kind::Pin) if *h != hash => {
-                    warn!(file = %dest.display(), id = e.id, "the pinned file was changed in place after its pin");
+                    warn!(file = %shown.display(), id = e.id, "the pinned file was changed in place after its pin");
                 }
                 _ => {}
             }
@@ -716,16 +736,16 @@ impl Vault {
             out.set_permissions(std::fs::Permissions::from_mode(m.mode & 0o7777)).map_err(io_err(&tmp))?;
             for (name, value) in &m.xattrs {
                 if let Err(err) = sys::set_xattr(&out, name, value) {
-                    warn!(file = %dest.display(), name, "cannot restore an extended attribute: {err}");
+                    warn!(file = %shown.display(), name, "cannot restore an extended attribute: {err}");
                 }
             }
             sys::set_times(&out, m.atime_ns, m.mtime_ns).map_err(io_err(&tmp))?;
             out.sync_all().map_err(io_err(&tmp))?;
-            std::fs::rename(&tmp, dest).map_err(io_err(dest))?;
+            sys::rename_in(dir, OsStr::new(&tmp_name), name).map_err(io_err(shown))?;
             Ok(hash)
         })();
         if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = sys::unlink_in(dir, OsStr::new(&tmp_name));
         }
         result
     }
@@ -811,11 +831,37 @@ fn hash_of(file: &File, len: u64) -> io::Result<String> {
 }
 
 /// The hash a copy of the file at `path` would be recorded with: tells
-/// whether a file already holds an entry's content.
+/// whether a file already holds an entry's content. Follows links and waits
+/// on a FIFO: where others can write, use [`content_hash_at`].
 pub fn content_hash(path: &Path) -> io::Result<String> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     hash_of(&file, len)
+}
+
+/// [`content_hash`] of `name` in the directory `dir`, for a destination
+/// others can write: a link is not followed and anything but a regular file
+/// (a FIFO would block the open or the read for good) is
+/// [`VaultError::NotRegular`]. Reading leaves the access time alone where
+/// the filesystem allows.
+pub fn content_hash_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<String, VaultError> {
+    let path = Path::new(name);
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK;
+    let file = match sys::open_in(dir, name, flags | libc::O_NOATIME, 0) {
+        // Not every filesystem lets even root keep the access time.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => sys::open_in(dir, name, flags, 0),
+        other => other,
+    };
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(VaultError::NotRegular { path: path.into() }),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let m = file.metadata().map_err(io_err(path))?;
+    if !m.is_file() {
+        return Err(VaultError::NotRegular { path: path.into() });
+    }
+    hash_of(&file, m.len()).map_err(io_err(path))
 }
 
 /// Reads `src` to its end, hashing it and copying it to `dst` if given.

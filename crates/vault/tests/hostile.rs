@@ -3,6 +3,7 @@
 //! attacker's side runs as an ordinary user through `setpriv`.
 
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -267,4 +268,80 @@ fn a_forged_log_line_cannot_reach_outside_the_vault() {
         }
     }
     assert_eq!(std::fs::read(&secret).unwrap(), b"root only");
+}
+
+fn read_dir_fd(dir: &Path) -> File {
+    File::open(dir).unwrap()
+}
+
+/// The user's `data/report.txt`, kept by the vault; `outside` is a file of
+/// root's the user would like root to overwrite.
+fn kept_report(tmp: &Path, data: &Path, dir: &Path) -> (Vault, mamori_vault::Entry, PathBuf, PathBuf) {
+    let f = data.join("report.txt");
+    as_user(&format!("printf 'the report' > {f}; chmod 640 {f}", f = f.display()));
+    let mut v = Vault::open(dir, BIG).unwrap();
+    let e = stored(v.preserve(&File::open(&f).unwrap(), s(&f), 1, None).unwrap());
+    let outside = tmp.join("outside");
+    std::fs::write(&outside, b"root's own file").unwrap();
+    (v, e, f, outside)
+}
+
+// Issue 14, item 3: root restoring into a folder the user controls.
+#[test]
+fn restore_at_replaces_a_link_at_the_name_and_leaves_its_target_alone() {
+    let (tmp, data, dir) = setup();
+    let (v, e, f, outside) = kept_report(tmp.path(), &data, &dir);
+    as_user(&format!("rm {f}; ln -s {} {f}", outside.display(), f = f.display()));
+    let written = v.restore_at(&e, read_dir_fd(&data).as_fd(), "report.txt".as_ref()).unwrap();
+    assert_eq!(Some(written), e.hash);
+    assert_eq!(std::fs::read(&outside).unwrap(), b"root's own file");
+    let m = std::fs::symlink_metadata(&f).unwrap();
+    assert!(m.is_file(), "the link was replaced by the file");
+    assert_eq!((m.uid(), m.mode() & 0o7777), (user().0, 0o640));
+    assert_eq!(std::fs::read(&f).unwrap(), b"the report");
+    let names: Vec<_> = std::fs::read_dir(&data).unwrap().map(|d| d.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("report.txt")], "no temp file left");
+    // A name is one component: nothing can climb out of the directory given.
+    assert!(v.restore_at(&e, read_dir_fd(&data).as_fd(), "../outside".as_ref()).is_err());
+    assert_eq!(std::fs::read(&outside).unwrap(), b"root's own file");
+}
+
+#[test]
+fn a_directory_swapped_for_a_link_takes_no_restore_elsewhere() {
+    let (tmp, data, dir) = setup();
+    let sub = data.join("sub");
+    as_user(&format!("mkdir {}", sub.display()));
+    let (v, e, f, _) = kept_report(tmp.path(), &sub, &dir);
+    let elsewhere = tmp.path().join("etc");
+    std::fs::create_dir(&elsewhere).unwrap();
+    // The caller resolved the directory before the user swapped it.
+    let held = read_dir_fd(&sub);
+    as_user(&format!("mv {sub} {sub}.old; ln -s {} {sub}", elsewhere.display(), sub = sub.display()));
+    assert!(v.restore_to(&e, &f).is_err(), "restore_to follows no link to the directory");
+    v.restore_at(&e, held.as_fd(), "report.txt".as_ref()).unwrap();
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing written through the link");
+    assert_eq!(std::fs::read(data.join("sub.old/report.txt")).unwrap(), b"the report");
+}
+
+#[test]
+fn content_hash_at_refuses_a_fifo_or_a_link_at_once() {
+    let (tmp, data, _dir) = setup();
+    let outside = tmp.path().join("outside");
+    std::fs::write(&outside, b"root's own file").unwrap();
+    as_user(&format!(
+        "mkfifo {d}/pipe; ln -s {} {d}/link; printf plain > {d}/plain",
+        outside.display(),
+        d = data.display()
+    ));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let at = data.clone();
+    std::thread::spawn(move || {
+        let dir = read_dir_fd(&at);
+        let hash = |name: &str| mamori_vault::content_hash_at(dir.as_fd(), name.as_ref());
+        tx.send((hash("pipe"), hash("link"), hash("plain"))).unwrap();
+    });
+    let (pipe, link, plain) = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("content_hash_at hung");
+    assert!(matches!(pipe, Err(mamori_vault::VaultError::NotRegular { .. })), "{pipe:?}");
+    assert!(matches!(link, Err(mamori_vault::VaultError::NotRegular { .. })), "{link:?}");
+    assert_eq!(plain.unwrap(), blake3::hash(b"plain").to_hex().as_str());
 }
