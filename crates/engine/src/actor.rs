@@ -1,8 +1,10 @@
-//! The evidence held against one process (and, through crediting, against
-//! every ancestor up to its session leader).
+//! The evidence held against one actor: a process (and, through crediting,
+//! every ancestor up to its session leader), or a user's executable across
+//! sessions (see `procs.rs`).
 
 use std::collections::VecDeque;
 
+use mamori_event::ProcKey;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::recent::Recent;
@@ -55,6 +57,9 @@ pub(crate) struct ActorState {
     touched_seen: FxHashSet<(u64, FileOp)>,
     pub touched_dropped: usize,
     pub judged: bool,
+    /// The processes whose events were credited to a kin actor: what a
+    /// verdict on it must stop, as they need not share a parent.
+    pub members: Recent<ProcKey, ()>,
 }
 
 impl ActorState {

@@ -5,11 +5,13 @@
 //! sensor does the looking (paths, processes, content facts); the engine only
 //! weighs what it is told.
 //!
-//! Evidence about a file is credited to the process that touched it and to
-//! each of its ancestors up to its session leader. A verdict names the
-//! deepest of those processes whose score crosses the threshold, so a
-//! ransomware binary that forks one child per file is judged as the parent,
-//! and the shell that started it is left alone.
+//! Evidence about a file is credited to the process that touched it, to
+//! each of its ancestors up to its session leader, and to its kin: every
+//! process of the same user and executable, across sessions (`procs.rs`).
+//! A verdict names the deepest of those whose score crosses the threshold,
+//! so a ransomware binary that forks one child per file is judged as the
+//! parent, the shell that started it is left alone, and one that starts
+//! each file's work in a session of its own is judged as all of them.
 
 mod actor;
 pub mod config;
@@ -26,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use actor::{ActorState, Pending};
 pub use config::Config;
-use procs::Procs;
+use procs::{ActorId, Procs};
 use recent::Recent;
 
 /// A config that cannot be used, with the key that is wrong.
@@ -118,6 +120,12 @@ pub struct Verdict {
     pub actor_info: Option<ProcInfo>,
     /// The process whose event tipped the balance.
     pub trigger: Option<ProcKey>,
+    /// Every process known to be part of the actor, `actor` first: the
+    /// response stops each one's tree. More than `actor` when the actor
+    /// spans sessions (one user's executable started with `setsid` per
+    /// file), whose processes need not descend from `actor`.
+    #[serde(default)]
+    pub procs: Vec<ProcKey>,
     pub time_ns: u64,
     pub score: f64,
     pub damaged_files: usize,
@@ -158,7 +166,7 @@ pub struct Engine {
     cfg: Config,
     half_life_ns: f64,
     procs: Procs,
-    actors: FxHashMap<ProcKey, ActorState>,
+    actors: FxHashMap<ActorId, ActorState>,
     /// Full facts of files opened for writing, until they are closed.
     befores: Recent<u64, ContentFacts>,
     /// A summary of every file opened recently.
@@ -172,7 +180,7 @@ pub struct Engine {
     canaries: FxHashSet<u64>,
     trusts: Vec<(String, String)>,
     stats: EngineStats,
-    chain: Vec<ProcKey>,
+    chain: Vec<ActorId>,
 }
 
 impl Engine {
@@ -208,13 +216,13 @@ impl Engine {
 
     /// Whether this process, or an ancestor it is credited to, was already judged.
     pub fn is_judged(&self, key: ProcKey) -> bool {
-        self.any_in_chain(key, |a| a.judged)
+        self.any_in_chain(key, |_, a| a.judged)
     }
 
     /// Whether this process, or an ancestor it is credited to, has anything
     /// against it: the sensor then lets it run only as fast as it is judged.
     pub fn is_suspect(&self, key: ProcKey) -> bool {
-        self.any_in_chain(key, |a| a.judged || a.has_evidence())
+        self.any_in_chain(key, |_, a| a.judged || a.has_evidence())
     }
 
     /// Whether the files this process creates are worth weighing when they
@@ -222,16 +230,19 @@ impl Engine {
     /// credited to, has neither evidence against it nor ever touched a file
     /// that existed: whatever it writes is new, none of it can be the user's
     /// data encrypted, and weighing every file of a program that only
-    /// creates them was a quarter of what mamori cost it.
+    /// creates them was a quarter of what mamori cost it. What the same
+    /// program did in another session puts nothing within this one's reach.
     pub fn weighs_new_files(&self, key: ProcKey) -> bool {
-        self.any_in_chain(key, |a| a.judged || a.has_evidence() || a.touched_existing)
+        self.any_in_chain(key, |id, a| {
+            a.judged || a.has_evidence() || (a.touched_existing && matches!(id, ActorId::Proc(_)))
+        })
     }
 
     /// Whether `f` holds for this process or an ancestor it is credited to.
-    fn any_in_chain(&self, key: ProcKey, f: impl Fn(&ActorState) -> bool) -> bool {
+    fn any_in_chain(&self, key: ProcKey, f: impl Fn(ActorId, &ActorState) -> bool) -> bool {
         let mut chain = Vec::new();
         self.procs.chain(key, &mut chain);
-        chain.iter().any(|k| self.actors.get(k).is_some_and(&f))
+        chain.iter().any(|id| self.actors.get(id).is_some_and(|a| f(*id, a)))
     }
 
     /// Weighs one event; returns a verdict when it tips an actor over the threshold.
@@ -271,13 +282,19 @@ impl Engine {
         // What a judged actor still does (operations in flight when it was
         // stopped) is its own: crediting it to its ancestors would judge the
         // shell that started it next.
-        if let Some(pos) = chain.iter().position(|k| self.actors.get(k).is_some_and(|a| a.judged)) {
-            chain.truncate(pos + 1);
+        if let Some(pos) = chain.iter().position(|id| self.actors.get(id).is_some_and(|a| a.judged)) {
+            match chain[pos] {
+                ActorId::Proc(_) => chain.truncate(pos + 1),
+                ActorId::Kin { .. } => drop(chain.drain(..pos)),
+            }
         }
         self.observe(ev, &chain);
-        for k in &chain {
-            if let Some(a) = self.actors.get_mut(k) {
+        for id in &chain {
+            if let Some(a) = self.actors.get_mut(id) {
                 a.seen(ev.time_ns);
+                if let ActorId::Kin { .. } = id {
+                    a.members.insert(key, ());
+                }
             }
         }
         let verdict = self.decide(key, ev.time_ns, &chain);
@@ -304,7 +321,7 @@ impl Engine {
     }
 
     /// Turns one event into per-file findings and credits them along the chain.
-    fn observe(&mut self, ev: &Event, chain: &[ProcKey]) {
+    fn observe(&mut self, ev: &Event, chain: &[ActorId]) {
         let t = ev.time_ns;
         match &ev.kind {
             EventKind::Open { path, mode, before } => {
@@ -360,7 +377,7 @@ impl Engine {
         }
     }
 
-    fn closed_after_write(&mut self, chain: &[ProcKey], path: &str, after: &ContentFacts, t: u64) {
+    fn closed_after_write(&mut self, chain: &[ActorId], path: &str, after: &ContentFacts, t: u64) {
         let h = hash(path);
         let cipher = judge::ciphertext_like(&self.cfg, after);
         let archive = judge::encrypted_archive(&self.cfg, after);
@@ -415,7 +432,7 @@ impl Engine {
         });
     }
 
-    fn deleted(&mut self, chain: &[ProcKey], path: &str, t: u64) {
+    fn deleted(&mut self, chain: &[ActorId], path: &str, t: u64) {
         let h = hash(path);
         let dir_h = hash(judge::parent_dir(path));
         // What the file was when the actor last looked at it.
@@ -448,7 +465,7 @@ impl Engine {
         });
     }
 
-    fn renamed(&mut self, chain: &[ProcKey], from: &str, to: &str, t: u64) {
+    fn renamed(&mut self, chain: &[ActorId], from: &str, to: &str, t: u64) {
         let (fh, th) = (hash(from), hash(to));
         let canary = self.canaries.contains(&fh) || self.canaries.contains(&th);
         // The replaced file's last known facts, and what replaced it.
@@ -502,9 +519,9 @@ impl Engine {
     }
 
     /// Applies `f` to the state of every process in the chain.
-    fn each(&mut self, chain: &[ProcKey], mut f: impl FnMut(&mut ActorState, &Config, f64)) {
-        for key in chain {
-            let state = self.actors.entry(*key).or_default();
+    fn each(&mut self, chain: &[ActorId], mut f: impl FnMut(&mut ActorState, &Config, f64)) {
+        for id in chain {
+            let state = self.actors.entry(*id).or_default();
             f(state, &self.cfg, self.half_life_ns);
         }
     }
@@ -516,25 +533,37 @@ impl Engine {
         self.actors.retain(|_, a| a.judged || !a.idle_since(now_ns, IDLE_NS) || a.score_at(now_ns, hl) >= 1.0);
     }
 
-    /// The deepest process in the chain whose evidence crosses the threshold.
-    fn decide(&mut self, trigger: ProcKey, t: u64, chain: &[ProcKey]) -> Option<Verdict> {
-        if chain.iter().any(|k| self.actors.get(k).is_some_and(|a| a.judged)) {
+    /// The deepest actor in the chain whose evidence crosses the threshold.
+    fn decide(&mut self, trigger: ProcKey, t: u64, chain: &[ActorId]) -> Option<Verdict> {
+        if chain.iter().any(|id| self.actors.get(id).is_some_and(|a| a.judged)) {
             return None;
         }
         let (threshold, min_files, hl) = (self.cfg.detect.threshold, self.cfg.detect.min_files, self.half_life_ns);
-        let pos = chain.iter().position(|k| {
-            self.actors.get_mut(k).is_some_and(|a| {
+        let pos = chain.iter().position(|id| {
+            self.actors.get_mut(id).is_some_and(|a| {
                 let score = a.score_at(t, hl);
                 score >= threshold && (a.canary || a.damaged_files() >= min_files)
             })
         })?;
-        let root = chain[pos];
-        let state = self.actors.get_mut(&root).expect("chosen from actors");
+        let judged = chain[pos];
+        let state = self.actors.get_mut(&judged).expect("chosen from actors");
         state.judged = true;
+        let (actor, procs) = match judged {
+            ActorId::Proc(k) => (k, vec![k]),
+            ActorId::Kin { .. } => {
+                let root = self.procs.kin_root(trigger);
+                let mut procs: Vec<ProcKey> = state.members.keys().copied().filter(|&k| k != root).collect();
+                procs.sort_unstable();
+                procs.insert(0, root);
+                self.procs.judge_kin(judged, &procs);
+                (root, procs)
+            }
+        };
         let verdict = Verdict {
-            actor: root,
-            actor_info: self.procs.get(&root).cloned(),
+            actor,
+            actor_info: self.procs.get(&actor).cloned(),
             trigger: Some(trigger),
+            procs,
             time_ns: t,
             score: state.score_at(t, hl),
             damaged_files: state.damaged_files(),
@@ -543,22 +572,27 @@ impl Engine {
         };
         // The ancestors only carried the attacker's evidence: forget it, so
         // the shell that started the attack is not judged on the next event.
-        for k in &chain[pos + 1..] {
-            self.actors.remove(k);
+        for id in &chain[pos + 1..] {
+            self.actors.remove(id);
         }
         self.stats.verdicts += 1;
         Some(verdict)
     }
 
+    /// The actor a verdict naming `root` was about.
+    fn judged_as(&self, root: ProcKey) -> ActorId {
+        self.procs.judged_kin(root).unwrap_or(ActorId::Proc(root))
+    }
+
     /// Every file an actor touched so far, including what it still did after
     /// its verdict (operations already in flight when it was stopped).
     pub fn touched(&self, root: ProcKey) -> Option<&[FileTouch]> {
-        self.actors.get(&root).map(ActorState::touched)
+        self.actors.get(&self.judged_as(root)).map(ActorState::touched)
     }
 
     /// Forgets the evidence against an actor, after it was resumed as a false positive.
     pub fn absolve(&mut self, root: ProcKey) {
-        self.actors.remove(&root);
+        self.actors.remove(&self.judged_as(root));
     }
 }
 

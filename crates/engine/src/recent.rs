@@ -43,6 +43,11 @@ impl<K: Hash + Eq, V> Recent<K, V> {
         self.get(key).is_some()
     }
 
+    /// Every key held, young generation first.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &K> {
+        self.young.keys().chain(self.old.keys())
+    }
+
     pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
         self.young.remove(key).or_else(|| self.old.remove(key))
     }

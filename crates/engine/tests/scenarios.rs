@@ -62,6 +62,69 @@ fn a_child_per_file_is_judged_as_its_parent_and_the_shell_is_spared() {
     assert_eq!(v[0].actor, parent, "the parent, not a child or the shell");
 }
 
+/// Each file's work in a session of its own (`setsid`), by children of one
+/// executable: one actor, judged as the parent that started them, with every
+/// child the engine saw among the processes to stop.
+#[test]
+fn a_session_per_file_is_judged_as_one_actor() {
+    let mut t = Trace::default();
+    let parent = session(&mut t, "/tmp/evil");
+    let mut children = Vec::new();
+    for i in 0..10 {
+        let pid = 300 + i;
+        let child = t.proc(pid, Some(200), pid, "/tmp/evil");
+        children.push(child);
+        t.rewrite(child, &format!("/data/f{i}.txt"), &prose(i as u64, 8000), &random_bytes(i as u64, 8000));
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].actor, parent, "the parent that started the sessions");
+    assert_eq!(v[0].procs[0], parent);
+    let stopped: Vec<_> = children.iter().filter(|c| v[0].procs.contains(c)).collect();
+    assert_eq!(stopped.len(), 3, "every child that had worked so far: {:?}", v[0].procs);
+    assert!(!v[0].procs.contains(&key(100)), "not the shell");
+}
+
+/// Sessions whose parent is gone (reparented to init) share no ancestor:
+/// the verdict lists each of them, and the next one to appear is refused.
+#[test]
+fn sessions_without_a_common_parent_are_one_actor_too() {
+    let mut t = Trace::default();
+    for i in 0..3 {
+        let pid = 300 + i;
+        let p = t.proc(pid, Some(1), pid, "/tmp/evil");
+        t.rewrite(p, &format!("/data/f{i}.txt"), &prose(i as u64, 8000), &random_bytes(i as u64, 8000));
+    }
+    let late = t.proc(400, Some(1), 400, "/tmp/evil");
+    let mut engine = Engine::new(Config::default());
+    let v: Vec<_> = t.events.iter().filter_map(|ev| engine.process(ev)).collect();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].procs.len(), 3, "{:?}", v[0].procs);
+    assert!((300..303).all(|pid| v[0].procs.contains(&key(pid))));
+    assert_eq!(engine.touched(v[0].actor).map(<[_]>::len), Some(3), "the incident's files");
+    assert!(engine.is_judged(key(301)));
+    // A process of the same program started afterwards, by someone else, is
+    // not the attacker: an administrator's restore can be the same executable.
+    assert!(!engine.is_judged(late));
+}
+
+/// Two users running the same program, or one user running two programs,
+/// are never one actor: two files each, in separate sessions, stay below a verdict.
+#[test]
+fn other_users_and_other_programs_are_other_actors() {
+    let mut t = Trace::default();
+    let runs = [(1000, "/usr/bin/ccrypt"), (1001, "/usr/bin/ccrypt"), (1000, "/usr/bin/gpg")];
+    for (n, (uid, exe)) in runs.into_iter().enumerate() {
+        for i in 0..2 {
+            let pid = 300 + 10 * n as u32 + i;
+            let p = t.proc_of(uid, pid, Some(1), pid, exe);
+            let f = 10 * n as u64 + i as u64;
+            t.rewrite(p, &format!("/data/f{f}.txt"), &prose(f, 8000), &random_bytes(f, 8000));
+        }
+    }
+    assert!(verdicts(&t).is_empty());
+}
+
 #[test]
 fn the_shell_is_not_judged_later_for_what_its_child_did() {
     let mut t = Trace::default();

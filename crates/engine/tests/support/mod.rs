@@ -84,10 +84,15 @@ impl Trace {
 
     /// Introduces a process; `parent` None with `sid == pid` makes a session leader.
     pub fn proc(&mut self, pid: u32, parent: Option<u32>, sid: u32, exe: &str) -> ProcKey {
+        self.proc_of(1000, pid, parent, sid, exe)
+    }
+
+    /// [`Trace::proc`] for the user `uid`.
+    pub fn proc_of(&mut self, uid: u32, pid: u32, parent: Option<u32>, sid: u32, exe: &str) -> ProcKey {
         let info = ProcInfo {
             key: key(pid),
             parent: parent.map(key),
-            uid: 1000,
+            uid,
             pgid: sid,
             sid,
             exe: exe.to_owned(),
