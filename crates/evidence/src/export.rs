@@ -6,6 +6,7 @@ use std::io::{self, BufWriter};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::probe::open_regular;
 use crate::walk::walk;
 use crate::EvidenceError;
 
@@ -39,11 +40,7 @@ pub fn export(dir: &Path, dest: &Path) -> Result<(), EvidenceError> {
         }
         for f in &listing.files {
             let (from, to) = (dir.join(f), dest.join(f));
-            let mut src = OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&from)
-                .map_err(EvidenceError::io(&from))?;
+            let mut src = open_regular(&from, false).map_err(EvidenceError::io(&from))?;
             let mut dst = crate::writer::create(&to)?;
             io::copy(&mut src, &mut dst).and_then(|_| dst.sync_all()).map_err(EvidenceError::io(&to))?;
         }

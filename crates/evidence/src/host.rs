@@ -1,7 +1,6 @@
 //! `host.json`: which machine, which boot, who was logged in, and when.
 
 use std::ffi::CStr;
-use std::fs;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +10,8 @@ use crate::time::Stamp;
 use crate::utmp::{self, Login};
 
 const UTMP: &str = "/var/run/utmp";
+/// Ten thousand sessions; a larger login record is cut, and the cut noted.
+const UTMP_CAP: u64 = 10_000 * std::mem::size_of::<libc::utmpx>() as u64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Host {
@@ -41,13 +42,7 @@ pub(crate) fn collect(notes: &mut Notes) -> Host {
     if kernel.is_none() {
         notes.add(None, "uname", std::io::Error::last_os_error());
     }
-    let users = match fs::read(UTMP) {
-        Ok(bytes) => Some(utmp::parse(&bytes)),
-        Err(e) => {
-            notes.add(None, UTMP, e);
-            None
-        }
-    };
+    let users = read_noted(notes, None, Path::new(UTMP), UTMP_CAP).map(|bytes| utmp::parse(&bytes));
     Host {
         hostname: kernel.as_ref().map(|k| k.1.clone()),
         kernel: kernel.map(|k| k.0),
@@ -76,6 +71,7 @@ fn uname() -> Option<(Kernel, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn this_host() {

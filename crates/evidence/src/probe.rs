@@ -3,8 +3,9 @@
 //! an error, because a bundle with gaps is still evidence and the gaps are
 //! themselves worth knowing.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -32,10 +33,31 @@ impl Notes {
     }
 }
 
+/// Opens a regular file to read. The collector runs as root at the worst
+/// moment, so an open must not block (`O_NONBLOCK`: a FIFO or a device
+/// returns at once, and its type is then refused on the descriptor, where
+/// it cannot be swapped), must not follow a link unless asked to (`follow`
+/// is for the magic links of `/proc/PID`, such as `exe`), and should not
+/// change the access time an investigator will look at (`O_NOATIME`, which
+/// only the owner or a privileged caller may ask for).
+pub(crate) fn open_regular(path: &Path, follow: bool) -> io::Result<File> {
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+    let open =
+        |extra: libc::c_int| OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | nofollow | extra).open(path);
+    let file = match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0)?,
+        other => other?,
+    };
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
+}
+
 /// Up to `cap` bytes of a file, and whether there was more.
 pub(crate) fn read_capped(path: &Path, cap: u64) -> io::Result<(Vec<u8>, bool)> {
     let mut buf = Vec::new();
-    File::open(path)?.take(cap + 1).read_to_end(&mut buf)?;
+    open_regular(path, false)?.take(cap + 1).read_to_end(&mut buf)?;
     let more = buf.len() as u64 > cap;
     buf.truncate(cap as usize);
     Ok((buf, more))
@@ -71,6 +93,27 @@ mod tests {
         assert_eq!(read_noted(&mut notes, Some(1), &p, 4), Some(b"0123".to_vec()));
         assert_eq!(read_noted(&mut notes, Some(1), &dir.path().join("gone"), 4), None);
         assert_eq!(notes.0.len(), 2, "{notes:?}");
+    }
+
+    /// What an attacker can leave where a path is expected: neither may
+    /// block the reader or lead it elsewhere.
+    #[test]
+    fn fifos_and_links_are_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"secret").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (f, l) = (fifo, link.clone());
+        std::thread::spawn(move || tx.send((read_capped(&f, 4).is_err(), read_capped(&l, 4).is_err())));
+        let refused = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the reads returned");
+        assert_eq!(refused, (true, true));
+        assert!(open_regular(&link, true).is_ok(), "a link may be followed when asked to");
     }
 
     #[test]

@@ -1,19 +1,24 @@
 //! `processes.json`: who the actor is, one record per process of its tree.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::path::PathBuf;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{hex, sha256_reader};
-use crate::probe::{read_noted, split_nul, Notes};
+use crate::probe::{open_regular, read_noted, split_nul, Notes};
 use crate::time::Stamp;
 
 /// Command lines and environments are bounded so that a process cannot make
 /// the bundle (or the agent) huge at the worst moment.
 const CMDLINE_CAP: u64 = 64 * 1024;
 const ENVIRON_CAP: u64 = 64 * 1024;
+/// The actor chooses its executable: a huge one must not hold the
+/// collection for minutes. Real programs, even statically linked browsers,
+/// stay far below this.
+const EXE_HASH_CAP: u64 = 512 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessRecord {
@@ -71,8 +76,7 @@ pub(crate) fn collect(pid: u32, notes: &mut Notes) -> ProcessRecord {
             .map(|p| p.to_string_lossy().into_owned())
     };
     let exe = link("exe", notes);
-    let exe_hash =
-        notes.keep(pid, &format!("/proc/{pid}/exe (content)"), File::open(base.join("exe")).and_then(sha256_reader));
+    let exe_hash = notes.keep(pid, &format!("/proc/{pid}/exe (content)"), hash_exe(&base.join("exe")));
     let cwd = link("cwd", notes);
     let root = link("root", notes);
     let status =
@@ -113,6 +117,22 @@ pub(crate) fn collect(pid: u32, notes: &mut Notes) -> ProcessRecord {
     }
 }
 
+/// Through the magic link, so a deleted binary is still hashed; one larger
+/// than [`EXE_HASH_CAP`] is not, rather than hashed in part.
+fn hash_exe(link: &Path) -> io::Result<([u8; 32], u64)> {
+    let file = open_regular(link, true)?;
+    let size = file.metadata()?.len();
+    let too_big = |size: u64| io::Error::other(format!("{size} bytes or more, over the {EXE_HASH_CAP} hashed"));
+    if size > EXE_HASH_CAP {
+        return Err(too_big(size));
+    }
+    let (hash, n) = sha256_reader(file.take(EXE_HASH_CAP + 1))?;
+    if n > EXE_HASH_CAP {
+        return Err(too_big(n));
+    }
+    Ok((hash, n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,7 +144,7 @@ mod tests {
         let r = collect(me, &mut notes);
         assert!(notes.0.is_empty(), "{:?}", notes.0);
         let exe = std::env::current_exe().unwrap();
-        let (h, n) = sha256_reader(File::open(&exe).unwrap()).unwrap();
+        let (h, n) = sha256_reader(fs::File::open(&exe).unwrap()).unwrap();
         assert_eq!(r.exe_sha256, Some(hex(&h)));
         assert_eq!(r.exe_size, Some(n));
         assert_eq!(r.ppid, Some(std::os::unix::process::parent_id()));

@@ -5,14 +5,13 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::digest::{hex, sha256, sha256_reader, unhex};
 use crate::manifest::{self, Entry, MANIFEST};
 use crate::names::check_path;
+use crate::probe::open_regular;
 use crate::seal::{PublicKey, Seal, SEAL};
 use crate::walk::walk;
 use crate::EvidenceError;
@@ -135,7 +134,7 @@ fn verify_dir(root: &Path, pinned: Option<&PublicKey>) -> Result<Verification, E
             continue;
         }
         let path = root.join(&e.path);
-        let (h, n) = open_nofollow(&path).and_then(sha256_reader).map_err(EvidenceError::io(&path))?;
+        let (h, n) = open_regular(&path, false).and_then(sha256_reader).map_err(EvidenceError::io(&path))?;
         if n != e.size || hex(&h) != e.sha256 {
             problems.push(Problem::Changed(e.path.clone()));
         }
@@ -148,14 +147,12 @@ fn verify_dir(root: &Path, pinned: Option<&PublicKey>) -> Result<Verification, E
     Ok(Verification { problems, entries: entries.len(), fingerprint: seal.map(|s| s.fingerprint) })
 }
 
-fn open_nofollow(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)
-}
-
 fn read_small(root: &Path, name: &str) -> Result<Vec<u8>, EvidenceError> {
     let path = root.join(name);
     let mut bytes = Vec::new();
-    open_nofollow(&path).and_then(|f| f.take(META_CAP).read_to_end(&mut bytes)).map_err(EvidenceError::io(&path))?;
+    open_regular(&path, false)
+        .and_then(|f| f.take(META_CAP).read_to_end(&mut bytes))
+        .map_err(EvidenceError::io(&path))?;
     Ok(bytes)
 }
 
