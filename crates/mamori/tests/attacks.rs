@@ -106,4 +106,8 @@ families! {
     notes_during => "notes-during",
     partial_xor => "partial-xor",
     io_uring => "io-uring",
+    wiper => "wiper",
+    archiver => "archiver",
+    setsid => "setsid",
+    rename_all_first => "rename-all-first",
 }

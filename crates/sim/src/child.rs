@@ -1,5 +1,5 @@
-//! The `process-per-file` family's worker: one fork/exec of the current
-//! executable per file.
+//! The worker of the `process-per-file` and `setsid` families: one
+//! fork/exec of the current executable per file.
 //!
 //! The parent runs `<current_exe> __sim-child <family> <file>` and waits for
 //! it before starting the next. The executable that embeds this crate must
@@ -7,6 +7,7 @@
 //! it to [`child_main`].
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -34,16 +35,20 @@ pub fn child_main(args: &[String]) -> Result<(), SimError> {
     FileJob::new(family.plan)?.apply(file)
 }
 
-/// Starts the child for `file` and waits for it.
-pub(crate) fn spawn(family: &str, file: &Path) -> Result<(), SimError> {
+/// Starts the child for `file`, in a session of its own when `new_session`,
+/// and waits for it.
+pub(crate) fn spawn(family: &str, file: &Path, new_session: bool) -> Result<(), SimError> {
     let exe = std::env::current_exe().map_err(SimError::io("/proc/self/exe"))?;
-    let status = Command::new(&exe)
-        .arg(CHILD_ARG)
-        .arg(family)
-        .arg(file)
-        .stdin(Stdio::null())
-        .status()
-        .map_err(SimError::io(&exe))?;
+    let mut cmd = Command::new(&exe);
+    cmd.arg(CHILD_ARG).arg(family).arg(file).stdin(Stdio::null());
+    if new_session {
+        // SAFETY: setsid is async-signal-safe, touches no memory, and a
+        // freshly forked child is never a process group leader, so it succeeds.
+        unsafe {
+            cmd.pre_exec(|| if libc::setsid() < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
+        }
+    }
+    let status = cmd.status().map_err(SimError::io(&exe))?;
     if status.success() {
         Ok(())
     } else {

@@ -36,6 +36,8 @@ pub enum SimError {
         "setting up io_uring: {0} (is kernel.io_uring_disabled set, or a seccomp filter refusing io_uring_setup?)"
     )]
     Uring(#[source] io::Error),
+    #[error("the archiver family needs `7z` (p7zip-full) or `zip` on PATH, and neither is installed")]
+    NoArchiver,
     #[error("reading the system random source: {0}")]
     Random(getrandom::Error),
     #[error("{path}: writing OOXML: {source}")]

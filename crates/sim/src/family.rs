@@ -44,6 +44,12 @@ pub(crate) enum Method {
     /// In place, but the open, size query, reads, writes, fsync, close and
     /// renames are all io_uring submissions instead of system calls.
     IoUring,
+    /// Overwrite every byte with zeros, then unlink: destruction, no cipher.
+    Wipe,
+    /// A password-protected archive `name.7z` or `name.zip` made by the real
+    /// `7z` or `zip` (alternating, or whichever is installed), then unlink
+    /// the original.
+    Archive,
 }
 
 /// Which bytes get encrypted.
@@ -61,6 +67,8 @@ pub(crate) enum Rename {
     Keep,
     Before(Ext),
     After(Ext),
+    /// Every file of the target renamed before the first is opened.
+    AllFirst(Ext),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +93,8 @@ pub(crate) enum Drive {
     Threads(usize),
     /// One child process (fork/exec of the current executable) per file.
     ProcessPerFile,
+    /// The same, each child in a session of its own (`setsid`).
+    SessionPerFile,
 }
 
 pub(crate) const BASE: Plan = Plan {
@@ -118,6 +128,13 @@ static FAMILIES: &[Family] = &[
         plan: Plan { rename: Rename::Before(Ext::Fixed("crypted")), ..BASE },
     },
     Family {
+        name: "rename-all-first",
+        summary: "Renames every file of the tree to its new extension without opening any, then encrypts the renamed \
+                  files in place (strains that mark the whole share first, so nothing is opened until every name \
+                  has changed).",
+        plan: Plan { rename: Rename::AllFirst(Ext::Fixed("locked")), ..BASE },
+    },
+    Family {
         name: "intermittent",
         summary: "Encrypts 1 MiB of every 10 MiB of large files and the first 4 MiB of others, in place \
                   (BlackCat/ALPHV, LockFile, Play, Black Basta).",
@@ -128,6 +145,12 @@ static FAMILIES: &[Family] = &[
         summary: "Spawns a fresh child process for every file so no single process does much (short-lived worker \
                   processes of Go and Python lockers, fork-per-file shell scripts).",
         plan: Plan { drive: Drive::ProcessPerFile, rename: Rename::After(Ext::Fixed("pwned")), ..BASE },
+    },
+    Family {
+        name: "setsid",
+        summary: "Starts each file's child in a new session of its own (setsid), so no process tree links the \
+                  children to a common session leader (lockers that detach every worker).",
+        plan: Plan { drive: Drive::SessionPerFile, rename: Rename::After(Ext::Fixed("sess")), ..BASE },
     },
     Family {
         name: "threads",
@@ -162,6 +185,18 @@ static FAMILIES: &[Family] = &[
         name: "truncate",
         summary: "Reads the file, reopens it with O_TRUNC and writes the ciphertext (simple Linux and ESXi lockers).",
         plan: Plan { method: Method::Truncate, footer: true, ..BASE },
+    },
+    Family {
+        name: "wiper",
+        summary: "Overwrites each file with zeros and deletes it: destruction dressed as ransomware, with nothing \
+                  to decrypt (NotPetya, WhisperGate, AcidRain-style wipers).",
+        plan: Plan { method: Method::Wipe, ..BASE },
+    },
+    Family {
+        name: "archiver",
+        summary: "Puts each file into a password-protected archive with the real 7z (-mhe=on, encrypted headers) or \
+                  zip and deletes the original (Qlocker on QNAP NAS boxes, 7-Zip-based lockers).",
+        plan: Plan { method: Method::Archive, ..BASE },
     },
     Family {
         name: "notes-first",

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::child;
 use crate::error::SimError;
-use crate::family::{self, Drive, Family, Notes};
+use crate::family::{self, Drive, Family, Notes, Rename};
 use crate::note::{drop_note, note_text};
 use crate::target::check_target;
 use crate::transform::FileJob;
@@ -47,21 +47,26 @@ pub fn run(family: &str, dir: &Path, opts: &RunOptions) -> Result<RunReport, Sim
     if let Some(max) = opts.max_files {
         files.truncate(max);
     }
+    let job = FileJob::new(family.plan)?;
+    let mut errors = tree.errors;
+    if let Rename::AllFirst(_) = family.plan.rename {
+        files = files.iter().filter_map(|f| job.rename(f).inspect_err(|_| errors += 1).ok()).collect();
+    }
     let attack = Attack {
         family,
-        job: FileJob::new(family.plan)?,
+        job,
         delay: opts.delay.or(family.plan.delay),
         note: note_text(family.name),
         noted: Mutex::new(HashSet::new()),
         encrypted: AtomicUsize::new(0),
         notes: AtomicUsize::new(0),
-        errors: AtomicUsize::new(tree.errors),
+        errors: AtomicUsize::new(errors),
     };
     if family.plan.notes == Notes::First {
         tree.dirs.iter().for_each(|d| attack.note_once(d));
     }
     match family.plan.drive {
-        Drive::Sequential | Drive::ProcessPerFile => files.iter().for_each(|f| attack.hit(f)),
+        Drive::Sequential | Drive::ProcessPerFile | Drive::SessionPerFile => files.iter().for_each(|f| attack.hit(f)),
         Drive::Threads(n) => {
             let next = AtomicUsize::new(0);
             std::thread::scope(|s| {
@@ -102,7 +107,8 @@ impl Attack {
             }
         }
         let done = match self.family.plan.drive {
-            Drive::ProcessPerFile => child::spawn(self.family.name, file),
+            Drive::ProcessPerFile => child::spawn(self.family.name, file, false),
+            Drive::SessionPerFile => child::spawn(self.family.name, file, true),
             Drive::Sequential | Drive::Threads(_) => self.job.apply(file),
         };
         let counter = if done.is_ok() { &self.encrypted } else { &self.errors };

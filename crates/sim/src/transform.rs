@@ -7,6 +7,8 @@ use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine;
 use memmap2::MmapMut;
@@ -26,12 +28,23 @@ pub(crate) struct FileJob {
     plan: Plan,
     key: RunKey,
     ext: Option<String>,
+    /// The archivers installed here, which take turns file by file.
+    archivers: Vec<Archiver>,
+    turn: AtomicUsize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Archiver {
+    SevenZip,
+    Zip,
 }
 
 impl FileJob {
     pub fn new(plan: Plan) -> Result<Self, SimError> {
         let ext = match (plan.method, plan.rename) {
-            (Method::NewThenDelete(ext), _) | (_, Rename::Before(ext) | Rename::After(ext)) => Some(draw_ext(ext)?),
+            (Method::NewThenDelete(ext), _) | (_, Rename::Before(ext) | Rename::After(ext) | Rename::AllFirst(ext)) => {
+                Some(draw_ext(ext)?)
+            }
             _ => None,
         };
         if let Method::IoUring = plan.method {
@@ -39,12 +52,31 @@ impl FileJob {
             // into one error per file, which looks like a defence at work.
             Ring::new().map_err(SimError::Uring)?;
         }
-        Ok(FileJob { plan, key: RunKey::random()?, ext })
+        let mut archivers = Vec::new();
+        if let Method::Archive = plan.method {
+            archivers = [(Archiver::SevenZip, "7z"), (Archiver::Zip, "zip")]
+                .into_iter()
+                .filter(|(_, program)| installed(program))
+                .map(|(a, _)| a)
+                .collect();
+            // As with io_uring: one error per file would look like a defence at work.
+            if archivers.is_empty() {
+                return Err(SimError::NoArchiver);
+            }
+        }
+        Ok(FileJob { plan, key: RunKey::random()?, ext, archivers, turn: AtomicUsize::new(0) })
+    }
+
+    /// Renames `path` to the run's extension, for families that rename every file first.
+    pub fn rename(&self, path: &Path) -> Result<PathBuf, SimError> {
+        rename_with_ext(path, self.ext.as_deref().unwrap_or_default())
     }
 
     pub fn apply(&self, original: &Path) -> Result<(), SimError> {
-        if let Method::IoUring = self.plan.method {
-            return self.apply_through_ring(original);
+        match self.plan.method {
+            Method::IoUring => return self.apply_through_ring(original),
+            Method::Archive => return self.archive(original),
+            _ => {}
         }
         let mut path = original.to_path_buf();
         if let (Rename::Before(_), Some(ext)) = (self.plan.rename, &self.ext) {
@@ -57,10 +89,45 @@ impl FileJob {
             file.write_all_at(&blob, end).map_err(SimError::io(&path))?;
         }
         drop(file);
+        if let Method::Wipe = self.plan.method {
+            fs::remove_file(&path).map_err(SimError::io(&path))?;
+        }
         if let (Rename::After(_), Some(ext)) = (self.plan.rename, &self.ext) {
             rename_with_ext(&path, ext)?;
         }
         Ok(())
+    }
+
+    /// Puts `original` into an archive with a fresh random password, by the
+    /// next archiver's turn, then deletes it.
+    fn archive(&self, original: &Path) -> Result<(), SimError> {
+        let archiver = self.archivers[self.turn.fetch_add(1, Ordering::Relaxed) % self.archivers.len()];
+        let password: String = random_bytes::<12>()?.iter().map(|b| format!("{b:02x}")).collect();
+        let (mut cmd, ext) = match archiver {
+            Archiver::SevenZip => {
+                let mut c = Command::new("7z");
+                c.args(["a", "-bd", "-y", "-mhe=on"]).arg(format!("-p{password}"));
+                (c, "7z")
+            }
+            Archiver::Zip => {
+                let mut c = Command::new("zip");
+                c.args(["-q", "-j", "-P", &password]);
+                (c, "zip")
+            }
+        };
+        let archive = with_ext(original, ext);
+        let status = cmd
+            .arg(&archive)
+            .arg(original)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(SimError::io(&archive))?;
+        if !status.success() {
+            return Err(SimError::Io { path: archive, source: io::Error::other(format!("{archiver:?} {status}")) });
+        }
+        fs::remove_file(original).map_err(SimError::io(original))
     }
 
     /// What [`apply`](Self::apply) does for in-place methods, with every
@@ -131,7 +198,19 @@ impl FileJob {
                 file.write_all_at(text.as_bytes(), 0)?;
                 Ok((file, text.len() as u64))
             }
-            Method::IoUring => unreachable!("apply hands io_uring families to apply_through_ring"),
+            Method::Wipe => {
+                let file = open_rw(path)?;
+                let len = file.metadata()?.len();
+                let zeros = vec![0u8; CHUNK.min(len as usize)];
+                let mut off = 0u64;
+                while off < len {
+                    let n = CHUNK.min((len - off) as usize);
+                    file.write_all_at(&zeros[..n], off)?;
+                    off += n as u64;
+                }
+                Ok((file, len))
+            }
+            Method::IoUring | Method::Archive => unreachable!("apply hands these methods to their own paths"),
             Method::NewThenDelete(_) => {
                 let mut src = open_opts().read(true).open(path)?;
                 let len = src.metadata()?.len();
@@ -261,6 +340,16 @@ fn rename_with_ext(path: &Path, ext: &str) -> Result<PathBuf, SimError> {
     let new = with_ext(path, ext);
     fs::rename(path, &new).map_err(SimError::io(path))?;
     Ok(new)
+}
+
+/// Whether `program` is an executable file in one of `$PATH`'s folders.
+fn installed(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            fs::metadata(dir.join(program)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 fn draw_ext(ext: Ext) -> Result<String, SimError> {

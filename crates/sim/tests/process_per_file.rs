@@ -1,4 +1,4 @@
-//! The `process-per-file` family re-executes the running binary, so this
+//! The `process-per-file` and `setsid` families re-execute the running binary, so this
 //! test binary plays the CLI: with `__sim-child` as its first argument it is
 //! a child, otherwise it is the test (the std harness cannot do both).
 
@@ -18,20 +18,21 @@ fn main() {
         }
         return;
     }
-    let passed = usize::from(process_per_file_runs_one_child_per_file());
+    let passed = usize::from(one_child_per_file("process-per-file", "pwned"))
+        + usize::from(one_child_per_file("setsid", "sess"));
     println!("test result: ok. {passed} passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
 }
 
-fn process_per_file_runs_one_child_per_file() -> bool {
+fn one_child_per_file(family: &str, ext: &str) -> bool {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("target");
     make_corpus(&dir, &CorpusSpec { docs: 12, large: 0, large_size: 0 }).unwrap();
     let before = files(&dir);
-    let report = run("process-per-file", &dir, &RunOptions { delay: Some(Duration::ZERO), max_files: None }).unwrap();
-    assert_eq!((report.files_encrypted, report.errors), (before.len(), 0), "{report:?}");
+    let report = run(family, &dir, &RunOptions { delay: Some(Duration::ZERO), max_files: None }).unwrap();
+    assert_eq!((report.files_encrypted, report.errors), (before.len(), 0), "{family}: {report:?}");
     for path in &before {
-        assert!(!path.exists(), "{} was not renamed", path.display());
-        let enc = Path::new(&format!("{}.pwned", path.display())).to_path_buf();
+        assert!(!path.exists(), "{family}: {} was not renamed", path.display());
+        let enc = Path::new(&format!("{}.{ext}", path.display())).to_path_buf();
         assert!(enc.is_file(), "{}", enc.display());
     }
     true

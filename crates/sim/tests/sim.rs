@@ -144,6 +144,42 @@ fn rename_first_and_in_place_families_keep_sizes() {
 }
 
 #[test]
+fn wiper_leaves_nothing() {
+    let (_tmp, dir) = corpus();
+    let before = snapshot(&dir);
+    let report = run("wiper", &dir, &fast()).unwrap();
+    assert_eq!((report.files_encrypted, report.errors), (before.len(), 0), "{report:?}");
+    assert!(snapshot(&dir).is_empty());
+    assert!(dir.join(MARKER).is_file(), "marker must survive");
+}
+
+/// The archives are real: each opens with the archiver, and only with a password.
+#[test]
+fn archiver_leaves_password_protected_archives_of_each_file() {
+    let (before, after, _) = attack("archiver");
+    let mut exts = std::collections::BTreeSet::new();
+    for (_, _, new_path, new) in successors(&before, &after) {
+        let ext = new_path.extension().unwrap().to_string_lossy().into_owned();
+        match ext.as_str() {
+            "zip" => assert_eq!(new[6] & 1, 1, "{}: ZIP entry not encrypted", new_path.display()),
+            "7z" => assert!(new.starts_with(b"7z\xbc\xaf\x27\x1c")),
+            other => panic!("{other}"),
+        }
+        exts.insert(ext);
+    }
+    assert_eq!(exts.len(), 2, "7z and zip take turns");
+}
+
+#[test]
+fn rename_all_first_renames_every_file_then_encrypts_it() {
+    let (before, after, _) = attack("rename-all-first");
+    for (path, old, new_path, new) in successors(&before, &after) {
+        assert_eq!(new_path.extension().unwrap(), "locked", "{}", path.display());
+        assert_eq!(old.len(), new.len());
+    }
+}
+
+#[test]
 fn intermittent_encrypts_one_mib_in_ten_of_large_files() {
     let (before, after, _) = attack("intermittent");
     let (_, old, _, new) = successors(&before, &after).into_iter().find(|(p, ..)| p.starts_with("vm")).unwrap();
