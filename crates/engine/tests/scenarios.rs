@@ -320,6 +320,28 @@ fn renames_to_one_new_extension_are_stopped() {
     assert!(v[0].files.iter().any(|f| f.op == FileOp::Rename && f.to.as_deref() == Some("/data/d0.docx.qz7k")));
 }
 
+/// Every file renamed before any is opened: stopped on the renames alone,
+/// with each rename in the incident so that restore can undo it.
+#[test]
+fn renaming_every_file_before_opening_any_is_stopped_during_the_renames() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..40 {
+        t.rename(p, &format!("/data/d{}/f{i}.pdf", i % 4), &format!("/data/d{}/f{i}.pdf.locked", i % 4));
+    }
+    let renames = t.events.len();
+    for i in 0..40 {
+        let path = format!("/data/d{}/f{i}.pdf.locked", i % 4);
+        t.rewrite(p, &path, &pdf(i, 9000), &random_bytes(i, 9000));
+    }
+    let mut engine = Engine::new(Config::default());
+    let stopped = t.events.iter().position(|ev| engine.process(ev).is_some());
+    assert!(stopped.is_some_and(|at| at < renames), "stopped at event {stopped:?} of {renames} renames");
+    let files = engine.touched(p).unwrap();
+    assert!(files.iter().all(|f| f.op == FileOp::Rename && f.to.as_deref().is_some_and(|to| to.ends_with(".locked"))));
+    assert!(files.len() <= 12, "{} renames before the stop", files.len());
+}
+
 #[test]
 fn a_touched_canary_is_an_immediate_verdict() {
     let mut t = Trace::default();
