@@ -9,10 +9,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use mamori_event::{ContentFacts, Digest, Event, EventKind, ProcInfo, ProcKey};
-use mamori_identify::{Catalog, Identification, Sample};
+use mamori_identify::{Catalog, Confidence, Identification, Sample};
 use mamori_report::NoteFound;
 use mamori_store::Incident;
 use tracing::{info, warn};
@@ -23,8 +25,20 @@ use crate::commands;
 /// long-running agent stays flat (about 3 MiB at most).
 const RECENT_EVENTS: usize = 8192;
 const RECENT_PROCS: usize = 4096;
-/// Files of the actor's looked at for notes and encrypted samples.
+/// Files of the actor's kept as notes and encrypted samples.
 const SAMPLES: usize = 24;
+/// Files of the actor's tried for them: a refused one (a FIFO or a link
+/// planted under a note's name) costs one open, and must not use up the
+/// room of the real notes made after it.
+const LOOKED_AT: usize = 256;
+/// How long identification may take before the bundle is written without
+/// it. Its reads are bounded and never block on a FIFO, but a file on a FUSE
+/// mount the attacker serves can hold a read forever.
+const IDENTIFY_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the kill policy, and the agent's stop, wait for a bundle. A
+/// collector still running then is left behind (it may yet seal the bundle
+/// if the agent runs on); the kill goes ahead.
+const COLLECT_DEADLINE: Duration = Duration::from_secs(30);
 
 pub const EVIDENCE_DIR: &str = "evidence";
 const KEY_FILE: &str = "evidence.key";
@@ -145,8 +159,17 @@ pub fn identify_incident(catalog: &Catalog, inc: &Incident) -> (Identification, 
         _ => None,
     });
     let mut seen = std::collections::BTreeSet::new();
-    for path in made.filter(|p| seen.insert(*p)).take(SAMPLES) {
-        let Ok(sample) = Sample::from_path(Path::new(path)) else { continue };
+    for path in made.filter(|p| seen.insert(*p)).take(LOOKED_AT) {
+        if samples.len() == SAMPLES {
+            break;
+        }
+        let sample = match Sample::from_path(Path::new(path)) {
+            Ok(sample) => sample,
+            Err(e) => {
+                info!(id = inc.id, "not sampled: {e}");
+                continue;
+            }
+        };
         if let Sample::Note { name, text } = &sample {
             if !mamori_identify::looks_like_ransom_note(name, text) {
                 continue;
@@ -171,13 +194,20 @@ pub struct Job {
 
 impl Job {
     /// Starts collecting; the agent waits for the handle before it exits,
-    /// so a stop right after an incident does not cut its bundle short.
-    pub fn spawn(self) -> Option<std::thread::JoinHandle<()>> {
+    /// so a stop right after an incident does not cut its bundle short. The
+    /// handle's thread ends within [`COLLECT_DEADLINE`], having killed the
+    /// actor if asked to, whatever the collection is stuck on.
+    pub fn spawn(mut self) -> Option<std::thread::JoinHandle<()>> {
         let spawned = std::thread::Builder::new().name("evidence".into()).spawn(move || {
             let id = self.incident.id.clone();
-            match self.run() {
-                Ok(dir) => info!(id, bundle = %dir.display(), "evidence bundle written and sealed"),
-                Err(e) => warn!(id, "EVIDENCE: the bundle could not be written: {e:#}"),
+            let then_kill = self.then_kill.take();
+            match within("evidence-collect", COLLECT_DEADLINE, move || self.run()) {
+                Ok(Ok(dir)) => info!(id, bundle = %dir.display(), "evidence bundle written and sealed"),
+                Ok(Err(e)) => warn!(id, "EVIDENCE: the bundle could not be written: {e:#}"),
+                Err(e) => warn!(id, "EVIDENCE: {e:#}"),
+            }
+            if let Some(procs) = then_kill {
+                mamori_response::kill(&procs);
             }
         });
         spawned.inspect_err(|e| warn!("EVIDENCE: cannot start the collector: {e}")).ok()
@@ -197,7 +227,17 @@ impl Job {
             warn!("{e:#}; using the built-in family markers");
             Catalog::builtin()
         });
-        let (identification, notes) = identify_incident(&catalog, &self.incident);
+        let incident = self.incident.clone();
+        let (identification, notes) =
+            within("evidence-identify", IDENTIFY_DEADLINE, move || identify_incident(&catalog, &incident))
+                .unwrap_or_else(|e| {
+                    warn!(id = self.incident.id, "EVIDENCE: {e:#}; the bundle is written without it");
+                    let evidence = vec![format!("not identified: {e:#}")];
+                    (
+                        Identification { family: None, confidence: Confidence::None, evidence, decryptor: None },
+                        Vec::new(),
+                    )
+                });
         extra.push((IDENTIFICATION.to_owned(), serde_json::to_vec_pretty(&identification)?));
         let notes: Vec<NoteFound> = notes.into_iter().map(|(path, text)| NoteFound { path, excerpt: text }).collect();
         extra.push((NOTES.to_owned(), serde_json::to_vec_pretty(&notes)?));
@@ -206,12 +246,27 @@ impl Job {
             memory_cap: self.memory_cap,
             extra,
         };
-        let collected = mamori_evidence::collect(&dir, &spec, &key);
-        if let Some(procs) = &self.then_kill {
-            mamori_response::kill(procs);
-        }
-        let bundle = collected?;
+        let bundle = mamori_evidence::collect(&dir, &spec, &key)?;
         Ok(bundle.dir)
+    }
+}
+
+/// Runs `work` on a thread of its own and waits at most `limit` for it. A
+/// thread still running then is left behind: what it may be stuck in (a read
+/// from a FUSE server, a stopped process's memory) cannot be cancelled, and
+/// it holds nothing the agent needs.
+fn within<T: Send + 'static>(name: &str, limit: Duration, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .with_context(|| format!("cannot start {name}"))?;
+    match rx.recv_timeout(limit) {
+        Ok(value) => Ok(value),
+        Err(mpsc::RecvTimeoutError::Timeout) => bail!("{name} did not finish within {} s", limit.as_secs()),
+        Err(mpsc::RecvTimeoutError::Disconnected) => bail!("{name} failed (it panicked)"),
     }
 }
 
@@ -275,4 +330,94 @@ fn verify(bundle: &Path, key: Option<&str>) -> Result<ExitCode> {
         println!("  {p}");
     }
     Ok(ExitCode::from(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mamori_store::{Action, ActorInfo, FileOp};
+    use std::os::unix::fs::PermissionsExt;
+
+    const NOTE: &str = "All your files are encrypted. Pay 1 Bitcoin to restore them; \
+                        contact us by e-mail or all your data will be published.";
+
+    /// An unprivileged account (made on first use) to play the attacker.
+    fn attacker() -> (u32, u32) {
+        let id = |flag: &str| -> Option<u32> {
+            let out = std::process::Command::new("id").args([flag, "mamori-test"]).output().ok()?;
+            String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+        };
+        if id("-u").is_none() {
+            // Concurrent tests may both try; the loser's failure is harmless.
+            let _ = std::process::Command::new("useradd")
+                .args(["--system", "--no-create-home", "--user-group", "mamori-test"])
+                .status();
+        }
+        (id("-u").expect("the test account exists"), id("-g").expect("it has a group"))
+    }
+
+    fn run_as((uid, gid): (u32, u32), program: &str, args: &[&str]) {
+        let status = std::process::Command::new("setpriv")
+            .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into(), "--".into()])
+            .arg(program)
+            .args(args)
+            .status()
+            .expect("setpriv runs");
+        assert!(status.success(), "{program} {args:?} as the test user failed: {status}");
+    }
+
+    fn incident(created: &[&Path]) -> Incident {
+        Incident {
+            id: "INC-TEST".into(),
+            detected_at: "2025-01-01T00:00:00Z".into(),
+            actor: ActorInfo { pid: 1, start: 1, exe: String::new(), cmdline: Vec::new(), uid: 0, started_ns: None },
+            pids: Vec::new(),
+            procs: vec![ProcKey { pid: 1, start: 1 }],
+            action: Action::Suspended,
+            score: 0.0,
+            reasons: Vec::new(),
+            files: created
+                .iter()
+                .map(|p| FileOp { path: p.display().to_string(), op: "create".into(), to: None })
+                .collect(),
+            protected: Vec::new(),
+            stop_latency_us: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// An ordinary user plants FIFOs named like notes (more of them than
+    /// samples are kept) before the real note: the collector returns, and
+    /// the real note is in the bundle's notes.
+    #[test]
+    fn planted_fifos_neither_stall_identification_nor_crowd_out_the_real_note() {
+        let user = attacker();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let folder = dir.path().join("share");
+        std::fs::create_dir(&folder).unwrap();
+        std::os::unix::fs::chown(&folder, Some(user.0), Some(user.1)).unwrap();
+        let fifos: Vec<PathBuf> = (0..SAMPLES + 1).map(|i| folder.join(format!("README_DECRYPT_{i}.txt"))).collect();
+        for fifo in &fifos {
+            run_as(user, "mkfifo", &[fifo.to_str().unwrap()]);
+        }
+        let real = folder.join("HOW_TO_RESTORE.txt");
+        run_as(user, "sh", &["-c", &format!("printf '%s' '{NOTE}' > '{}'", real.display())]);
+        let mut made: Vec<&Path> = fifos.iter().map(PathBuf::as_path).collect();
+        made.push(&real);
+        let inc = incident(&made);
+
+        let identified =
+            within("identify", Duration::from_secs(20), move || identify_incident(&Catalog::builtin(), &inc));
+        let (_, notes) = identified.unwrap();
+        assert_eq!(notes, vec![(real.display().to_string(), NOTE.to_owned())]);
+    }
+
+    #[test]
+    fn work_past_its_deadline_is_left_behind() {
+        let (_hold, wait) = mpsc::channel::<()>();
+        let stuck = within("stuck", Duration::from_millis(50), move || wait.recv().is_ok());
+        assert!(stuck.unwrap_err().to_string().contains("did not finish"));
+        assert_eq!(within("quick", Duration::from_secs(20), || 7).unwrap(), 7);
+    }
 }
