@@ -259,6 +259,23 @@ impl Agent {
         }
     }
 
+    /// Notes in each incident of this run that before-images stopped being
+    /// kept since it was written: what the responder restores may lack them.
+    fn note_vault_alerts(&mut self) {
+        let Some(vaults) = &mut self.vaults else { return };
+        let alerts = vaults.take_alerts();
+        if alerts.is_empty() {
+            return;
+        }
+        for (id, _, _) in &self.open_incidents {
+            let Ok(Some(mut inc)) = self.store.incident(id) else { continue };
+            inc.notes.extend(alerts.iter().cloned());
+            if let Err(e) = self.store.update_incident(&inc) {
+                warn!("cannot update incident {id}: {e}");
+            }
+        }
+    }
+
     /// Releases old copies, except those of files an incident names.
     fn expire(&mut self) {
         let Some(vaults) = &mut self.vaults else { return };
@@ -314,13 +331,10 @@ impl Agent {
                 self.engine.stats().overflows
             ));
         }
-        let skipped = self.vaults.as_ref().map_or(0, Vaults::skipped);
-        if skipped > 0 {
-            notes.push(format!(
-                "{skipped} before-image(s) could not be kept (vault space budget or free-space floor): \
-                 some files may not be restorable"
-            ));
-        }
+        // Alerts raised until now go to the incidents already open; this
+        // one gets the whole tally instead.
+        self.note_vault_alerts();
+        notes.extend(self.vaults.as_ref().and_then(Vaults::skip_summary));
         let info = verdict.actor_info.clone();
         let incident = Incident {
             id: self.store.next_incident_id().unwrap_or_else(|_| format!("INC-{}", now_ns())),
@@ -424,6 +438,7 @@ impl Handler for Agent {
 
     fn tick(&mut self) {
         self.complete_incidents();
+        self.note_vault_alerts();
         if self.last_publish.elapsed() >= PUBLISH_EVERY {
             self.publish(true);
         }

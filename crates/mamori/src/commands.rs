@@ -31,13 +31,25 @@ pub fn status(state: Option<PathBuf>) -> Result<ExitCode> {
                         v.entries,
                         v.bytes as f64 / (1 << 20) as f64
                     );
-                    if v.skipped_budget + v.skipped_floor > 0 {
+                    let skipped = v.skipped_budget + v.skipped_user_budget + v.skipped_floor;
+                    if skipped > 0 {
                         println!(
-                            "  WARNING: {} before-image(s) not kept: {} over the space budget, {} at the free-space floor \
-                             (raise [vault] budget_mib or free disk space)",
-                            v.skipped_budget + v.skipped_floor,
-                            v.skipped_budget,
-                            v.skipped_floor
+                            "  WARNING: {skipped} before-image(s) not kept: {} over an owner's share of the budget, \
+                             {} over the space budget, {} at the free-space floor \
+                             (raise [vault] per_user_budget_percent or budget_mib, or free disk space)",
+                            v.skipped_user_budget, v.skipped_budget, v.skipped_floor
+                        );
+                    }
+                    for u in &v.users {
+                        println!(
+                            "    uid {}: {} not kept ({} over its share, {} over the budget, {} at the floor), \
+                             {:.1} MiB held",
+                            u.uid,
+                            u.skipped_user_budget + u.skipped_budget + u.skipped_floor,
+                            u.skipped_user_budget,
+                            u.skipped_budget,
+                            u.skipped_floor,
+                            u.bytes as f64 / (1 << 20) as f64
                         );
                     }
                 }

@@ -74,6 +74,9 @@ pub struct VaultSection {
     pub retention_hours: u64,
     /// Most space the copies may take, per vault.
     pub budget_mib: u64,
+    /// Most of that budget (percent) the files of one owner may take, so
+    /// one user rewriting its files cannot leave everyone else's uncopied.
+    pub per_user_budget_percent: u64,
     /// Free space that copying never goes below.
     pub free_floor_mib: u64,
     /// Files at least this large (MiB) opened to write are kept by range:
@@ -87,6 +90,7 @@ impl Default for VaultSection {
             enabled: true,
             retention_hours: 72,
             budget_mib: 20 * 1024,
+            per_user_budget_percent: 25,
             free_floor_mib: 1024,
             range_copy_from_mib: 64,
         }
@@ -140,6 +144,9 @@ impl Settings {
         if settings.vault.retention_hours == 0 {
             bail!("invalid config: `vault.retention_hours` must be at least 1");
         }
+        if !(1..=100).contains(&settings.vault.per_user_budget_percent) {
+            bail!("invalid config: `vault.per_user_budget_percent` must be from 1 to 100");
+        }
         for name in &settings.canary.names {
             if name.is_empty() || name.contains('/') || name == "." || name == ".." {
                 bail!("invalid config: `canary.names` entries must be plain file names (got {name:?})");
@@ -171,6 +178,7 @@ mod tests {
         assert_eq!(parsed.response.policy, Policy::Suspend);
         assert_eq!(parsed.canary.names, default.canary.names);
         assert_eq!(parsed.vault.budget_mib, default.vault.budget_mib);
+        assert_eq!(parsed.vault.per_user_budget_percent, default.vault.per_user_budget_percent);
         assert_eq!(parsed.vault.retention_hours, default.vault.retention_hours);
         assert_eq!(parsed.vault.range_copy_from_mib, default.vault.range_copy_from_mib);
         assert_eq!(parsed.evidence.enabled, default.evidence.enabled);
@@ -193,6 +201,10 @@ mod tests {
         assert!(err.contains("detect.threshold"), "{err}");
         let err = format!("{:#}", Settings::parse("[canary]\nnames = [\"a/b\"]\n").unwrap_err());
         assert!(err.contains("canary.names"), "{err}");
+        let err = format!("{:#}", Settings::parse("[vault]\nper_user_budget_percent = 0\n").unwrap_err());
+        assert!(err.contains("vault.per_user_budget_percent"), "{err}");
+        let err = format!("{:#}", Settings::parse("[vault]\nper_user_budget_percent = 101\n").unwrap_err());
+        assert!(err.contains("vault.per_user_budget_percent"), "{err}");
         let err = format!("{:#}", Settings::parse("[agent]\nprotekt = []\n").unwrap_err());
         assert!(err.contains("protekt"), "{err}");
     }

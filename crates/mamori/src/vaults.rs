@@ -5,15 +5,16 @@
 //! directory when it shares the filesystem, else `.mamori-vault` at the
 //! filesystem's mount point.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use mamori_event::{OpenMode, ProcKey};
-use mamori_store::VaultStatus;
-use mamori_vault::{Limits, Preserved, Vault};
+use mamori_store::{VaultStatus, VaultUserStatus};
+use mamori_vault::{Limits, Preserved, SkipReason, Vault};
 use tracing::warn;
 
 use crate::settings::VaultSection;
@@ -47,9 +48,17 @@ pub fn vault_dirs(state: &Path, roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
+/// How often the same owner's before-images being skipped for the same
+/// reason is alerted again: once per file would bury the log (a flood skips
+/// thousands), never again would hide that it still goes on.
+const ALERT_EVERY: Duration = Duration::from_secs(3600);
+
 pub fn limits(cfg: &VaultSection) -> Limits {
+    let budget_bytes = cfg.budget_mib.saturating_mul(1 << 20);
     Limits {
-        budget_bytes: cfg.budget_mib.saturating_mul(1 << 20),
+        budget_bytes,
+        user_budget_bytes: u64::try_from(u128::from(budget_bytes) * u128::from(cfg.per_user_budget_percent) / 100)
+            .unwrap_or(u64::MAX),
         free_floor_bytes: cfg.free_floor_mib.saturating_mul(1 << 20),
         retention_ns: cfg.retention_hours.saturating_mul(3_600_000_000_000),
     }
@@ -58,8 +67,11 @@ pub fn limits(cfg: &VaultSection) -> Limits {
 /// The agent's vaults, by device.
 pub struct Vaults {
     by_dev: BTreeMap<u64, Vault>,
-    skipped: u64,
     range_from: u64,
+    /// When each (reason, file owner) was last alerted.
+    alerted: HashMap<(SkipReason, u32), Instant>,
+    /// Alerts not yet noted in the run's incidents (see [`Vaults::take_alerts`]).
+    alerts: Vec<String>,
 }
 
 impl Vaults {
@@ -75,7 +87,12 @@ impl Vaults {
                 Vault::open(&dir, limits(cfg)).with_context(|| format!("cannot open the vault {}", dir.display()))?;
             by_dev.insert(dev, vault);
         }
-        Ok(Vaults { by_dev, skipped: 0, range_from: cfg.range_copy_from_mib.saturating_mul(1 << 20) })
+        Ok(Vaults {
+            by_dev,
+            range_from: cfg.range_copy_from_mib.saturating_mul(1 << 20),
+            alerted: HashMap::new(),
+            alerts: Vec::new(),
+        })
     }
 
     /// Keeps what an open is about to put at risk: the content, for an
@@ -100,7 +117,7 @@ impl Vaults {
             // A reflink, where the filesystem has them, costs nothing per write.
             match vault.preserve_reflink(file, path, now_ns, by) {
                 Ok(Some(kept)) => {
-                    self.note(path, Ok(kept));
+                    self.note(path, meta.uid(), Ok(kept));
                     return false;
                 }
                 Ok(None) => vault.begin_ranges(file, path, now_ns, by),
@@ -111,7 +128,7 @@ impl Vaults {
         } else {
             vault.pin(file, path, now_ns, by)
         };
-        let kept = self.note(path, result);
+        let kept = self.note(path, meta.uid(), result);
         by_range && kept
     }
 
@@ -122,21 +139,20 @@ impl Vaults {
         let Some(vault) = self.by_dev.get_mut(&meta.dev()) else { return false };
         match vault.keep_range((meta.dev(), meta.ino()), offset, len, reading).transpose() {
             Some(result) => {
-                self.note("(a file kept by range)", result);
+                self.note("(a file kept by range)", meta.uid(), result);
                 true
             }
             None => false,
         }
     }
 
-    /// Logs what could not be kept; true when something is held.
-    fn note(&mut self, path: &str, result: Result<Preserved, mamori_vault::VaultError>) -> bool {
+    /// Alerts what could not be kept (a file of `uid`'s); true when something is held.
+    fn note(&mut self, path: &str, uid: u32, result: Result<Preserved, mamori_vault::VaultError>) -> bool {
         match result {
+            // Gone or not a file by the time it was looked at: nothing was lost.
+            Ok(Preserved::Skipped(SkipReason::NotRegular)) => false,
             Ok(Preserved::Skipped(reason)) => {
-                self.skipped += 1;
-                if self.skipped == 1 || self.skipped.is_multiple_of(100) {
-                    warn!(path, ?reason, skipped = self.skipped, "VAULT: a before-image could not be kept");
-                }
+                self.alert(reason, uid, path);
                 false
             }
             Ok(_) => true,
@@ -147,9 +163,75 @@ impl Vaults {
         }
     }
 
-    /// Before-images that could not be kept (budget, free-space floor).
-    pub fn skipped(&self) -> u64 {
-        self.skipped
+    /// Says loudly, once per reason and owner per [`ALERT_EVERY`], that
+    /// before-images are no longer kept, and keeps the words for the incidents.
+    fn alert(&mut self, reason: SkipReason, uid: u32, path: &str) {
+        let now = Instant::now();
+        if self.alerted.get(&(reason, uid)).is_some_and(|at| now.duration_since(*at) < ALERT_EVERY) {
+            return;
+        }
+        self.alerted.insert((reason, uid), now);
+        let why = match reason {
+            SkipReason::UserBudget => {
+                "that owner's share of the vault budget is used up ([vault] per_user_budget_percent)"
+            }
+            SkipReason::Budget => "the vault budget is used up ([vault] budget_mib)",
+            SkipReason::FreeSpaceFloor => "the filesystem is at its free-space floor ([vault] free_floor_mib)",
+            SkipReason::NotSameFilesystem => "the vault is not on their filesystem",
+            SkipReason::NotRegular => "they are not regular files",
+        };
+        warn!(
+            uid,
+            ?reason,
+            first = path,
+            "VAULT ALERT: before-images of files owned by uid {uid} are no longer kept: {why}; \
+             changes to them cannot be undone until copies expire or space is freed"
+        );
+        self.alerts.push(format!(
+            "{}: before-images of files owned by uid {uid} stopped being kept ({why}): \
+             changes made to them since may not be restorable",
+            crate::agent::now_rfc3339()
+        ));
+    }
+
+    /// The alerts raised since the last call, for the incidents already open.
+    pub fn take_alerts(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.alerts)
+    }
+
+    /// Every before-image skipped since the agent started, by owner and
+    /// reason, for an incident's notes; `None` when none was.
+    pub fn skip_summary(&self) -> Option<String> {
+        let users = self.users();
+        if users.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = users
+            .iter()
+            .map(|u| {
+                format!(
+                    "uid {}: {} over its share of the budget, {} over the budget, {} at the free-space floor",
+                    u.uid, u.skipped_user_budget, u.skipped_budget, u.skipped_floor
+                )
+            })
+            .collect();
+        Some(format!(
+            "before-images not kept since the agent started (files changed then may not be restorable): {}",
+            parts.join("; ")
+        ))
+    }
+
+    /// The owners with before-images skipped, summed over the vaults, by uid.
+    fn users(&self) -> Vec<VaultUserStatus> {
+        let mut by_uid = BTreeMap::<u32, VaultUserStatus>::new();
+        for (uid, u) in self.by_dev.values().flat_map(Vault::users) {
+            let st = by_uid.entry(uid).or_insert(VaultUserStatus { uid, ..Default::default() });
+            st.bytes += u.bytes;
+            st.skipped_budget += u.skipped_budget;
+            st.skipped_user_budget += u.skipped_user_budget;
+            st.skipped_floor += u.skipped_floor;
+        }
+        by_uid.into_values().filter(|u| u.skipped_budget + u.skipped_user_budget + u.skipped_floor > 0).collect()
     }
 
     pub fn status(&self) -> VaultStatus {
@@ -158,8 +240,10 @@ impl Vaults {
             st.entries += u.entries as u64;
             st.bytes += u.bytes;
             st.skipped_budget += u.skipped_budget;
+            st.skipped_user_budget += u.skipped_user_budget;
             st.skipped_floor += u.skipped_floor;
         }
+        st.users = self.users();
         st
     }
 

@@ -42,13 +42,32 @@ pub struct AgentStatus {
 }
 
 /// What the agent's vaults hold, summed over them.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct VaultStatus {
     pub entries: u64,
     pub bytes: u64,
     /// Before-images not kept because the space budget was reached.
     pub skipped_budget: u64,
+    /// Before-images not kept because their owner's share of the budget was reached.
+    #[serde(default)]
+    pub skipped_user_budget: u64,
     /// Before-images not kept because the free-space floor was reached.
+    pub skipped_floor: u64,
+    /// The owners whose files had before-images skipped, by uid. Only
+    /// those: a file server has thousands of users, and this file is
+    /// rewritten every second.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<VaultUserStatus>,
+}
+
+/// One file owner's part of [`VaultStatus`].
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VaultUserStatus {
+    pub uid: u32,
+    /// What the vaults hold of this owner's files.
+    pub bytes: u64,
+    pub skipped_budget: u64,
+    pub skipped_user_budget: u64,
     pub skipped_floor: u64,
 }
 

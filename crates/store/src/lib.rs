@@ -6,7 +6,7 @@ mod db;
 mod error;
 mod model;
 
-pub use agent::{agent_status, AgentLock, AgentStatus, VaultStatus};
+pub use agent::{agent_status, AgentLock, AgentStatus, VaultStatus, VaultUserStatus};
 pub use db::{Store, DB_FILE};
 pub use error::StoreError;
 pub use model::{Action, ActorInfo, FileOp, Incident, ProcKey, Trust};

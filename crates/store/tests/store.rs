@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mamori_store::{
     agent_status, Action, ActorInfo, AgentLock, AgentStatus, FileOp, Incident, ProcKey, Store, StoreError, Trust,
-    VaultStatus, DB_FILE,
+    VaultStatus, VaultUserStatus, DB_FILE,
 };
 
 fn incident(id: &str) -> Incident {
@@ -57,7 +57,20 @@ fn status() -> AgentStatus {
         overflows: 0,
         incidents: 1,
         updated_at: "2025-01-02T03:00:05Z".to_owned(),
-        vault: Some(VaultStatus { entries: 3, bytes: 4096, skipped_budget: 1, skipped_floor: 0 }),
+        vault: Some(VaultStatus {
+            entries: 3,
+            bytes: 4096,
+            skipped_budget: 1,
+            skipped_user_budget: 2,
+            skipped_floor: 0,
+            users: vec![VaultUserStatus {
+                uid: 1000,
+                bytes: 4096,
+                skipped_budget: 1,
+                skipped_user_budget: 2,
+                skipped_floor: 0,
+            }],
+        }),
     }
 }
 

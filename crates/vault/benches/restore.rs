@@ -36,7 +36,8 @@ fn fixture() -> Fixture {
         f.write_all(&block).unwrap();
     }
     f.sync_all().unwrap();
-    let limits = Limits { budget_bytes: u64::MAX, free_floor_bytes: 0, retention_ns: u64::MAX };
+    let limits =
+        Limits { budget_bytes: u64::MAX, user_budget_bytes: u64::MAX, free_floor_bytes: 0, retention_ns: u64::MAX };
     let mut vault = Vault::open(&tmp.path().join("vault"), limits).unwrap();
     let Preserved::Stored(entry) =
         vault.preserve(&File::open(&data).unwrap(), data.to_str().unwrap(), 1, None).unwrap()

@@ -27,6 +27,11 @@
 //! directory above it ([`check_private_dir`]), and its log, marker and
 //! objects are opened relative to the held directory, never through a link.
 //! Even so a log line may only name an object the vault itself would write.
+//!
+//! Space is bounded three ways: the vault's budget, a share of it per user
+//! (see [`Limits::user_budget_bytes`]), and a floor of free space on the
+//! filesystem. A copy that would cross any of them is skipped, counted for
+//! the file's owner ([`Vault::users`]), and reported as [`Preserved::Skipped`].
 
 mod private_dir;
 mod ranges;
@@ -123,10 +128,12 @@ pub struct Entry {
 /// whether the pinned inode was changed in place after the pin.
 pub const PIN_HASH_MAX: u64 = 1 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SkipReason {
     /// The vault's space budget would be exceeded.
     Budget,
+    /// The file owner's share of the budget would be exceeded.
+    UserBudget,
     /// The filesystem's free space would fall below the floor (or ran out).
     FreeSpaceFloor,
     /// Not a regular file.
@@ -148,6 +155,25 @@ pub enum Preserved {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub budget_bytes: u64,
+    /// The most the files of one owner (uid) may hold, so that one user
+    /// rewriting a large file again and again (each rewrite changes its
+    /// modification time, so each open to write is a new copy) cannot fill
+    /// the budget and leave everyone else's files uncopied until the
+    /// retention frees it.
+    ///
+    /// Charged to the file's owner, not to the process opening it. The
+    /// opener is whoever the attacker runs as, and an attacker encrypting a
+    /// victim's files opens them as itself: charged to the opener, a flood
+    /// of the attacker's own junk file would first spend its share, and then
+    /// every victim file it encrypts would go uncopied. The owner is the one
+    /// thing the attacker cannot choose (only root may `chown`; what it
+    /// creates is its own), and the owner is whose data a copy protects. So a
+    /// flood of its own files spends only its own share; to spend a victim's
+    /// share it must make copies of the victim's files, which takes write
+    /// access to them, and the first copy of each (the original) is kept
+    /// before its share runs out. The owner also costs nothing to learn:
+    /// it is in the `fstat` every copy makes anyway.
+    pub user_budget_bytes: u64,
     pub free_floor_bytes: u64,
     pub retention_ns: u64,
 }
@@ -157,6 +183,17 @@ pub struct VaultUsage {
     pub entries: usize,
     pub bytes: u64,
     pub skipped_budget: u64,
+    pub skipped_user_budget: u64,
+    pub skipped_floor: u64,
+}
+
+/// What the files of one owner hold, and how many of their before-images
+/// were skipped since the vault was opened (by reason).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserUsage {
+    pub bytes: u64,
+    pub skipped_budget: u64,
+    pub skipped_user_budget: u64,
     pub skipped_floor: u64,
 }
 
@@ -183,6 +220,8 @@ pub struct Vault {
     free: Option<(u64, std::time::Instant)>,
     next_id: u64,
     usage: VaultUsage,
+    /// By file owner (uid): what is charged to each share of the budget.
+    users: HashMap<u32, UserUsage>,
     log: Option<File>,
 }
 
@@ -248,6 +287,7 @@ impl Vault {
             free: None,
             next_id: 1,
             usage: VaultUsage::default(),
+            users: HashMap::new(),
             log: None,
         };
         let held = vault.read_log()?;
@@ -334,9 +374,16 @@ impl Vault {
             return;
         }
         let i = self.entries.len() as u32;
-        if e.kind == Kind::Copy {
-            self.usage.bytes += e.meta.size;
-        }
+        let bytes = match e.kind {
+            Kind::Copy => e.meta.size,
+            // What its blocks kept so far take (nothing yet when just begun):
+            // read back after a restart or an expiry, so they stay charged.
+            Kind::Ranges => sys::lstat_in(self.objects_fd.as_fd(), OsStr::new(&e.object))
+                .map_or(0, |st| u64::try_from(st.st_size).unwrap_or(0)),
+            Kind::Pin => 0,
+        };
+        self.usage.bytes += bytes;
+        self.users.entry(e.meta.uid).or_default().bytes += bytes;
         self.by_path.entry(path_key(&e.meta.path)).or_default().push(i);
         self.by_inode.entry((e.meta.dev, e.meta.ino)).or_default().push(i);
         self.entries.push(e);
@@ -380,6 +427,31 @@ impl Vault {
 
     pub fn usage(&self) -> VaultUsage {
         self.usage
+    }
+
+    /// What each file owner's entries hold, and their skips, by uid.
+    pub fn users(&self) -> impl Iterator<Item = (u32, &UserUsage)> {
+        self.users.iter().map(|(&uid, u)| (uid, u))
+    }
+
+    /// Counts a before-image of a file owned by `uid` skipped for `reason`.
+    fn count_skip(&mut self, uid: u32, reason: SkipReason) {
+        let user = self.users.entry(uid).or_default();
+        match reason {
+            SkipReason::Budget => {
+                self.usage.skipped_budget += 1;
+                user.skipped_budget += 1;
+            }
+            SkipReason::UserBudget => {
+                self.usage.skipped_user_budget += 1;
+                user.skipped_user_budget += 1;
+            }
+            SkipReason::FreeSpaceFloor => {
+                self.usage.skipped_floor += 1;
+                user.skipped_floor += 1;
+            }
+            SkipReason::NotRegular | SkipReason::NotSameFilesystem => {}
+        }
     }
 
     fn held(&self, meta: &Meta, kind: Kind) -> bool {
@@ -433,7 +505,7 @@ impl Vault {
         }
         // A reflink shares the file's blocks: it takes space only as they are overwritten.
         let takes = if reflink_only { 0 } else { meta.size };
-        if let Some(reason) = self.refusal(takes)? {
+        if let Some(reason) = self.refusal(takes, meta.uid)? {
             return Ok(Some(Preserved::Skipped(reason)));
         }
         let id = self.next_id;
@@ -448,7 +520,7 @@ impl Vault {
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
-                    self.usage.skipped_floor += 1;
+                    self.count_skip(entry.meta.uid, SkipReason::FreeSpaceFloor);
                     return Ok(Some(Preserved::Skipped(SkipReason::FreeSpaceFloor)));
                 }
                 if reflink_only {
@@ -506,7 +578,7 @@ impl Vault {
         self.next_id += 1;
         let entry = Entry { id, kind: Kind::Ranges, meta, hash: None, object: id.to_string(), taken_ns: now_ns, by };
         let objects = self.dir.join("objects");
-        let active = match ranges::Active::create(&objects, &entry.object, file, entry.meta.size) {
+        let active = match ranges::Active::create(&objects, &entry.object, file, entry.meta.size, entry.meta.uid) {
             Ok(active) => active,
             Err(e) => {
                 for name in object_files(&entry) {
@@ -549,49 +621,62 @@ impl Vault {
         if active.all_kept(offset, len) || reading() {
             return Ok(Some(Preserved::AlreadyHeld));
         }
+        let uid = active.uid;
         // What may be kept is known only while keeping: a truncate of a
         // sparse terabyte may hold a few blocks of data or all of them.
         let budget_room = self.limits.budget_bytes.saturating_sub(self.usage.bytes);
+        let user_room = self.limits.user_budget_bytes.saturating_sub(self.users.get(&uid).map_or(0, |u| u.bytes));
         // Asked before every write: the free space may stand for a second.
         let free_room = self.free_bytes(true)?.saturating_sub(self.limits.free_floor_bytes);
         let active = self.active.get_mut(&inode).expect("looked up above");
-        match active.keep(offset, len, budget_room.min(free_room)) {
+        match active.keep(offset, len, budget_room.min(user_room).min(free_room)) {
             Ok(kept) => {
                 self.usage.bytes += kept.bytes;
+                self.users.entry(uid).or_default().bytes += kept.bytes;
                 if let Some((free, _)) = &mut self.free {
                     *free = free.saturating_sub(kept.bytes);
                 }
                 if !kept.refused {
                     return Ok(Some(Preserved::AlreadyHeld));
                 }
-                Ok(Some(Preserved::Skipped(if budget_room <= free_room {
-                    self.usage.skipped_budget += 1;
+                // The smallest room is what refused it.
+                let reason = if user_room <= budget_room.min(free_room) {
+                    SkipReason::UserBudget
+                } else if budget_room <= free_room {
                     SkipReason::Budget
                 } else {
-                    self.usage.skipped_floor += 1;
                     SkipReason::FreeSpaceFloor
-                })))
+                };
+                self.count_skip(uid, reason);
+                Ok(Some(Preserved::Skipped(reason)))
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
-                self.usage.skipped_floor += 1;
+                self.count_skip(uid, SkipReason::FreeSpaceFloor);
                 Ok(Some(Preserved::Skipped(SkipReason::FreeSpaceFloor)))
             }
             Err(e) => Err(io_err(&self.dir)(e)),
         }
     }
 
-    /// Why `bytes` more may not be kept, if they may not: over the space
-    /// budget, or below the free-space floor (counted either way).
-    fn refusal(&mut self, bytes: u64) -> Result<Option<SkipReason>, VaultError> {
-        if self.usage.bytes + bytes > self.limits.budget_bytes {
-            self.usage.skipped_budget += 1;
-            return Ok(Some(SkipReason::Budget));
+    /// Why `bytes` more of a file owned by `uid` may not be kept, if they
+    /// may not: over its owner's share, over the space budget, or below the
+    /// free-space floor (counted, for that owner too). The owner's share
+    /// comes first: a user over it is skipped for that, whatever else is full.
+    fn refusal(&mut self, bytes: u64, uid: u32) -> Result<Option<SkipReason>, VaultError> {
+        let user_bytes = self.users.get(&uid).map_or(0, |u| u.bytes);
+        let reason = if user_bytes + bytes > self.limits.user_budget_bytes {
+            Some(SkipReason::UserBudget)
+        } else if self.usage.bytes + bytes > self.limits.budget_bytes {
+            Some(SkipReason::Budget)
+        } else if self.free_bytes(false)? < bytes.saturating_add(self.limits.free_floor_bytes) {
+            Some(SkipReason::FreeSpaceFloor)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.count_skip(uid, reason);
         }
-        if self.free_bytes(false)? < bytes.saturating_add(self.limits.free_floor_bytes) {
-            self.usage.skipped_floor += 1;
-            return Ok(Some(SkipReason::FreeSpaceFloor));
-        }
-        Ok(None)
+        Ok(reason)
     }
 
     /// The filesystem's free space. With `cached`, a reading up to a second
@@ -644,25 +729,26 @@ impl Vault {
             .and_then(|()| self.dir_fd.sync_all())
             .map_err(io_err(&log_path))?;
         self.log = Some(self.open_log(libc::O_WRONLY | libc::O_APPEND)?);
-        let mut freed = 0;
         for e in &old {
             for name in object_files(e) {
                 let _ = sys::unlink_in(self.objects_fd.as_fd(), OsStr::new(&name));
             }
             self.active.remove(&(e.meta.dev, e.meta.ino));
-            if e.kind == Kind::Copy {
-                freed += e.meta.size;
-            }
         }
+        let before = self.usage.bytes;
         self.entries.clear();
         self.by_path.clear();
         self.by_inode.clear();
         self.pins.clear();
         self.usage.bytes = 0;
+        // The skips stay counted: they are what the status reports since the start.
+        for user in self.users.values_mut() {
+            user.bytes = 0;
+        }
         for e in kept {
             self.index(e);
         }
-        Ok(freed)
+        Ok(before.saturating_sub(self.usage.bytes))
     }
 
     /// Writes entry `e`'s content to `dest` (beside it, then renamed over),

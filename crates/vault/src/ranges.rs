@@ -46,6 +46,8 @@ const HOLE: u64 = 1 << 63;
 
 /// A file being kept by range, while the agent runs.
 pub(crate) struct Active {
+    /// Its owner when keeping began: whose share of the budget its blocks take.
+    pub(crate) uid: u32,
     size: u64,
     /// Blocks of the original size kept already (data or hole).
     kept: Runs,
@@ -71,7 +73,7 @@ pub(crate) struct Kept {
 
 impl Active {
     /// Creates the entry's files for `file` (of `size` bytes) under `objects`.
-    pub(crate) fn create(objects: &Path, object: &str, file: &File, size: u64) -> io::Result<Active> {
+    pub(crate) fn create(objects: &Path, object: &str, file: &File, size: u64, uid: u32) -> io::Result<Active> {
         let log = OpenOptions::new().append(true).create_new(true).mode(0o600).open(objects.join(object))?;
         crate::sys::link_open_file(file, &objects.join(format!("{object}.inode")))?;
         let src = file.try_clone()?;
@@ -79,7 +81,7 @@ impl Active {
         // block would only read what nobody asked for.
         // SAFETY: plain syscall on an open fd.
         unsafe { libc::posix_fadvise(src.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
-        Ok(Active { size, kept: Runs::default(), src, log, log_len: 0, buf: Vec::new() })
+        Ok(Active { uid, size, kept: Runs::default(), src, log, log_len: 0, buf: Vec::new() })
     }
 
     /// The blocks `[first, last)` that `[offset, offset + len)` (`len == 0`:
@@ -349,7 +351,7 @@ mod tests {
         let original: Vec<u8> = (0..10 * BLOCK as usize + 100).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &original).unwrap();
         let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        let mut active = Active::create(&objects, "1", &file, original.len() as u64).unwrap();
+        let mut active = Active::create(&objects, "1", &file, original.len() as u64, 0).unwrap();
 
         // Unaligned write across blocks 1..=2, then the same again, then the tail and past the end.
         let kept = |bytes| Kept { bytes, refused: false };
@@ -382,7 +384,7 @@ mod tests {
         let path = dir.path().join("disk.img");
         std::fs::write(&path, vec![7u8; 4 * BLOCK as usize]).unwrap();
         let file = File::open(&path).unwrap();
-        let mut active = Active::create(&objects, "1", &file, 4 * BLOCK).unwrap();
+        let mut active = Active::create(&objects, "1", &file, 4 * BLOCK, 0).unwrap();
         active.keep(0, BLOCK, u64::MAX).unwrap();
         // A byte of the kept block (past the record's header) changed.
         File::options().write(true).open(objects.join("1")).unwrap().write_all_at(b"x", HEADER as u64 + 5).unwrap();

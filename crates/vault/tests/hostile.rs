@@ -10,7 +10,8 @@ use std::process::Command;
 
 use mamori_vault::{Kind, Limits, Preserved, SkipReason, Vault};
 
-const BIG: Limits = Limits { budget_bytes: 1 << 30, free_floor_bytes: 0, retention_ns: 1_000 };
+const BIG: Limits =
+    Limits { budget_bytes: 1 << 30, user_budget_bytes: 1 << 30, free_floor_bytes: 0, retention_ns: 1_000 };
 const MIB: u64 = 1 << 20;
 const TIB: u64 = 1 << 40;
 const USER: &str = "mamori-vault-t";

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use mamori_vault::{Kind, Limits, Preserved, SkipReason, Vault};
 
-const BIG: Limits = Limits { budget_bytes: 1 << 30, free_floor_bytes: 0, retention_ns: 1_000 };
+const BIG: Limits =
+    Limits { budget_bytes: 1 << 30, user_budget_bytes: 1 << 30, free_floor_bytes: 0, retention_ns: 1_000 };
 
 fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let tmp = tempfile::Builder::new().prefix("vault-test-").tempdir_in("/var/tmp").unwrap();
@@ -118,6 +119,54 @@ fn the_budget_and_the_floor_skip_copies_without_error() {
         Preserved::Skipped(SkipReason::FreeSpaceFloor)
     );
     assert_eq!(v.usage().skipped_floor, 1);
+}
+
+/// Issue 14, item 20: one user rewriting a file again and again (each
+/// rewrite a new modification time, so a new copy) spends only its own
+/// share of the budget; another user's file is still copied.
+#[test]
+fn one_owner_over_its_share_leaves_room_for_the_others() {
+    use std::os::unix::fs::{chown, MetadataExt};
+    let (_t, data, dir) = setup();
+    let (a_uid, b_uid) = (60_001, 60_002);
+    let (fa, fb, fr) = (data.join("a.log"), data.join("b.doc"), data.join("a.img"));
+    for (f, uid) in [(&fa, a_uid), (&fb, b_uid), (&fr, a_uid)] {
+        std::fs::write(f, vec![b'x'; 10_000]).unwrap();
+        chown(f, Some(uid), None).unwrap();
+    }
+    // Room for four copies in all, two per owner.
+    let mut v = Vault::open(&dir, Limits { budget_bytes: 40_000, user_budget_bytes: 20_000, ..BIG }).unwrap();
+    let mut kept = Vec::new();
+    for round in 0..6u8 {
+        std::fs::write(&fa, vec![round; 10_000]).unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000 + u64::from(round));
+        File::options().write(true).open(&fa).unwrap().set_modified(t).unwrap();
+        kept.push(v.preserve(&File::open(&fa).unwrap(), s(&fa), u64::from(round), None).unwrap());
+    }
+    assert!(matches!(kept[..2], [Preserved::Stored(_), Preserved::Stored(_)]), "{kept:?}");
+    assert!(kept[2..].iter().all(|p| *p == Preserved::Skipped(SkipReason::UserBudget)), "{kept:?}");
+    // B's copy fits: A could not take the rest of the budget.
+    let eb = stored(v.preserve(&File::open(&fb).unwrap(), s(&fb), 10, None).unwrap());
+    assert_eq!(eb.meta.uid, b_uid);
+    // A's file kept by range is charged to A too: nothing left of its share.
+    let file = File::options().read(true).write(true).open(&fr).unwrap();
+    stored(v.begin_ranges(&file, s(&fr), 11, None).unwrap());
+    let inode = (file.metadata().unwrap().dev(), file.metadata().unwrap().ino());
+    assert_eq!(v.keep_range(inode, 0, 4096, &mut || false).unwrap(), Some(Preserved::Skipped(SkipReason::UserBudget)));
+    let users: std::collections::HashMap<u32, mamori_vault::UserUsage> = v.users().map(|(u, x)| (u, *x)).collect();
+    assert_eq!(users[&a_uid].bytes, 20_000);
+    assert_eq!(users[&a_uid].skipped_user_budget, 5);
+    assert_eq!(users[&b_uid].bytes, 10_000);
+    assert_eq!(users[&b_uid].skipped_user_budget + users[&b_uid].skipped_budget, 0);
+    assert_eq!(v.usage().skipped_user_budget, 5);
+    // The shares are rebuilt from the log: a restarted agent goes on charging A.
+    drop(v);
+    let mut v = Vault::open(&dir, Limits { budget_bytes: 40_000, user_budget_bytes: 20_000, ..BIG }).unwrap();
+    std::fs::write(&fa, b"once more").unwrap();
+    assert_eq!(
+        v.preserve(&File::open(&fa).unwrap(), s(&fa), 20, None).unwrap(),
+        Preserved::Skipped(SkipReason::UserBudget)
+    );
 }
 
 #[test]
