@@ -1,9 +1,10 @@
-//! The vault under real attacks: large files kept by range, and an agent
-//! killed with SIGKILL in the middle of an attack.
+//! The vault under real attacks: large files kept by range, an agent
+//! killed with SIGKILL in the middle of an attack, and a user flooding it.
 
 mod common;
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -118,4 +119,96 @@ fn an_agent_killed_mid_attack_restarts_and_the_restore_is_complete() {
     let said = restore(&ws, &incidents[0]);
     assert_eq!(before.diff(&Snapshot::take(&ws.data).unwrap()), Default::default(), "{said}\n{}", second.log());
     second.stop();
+}
+
+/// An ordinary user made for these tests: uid and gid.
+fn test_user() -> (u32, u32) {
+    const USER: &str = "mamori-test";
+    let id = |flag: &str| Command::new("id").args([flag, USER]).output().ok().filter(|o| o.status.success());
+    if id("-u").is_none() {
+        let made = Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/bin/sh", USER]).status();
+        assert!(made.is_ok_and(|s| s.success()), "useradd {USER}");
+    }
+    let num = |flag| String::from_utf8(id(flag).unwrap().stdout).unwrap().trim().parse().unwrap();
+    (num("-u"), num("-g"))
+}
+
+/// Runs `script` with `sh` as the test user, in `dir`.
+fn as_user(dir: &std::path::Path, script: &str) {
+    let (uid, gid) = test_user();
+    let out = Command::new("setpriv")
+        .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into()])
+        .args(["sh", "-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Issue 14, item 20: an ordinary user rewriting one file again and again
+/// (a new size each time, so each open to write is a new copy) used to fill
+/// the whole vault budget, and then nobody's files were copied until the
+/// retention freed it. Now it spends its own share only: root's file, and a
+/// root-owned file the same user then writes, are still copied and restore.
+#[test]
+fn a_user_flooding_the_vault_spends_only_its_own_share() {
+    let ws = Workspace::new();
+    let (uid, gid) = test_user();
+    // The user must reach its folder; the state stays root's alone.
+    std::fs::set_permissions(ws.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = ws.data.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(uid), Some(gid)).unwrap();
+    let text = |tag: &str| tag.repeat(384 * 1024 / tag.len()).into_bytes();
+    let (mine, shared) = (ws.data.join("root.txt"), ws.data.join("shared.txt"));
+    std::fs::write(&mine, text("root's own notes\n")).unwrap();
+    std::fs::write(&shared, text("a shared list\n")).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // 4 MiB in all, 1 MiB per owner: the flood below writes 10 MiB.
+    let cfg = ws.config("[canary]\nenabled = false\n[vault]\nbudget_mib = 4\nper_user_budget_percent = 25\n");
+    let agent = ws.start_agent(Some(&cfg));
+
+    as_user(
+        &home,
+        "i=0; while [ $i -lt 40 ]; do yes \"line $i\" | head -c $((262144 + i)) > big.log; i=$((i + 1)); done",
+    );
+    std::fs::write(&mine, b"root changed it").unwrap();
+    as_user(&ws.data, "echo 'the user changed it' > shared.txt");
+
+    // The status lists the user whose copies were skipped: from the first
+    // one published after the writes above (once a second).
+    let published = || std::fs::read_to_string(ws.state.join("agent.json")).unwrap();
+    let before = published();
+    let start = Instant::now();
+    while published() == before {
+        assert!(start.elapsed() < Duration::from_secs(10), "no status published\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = mamori(&["status", "--state", ws.state.to_str().unwrap()]);
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(status.contains(&format!("uid {uid}:")), "no skips listed for uid {uid}:\n{status}");
+    assert!(status.contains("over an owner's share"), "{status}");
+    assert!(!status.contains("uid 0:"), "root's copies were skipped:\n{status}");
+    let log = agent.stop();
+    // Said once for the user and its reason, not once per file skipped.
+    let alerts: Vec<&str> = log.lines().filter(|l| l.contains("VAULT ALERT")).collect();
+    assert_eq!(alerts.len(), 1, "{log}");
+    assert!(alerts[0].contains(&format!("uid {uid}")), "{log}");
+
+    let entries = vault_entries(&ws);
+    let copies_of = |path: &std::path::Path| {
+        entries.iter().filter(|e| e["kind"] == "copy" && e["meta"]["path"] == path.to_str().unwrap()).count()
+    };
+    assert!(copies_of(&home.join("big.log")) <= 4, "the flood kept more than its share");
+    // Restore both root-owned files from their copies, as `mamori restore` would.
+    let limits =
+        mamori_vault::Limits { budget_bytes: 0, user_budget_bytes: 0, free_floor_bytes: 0, retention_ns: u64::MAX };
+    let vault = mamori_vault::Vault::open_read_only(&ws.state.join("vault"), limits).unwrap();
+    for (path, tag) in [(&mine, "root's own notes\n"), (&shared, "a shared list\n")] {
+        let copy =
+            vault.entries_for_path(path.to_str().unwrap()).into_iter().find(|e| e.kind == mamori_vault::Kind::Copy);
+        let copy = copy.unwrap_or_else(|| panic!("{} was not copied:\n{log}", path.display()));
+        vault.restore_to(copy, path).unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), text(tag), "{}", path.display());
+    }
 }
