@@ -1,6 +1,7 @@
 //! The family catalog: the TOML data file, checked and compiled into
 //! matchers once so that identification is a single pass over each sample.
 
+use std::io::Read;
 use std::path::Path;
 
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -12,6 +13,10 @@ use crate::text;
 /// The catalog shipped with mamori (`families.toml` next to this crate's
 /// manifest), compiled into the binary.
 const BUILTIN: &str = include_str!("../families.toml");
+
+/// The largest catalog file read: the shipped one is some 60 KiB, and a huge
+/// file put in the state directory must not exhaust the agent's memory.
+pub const CATALOG_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// A free decryption tool for a family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,10 +125,15 @@ impl Catalog {
         Catalog::from_toml(BUILTIN).expect("the built-in families.toml is valid")
     }
 
-    /// Reads a catalog file, e.g. an updated `families.toml`.
+    /// Reads a catalog file, e.g. an updated `families.toml`, of at most
+    /// [`CATALOG_LIMIT`] bytes.
     pub fn load(path: &Path) -> Result<Catalog, IdentifyError> {
-        let data =
-            std::fs::read_to_string(path).map_err(|source| IdentifyError::Read { path: path.to_owned(), source })?;
+        let read = |source| IdentifyError::Read { path: path.to_owned(), source };
+        let mut data = String::new();
+        std::fs::File::open(path).map_err(read)?.take(CATALOG_LIMIT + 1).read_to_string(&mut data).map_err(read)?;
+        if data.len() as u64 > CATALOG_LIMIT {
+            return Err(IdentifyError::TooLarge { path: path.to_owned(), limit: CATALOG_LIMIT });
+        }
         Catalog::from_toml(&data)
     }
 

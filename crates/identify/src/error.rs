@@ -20,6 +20,8 @@ pub enum IdentifyError {
     Invalid { line: usize, family: String, field: &'static str, reason: String },
     #[error("catalog names no family")]
     Empty,
+    #[error("catalog {path} is larger than {limit} bytes")]
+    TooLarge { path: PathBuf, limit: u64 },
 }
 
 /// Why a file was not taken as a sample. The refusals (a link, a FIFO, a

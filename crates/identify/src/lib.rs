@@ -17,7 +17,7 @@ mod note;
 mod sample;
 mod text;
 
-pub use catalog::{Catalog, Decryptor, Family};
+pub use catalog::{Catalog, Decryptor, Family, CATALOG_LIMIT};
 pub use error::{IdentifyError, SampleError};
 pub use identify::{Confidence, Identification};
 pub use note::looks_like_ransom_note;

@@ -248,6 +248,10 @@ fn an_updated_catalog_loads_from_disk() {
     let catalog = Catalog::load(&path).unwrap();
     assert_eq!(catalog.families().len(), 2);
     assert_eq!(catalog.family("beta").unwrap().name, "Beta");
+    let huge = dir.path().join("huge.toml");
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len(mamori_identify::CATALOG_LIMIT + 1).unwrap();
+    assert!(matches!(Catalog::load(&huge), Err(IdentifyError::TooLarge { .. })));
     let missing = Catalog::load(&dir.path().join("absent.toml")).unwrap_err();
     assert!(matches!(missing, IdentifyError::Read { .. }));
     assert!(missing.to_string().contains("absent.toml"));
