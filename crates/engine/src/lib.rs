@@ -353,6 +353,7 @@ impl Engine {
             EventKind::Create { path, dir } => {
                 if !dir {
                     let h = hash(path);
+                    self.befores.remove(&h);
                     self.each(chain, |a, _, _| {
                         a.created.insert(h, ());
                         a.touch(h, FileOp::Create, path, None);
@@ -435,9 +436,11 @@ impl Engine {
     fn deleted(&mut self, chain: &[ActorId], path: &str, t: u64) {
         let h = hash(path);
         let dir_h = hash(judge::parent_dir(path));
-        // What the file was when the actor last looked at it.
+        // What the file was when the actor last looked at it. Its before
+        // facts stay: the close of a write to it (facts computed on another
+        // thread) can arrive after the delete, as a wiper's zeros do; a file
+        // created at this path drops them.
         let original = self.seen.remove(&h);
-        self.befores.remove(&h);
         self.written.remove(&h);
         let canary = self.canaries.contains(&h);
         let size_match = self.cfg.detect.size_match;

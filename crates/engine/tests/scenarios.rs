@@ -266,6 +266,41 @@ fn documents_overwritten_with_zeros_are_stopped() {
     assert!(v[0].reasons[0].contains("wiped"), "{:?}", v[0].reasons);
 }
 
+/// The close's facts are computed on another thread, so the delete that
+/// follows can reach the engine first.
+#[test]
+fn a_wipe_whose_close_arrives_after_the_delete_is_still_judged() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/wiper");
+    for i in 0..10 {
+        let path = format!("/data/w{i}.txt");
+        t.open(p, &path, OpenMode::Write, &prose(i, 9000));
+        t.delete(p, &path);
+        t.close_write(p, &path, &[0u8; 9000]);
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].damaged_files <= 3);
+}
+
+/// A file made anew where one was deleted has no before: it is not judged
+/// against the deleted one's content.
+#[test]
+fn a_file_recreated_after_a_delete_is_not_compared_with_the_old_one() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/usr/bin/make");
+    for i in 0..10 {
+        let path = format!("/data/build/out{i}.pdf");
+        t.open(p, &path, OpenMode::Write, &pdf(i, 9000));
+        t.close_write(p, &path, &pdf(i + 1, 9000));
+        t.open(p, &path, OpenMode::Write, &pdf(i + 1, 9000));
+        t.delete(p, &path);
+        t.create(p, &path);
+        t.close_write(p, &path, b"");
+    }
+    assert!(verdicts(&t).is_empty());
+}
+
 #[test]
 fn text_overwritten_with_one_repeated_byte_is_stopped() {
     let mut t = Trace::default();
