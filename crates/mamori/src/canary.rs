@@ -3,29 +3,63 @@
 //! meets them early (the names sort first). Nobody else has a reason to
 //! change them; reading them (backups, indexers) is harmless.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use rustix::fs::{Gid, Mode, OFlags, Uid};
+use rustix::io::Errno;
+use tracing::warn;
 
-/// Places (or keeps) the decoys; returns their paths.
+/// Places (or keeps) the decoys; returns the paths of the decoys in place.
+///
+/// A user who can write a protected folder can plant anything under a
+/// decoy's name, and this runs as root: a path-based create would follow a
+/// planted link and write (and chown to the user) whatever it points at. So
+/// each decoy is created relative to the held folder, never through a link,
+/// and owned and moded through its own descriptor. A name taken by
+/// something that is not a regular file stays as it is and is no decoy.
 pub fn place(folders: &[PathBuf], names: &[String]) -> Result<Vec<PathBuf>> {
     let mut placed = Vec::new();
     for folder in folders {
-        let meta = folder.metadata().with_context(|| format!("cannot read {}", folder.display()))?;
+        let dir = rustix::fs::open(folder, OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+            .with_context(|| format!("cannot open the protected folder {}", folder.display()))?;
+        let meta = folder.symlink_metadata().with_context(|| format!("cannot read {}", folder.display()))?;
         for name in names {
             let path = folder.join(name);
-            if !path.exists() {
-                std::fs::write(&path, content(name))
-                    .with_context(|| format!("cannot place the decoy file {}", path.display()))?;
-                std::os::unix::fs::chown(&path, Some(meta.uid()), Some(meta.gid()))
-                    .with_context(|| format!("cannot give the decoy {} its folder's owner", path.display()))?;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664 & (meta.mode() | 0o444)))?;
+            if place_one(&dir, name, &meta)
+                .with_context(|| format!("cannot place the decoy file {}", path.display()))?
+            {
+                placed.push(path);
             }
-            placed.push(path);
         }
     }
     Ok(placed)
+}
+
+/// Creates the decoy `name` in `dir` unless it exists; whether a regular
+/// file now stands there.
+fn place_one(dir: &rustix::fd::OwnedFd, name: &str, folder: &std::fs::Metadata) -> Result<bool> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600)) {
+        Ok(fd) => {
+            let mut file = std::fs::File::from(fd);
+            file.write_all(&content(name))?;
+            rustix::fs::fchown(&file, Some(Uid::from_raw(folder.uid())), Some(Gid::from_raw(folder.gid())))?;
+            rustix::fs::fchmod(&file, Mode::from_raw_mode(0o664 & (folder.mode() | 0o444)))?;
+            Ok(true)
+        }
+        Err(Errno::EXIST) => {
+            let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+            let regular = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+            if !regular {
+                warn!(decoy = name, "a decoy's name is taken by something that is not a regular file: left as it is");
+            }
+            Ok(regular)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Plausible content of the kind the name promises: a real PDF for `.pdf`,
@@ -82,5 +116,28 @@ mod tests {
         std::fs::write(&placed[1], b"changed").unwrap();
         place(&[dir.path().to_path_buf()], &names).unwrap();
         assert_eq!(std::fs::read(&placed[1]).unwrap(), b"changed", "an existing decoy is not rewritten");
+    }
+
+    /// A user who owns a protected folder plants a dangling link under a
+    /// decoy's name, pointing at a file only root may create.
+    #[test]
+    fn a_planted_link_is_never_followed() {
+        let user = crate::testuser::ordinary();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let folder = dir.path().join("share");
+        std::fs::create_dir(&folder).unwrap();
+        std::os::unix::fs::chown(&folder, Some(user.uid), Some(user.gid)).unwrap();
+        let target = dir.path().join("root-only");
+        let link = folder.join(".0-a.pdf");
+        user.run("ln", &["-s", target.to_str().unwrap(), link.to_str().unwrap()]);
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+
+        let placed = place(&[folder.clone()], &[".0-a.pdf".to_owned(), ".0-b.txt".to_owned()]).unwrap();
+        assert!(!target.exists(), "the link's target was created");
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink(), "the planted link was replaced");
+        assert_eq!(placed, vec![folder.join(".0-b.txt")]);
+        let decoy = folder.join(".0-b.txt").metadata().unwrap();
+        assert_eq!((decoy.uid(), decoy.gid()), (user.uid, user.gid), "a decoy is owned like its folder");
     }
 }

@@ -10,6 +10,8 @@ mod isolation;
 mod reporting;
 mod restore;
 mod settings;
+#[cfg(test)]
+mod testuser;
 mod trace;
 mod ui;
 mod vaults;
