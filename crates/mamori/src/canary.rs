@@ -122,7 +122,7 @@ mod tests {
     /// decoy's name, pointing at a file only root may create.
     #[test]
     fn a_planted_link_is_never_followed() {
-        let user = crate::testuser::ordinary();
+        let user = mamori_testuser::ordinary();
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let folder = dir.path().join("share");
@@ -133,7 +133,7 @@ mod tests {
         user.run("ln", &["-s", target.to_str().unwrap(), link.to_str().unwrap()]);
         assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
 
-        let placed = place(&[folder.clone()], &[".0-a.pdf".to_owned(), ".0-b.txt".to_owned()]).unwrap();
+        let placed = place(std::slice::from_ref(&folder), &[".0-a.pdf".to_owned(), ".0-b.txt".to_owned()]).unwrap();
         assert!(!target.exists(), "the link's target was created");
         assert!(link.symlink_metadata().unwrap().file_type().is_symlink(), "the planted link was replaced");
         assert_eq!(placed, vec![folder.join(".0-b.txt")]);

@@ -10,8 +10,6 @@ mod isolation;
 mod reporting;
 mod restore;
 mod settings;
-#[cfg(test)]
-mod testuser;
 mod trace;
 mod ui;
 mod vaults;

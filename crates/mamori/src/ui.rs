@@ -32,3 +32,29 @@ pub fn alert(text: impl ToString) -> Cell {
 pub fn good(text: impl ToString) -> Cell {
     Cell::new(text).fg(Color::Green)
 }
+
+/// `text` fit to print on a terminal: names come from folders that users
+/// control, and a name with escape sequences could rewrite what the
+/// administrator sees (hide a line, fake a result). Control characters are
+/// shown escaped; everything else, Japanese included, as it is.
+pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect::<String>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(escaped("請求書.pdf"), "請求書.pdf");
+        assert_eq!(escaped("a\x1b[2K\rok.pdf"), "a\\u{1b}[2K\\rok.pdf");
+        assert!(!escaped("x\ny\u{7}").chars().any(char::is_control));
+    }
+}

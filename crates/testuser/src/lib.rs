@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+#[derive(Debug, Clone, Copy)]
 pub struct User {
     pub uid: u32,
     pub gid: u32,
