@@ -90,10 +90,10 @@ pub fn incidents(state: Option<PathBuf>, json: bool) -> Result<ExitCode> {
             inc.id.clone().into(),
             inc.detected_at.clone().into(),
             action,
-            format!("{} (pid {})", inc.actor.exe, inc.actor.pid).into(),
+            format!("{} (pid {})", ui::escaped(&inc.actor.exe), inc.actor.pid).into(),
             inc.pids.len().into(),
             inc.files.len().into(),
-            inc.reasons.first().cloned().unwrap_or_default().into(),
+            ui::escaped(inc.reasons.first().map_or("", String::as_str)).into_owned().into(),
         ]);
     }
     println!("{table}");
@@ -106,7 +106,14 @@ pub(crate) fn open(state: Option<PathBuf>) -> Result<Store> {
     if !dir.join("mamori.db").exists() {
         bail!("no mamori state in {} (give --state DIR, the agent's state directory)", dir.display());
     }
+    checked_state(&dir)?;
     Store::open(&dir).with_context(|| format!("cannot open the state directory {}", dir.display()))
+}
+
+/// Refuses a state directory that another user than root could change: its
+/// incidents name the processes root signals and the files root restores.
+pub(crate) fn checked_state(dir: &std::path::Path) -> Result<()> {
+    mamori_vault::check_private_dir(dir).with_context(|| format!("unsafe state directory {}", dir.display()))
 }
 
 fn incident(store: &Store, id: &str) -> Result<Incident> {
@@ -127,7 +134,7 @@ pub fn resume(state: Option<PathBuf>, id: &str) -> Result<ExitCode> {
             added_at: now_rfc3339(),
             incident: Some(inc.id.clone()),
         })?;
-        println!("trusting {} in {dir} from now on", inc.actor.exe);
+        println!("trusting {} in {} from now on", ui::escaped(&inc.actor.exe), ui::escaped(&dir));
     }
     // Give the agent (which re-reads trust every 2 s) time to forgive the actor.
     std::thread::sleep(Duration::from_millis(2500));
