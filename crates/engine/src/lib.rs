@@ -309,15 +309,18 @@ impl Engine {
         let Some(info) = self.procs.get(&key) else {
             return false;
         };
+        // A decoy is nobody's work: trust never covers touching one (nor the
+        // vault, whose events are not listed here).
         let path = match kind {
             EventKind::Open { path, .. }
             | EventKind::CloseWrite { path, .. }
             | EventKind::Create { path, .. }
             | EventKind::Delete { path, .. } => path,
+            EventKind::Rename { from, .. } if self.canaries.contains(&hash(from)) => return false,
             EventKind::Rename { to, .. } => to,
             _ => return false,
         };
-        self.trusts.iter().any(|(exe, dir)| *exe == info.exe && under(path, dir))
+        !self.canaries.contains(&hash(path)) && self.trusts.iter().any(|(exe, dir)| *exe == info.exe && under(path, dir))
     }
 
     /// Turns one event into per-file findings and credits them along the chain.

@@ -451,6 +451,17 @@ fn a_trusted_program_is_not_judged_in_its_folder() {
 }
 
 #[test]
+fn trust_never_covers_a_decoy() {
+    let mut t = Trace::default();
+    t.canary("/data/secrets/.0-contracts.pdf");
+    t.trust("/usr/bin/gpg", "/data/secrets");
+    let p = session(&mut t, "/usr/bin/gpg");
+    t.rewrite(p, "/data/secrets/s0.txt", &prose(0, 9000), &random_bytes(0, 9000));
+    t.rename(p, "/data/secrets/.0-contracts.pdf", "/data/secrets/.0-contracts.pdf.gpg");
+    assert_eq!(verdicts(&t).len(), 1, "a trusted program that renames a decoy is still stopped");
+}
+
+#[test]
 fn editor_safe_save_is_benign() {
     let mut t = Trace::default();
     let p = session(&mut t, "/usr/bin/vim");

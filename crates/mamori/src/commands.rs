@@ -127,12 +127,30 @@ pub fn resume(state: Option<PathBuf>, id: &str) -> Result<ExitCode> {
         bail!("incident {id} is {:?}, not suspended: nothing to resume", inc.action);
     }
     // Trust first, so the agent forgives the actor before it runs again.
-    for dir in acted_in(&inc) {
+    let exe = std::path::Path::new(&inc.actor.exe);
+    let trusted = match crate::trust::refusal(exe) {
+        Some(why) => {
+            println!("not trusting {}: {why}; resuming without trust", ui::escaped(&inc.actor.exe));
+            None
+        }
+        // The program that ran, not whatever is at its path now.
+        None => match crate::trust::exe_hash(&std::path::PathBuf::from(format!("/proc/{}/exe", inc.actor.pid)))
+            .or_else(|_| crate::trust::exe_hash(exe))
+        {
+            Ok(hash) => Some(hash),
+            Err(e) => {
+                println!("not trusting {}: cannot read it ({e}); resuming without trust", ui::escaped(&inc.actor.exe));
+                None
+            }
+        },
+    };
+    for dir in if trusted.is_some() { acted_in(&inc) } else { Vec::new() } {
         store.add_trust(&Trust {
             exe: inc.actor.exe.clone(),
             dir: dir.clone(),
             added_at: now_rfc3339(),
             incident: Some(inc.id.clone()),
+            exe_hash: trusted.clone(),
         })?;
         println!("trusting {} in {} from now on", ui::escaped(&inc.actor.exe), ui::escaped(&dir));
     }

@@ -11,6 +11,7 @@ mod reporting;
 mod restore;
 mod settings;
 mod trace;
+mod trust;
 mod ui;
 mod vaults;
 

@@ -36,6 +36,8 @@ const MIGRATIONS: &[&str] = &["
     );
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO counters (name, value) VALUES ('incident', 0);
+", "
+    ALTER TABLE trusts ADD COLUMN exe_hash TEXT;
 "];
 
 /// How long a statement waits for the other process's write lock.
@@ -140,8 +142,8 @@ impl Store {
     pub fn add_trust(&self, t: &Trust) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO trusts (exe, dir, added_at, incident) VALUES (?1, ?2, ?3, ?4)",
-                params![t.exe, t.dir, t.added_at, t.incident],
+                "INSERT INTO trusts (exe, dir, added_at, incident, exe_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![t.exe, t.dir, t.added_at, t.incident, t.exe_hash],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -151,10 +153,12 @@ impl Store {
     pub fn trusts(&self) -> Result<Vec<Trust>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT exe, dir, added_at, incident FROM trusts ORDER BY seq")
+            .prepare("SELECT exe, dir, added_at, incident, exe_hash FROM trusts ORDER BY seq")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| Ok(Trust { exe: r.get(0)?, dir: r.get(1)?, added_at: r.get(2)?, incident: r.get(3)? }))
+            .query_map([], |r| {
+                Ok(Trust { exe: r.get(0)?, dir: r.get(1)?, added_at: r.get(2)?, incident: r.get(3)?, exe_hash: r.get(4)? })
+            })
             .map_err(|e| self.err(e))?;
         rows.map(|r| r.map_err(|e| self.err(e))).collect()
     }

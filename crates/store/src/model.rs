@@ -81,4 +81,9 @@ pub struct Trust {
     pub added_at: String,
     /// The incident that led to the trust, if any.
     pub incident: Option<String>,
+    /// BLAKE3 (hex) of the executable when it was trusted: a program
+    /// replaced since is not the one trusted. Absent in trusts from before
+    /// the field, which are not honoured.
+    #[serde(default)]
+    pub exe_hash: Option<String>,
 }

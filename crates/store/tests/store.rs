@@ -44,6 +44,7 @@ fn trust(exe: &str) -> Trust {
         dir: "/srv/photos".to_owned(),
         added_at: "2025-01-02T04:00:00Z".to_owned(),
         incident: Some("INC-0001".to_owned()),
+        exe_hash: Some("ab".repeat(32)),
     }
 }
 
@@ -186,7 +187,7 @@ fn newer_schema_is_refused() {
     drop(Store::open(dir.path()).unwrap());
     rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap().pragma_update(None, "user_version", 99).unwrap();
     let err = Store::open(dir.path()).err().expect("newer schema accepted");
-    assert!(matches!(err, StoreError::TooNew { found: 99, supported: 1, .. }), "{err:?}");
+    assert!(matches!(err, StoreError::TooNew { found: 99, supported: 2, .. }), "{err:?}");
 }
 
 #[test]
@@ -278,4 +279,21 @@ fn unparseable_status_is_none() {
     let _lock = AgentLock::acquire(dir.path()).unwrap();
     std::fs::write(dir.path().join("agent.json"), b"{\"pid\": ").unwrap();
     assert_eq!(agent_status(dir.path()).unwrap(), None);
+}
+
+#[test]
+fn trusts_of_a_first_version_store_load_without_a_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE trusts DROP COLUMN exe_hash; PRAGMA user_version = 1;
+         INSERT INTO trusts (exe, dir, added_at, incident) VALUES ('/usr/bin/gpg', '/srv', 'then', NULL);",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(dir.path()).unwrap();
+    let trusts = store.trusts().unwrap();
+    assert_eq!(trusts.len(), 1);
+    assert_eq!(trusts[0].exe_hash, None, "an old trust has no hash, and is therefore not honoured");
 }
