@@ -320,7 +320,8 @@ impl Engine {
             EventKind::Rename { to, .. } => to,
             _ => return false,
         };
-        !self.canaries.contains(&hash(path)) && self.trusts.iter().any(|(exe, dir)| *exe == info.exe && under(path, dir))
+        !self.canaries.contains(&hash(path))
+            && self.trusts.iter().any(|(exe, dir)| *exe == info.exe && under(path, dir))
     }
 
     /// Turns one event into per-file findings and credits them along the chain.

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -44,7 +44,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let mut protect = args.protect.clone();
     protect.extend(settings.agent.protect.iter().cloned());
     let protect = canonical_folders(&protect)?;
+    // Checked before the store writes anything there, and again once made.
+    if state.exists() {
+        crate::commands::checked_state(&state)?;
+    }
     let store = Store::open(&state).with_context(|| format!("cannot open the state directory {}", state.display()))?;
+    crate::commands::checked_state(&state)?;
     let lock = AgentLock::acquire(&state)?;
     let state = state.canonicalize()?;
 
@@ -65,7 +70,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         )),
         None => None,
     };
+    let keeper =
+        settings.canary.enabled.then(|| canary::Keeper::new(protect.clone(), settings.canary.names.clone(), &canaries));
     let mut agent = Agent::new(settings, store, lock, state.clone(), protect.clone(), record, vaults)?;
+    agent.decoys = keeper;
     for path in &canaries {
         agent.inject(EventKind::Canary { path: path.display().to_string() })?;
     }
@@ -82,8 +90,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     // Closing the fanotify groups first lets through any open a bundle
     // writer still waits on (its ransom notes are under the protected folders).
     drop(sensor);
+    // Bounded, well inside the service's TimeoutStopSec: a bundle still
+    // being written is left to finish if it can (its actor stays suspended).
+    let deadline = Instant::now() + STOP_WAIT;
+    while agent.collectors.iter().any(|c| !c.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for collector in agent.collectors.drain(..) {
-        let _ = collector.join();
+        if collector.is_finished() {
+            let _ = collector.join();
+        } else {
+            warn!("an evidence bundle was still being written when the agent stopped; it may be incomplete");
+        }
     }
     agent.publish(false);
     agent.flush_record()?;
@@ -136,6 +154,8 @@ struct Agent {
     last_publish: Instant,
     last_trust_check: Instant,
     vaults: Option<Vaults>,
+    /// Puts decoys back (`None` with decoys off).
+    decoys: Option<canary::Keeper>,
     last_expire: Instant,
     /// Incidents of this run, with their actor and how many files they list:
     /// operations in flight when the actor was stopped still land, and
@@ -143,6 +163,8 @@ struct Agent {
     open_incidents: Vec<(String, mamori_event::ProcKey, usize)>,
 }
 
+/// How long a stopping agent waits for evidence bundles being written.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 const TRUST_EVERY: Duration = Duration::from_secs(2);
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
@@ -177,6 +199,7 @@ impl Agent {
             last_publish: Instant::now(),
             last_trust_check: Instant::now(),
             vaults,
+            decoys: None,
             last_expire: Instant::now(),
             open_incidents: Vec::new(),
         })
@@ -212,6 +235,10 @@ impl Agent {
     fn load_trusts(&mut self) -> Result<()> {
         let trusts = self.store.trusts()?;
         for t in trusts.iter().skip(self.trusts_seen) {
+            if let Err(why) = self.honoured(t) {
+                warn!(exe = %t.exe, dir = %t.dir, "trust not honoured: {why}");
+                continue;
+            }
             info!(exe = %t.exe, dir = %t.dir, "trusting program for folder");
             self.inject(EventKind::Trust { exe: t.exe.clone(), dir: t.dir.clone() })?;
             if let Some(inc) = t.incident.as_deref().and_then(|id| self.store.incident(id).ok().flatten()) {
@@ -222,6 +249,27 @@ impl Agent {
         }
         self.trusts_seen = trusts.len();
         Ok(())
+    }
+
+    /// Whether trust `t` still names the one program that was trusted. A
+    /// program inside a protected folder is never honoured: users write
+    /// there, and this thread must not open protected files (see `canary::Keeper`).
+    fn honoured(&self, t: &mamori_store::Trust) -> std::result::Result<(), String> {
+        let exe = Path::new(&t.exe);
+        if self.protected.iter().any(|p| exe.starts_with(p)) {
+            return Err("the program lies in a protected folder".into());
+        }
+        if let Some(why) = crate::trust::refusal(exe) {
+            return Err(why);
+        }
+        let Some(want) = &t.exe_hash else {
+            return Err("recorded without the program's hash (by an older mamori): resume the incident again".into());
+        };
+        match crate::trust::exe_hash(exe) {
+            Ok(have) if have == *want => Ok(()),
+            Ok(_) => Err("the program was changed since it was trusted".into()),
+            Err(e) => Err(format!("cannot read the program: {e}")),
+        }
     }
 
     fn publish(&mut self, active: bool) {
@@ -437,6 +485,12 @@ impl Handler for Agent {
     }
 
     fn tick(&mut self) {
+        for path in self.decoys.as_mut().map(canary::Keeper::tick).unwrap_or_default() {
+            info!(decoy = %path.display(), "decoy put back");
+            if let Err(e) = self.inject(EventKind::Canary { path: path.display().to_string() }) {
+                warn!("{e:#}");
+            }
+        }
         self.complete_incidents();
         self.note_vault_alerts();
         if self.last_publish.elapsed() >= PUBLISH_EVERY {

@@ -3,9 +3,12 @@
 //! meets them early (the names sort first). Nobody else has a reason to
 //! change them; reading them (backups, indexers) is harmless.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rustix::fs::{Gid, Mode, OFlags, Uid};
@@ -59,6 +62,47 @@ fn place_one(dir: &rustix::fd::OwnedFd, name: &str, folder: &std::fs::Metadata) 
             Ok(regular)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Puts decoys back while the agent runs: an attacker renames or deletes
+/// them, and restore leaves them to the agent (they are not the user's).
+/// Placing opens files in protected folders, which the sensor thread must
+/// never do (the open would wait on that very thread): it runs on a thread
+/// of its own, whose opens the sensor answers at once as mamori's own.
+pub struct Keeper {
+    folders: Vec<PathBuf>,
+    names: Vec<String>,
+    known: HashSet<PathBuf>,
+    placing: Option<JoinHandle<Result<Vec<PathBuf>>>>,
+    last: Instant,
+}
+
+/// Often enough that a restore's user finds the decoys back soon after,
+/// rarely enough to cost nothing (a few `openat` that fail with EEXIST).
+const KEEP_EVERY: Duration = Duration::from_secs(5);
+
+impl Keeper {
+    pub fn new(folders: Vec<PathBuf>, names: Vec<String>, placed: &[PathBuf]) -> Keeper {
+        Keeper { folders, names, known: placed.iter().cloned().collect(), placing: None, last: Instant::now() }
+    }
+
+    /// Called on the agent's tick; returns the decoys newly in place, for
+    /// the engine to watch.
+    pub fn tick(&mut self) -> Vec<PathBuf> {
+        if self.placing.as_ref().is_some_and(JoinHandle::is_finished) {
+            let done = self.placing.take().expect("checked above").join();
+            match done {
+                Ok(Ok(placed)) => return placed.into_iter().filter(|p| self.known.insert(p.clone())).collect(),
+                Ok(Err(e)) => warn!("cannot put the decoys back: {e:#}"),
+                Err(_) => warn!("putting the decoys back failed"),
+            }
+        } else if self.placing.is_none() && self.last.elapsed() >= KEEP_EVERY {
+            self.last = Instant::now();
+            let (folders, names) = (self.folders.clone(), self.names.clone());
+            self.placing = Some(std::thread::spawn(move || place(&folders, &names)));
+        }
+        Vec::new()
     }
 }
 

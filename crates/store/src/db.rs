@@ -18,7 +18,8 @@ use crate::{Incident, StoreError, Trust};
 pub const DB_FILE: &str = "mamori.db";
 
 /// Schema steps, in order; step N brings the database to version N + 1.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE incidents (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
@@ -36,9 +37,11 @@ const MIGRATIONS: &[&str] = &["
     );
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO counters (name, value) VALUES ('incident', 0);
-", "
+",
+    "
     ALTER TABLE trusts ADD COLUMN exe_hash TEXT;
-"];
+",
+];
 
 /// How long a statement waits for the other process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -157,7 +160,13 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(Trust { exe: r.get(0)?, dir: r.get(1)?, added_at: r.get(2)?, incident: r.get(3)?, exe_hash: r.get(4)? })
+                Ok(Trust {
+                    exe: r.get(0)?,
+                    dir: r.get(1)?,
+                    added_at: r.get(2)?,
+                    incident: r.get(3)?,
+                    exe_hash: r.get(4)?,
+                })
             })
             .map_err(|e| self.err(e))?;
         rows.map(|r| r.map_err(|e| self.err(e))).collect()
