@@ -44,7 +44,7 @@ pub(crate) enum Method {
     /// In place, but the open, size query, reads, writes, fsync, close and
     /// renames are all io_uring submissions instead of system calls.
     IoUring,
-    /// Overwrite every byte with zeros, then unlink: destruction, no cipher.
+    /// Overwrite every byte with zeros, in place: destruction, no cipher.
     Wipe,
     /// A password-protected archive `name.7z` or `name.zip` made by the real
     /// `7z` or `zip` (alternating, or whichever is installed), then unlink
@@ -188,8 +188,8 @@ static FAMILIES: &[Family] = &[
     },
     Family {
         name: "wiper",
-        summary: "Overwrites each file with zeros and deletes it: destruction dressed as ransomware, with nothing \
-                  to decrypt (NotPetya, WhisperGate, AcidRain-style wipers).",
+        summary: "Overwrites every byte of each file with zeros, in place: destruction dressed as ransomware, with \
+                  nothing to decrypt (NotPetya, WhisperGate, AcidRain-style wipers).",
         plan: Plan { method: Method::Wipe, ..BASE },
     },
     Family {

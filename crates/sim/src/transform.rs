@@ -89,9 +89,6 @@ impl FileJob {
             file.write_all_at(&blob, end).map_err(SimError::io(&path))?;
         }
         drop(file);
-        if let Method::Wipe = self.plan.method {
-            fs::remove_file(&path).map_err(SimError::io(&path))?;
-        }
         if let (Rename::After(_), Some(ext)) = (self.plan.rename, &self.ext) {
             rename_with_ext(&path, ext)?;
         }
