@@ -17,8 +17,9 @@
 //! renames are refused as well ([`mamori_guard`]).
 //!
 //! Both use inode marks on every protected directory, so I/O elsewhere on the
-//! machine costs nothing. Events from mamori's own process are answered
-//! `Allow` and never reported.
+//! machine costs nothing. Events from mamori's own process, and from the
+//! processes the agent admitted to [`Trusted`], are answered `Allow` and
+//! never reported.
 //!
 //! Ordering: each group's events arrive in order, but the two queues are
 //! separate. Each round reads the FID group first, then the content group: an
@@ -42,6 +43,7 @@ mod ready;
 mod records;
 mod scope;
 mod sensor;
+mod trusted;
 mod wake;
 mod watch;
 
@@ -50,6 +52,7 @@ use std::path::PathBuf;
 pub use error::SensorError;
 pub use mamori_event::Event;
 pub use sensor::Sensor;
+pub use trusted::{pidfd_open, Admitted, Trusted};
 // What the sensor marks every protected directory with, for a tool that
 // must take the same events (the overhead bench's answer-only listener).
 pub use sensor::FAN_PRE_ACCESS;
@@ -66,7 +69,7 @@ pub struct SensorConfig {
     /// [`EventKind::Guarded`](mamori_event::EventKind::Guarded), so the agent
     /// can stop it, and opens (of the directories and of what is in them)
     /// are refused. Deletes and renames cannot be refused through fanotify.
-    /// Processes running mamori's own executable (`mamori restore`) are let
+    /// Processes admitted to [`Sensor::trusted`] (`mamori restore`) are let
     /// through.
     pub guard: Vec<PathBuf>,
 }

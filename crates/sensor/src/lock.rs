@@ -4,9 +4,11 @@
 //! The agent writes its vault from the thread that answers the protected
 //! folders' permission events, so the vault's own permission events go to a
 //! third group, answered by a thread of their own. That thread lets mamori's
-//! own threads through at once (they never wait on the sensor thread) and
-//! hands every other opener, still blocked, to the sensor thread, which knows
-//! the processes: it names the intruder, reports it, and refuses the open.
+//! own threads, and those of the processes the agent admitted (a restore,
+//! see [`Trusted`]), through at once (they never wait on the sensor thread)
+//! and hands every other opener, still blocked, to the sensor thread, which
+//! knows the processes: it names the intruder, reports it, and refuses the
+//! open.
 //!
 //! Deletes and renames have no permission event in fanotify: those are seen
 //! (by the FID group) and stopped, not refused.
@@ -20,6 +22,7 @@ use std::thread::JoinHandle;
 
 use crate::fanotify::{Answer, Group};
 use crate::records::events;
+use crate::trusted::Trusted;
 use crate::wake::Wake;
 
 /// Opens of a guarded directory and of its entries.
@@ -52,7 +55,7 @@ pub(crate) struct Lock {
 }
 
 impl Lock {
-    pub fn new() -> io::Result<Lock> {
+    pub fn new(trusted: Trusted) -> io::Result<Lock> {
         let group = Arc::new(Group::init(
             libc::FAN_CLASS_CONTENT | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK | libc::FAN_REPORT_TID,
             (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC | libc::O_NONBLOCK) as u32,
@@ -62,7 +65,9 @@ impl Lock {
         let stop = Arc::new(AtomicBool::new(false));
         let door = {
             let (group, held, wake, stop) = (group.clone(), held.clone(), wake.clone(), stop.clone());
-            std::thread::Builder::new().name("vault-door".into()).spawn(move || door(&group, &held, &wake, &stop))?
+            std::thread::Builder::new()
+                .name("vault-door".into())
+                .spawn(move || door(&group, &held, &wake, &stop, &trusted))?
         };
         Ok(Lock { group, held, wake, stop, door: Some(door) })
     }
@@ -100,8 +105,9 @@ impl Drop for Lock {
     }
 }
 
-/// The door's thread: mamori's own opens pass at once, others wait in `held`.
-fn door(group: &Group, held: &Mutex<Vec<Held>>, wake: &Wake, stop: &AtomicBool) {
+/// The door's thread: mamori's own opens (and its admitted processes') pass
+/// at once, others wait in `held`.
+fn door(group: &Group, held: &Mutex<Vec<Held>>, wake: &Wake, stop: &AtomicBool, trusted: &Trusted) {
     let mut buf = vec![0u8; 16 * 1024];
     while !stop.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd { fd: group.raw(), events: libc::POLLIN, revents: 0 };
@@ -124,8 +130,8 @@ fn door(group: &Group, held: &Mutex<Vec<Held>>, wake: &Wake, stop: &AtomicBool) 
             // SAFETY: the kernel installed this fd for us; we own and close it.
             let file = unsafe { File::from_raw_fd(ev.fd) };
             let answer = Answer::new(group, ev.fd);
-            // One of our own threads: the agent writing its vault.
-            if crate::sensor::own_thread(ev.pid) {
+            // One of our own threads (the agent writing its vault), or a restore reading it.
+            if crate::sensor::own_thread(ev.pid) || trusted.holds_thread(ev.pid) {
                 drop(answer);
                 drop(file);
                 continue;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use mamori_event::{ProcInfo, ProcKey};
 use mamori_proc::{read_stat, read_status, Stat};
 
+use crate::trusted::Trusted;
+
 /// Above this many cached threads, entries of threads that are gone are dropped.
 const PRUNE_AT: usize = 8192;
 /// A ppid chain longer than this is treated as a loop.
@@ -18,7 +20,8 @@ const MAX_DEPTH: usize = 1024;
 
 #[derive(Debug, PartialEq)]
 pub enum Who {
-    /// mamori itself: answered, never reported.
+    /// mamori itself, or a process it admitted (see [`Trusted`]): answered,
+    /// never reported.
     Own,
     /// Another process; `None` when it is gone and was never seen.
     Proc(Option<ProcKey>),
@@ -27,6 +30,7 @@ pub enum Who {
 #[derive(Debug, Default)]
 pub struct Procs {
     own: u32,
+    trusted: Trusted,
     /// Processes already introduced, by pid.
     introduced: HashMap<u32, ProcKey>,
     /// Thread id → (thread start time, its process, when that was last read).
@@ -41,8 +45,8 @@ pub struct Procs {
 const TRUSTED_FOR: Duration = Duration::from_millis(100);
 
 impl Procs {
-    pub fn new() -> Procs {
-        Procs { own: std::process::id(), ..Procs::default() }
+    pub fn new(trusted: Trusted) -> Procs {
+        Procs { own: std::process::id(), trusted, ..Procs::default() }
     }
 
     /// Identifies thread `tid`, appending introductions for processes not yet
@@ -51,7 +55,7 @@ impl Procs {
         let now = Instant::now();
         if let Some(&(_, key, read)) = self.threads.get(&tid) {
             if now.duration_since(read) < TRUSTED_FOR {
-                return self.who(key);
+                return self.known(key, intro);
             }
         }
         let Some(thread) = read_stat(tid as u32) else {
@@ -62,7 +66,7 @@ impl Procs {
             if entry.0 == thread.start {
                 entry.2 = now;
                 let key = entry.1;
-                return self.who(key);
+                return self.known(key, intro);
             }
         }
         let Some(tgid) = read_status(tid as u32).and_then(|s| s.tgid) else {
@@ -75,14 +79,28 @@ impl Procs {
             self.prune();
         }
         self.threads.insert(tid, (thread.start, key, now));
-        if tgid != self.own && self.introduced.get(&tgid) != Some(&key) {
+        let who = self.who(key);
+        if who != Who::Own && self.introduced.get(&tgid) != Some(&key) {
             self.introduce(process, intro);
         }
-        self.who(key)
+        who
+    }
+
+    /// A process already seen: introduced now if it was first seen while
+    /// admitted and no longer is (a restore that closed its ticket early).
+    fn known(&mut self, key: ProcKey, intro: &mut Vec<ProcInfo>) -> Who {
+        let who = self.who(key);
+        if who != Who::Own && self.introduced.get(&key.pid) != Some(&key) {
+            // Gone, its event goes unintroduced, as for any process never seen.
+            if let Some(process) = read_stat(key.pid).filter(|p| p.start == key.start) {
+                self.introduce(process, intro);
+            }
+        }
+        who
     }
 
     fn who(&self, key: ProcKey) -> Who {
-        if key.pid == self.own {
+        if key.pid == self.own || self.trusted.holds(key) {
             Who::Own
         } else {
             Who::Proc(Some(key))
@@ -156,7 +174,7 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let mut procs = Procs::new();
+        let mut procs = Procs::new(Trusted::default());
         let mut intro = Vec::new();
         let who = procs.attribute(child.id() as i32, &mut intro);
         let _ = child.kill();
@@ -179,7 +197,7 @@ mod tests {
 
     #[test]
     fn own_threads_are_own() {
-        let mut procs = Procs::new();
+        let mut procs = Procs::new(Trusted::default());
         let mut intro = Vec::new();
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };

@@ -23,6 +23,7 @@ use crate::procs::{Procs, Who};
 use crate::ready::{Ready, Source, Woken};
 use crate::records::{access_range, dir_entries, events, object_handle, RawEvent};
 use crate::scope::Scope;
+use crate::trusted::Trusted;
 use crate::watch::Watch;
 use crate::{Decision, Handler, SensorConfig, SensorError, Stats};
 use mamori_guard::{Allow, Denial, Guard};
@@ -65,8 +66,8 @@ pub struct Sensor {
     syscalls: Syscalls,
     stats: Stats,
     buf: Vec<u8>,
-    /// mamori's own executable: other mamori commands may use the vault.
-    own_exe: Option<PathBuf>,
+    /// Processes treated as the sensor's own, shared with the door and the agent.
+    trusted: Trusted,
     /// The kernel-side lock on the vault, where the kernel allows it.
     bpf: Option<Guard>,
 }
@@ -114,14 +115,14 @@ impl Sensor {
         for g in &cfg.guard {
             guard.push(g.canonicalize().map_err(|source| SensorError::Root { path: g.clone(), source })?);
         }
-        let lock = Lock::new().map_err(SensorError::Init)?;
+        let trusted = Trusted::default();
+        let lock = Lock::new(trusted.clone()).map_err(SensorError::Init)?;
         let mut watch = Watch::new(perm, fid, lock, Scope::new(roots.clone(), exclude, guard.clone()));
         for root in roots.iter().chain(&guard) {
             watch.watch_root(root)?;
         }
         tracing::info!(roots = roots.len(), dirs = watch.marked, "sensor watching");
-        let own_exe = std::fs::read_link("/proc/self/exe").ok();
-        let bpf = lock_deletes(&guard, own_exe.clone());
+        let bpf = lock_deletes(&guard, std::fs::read_link("/proc/self/exe").ok());
         let closes = Closes::new().map_err(SensorError::Init)?;
         let ready = Ready::new().map_err(SensorError::Poll)?;
         let bpf_fd = bpf.as_ref().map(|g| g.as_fd().as_raw_fd());
@@ -150,13 +151,19 @@ impl Sensor {
             deferring: false,
             deferred: Vec::new(),
             tid: 0,
-            procs: Procs::new(),
+            procs: Procs::new(trusted.clone()),
             syscalls: Syscalls::default(),
             stats: Stats::default(),
             buf: vec![0; BUF_LEN],
-            own_exe,
+            trusted,
             bpf,
         })
+    }
+
+    /// The processes to treat as the sensor's own: their opens in the vault
+    /// pass the door, and their events are answered at once, never reported.
+    pub fn trusted(&self) -> Trusted {
+        self.trusted.clone()
     }
 
     pub fn stats(&self) -> Stats {
@@ -655,7 +662,7 @@ impl Sensor {
     }
 
     /// Another process, blocked opening something in the vault: refused
-    /// and reported, unless it is mamori's own executable (`mamori restore`).
+    /// and reported, unless admitted meanwhile (the door looked before).
     fn at_the_door(&mut self, mut held: Held, handler: &mut dyn Handler) {
         let path = crate::handles::fd_path(held.file.as_raw_fd()).unwrap_or_default();
         if self.intrusion(held.tid, &path, now_ns(), handler) {
@@ -665,15 +672,11 @@ impl Sensor {
 
     /// Another process (the door and the BPF lock let mamori's own threads
     /// through before this) touched a guarded path: reported, and true,
-    /// unless it runs mamori's own executable.
+    /// unless it is one the agent admitted. What it runs says nothing: any
+    /// process can run mamori's executable, with a library preloaded.
     fn intrusion(&mut self, tid: i32, path: &Path, time_ns: u64, handler: &mut dyn Handler) -> bool {
-        let exe = std::fs::read_link(format!("/proc/{tid}/exe")).ok();
-        if exe.is_some() && exe == self.own_exe {
-            return false;
-        }
-        if let Some(proc) = self.attribute(tid, time_ns, handler) {
-            self.emit(handler, Event { time_ns, proc, kind: EventKind::Guarded { path: path_string(path) } }, None);
-        }
+        let Some(proc) = self.attribute(tid, time_ns, handler) else { return false };
+        self.emit(handler, Event { time_ns, proc, kind: EventKind::Guarded { path: path_string(path) } }, None);
         true
     }
 

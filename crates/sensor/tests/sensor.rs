@@ -630,3 +630,148 @@ fn a_file_read_again_is_named_as_it_is_now() {
     assert_eq!(opens_of(&evs, &p("d/b.txt")).len(), 1, "a.txt reported as b.txt");
     assert_eq!(opens_of(&evs, &p("d/c.txt")).len(), 2, "e/c.txt reported as d/c.txt");
 }
+
+/// A library that, preloaded into any program, opens the file `PEEK` names
+/// before the program's own code runs, says how that went on stderr and
+/// ends the program: what anyone could do to borrow a trusted executable.
+fn peek_library(dir: &Path) -> PathBuf {
+    let src = dir.join("peek.c");
+    std::fs::write(
+        &src,
+        r#"#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+__attribute__((constructor)) static void peek(void) {
+    const char *path = getenv("PEEK");
+    if (!path) return;
+    int fd = open(path, O_RDONLY);
+    dprintf(2, "peek: %s\n", fd >= 0 ? "opened" : strerror(errno));
+    _exit(fd >= 0 ? 0 : 1);
+}
+"#,
+    )
+    .unwrap();
+    let lib = dir.join("peek.so");
+    let gcc = Command::new("gcc").args(["-shared", "-fPIC", "-o"]).arg(&lib).arg(&src).output().unwrap();
+    assert!(gcc.status.success(), "gcc: {}", String::from_utf8_lossy(&gcc.stderr));
+    lib
+}
+
+/// A vault (one object in it) and a protected folder beside it (one file
+/// in it), under `root`.
+fn vault_beside_data(root: &Path) -> (PathBuf, PathBuf, Sensor) {
+    let (data, vault) = (root.join("data"), root.join("vault"));
+    std::fs::create_dir_all(vault.join("objects")).unwrap();
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(vault.join("objects/1"), "before-image\n").unwrap();
+    std::fs::write(data.join("kept.txt"), "kept").unwrap();
+    let sensor =
+        Sensor::new(SensorConfig { protect: vec![data.clone()], exclude: vec![], guard: vec![vault.clone()] }).unwrap();
+    (data, vault, sensor)
+}
+
+fn guarded_by(evs: &[Event], pid: u32) -> bool {
+    evs.iter().any(|e| matches!(e.kind, EventKind::Guarded { .. }) && e.proc.is_some_and(|p| p.pid == pid))
+}
+
+/// Running the agent's own executable proves nothing: anyone who can run
+/// it can preload a library into it. Such a process, like one of an
+/// ordinary user, is refused the vault and reported.
+#[test]
+fn the_vault_refuses_the_agents_own_program_run_by_another_process_and_other_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    let (_data, vault, sensor) = vault_beside_data(&root);
+    let object = vault.join("objects/1");
+    // Reachable by others, so that only the door stands in the way.
+    use std::os::unix::fs::PermissionsExt;
+    for (path, mode) in [(&root, 0o755), (&vault, 0o755), (&vault.join("objects"), 0o755), (&object, 0o644)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let lib = peek_library(&root);
+    let run = Running::start(sensor, None);
+
+    // This very test binary, the "agent" here, started again with the library.
+    let me = std::env::current_exe().unwrap();
+    let peek = Command::new(&me)
+        .arg("--list")
+        .env("LD_PRELOAD", &lib)
+        .env("PEEK", &object)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let peek_pid = peek.id();
+    let out = peek.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the preloaded agent program read the vault: {out:?}");
+    let user = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat"])
+        .arg(&object)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let user_pid = user.id();
+    let out = user.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"), "{out:?}");
+
+    let evs = run.wait_for("both reported", |evs| guarded_by(evs, peek_pid) && guarded_by(evs, user_pid));
+    let procs = procs(&evs);
+    let peeker = procs.values().find(|p| p.key.pid == peek_pid).unwrap();
+    assert_eq!(Path::new(&peeker.exe), me, "the intruder runs the agent's own executable");
+    assert_eq!(procs.values().find(|p| p.key.pid == user_pid).unwrap().uid, 65534);
+}
+
+/// A process the agent admitted (a restore) reads the vault and writes the
+/// protected folders as the agent itself would: unreported. Once its
+/// admission ends it is an outsider again.
+#[test]
+fn an_admitted_process_uses_the_vault_unreported_until_its_admission_ends() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    let (data, _vault, sensor) = vault_beside_data(&root);
+    let trusted = sensor.trusted();
+    let run = Running::start(sensor, None);
+    // Builtins only: the shell itself is the process admitted, not its
+    // children (a `rm` it ran would be judged).
+    let script = "read go; read -r line < vault/objects/1 && echo \"$line\"; \
+                  echo x > data/new.txt; echo more >> data/kept.txt; echo done; \
+                  read go; read -r line < vault/objects/1 && echo \"$line\" || echo refused";
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(&root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let admitted = trusted.admit(pid, mamori_sensor::pidfd_open(pid).unwrap()).expect("admitted");
+    let (mut stdin, mut stdout) = (child.stdin.take().unwrap(), BufReader::new(child.stdout.take().unwrap()));
+    let mut line = || {
+        let mut l = String::new();
+        stdout.read_line(&mut l).unwrap();
+        l.trim_end().to_owned()
+    };
+    writeln!(stdin, "go").unwrap();
+    assert_eq!(line(), "before-image");
+    assert_eq!(line(), "done");
+    // Another process's write, to know the sensor has read past the admitted one's.
+    assert!(sh(&data, "echo y > marker.txt").status.success());
+    let marker = path_str(&data.join("marker.txt"));
+    let evs = run
+        .wait_for("the marker", |evs| has(evs, |k| matches!(k, EventKind::CloseWrite { path, .. } if *path == marker)));
+    let its: Vec<&Event> = evs.iter().filter(|e| e.proc.is_some_and(|p| p.pid == pid)).collect();
+    assert!(its.is_empty(), "the admitted process was reported: {its:#?}");
+    let new = path_str(&data.join("new.txt"));
+    assert!(!has(&evs, |k| matches!(k, EventKind::Create { path, .. } if *path == new)));
+
+    drop(admitted);
+    writeln!(stdin, "go").unwrap();
+    assert_eq!(line(), "refused");
+    run.wait_for("the outsider reported", |evs| guarded_by(evs, pid));
+    assert!(child.wait().unwrap().success());
+}
