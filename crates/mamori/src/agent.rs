@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 
 use crate::canary;
 use crate::evidence::{self, Recent};
+use crate::handshake;
 use crate::isolation;
 use crate::settings::{EvidenceSection, IsolateSection, Policy, Settings};
 use crate::vaults::{self, Vaults};
@@ -64,6 +65,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let guard = if vaults.is_some() { vaults::vault_dirs(&state, &protect)? } else { Vec::new() };
     let mut sensor =
         Sensor::new(SensorConfig { protect: protect.clone(), exclude, guard }).context("cannot start the sensor")?;
+    // Listening before protection is reported active: a restore started
+    // once `mamori status` says so finds the socket.
+    let handshake = handshake::Listener::start(&state, sensor.trusted())?;
     let record = match &args.record {
         Some(path) => Some(BufWriter::new(
             File::create(path).with_context(|| format!("cannot create trace file {}", path.display()))?,
@@ -90,6 +94,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     // Closing the fanotify groups first lets through any open a bundle
     // writer still waits on (its ransom notes are under the protected folders).
     drop(sensor);
+    drop(handshake);
     // Bounded, well inside the service's TimeoutStopSec: a bundle still
     // being written is left to finish if it can (its actor stays suspended).
     let deadline = Instant::now() + STOP_WAIT;

@@ -6,6 +6,7 @@ mod canary;
 mod commands;
 mod demo;
 mod evidence;
+mod handshake;
 mod isolation;
 mod reporting;
 mod restore;
