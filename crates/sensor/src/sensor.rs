@@ -737,13 +737,18 @@ pub(crate) fn facts(file: &File, depth: Depth, empty_ok: bool) -> Option<Content
     read_facts(file, depth).inspect_err(|e| tracing::debug!(error = %e, "reading content facts failed")).ok()
 }
 
-/// The kernel names an unlinked file "<last path> (deleted)"; its last path
-/// is what the engine knows it by.
+/// The kernel names a file whose name was removed "<last path> (deleted)";
+/// its last path is what the engine knows it by. Its link count says
+/// nothing (the vault's pin is another link): a file really named so is
+/// at that name, the very inode (a stat, not an open: no event of ours).
 fn undeleted(path: PathBuf, meta: Option<&std::fs::Metadata>) -> PathBuf {
-    let unlinked = meta.is_some_and(|m| m.nlink() == 0);
-    match path.as_os_str().as_bytes().strip_suffix(b" (deleted)") {
-        Some(stripped) if unlinked => PathBuf::from(std::ffi::OsStr::from_bytes(stripped)),
-        _ => path,
+    let Some(stripped) = path.as_os_str().as_bytes().strip_suffix(b" (deleted)") else { return path };
+    let there = std::fs::symlink_metadata(&path)
+        .is_ok_and(|at| meta.is_none_or(|m| (at.dev(), at.ino()) == (m.dev(), m.ino())));
+    if there {
+        path
+    } else {
+        PathBuf::from(std::ffi::OsStr::from_bytes(stripped))
     }
 }
 

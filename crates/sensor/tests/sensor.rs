@@ -775,3 +775,34 @@ fn an_admitted_process_uses_the_vault_unreported_until_its_admission_ends() {
     run.wait_for("the outsider reported", |evs| guarded_by(evs, pid));
     assert!(child.wait().unwrap().success());
 }
+
+/// A file the vault pinned (a second link, elsewhere) and then deleted
+/// while open is still the file the engine knows by its name: the kernel's
+/// " (deleted)" is no part of it. A file really named so keeps its name.
+#[test]
+fn a_pinned_file_deleted_while_open_keeps_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = canon(&dir);
+    let (root, pins) = (top.join("data"), top.join("pins"));
+    std::fs::create_dir(&root).unwrap();
+    std::fs::create_dir(&pins).unwrap();
+    std::fs::write(root.join("doc.txt"), "a document\n".repeat(20)).unwrap();
+    std::fs::write(root.join("x (deleted)"), "named so\n".repeat(20)).unwrap();
+    std::fs::hard_link(root.join("doc.txt"), pins.join("1")).unwrap();
+    let run = Running::start(protect(&root), None);
+    let script = "exec 3>>doc.txt; rm doc.txt; echo more >&3; exec 3>&-; echo more >> 'x (deleted)'";
+    assert!(sh(&root, script).status.success());
+    let (doc, named) = (path_str(&root.join("doc.txt")), path_str(&root.join("x (deleted)")));
+    let evs = run.wait_for("both closes", |evs| {
+        has(evs, |k| matches!(k, EventKind::CloseWrite { path, .. } if *path == named))
+            && has(evs, |k| matches!(k, EventKind::Delete { .. }))
+    });
+    let closes: Vec<&str> = evs
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::CloseWrite { path, .. } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes, [doc.as_str(), named.as_str()], "{evs:#?}");
+}
