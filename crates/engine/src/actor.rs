@@ -27,7 +27,7 @@ pub(crate) struct Pending {
     pub time_ns: u64,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct ActorState {
     score: f64,
     last_ns: u64,

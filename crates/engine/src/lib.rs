@@ -250,7 +250,9 @@ impl Engine {
         self.stats.events += 1;
         let key = match (&ev.kind, ev.proc) {
             (EventKind::Proc(info), _) => {
-                self.procs.insert(info.clone());
+                if let Some((first, kin)) = self.procs.insert(info.clone()) {
+                    self.seed_kin(first, kin);
+                }
                 return None;
             }
             (EventKind::Canary { path }, _) => {
@@ -292,7 +294,8 @@ impl Engine {
         for id in &chain {
             if let Some(a) = self.actors.get_mut(id) {
                 a.seen(ev.time_ns);
-                if let ActorId::Kin { .. } = id {
+                // Most events come from a process already listed: a lookup is cheaper than a reinsert.
+                if matches!(id, ActorId::Kin { .. }) && !a.members.contains(&key) {
                     a.members.insert(key, ());
                 }
             }
@@ -300,6 +303,18 @@ impl Engine {
         let verdict = self.decide(key, ev.time_ns, &chain);
         self.chain = chain;
         verdict
+    }
+
+    /// A program's second session makes it a kin actor: the first
+    /// session's evidence (its leader holds all of it) is the kin's start.
+    /// A judged session stays its own actor; the kin starts afresh.
+    fn seed_kin(&mut self, first: ProcKey, kin: ActorId) {
+        let Some(state) = self.actors.get(&ActorId::Proc(first)).filter(|s| !s.judged) else {
+            return;
+        };
+        let mut seeded = state.clone();
+        seeded.members.insert(first, ());
+        self.actors.entry(kin).or_insert(seeded);
     }
 
     fn trusted(&self, key: ProcKey, kind: &EventKind) -> bool {

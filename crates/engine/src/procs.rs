@@ -3,9 +3,14 @@
 //!
 //! An actor is a process with its descendants (ransomware that forks a child
 //! per file is still one actor), up to its session leader; and, across
-//! sessions, every process of one user running one executable (ransomware
-//! that starts each file's work with `setsid` is still one actor). Two
-//! users, or one user's different programs, are never one actor.
+//! sessions, every process of one user running one executable whose session
+//! is that program's own (ransomware that starts each file's work with
+//! `setsid` is still one actor). Two users, or one user's different
+//! programs, are never one actor. A process in a session led by another
+//! program (a login shell, a terminal) is left to that session, which
+//! already gathers its work: crediting every event a third time doubled the
+//! engine's cost. For the same reason a kin is credited only once a second
+//! session of it appears, and then starts with the first one's evidence.
 
 use std::hash::{Hash, Hasher};
 
@@ -42,6 +47,9 @@ pub(crate) struct Procs {
     rounds: FxHashMap<u64, u32>,
     /// The processes of judged kin actors, and the actor each belongs to.
     judged: FxHashMap<ProcKey, ActorId>,
+    /// Per kin, the first session leader running it, until a second shows
+    /// that the program spans sessions (then `None`).
+    leaders: FxHashMap<u64, Option<ProcKey>>,
 }
 
 impl Procs {
@@ -49,13 +57,31 @@ impl Procs {
         Procs { table: Recent::new(generation), ..Procs::default() }
     }
 
-    pub(crate) fn insert(&mut self, info: ProcInfo) {
+    /// Adds a process. When it is the second session of its kin, returns
+    /// the first session's leader and the kin actor, which takes over what
+    /// that session did so far.
+    pub(crate) fn insert(&mut self, info: ProcInfo) -> Option<(ProcKey, ActorId)> {
         let kin = (!info.exe.is_empty()).then(|| {
             let mut h = FxHasher::default();
             (info.uid, &info.exe).hash(&mut h);
             h.finish()
         });
-        self.table.insert(info.key, Entry { info, kin });
+        let key = info.key;
+        let leader = info.sid == key.pid;
+        self.table.insert(key, Entry { info, kin });
+        let kin = kin.filter(|_| leader)?;
+        match self.leaders.get(&kin) {
+            None => {
+                self.leaders.insert(kin, Some(key));
+                None
+            }
+            Some(Some(first)) if *first != key => {
+                let first = *first;
+                self.leaders.insert(kin, None);
+                Some((first, self.kin_actor(first, kin)))
+            }
+            Some(_) => None,
+        }
     }
 
     pub(crate) fn get(&self, key: &ProcKey) -> Option<&ProcInfo> {
@@ -65,11 +91,12 @@ impl Procs {
     /// The actors credited with an event of `key`: the process itself, its
     /// ancestors up to and including its session leader (never pid 1, and
     /// never past a session boundary, so a login shell's other jobs and the
-    /// service manager are not lumped together with the attacker), then its
-    /// kin, last, so that a process tree crossing the threshold is judged as
-    /// itself before its kin is.
+    /// service manager are not lumped together with the attacker), then,
+    /// when the topmost of those runs the same program, its kin, last, so
+    /// that a process tree crossing the threshold is judged as itself first.
     pub(crate) fn chain(&self, key: ProcKey, out: &mut Vec<ActorId>) {
         out.clear();
+        let (mut kin, mut top) = (None, None);
         let mut cur = Some(key);
         while let Some(k) = cur {
             if k.pid <= 1 || out.len() == MAX_DEPTH || out.contains(&ActorId::Proc(k)) {
@@ -79,30 +106,41 @@ impl Procs {
             let Some(e) = self.table.get(&k) else {
                 break;
             };
+            if k == key {
+                kin = e.kin;
+            }
+            top = e.kin;
             if e.info.sid == k.pid {
                 break;
             }
             cur = e.info.parent;
         }
-        out.extend(self.kin_of(key));
+        let shared = |kin: &u64| self.leaders.get(kin) == Some(&None);
+        if let Some(kin) = kin.filter(|kin| top == Some(*kin) && shared(kin)) {
+            out.push(self.kin_actor(key, kin));
+        }
     }
 
-    /// The kin actor of `key`. A process that runs its parent's executable
-    /// belongs where its parent does, so a judged actor's own children stay
-    /// in it while newcomers start a new round.
-    fn kin_of(&self, key: ProcKey) -> Option<ActorId> {
-        let kin = self.table.get(&key)?.kin?;
+    /// The kin actor of `key`, whose kin is `kin`. A process that runs its
+    /// parent's executable belongs where its parent does, so a judged
+    /// actor's own children stay in it while newcomers start a new round.
+    fn kin_actor(&self, key: ProcKey, kin: u64) -> ActorId {
+        let round = ActorId::Kin { kin, round: self.rounds.get(&kin).copied().unwrap_or(0) };
+        // Every event asks: the walk is only needed once a kin was judged.
+        if self.judged.is_empty() {
+            return round;
+        }
         let mut cur = key;
         for _ in 0..MAX_DEPTH {
             if let Some(id) = self.judged.get(&cur) {
-                return Some(*id);
+                return *id;
             }
             match self.same_kin_parent(cur, kin) {
                 Some(parent) => cur = parent,
                 None => break,
             }
         }
-        Some(ActorId::Kin { kin, round: self.rounds.get(&kin).copied().unwrap_or(0) })
+        round
     }
 
     fn same_kin_parent(&self, key: ProcKey, kin: u64) -> Option<ProcKey> {

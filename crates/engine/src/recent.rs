@@ -9,6 +9,7 @@ use std::hash::Hash;
 
 use rustc_hash::FxHashMap;
 
+#[derive(Clone)]
 pub(crate) struct Recent<K, V> {
     young: FxHashMap<K, V>,
     old: FxHashMap<K, V>,
