@@ -21,6 +21,7 @@ use crate::evidence::{self, Recent};
 use crate::handshake;
 use crate::isolation;
 use crate::settings::{EvidenceSection, IsolateSection, Policy, Settings};
+use crate::state::StateDir;
 use crate::vaults::{self, Vaults};
 
 #[derive(clap::Args)]
@@ -45,14 +46,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let mut protect = args.protect.clone();
     protect.extend(settings.agent.protect.iter().cloned());
     let protect = canonical_folders(&protect)?;
-    // Checked before the store writes anything there, and again once made.
-    if state.exists() {
-        crate::commands::checked_state(&state)?;
-    }
-    let store = Store::open(&state).with_context(|| format!("cannot open the state directory {}", state.display()))?;
-    crate::commands::checked_state(&state)?;
+    let (state_dir, store) = StateDir::for_agent(state)?;
+    let state = state_dir.path().to_path_buf();
     let lock = AgentLock::acquire(&state)?;
-    let state = state.canonicalize()?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -76,7 +72,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
     let keeper =
         settings.canary.enabled.then(|| canary::Keeper::new(protect.clone(), settings.canary.names.clone(), &canaries));
-    let mut agent = Agent::new(settings, store, lock, state.clone(), protect.clone(), record, vaults)?;
+    let mut agent = Agent::new(settings, store, lock, state_dir, protect.clone(), record, vaults)?;
     agent.decoys = keeper;
     for path in &canaries {
         agent.inject(EventKind::Canary { path: path.display().to_string() })?;
@@ -142,7 +138,7 @@ struct Agent {
     engine: Engine,
     store: Store,
     lock: AgentLock,
-    state: PathBuf,
+    state: StateDir,
     policy: Policy,
     evidence: EvidenceSection,
     isolate: IsolateSection,
@@ -179,7 +175,7 @@ impl Agent {
         settings: Settings,
         store: Store,
         lock: AgentLock,
-        state: PathBuf,
+        state: StateDir,
         protected: Vec<PathBuf>,
         record: Option<BufWriter<File>>,
         vaults: Option<Vaults>,

@@ -9,16 +9,13 @@ use clap::Subcommand;
 use mamori_store::{Action, Incident, Store, Trust};
 
 use crate::agent::now_rfc3339;
-use crate::settings::DEFAULT_STATE;
+use crate::state::StateDir;
 use crate::ui;
 
-pub(crate) fn state_dir(flag: Option<PathBuf>) -> PathBuf {
-    flag.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE))
-}
-
 pub fn status(state: Option<PathBuf>) -> Result<ExitCode> {
-    let dir = state_dir(state);
-    match mamori_store::agent_status(&dir)? {
+    let state = StateDir::at(state);
+    let dir = state.path();
+    match mamori_store::agent_status(dir)? {
         Some(st) if st.active => {
             println!("mamori: protection active (agent pid {}, since {})", st.pid, st.started_at);
             println!("  folders:   {}", st.protected.join(", "));
@@ -72,7 +69,7 @@ pub fn status(state: Option<PathBuf>) -> Result<ExitCode> {
 }
 
 pub fn incidents(state: Option<PathBuf>, json: bool) -> Result<ExitCode> {
-    let store = open(state)?;
+    let store = StateDir::at(state).store()?;
     let all = store.incidents()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&all)?);
@@ -100,28 +97,12 @@ pub fn incidents(state: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The store of an existing state directory (the agent's, or a copy of it).
-pub(crate) fn open(state: Option<PathBuf>) -> Result<Store> {
-    let dir = state_dir(state);
-    if !dir.join("mamori.db").exists() {
-        bail!("no mamori state in {} (give --state DIR, the agent's state directory)", dir.display());
-    }
-    checked_state(&dir)?;
-    Store::open(&dir).with_context(|| format!("cannot open the state directory {}", dir.display()))
-}
-
-/// Refuses a state directory that another user than root could change: its
-/// incidents name the processes root signals and the files root restores.
-pub(crate) fn checked_state(dir: &std::path::Path) -> Result<()> {
-    mamori_vault::check_private_dir(dir).with_context(|| format!("unsafe state directory {}", dir.display()))
-}
-
 fn incident(store: &Store, id: &str) -> Result<Incident> {
     store.incident(id)?.with_context(|| format!("no incident {id} (see `mamori incidents`)"))
 }
 
 pub fn resume(state: Option<PathBuf>, id: &str) -> Result<ExitCode> {
-    let store = open(state)?;
+    let store = StateDir::at(state).store()?;
     let mut inc = incident(&store, id)?;
     if inc.action != Action::Suspended {
         bail!("incident {id} is {:?}, not suspended: nothing to resume", inc.action);
@@ -183,7 +164,7 @@ fn acted_in(inc: &Incident) -> Vec<String> {
 }
 
 pub fn kill(state: Option<PathBuf>, id: &str) -> Result<ExitCode> {
-    let store = open(state)?;
+    let store = StateDir::at(state).store()?;
     let mut inc = incident(&store, id)?;
     let killed = mamori_response::kill(&inc.procs);
     if let Some(e) = &killed.cgroup {

@@ -19,7 +19,7 @@ use mamori_report::NoteFound;
 use mamori_store::Incident;
 use tracing::{info, warn};
 
-use crate::commands;
+use crate::state::StateDir;
 
 /// File events kept for timelines, and processes remembered: bounded, so a
 /// long-running agent stays flat (about 3 MiB at most).
@@ -40,18 +40,11 @@ const IDENTIFY_DEADLINE: Duration = Duration::from_secs(10);
 /// if the agent runs on); the kill goes ahead.
 const COLLECT_DEADLINE: Duration = Duration::from_secs(30);
 
-pub const EVIDENCE_DIR: &str = "evidence";
-const KEY_FILE: &str = "evidence.key";
 pub const TIMELINE: &str = "timeline.jsonl";
 pub const INCIDENT: &str = "incident.json";
 pub const IDENTIFICATION: &str = "identification.json";
 /// The ransom notes found among the files the actor made: path and full text.
 pub const NOTES: &str = "notes.json";
-
-/// Where incident `id`'s bundle is.
-pub fn bundle_dir(state: &Path, id: &str) -> PathBuf {
-    state.join(EVIDENCE_DIR).join(id)
-}
 
 /// The last events the agent saw, to hand over an actor's timeline.
 #[derive(Default)]
@@ -140,8 +133,8 @@ fn slim(ev: &Event) -> Event {
 
 /// The family catalog: `STATE/families.toml` when present (so the markers
 /// can be updated without a new build), else the one built in.
-pub fn catalog(state: &Path) -> Result<Catalog> {
-    let path = state.join("families.toml");
+pub fn catalog(state: &StateDir) -> Result<Catalog> {
+    let path = state.families();
     if path.exists() {
         return Catalog::load(&path).with_context(|| format!("cannot use {}", path.display()));
     }
@@ -183,7 +176,7 @@ pub fn identify_incident(catalog: &Catalog, inc: &Incident) -> (Identification, 
 
 /// What the bundle writer needs, taken from the agent at the verdict.
 pub struct Job {
-    pub state: PathBuf,
+    pub state: StateDir,
     pub incident: Incident,
     pub timeline: Vec<Event>,
     pub memory_cap: Option<u64>,
@@ -214,8 +207,8 @@ impl Job {
     }
 
     fn run(self) -> Result<PathBuf> {
-        let dir = bundle_dir(&self.state, &self.incident.id);
-        let key = mamori_evidence::SealKey::load_or_create(&self.state.join(KEY_FILE))?;
+        let dir = self.state.bundle(&self.incident.id);
+        let key = mamori_evidence::SealKey::load_or_create(&self.state.seal_key())?;
         let mut extra = vec![(INCIDENT.to_owned(), serde_json::to_vec_pretty(&self.incident)?)];
         let mut timeline = Vec::new();
         for ev in &self.timeline {
@@ -303,8 +296,7 @@ pub fn run(args: EvidenceArgs) -> Result<ExitCode> {
     let (Some(id), Some(out)) = (args.id, args.out) else {
         bail!("usage: mamori evidence [--state DIR] ID --out DIR|FILE.tar.zst, or mamori evidence verify BUNDLE");
     };
-    let state = commands::state_dir(args.state);
-    let dir = bundle_dir(&state, &id);
+    let dir = StateDir::at(args.state).bundle(&id);
     if !dir.is_dir() {
         bail!("no evidence bundle for {id} in {} (see `mamori incidents`)", dir.display());
     }

@@ -10,8 +10,8 @@ use mamori_isolate::Allow;
 use tracing::{error, warn};
 
 use crate::agent::now_rfc3339;
-use crate::commands;
 use crate::settings::{IsolateSection, Settings};
+use crate::state::StateDir;
 
 #[derive(clap::Args)]
 pub struct IsolateArgs {
@@ -70,7 +70,7 @@ pub fn run(args: IsolateArgs) -> Result<ExitCode> {
 /// still in force when this fails, so it only warns.
 fn note_in_incident(state: Option<PathBuf>, id: Option<&str>, note: &str) {
     let result = (|| -> Result<Option<String>> {
-        let store = commands::open(state)?;
+        let store = StateDir::at(state).store()?;
         let inc = match id {
             Some(id) => store.incident(id)?.with_context(|| format!("no incident {id}"))?,
             None => match store.incidents()?.into_iter().max_by(|a, b| a.detected_at.cmp(&b.detected_at)) {

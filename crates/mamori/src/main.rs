@@ -11,6 +11,7 @@ mod isolation;
 mod reporting;
 mod restore;
 mod settings;
+mod state;
 mod trace;
 mod trust;
 mod ui;

@@ -11,21 +11,8 @@ use anyhow::{Context, Result};
 use mamori_report::{Case, Decryptor, EvidenceRef, Family, FileOutcome, Host, NoteFound, Restored};
 use mamori_store::Incident;
 
-use crate::commands;
-use crate::evidence::{self, bundle_dir};
-
-/// Where `mamori restore` leaves what became of each file of an incident.
-pub fn restore_outcomes(state: &Path, id: &str) -> PathBuf {
-    state.join("restores").join(format!("{id}.json"))
-}
-
-/// Writes the outcome of a restore, for the report.
-pub fn save_restore_outcomes(state: &Path, id: &str, outcomes: &BTreeMap<String, Restored>) -> Result<()> {
-    let path = restore_outcomes(state, id);
-    std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-    std::fs::write(&path, serde_json::to_vec_pretty(outcomes)?)
-        .with_context(|| format!("cannot write {}", path.display()))
-}
+use crate::evidence;
+use crate::state::StateDir;
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     let bytes = std::fs::read(path).ok()?;
@@ -33,8 +20,8 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
 }
 
 /// The incident with everything known about it.
-pub fn case(state: &Path, inc: Incident) -> Case {
-    let bundle = bundle_dir(state, &inc.id);
+pub fn case(state: &StateDir, inc: Incident) -> Case {
+    let bundle = state.bundle(&inc.id);
     let timeline = std::fs::read_to_string(bundle.join(evidence::TIMELINE))
         .map(|text| text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
         .unwrap_or_default();
@@ -66,7 +53,7 @@ pub fn case(state: &Path, inc: Incident) -> Case {
     });
     let notes: Vec<NoteFound> = read_json(&bundle.join(evidence::NOTES)).unwrap_or_default();
     let host: Option<mamori_evidence::Host> = read_json(&bundle.join("host.json"));
-    let outcomes: BTreeMap<String, Restored> = read_json(&restore_outcomes(state, &inc.id)).unwrap_or_default();
+    let outcomes: BTreeMap<String, Restored> = read_json(&state.restore_outcomes(&inc.id)).unwrap_or_default();
     let files = inc
         .files
         .iter()
@@ -158,10 +145,9 @@ pub struct TimelineArgs {
 }
 
 fn load_case(state: Option<PathBuf>, id: &str) -> Result<Case> {
-    let dir = commands::state_dir(state.clone());
-    let store = commands::open(state)?;
-    let inc = store.incident(id)?.with_context(|| format!("no incident {id} (see `mamori incidents`)"))?;
-    Ok(case(&dir, inc))
+    let state = StateDir::at(state);
+    let inc = state.store()?.incident(id)?.with_context(|| format!("no incident {id} (see `mamori incidents`)"))?;
+    Ok(case(&state, inc))
 }
 
 fn output(out: Option<&Path>) -> Result<Box<dyn Write>> {
@@ -219,7 +205,7 @@ pub struct IdentifyArgs {
 pub fn identify(args: IdentifyArgs) -> Result<ExitCode> {
     let catalog = match &args.families {
         Some(path) => mamori_identify::Catalog::load(path)?,
-        None => evidence::catalog(&commands::state_dir(args.state.clone()))?,
+        None => evidence::catalog(&StateDir::at(args.state.clone()))?,
     };
     let mut samples = Vec::new();
     for path in &args.paths {

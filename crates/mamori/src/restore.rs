@@ -13,7 +13,8 @@ use mamori_vault::{Entry, Vault};
 use tracing::warn;
 
 use crate::settings::Settings;
-use crate::{commands, reporting, ui, vaults};
+use crate::state::StateDir;
+use crate::{ui, vaults};
 
 #[derive(clap::Args)]
 pub struct RestoreArgs {
@@ -34,13 +35,15 @@ pub struct RestoreArgs {
 }
 
 pub fn run(args: RestoreArgs) -> Result<ExitCode> {
-    let state = commands::state_dir(args.state.clone());
-    let store = commands::open(args.state)?;
-    let inc = store.incident(&args.id)?.with_context(|| format!("no incident {} (see `mamori incidents`)", args.id))?;
+    let state = StateDir::at(args.state);
+    let inc = state
+        .store()?
+        .incident(&args.id)?
+        .with_context(|| format!("no incident {} (see `mamori incidents`)", args.id))?;
     let settings = Settings::load(args.config.as_deref())?;
     let roots: Vec<PathBuf> = inc.protected.iter().map(PathBuf::from).collect();
     let mut vaults = Vec::new();
-    for dir in vaults::vault_dirs(&state, &roots)? {
+    for dir in vaults::vault_dirs(state.path(), &roots)? {
         let vault = Vault::open_read_only(&dir, vaults::limits(&settings.vault))
             .with_context(|| format!("cannot open the vault {}", dir.display()))?;
         vaults.push(vault);
@@ -95,6 +98,9 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
 
     // Where each path goes: under its own protected folder, or under --to.
     let protected: Vec<Root> = roots.iter().filter_map(|r| Root::open(r).inspect_err(|e| warn!("{e}")).ok()).collect();
+    if let Some(to) = &args.to {
+        std::fs::create_dir_all(to).with_context(|| format!("cannot make {}", to.display()))?;
+    }
     let target = args.to.as_deref().map(Root::open).transpose().context("cannot open the folder given to --to")?;
     let locate = |path: &str| -> Result<(&Root, PathBuf)> {
         let root = protected
@@ -170,7 +176,7 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
     }
     // What the report tells of each file; only for a restore in place.
     if in_place {
-        if let Err(e) = reporting::save_restore_outcomes(&state, &inc.id, &outcomes) {
+        if let Err(e) = state.save_restore_outcomes(&inc.id, &outcomes) {
             warn!("{e:#}");
         }
     }

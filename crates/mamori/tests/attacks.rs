@@ -11,28 +11,10 @@ use mamori_sim::Snapshot;
 
 const NO_DECOYS: &str = "[canary]\nenabled = false\n";
 
-/// Whether the process can run no code: stopped (SIGSTOP), or in a frozen
-/// cgroup (the response holds a suspended tree there; a frozen process shows
-/// as sleeping, and its SIGSTOP stays pending).
+/// Whether the process can run no code: stopped (SIGSTOP), or held in a
+/// frozen cgroup (`response` knows where this machine mounts cgroup v2).
 fn held(pid: u32) -> bool {
-    let stopped = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next())
-        == Some('T');
-    let frozen = (|| {
-        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
-        let events = std::fs::read_to_string(format!("{}{path}/cgroup.events", cgroup2_mount()?)).ok()?;
-        Some(events.lines().any(|l| l == "frozen 1"))
-    })();
-    stopped || frozen == Some(true)
-}
-
-/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or
-/// `/sys/fs/cgroup/unified` on hybrid systems).
-fn cgroup2_mount() -> Option<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find(|l| l.contains(" - cgroup2 ")).and_then(|l| l.split(' ').nth(4)).map(str::to_owned)
+    mamori_response::proc_key(pid).is_some_and(mamori_response::is_stopped)
 }
 
 fn attack(family: &str) {
