@@ -52,8 +52,6 @@ const SO_PEERPIDFD: libc::c_int = 77;
 
 /// Held by a command for as long as it works on the agent's behalf: the
 /// agent trusts its process until this is dropped (or the process ends).
-// For `mamori restore`, rewritten elsewhere now: it calls `announce` next.
-#[allow(dead_code)]
 #[derive(Debug)]
 pub struct Ticket {
     _stream: UnixStream,
@@ -65,7 +63,6 @@ pub struct Ticket {
 /// the socket is not root's alone, when this process is not root, or when
 /// the agent refuses or does not answer in time: carrying on would have
 /// the agent judge this process as an attacker.
-#[allow(dead_code)]
 pub fn announce(state: &Path, what: &str) -> Result<Option<Ticket>> {
     if what.is_empty() || what.len() >= LINE_MAX || what.contains('\n') {
         bail!("an announcement to the agent is one line of under {LINE_MAX} bytes: {what:?}");

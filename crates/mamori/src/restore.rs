@@ -40,6 +40,12 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
         .store()?
         .incident(&args.id)?
         .with_context(|| format!("no incident {} (see `mamori incidents`)", args.id))?;
+    // Before anything is read from the vault or written in a protected
+    // folder: the agent must know this process for what it is, or it would
+    // refuse its vault reads and judge its writes (a decoy put back, files
+    // removed) as an attack. Held until the restore ends.
+    let _admitted = crate::handshake::announce(state.path(), &format!("restore {}", inc.id))
+        .context("cannot tell the running agent about this restore")?;
     let settings = Settings::load(args.config.as_deref())?;
     let roots: Vec<PathBuf> = inc.protected.iter().map(PathBuf::from).collect();
     let mut vaults = Vec::new();
