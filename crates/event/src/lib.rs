@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod names;
+
 /// A process identity that survives pid reuse: the pid together with the
 /// process start time (clock ticks since boot, field 22 of `/proc/PID/stat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
