@@ -55,6 +55,9 @@ const FORMAT: &str = "mamori-vault 1\n";
 const LOG: &str = "entries.log";
 const LOG_NEW: &str = "entries.log.new";
 const MARKER: &str = "VAULT";
+/// The highest entry id a log line may carry: ids count up from 1, so no
+/// vault gets near it, and the ids after it cannot wrap around.
+const MAX_ID: u64 = 1 << 62;
 const OBJECTS: &str = "objects";
 /// How long a free-space reading stands while ranges are kept.
 const FREE_SPACE_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
@@ -979,8 +982,14 @@ fn stream(src: &File, dst: Option<&File>, len: u64) -> io::Result<String> {
 /// One log line, or None for a torn or garbled one.
 /// A line naming an object the vault never writes (anything but a decimal
 /// id) is dropped: the name is joined to `objects/` and read, or removed, as root.
+/// So is an id the vault never reaches (it counts up from 1, one per entry):
+/// the next id is one past the highest read, and must not overflow.
 fn parse_line(line: &str) -> Option<Entry> {
     let mut e = serde_json::from_str::<Entry>(line).ok()?;
+    if e.id > MAX_ID {
+        warn!(id = e.id, "vault log line with an id the vault never writes: dropped");
+        return None;
+    }
     if e.object.is_empty() {
         e.object = e.id.to_string();
     }

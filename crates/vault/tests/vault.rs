@@ -405,3 +405,28 @@ fn a_pin_changed_in_place_after_it_was_taken_still_restores() {
     assert_eq!(std::fs::read(&f).unwrap(), b"v2");
     assert_eq!(written, blake3::hash(b"v2").to_hex().as_str());
 }
+
+/// Found by fuzzing `entries.log`: a line with id u64::MAX naming an existing
+/// object made every open panic on the next id (`id + 1` overflowed).
+#[test]
+fn a_log_line_with_an_id_at_the_top_of_the_range_is_dropped() {
+    let (_t, data, dir) = setup();
+    drop(Vault::open(&dir, BIG).unwrap());
+    std::fs::write(dir.join("objects/1"), b"x").unwrap();
+    for id in [u64::MAX, u64::MAX - 1, 1 << 63] {
+        let line = format!(
+            "{{\"id\":{id},\"kind\":\"copy\",\"meta\":{{\"path\":\"/a\",\"dev\":1,\"ino\":2,\"size\":1,\"mode\":0,\
+             \"uid\":0,\"gid\":0,\"atime_ns\":0,\"mtime_ns\":0}},\"hash\":null,\"object\":\"1\",\"taken_ns\":1}}\n"
+        );
+        std::fs::write(dir.join("entries.log"), line).unwrap();
+        assert!(Vault::open_read_only(&dir, BIG).unwrap().entries().is_empty());
+        let mut v = Vault::open(&dir, BIG).unwrap();
+        assert!(v.entries().is_empty());
+        // And the ids after it go on from the start, not past the top.
+        let f = data.join("a.txt");
+        std::fs::write(&f, b"aaaa").unwrap();
+        let e = stored(v.preserve(&File::open(&f).unwrap(), s(&f), 10, None).unwrap());
+        assert!(e.id < 1 << 62);
+        std::fs::write(dir.join("objects/1"), b"x").unwrap();
+    }
+}
