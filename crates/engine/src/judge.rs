@@ -198,6 +198,23 @@ mod tests {
         assert_eq!(rename_pattern("/d/report.pdf", "/d/report-final.pdf"), None);
     }
 
+    /// Names arrive escaped (`mamori_event::names`): a name in Shift-JIS
+    /// keeps its extension, and an escape never reads as one.
+    #[test]
+    fn escaped_names_keep_their_extension() {
+        use std::os::unix::ffi::OsStrExt;
+        let name = |bytes: &[u8]| mamori_event::names::encode(std::ffi::OsStr::from_bytes(bytes));
+        // "請求書.txt" and "議事録.docx" in Shift-JIS (some of whose bytes are ASCII: 'c', '^').
+        let (bill, minutes) = (name(b"/d/\x90\xbf\x8b\x81\x8f\x91.txt"), name(b"/d/\x8b\x63\x8e\x96\x98\x5e.docx"));
+        assert_eq!(extension(&bill).as_deref(), Some("txt"));
+        assert_eq!(extension(&minutes).as_deref(), Some("docx"));
+        assert_eq!(file_name(&bill), name(b"\x90\xbf\x8b\x81\x8f\x91.txt"));
+        assert_eq!(rename_pattern(&bill, &format!("{bill}.lockbit")), Some(".lockbit".into()));
+        assert_eq!(rename_pattern(&minutes, &format!("{minutes}.bak")), None);
+        // An extension in Shift-JIS ("文書") is its escape, whole.
+        assert_eq!(extension(&name(b"/d/a.\x95\xb6\x8f\x91")).as_deref(), Some("\\x95\\xb6\\x8f\\x91"));
+    }
+
     #[test]
     fn small_files_get_a_lower_cipher_floor() {
         let cfg = Config::default();

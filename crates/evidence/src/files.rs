@@ -45,7 +45,7 @@ pub(crate) fn collect(pid: u32, notes: &mut Notes) -> Vec<OpenFile> {
             // A descriptor closed since the listing is simply left without
             // details: the process was not stopped for long enough, or a
             // thread of it was not stopped at all.
-            let target = fs::read_link(format!("{dir}/{fd}")).ok().map(|p| p.to_string_lossy().into_owned());
+            let target = fs::read_link(format!("{dir}/{fd}")).ok().map(mamori_event::names::encode);
             let info = read_capped(format!("/proc/{pid}/fdinfo/{fd}").as_ref(), 64 * 1024)
                 .map(|(b, _)| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();

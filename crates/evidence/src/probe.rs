@@ -3,8 +3,10 @@
 //! an error, because a bundle with gaps is still evidence and the gaps are
 //! themselves worth knowing.
 
+use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -73,9 +75,14 @@ pub(crate) fn read_noted(notes: &mut Notes, pid: Option<u32>, path: &Path, cap: 
     Some(bytes)
 }
 
-/// NUL-separated strings (cmdline, environ), lossily decoded.
+/// NUL-separated strings (cmdline, environ), escaped as names are
+/// (`mamori_event::names`): arguments are often paths, kept to the byte.
 pub(crate) fn split_nul(bytes: &[u8]) -> Vec<String> {
-    bytes.split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+    bytes
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| mamori_event::names::encode(OsStr::from_bytes(s)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -118,6 +125,6 @@ mod tests {
 
     #[test]
     fn nul_split_drops_the_terminator() {
-        assert_eq!(split_nul(b"a=1\0b=\xff\0"), vec!["a=1".to_owned(), "b=\u{fffd}".to_owned()]);
+        assert_eq!(split_nul(b"a=1\0b=\xff\0"), vec!["a=1".to_owned(), "b=\\xff".to_owned()]);
     }
 }

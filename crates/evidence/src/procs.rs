@@ -71,9 +71,7 @@ pub(crate) fn collect(pid: u32, notes: &mut Notes) -> ProcessRecord {
         notes.add(Some(pid), format!("/proc/{pid}/stat"), "unreadable (the process may have exited)");
     }
     let link = |name: &str, notes: &mut Notes| {
-        notes
-            .keep(pid, &format!("/proc/{pid}/{name}"), fs::read_link(base.join(name)))
-            .map(|p| p.to_string_lossy().into_owned())
+        notes.keep(pid, &format!("/proc/{pid}/{name}"), fs::read_link(base.join(name))).map(mamori_event::names::encode)
     };
     let exe = link("exe", notes);
     let exe_hash = notes.keep(pid, &format!("/proc/{pid}/exe (content)"), hash_exe(&base.join("exe")));

@@ -12,6 +12,7 @@
 //! the crate still builds and [`Guard::start`] returns
 //! [`GuardError::NotBuilt`].
 
+use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
@@ -67,8 +68,8 @@ pub struct Denial {
     /// The protected directory involved, as given to the guard.
     pub dir: PathBuf,
     /// The entry's name (the protected directory's own name when it is the
-    /// target), at most 255 bytes, lossily UTF-8.
-    pub name: String,
+    /// target), at most 255 bytes: bytes, as a name may not be UTF-8.
+    pub name: OsString,
 }
 
 /// Why the lock could not be set up. Each message says what to do.

@@ -3,8 +3,10 @@
 //! allowances and denials) are its own.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -92,9 +94,13 @@ fn op(raw: u32) -> Option<Op> {
     })
 }
 
-fn c_str(bytes: &[u8]) -> String {
+fn c_bytes(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    &bytes[..end]
+}
+
+fn c_str(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(c_bytes(bytes)).into_owned()
 }
 
 pub(crate) struct Inner {
@@ -213,7 +219,7 @@ impl Inner {
                 comm: c_str(&raw.comm),
                 op,
                 dir: paths.get(&raw.dir).cloned().unwrap_or_default(),
-                name: c_str(&raw.name),
+                name: OsStr::from_bytes(c_bytes(&raw.name)).to_owned(),
             });
         })
     }

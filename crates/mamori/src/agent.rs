@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mamori_engine::{Engine, Verdict};
-use mamori_event::{Event, EventKind};
+use mamori_event::{names, Event, EventKind};
 use mamori_sensor::{Decision, Handler, Sensor, SensorConfig};
 use mamori_store::{Action, ActorInfo, AgentLock, AgentStatus, FileOp, Incident, Store};
 use tracing::{error, info, warn};
@@ -75,7 +75,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let mut agent = Agent::new(settings, store, lock, state_dir, protect.clone(), record, vaults)?;
     agent.decoys = keeper;
     for path in &canaries {
-        agent.inject(EventKind::Canary { path: path.display().to_string() })?;
+        agent.inject(EventKind::Canary { path: names::encode(path) })?;
     }
     agent.load_trusts()?;
     agent.publish(true);
@@ -256,7 +256,7 @@ impl Agent {
     /// program inside a protected folder is never honoured: users write
     /// there, and this thread must not open protected files (see `canary::Keeper`).
     fn honoured(&self, t: &mamori_store::Trust) -> std::result::Result<(), String> {
-        let exe = Path::new(&t.exe);
+        let exe = &names::decode(&t.exe);
         if self.protected.iter().any(|p| exe.starts_with(p)) {
             return Err("the program lies in a protected folder".into());
         }
@@ -278,7 +278,7 @@ impl Agent {
         let status = AgentStatus {
             pid: std::process::id(),
             started_at: self.started_at.clone(),
-            protected: self.protected.iter().map(|p| p.display().to_string()).collect(),
+            protected: self.protected.iter().map(names::encode).collect(),
             active,
             events: stats.events,
             overflows: stats.overflows,
@@ -402,7 +402,7 @@ impl Agent {
             score: verdict.score,
             reasons: verdict.reasons,
             files: verdict.files.iter().map(file_op).collect(),
-            protected: self.protected.iter().map(|p| p.display().to_string()).collect(),
+            protected: self.protected.iter().map(names::encode).collect(),
             stop_latency_us: Some(latency_us),
             notes,
         };
@@ -488,7 +488,7 @@ impl Handler for Agent {
     fn tick(&mut self) {
         for path in self.decoys.as_mut().map(canary::Keeper::tick).unwrap_or_default() {
             info!(decoy = %path.display(), "decoy put back");
-            if let Err(e) = self.inject(EventKind::Canary { path: path.display().to_string() }) {
+            if let Err(e) = self.inject(EventKind::Canary { path: names::encode(path) }) {
                 warn!("{e:#}");
             }
         }

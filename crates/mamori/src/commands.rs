@@ -108,7 +108,7 @@ pub fn resume(state: Option<PathBuf>, id: &str) -> Result<ExitCode> {
         bail!("incident {id} is {:?}, not suspended: nothing to resume", inc.action);
     }
     // Trust first, so the agent forgives the actor before it runs again.
-    let exe = std::path::Path::new(&inc.actor.exe);
+    let exe = &mamori_event::names::decode(&inc.actor.exe);
     let trusted = match crate::trust::refusal(exe) {
         Some(why) => {
             println!("not trusting {}: {why}; resuming without trust", ui::escaped(&inc.actor.exe));

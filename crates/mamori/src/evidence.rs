@@ -156,7 +156,7 @@ pub fn identify_incident(catalog: &Catalog, inc: &Incident) -> (Identification, 
         if samples.len() == SAMPLES {
             break;
         }
-        let sample = match Sample::from_path(Path::new(path)) {
+        let sample = match Sample::from_path(&mamori_event::names::decode(path)) {
             Ok(sample) => sample,
             Err(e) => {
                 info!(id = inc.id, "not sampled: {e}");
@@ -370,7 +370,7 @@ mod tests {
             reasons: Vec::new(),
             files: created
                 .iter()
-                .map(|p| FileOp { path: p.display().to_string(), op: "create".into(), to: None })
+                .map(|p| FileOp { path: mamori_event::names::encode(p), op: "create".into(), to: None })
                 .collect(),
             protected: Vec::new(),
             stop_latency_us: None,
@@ -402,7 +402,7 @@ mod tests {
         let identified =
             within("identify", Duration::from_secs(20), move || identify_incident(&Catalog::builtin(), &inc));
         let (_, notes) = identified.unwrap();
-        assert_eq!(notes, vec![(real.display().to_string(), NOTE.to_owned())]);
+        assert_eq!(notes, vec![(mamori_event::names::encode(&real), NOTE.to_owned())]);
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! and remove what the actor made.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use mamori_event::names;
 use mamori_report::Restored;
 use mamori_restore::{Candidate, Root};
 use mamori_vault::{Entry, Vault};
@@ -47,7 +48,7 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
     let _admitted = crate::handshake::announce(state.path(), &format!("restore {}", inc.id))
         .context("cannot tell the running agent about this restore")?;
     let settings = Settings::load(args.config.as_deref())?;
-    let roots: Vec<PathBuf> = inc.protected.iter().map(PathBuf::from).collect();
+    let roots: Vec<PathBuf> = inc.protected.iter().map(|p| names::decode(p)).collect();
     let mut vaults = Vec::new();
     for dir in vaults::vault_dirs(state.path(), &roots)? {
         let vault = Vault::open_read_only(&dir, vaults::limits(&settings.vault))
@@ -61,7 +62,7 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
         .collect();
     let decoys = &settings.canary.names;
     let is_decoy = |path: &str| {
-        let p = Path::new(path);
+        let p = names::decode(path);
         p.parent().is_some_and(|dir| roots.iter().any(|r| r == dir))
             && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| decoys.iter().any(|d| d == n))
     };

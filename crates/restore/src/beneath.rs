@@ -11,6 +11,7 @@ use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
+use mamori_event::names;
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, ResolveFlags, Uid};
 use rustix::io::Errno;
 
@@ -69,7 +70,7 @@ impl Root {
     /// be a link.
     pub fn open(path: &Path) -> Result<Root, BeneathError> {
         let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY;
-        let shown = path.display().to_string();
+        let shown = names::encode(path);
         let dir =
             rustix::fs::open(path, flags, Mode::empty()).map_err(|e| BeneathError::from_errno(e, &shown, path))?;
         Ok(Root { dir, path: path.to_path_buf() })
@@ -79,11 +80,14 @@ impl Root {
         &self.path
     }
 
-    /// `path` relative to this root, if it lies under it: only plain names
-    /// (`..` and the like are refused, even where they would stay beneath).
+    /// `path` (as incidents and vault entries carry it, see
+    /// `mamori_event::names`) relative to this root, if it lies under it:
+    /// only plain names (`..` and the like are refused, even where they
+    /// would stay beneath).
     pub fn relative(&self, path: &str) -> Result<PathBuf, BeneathError> {
         let outside = || BeneathError::Outside { path: path.to_owned(), root: self.path.clone() };
-        let rel = Path::new(path).strip_prefix(&self.path).map_err(|_| outside())?;
+        let path = names::decode(path);
+        let rel = path.strip_prefix(&self.path).map_err(|_| outside())?;
         let mut clean = PathBuf::new();
         for c in rel.components() {
             match c {
@@ -102,7 +106,7 @@ impl Root {
     /// held open; with `create`, the directories missing on the way are
     /// made, each owned and moded like the one it is made in.
     pub fn place(&self, rel: &Path, create: bool) -> Result<Place, BeneathError> {
-        let shown = || self.path.join(rel).display().to_string();
+        let shown = || names::encode(self.path.join(rel));
         let name = rel.file_name().ok_or_else(|| BeneathError::Outside { path: shown(), root: self.path.clone() })?;
         let parent = rel.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
@@ -141,7 +145,7 @@ impl Root {
 
     /// Removes the file (never a directory) at `rel`; a file already gone is no failure.
     pub fn remove(&self, rel: &Path) -> Result<bool, BeneathError> {
-        let shown = self.path.join(rel).display().to_string();
+        let shown = names::encode(self.path.join(rel));
         let place = match self.place(rel, false) {
             Err(BeneathError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             other => other?,
@@ -155,7 +159,7 @@ impl Root {
 
     /// Renames `from` to `to` (both relative), never over an existing file.
     pub fn rename_back(&self, from: &Path, to: &Path) -> Result<(), BeneathError> {
-        let shown = self.path.join(to).display().to_string();
+        let shown = names::encode(self.path.join(to));
         let src = self.place(from, false)?;
         let dst = self.place(to, true)?;
         rustix::fs::renameat_with(&src.dir, &src.name, &dst.dir, &dst.name, RenameFlags::NOREPLACE)

@@ -6,6 +6,7 @@
 //! [`ProcInfo`] for it and for every ancestor not yet introduced, top-down.
 
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use mamori_event::{ProcInfo, ProcKey};
@@ -140,11 +141,13 @@ impl Procs {
 
 fn proc_info(stat: &Stat, parent: Option<ProcKey>) -> ProcInfo {
     let pid = stat.pid;
-    let exe =
-        std::fs::read_link(format!("/proc/{pid}/exe")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map(mamori_event::names::encode).unwrap_or_default();
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|raw| {
-            raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+            raw.split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| mamori_event::names::encode(std::ffi::OsStr::from_bytes(a)))
+                .collect()
         })
         .unwrap_or_default();
     ProcInfo {

@@ -752,8 +752,9 @@ fn undeleted(path: PathBuf, meta: Option<&std::fs::Metadata>) -> PathBuf {
     }
 }
 
+/// Names are bytes: a path is carried losslessly (see `mamori_event::names`).
 fn path_string(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
+    mamori_event::names::encode(path)
 }
 
 pub(crate) fn own_thread(tid: i32) -> bool {
