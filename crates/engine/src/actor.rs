@@ -4,15 +4,14 @@
 
 use std::collections::VecDeque;
 
-use mamori_event::ProcKey;
+use mamori_event::{FileOp, FileTouch, Finding, Indicator, ProcKey, Reason};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::recent::Recent;
-use crate::{FileOp, FileTouch, Indicator};
 
 /// Most files an actor remembers touching; beyond this the incident says so.
 const MAX_TOUCHED: usize = 20_000;
-/// Most examples kept per indicator, for the human-readable reasons.
+/// Most examples kept per indicator, for the reasons.
 const MAX_EXAMPLES: usize = 5;
 
 /// A new ciphertext-like file or a deleted original waiting for its pair.
@@ -52,7 +51,7 @@ pub(crate) struct ActorState {
     seen_ns: u64,
     /// Ransom-note candidates: content hash → folders (hashes) it appeared in.
     pub notes: FxHashMap<[u8; 16], FxHashSet<u64>>,
-    examples: Vec<(Indicator, Vec<String>, usize)>,
+    findings: Vec<Finding>,
     touched: Vec<FileTouch>,
     touched_seen: FxHashSet<(u64, FileOp)>,
     pub touched_dropped: usize,
@@ -179,17 +178,17 @@ impl ActorState {
     }
 
     fn example(&mut self, indicator: Indicator, path: &str) {
-        let slot = match self.examples.iter_mut().position(|(i, _, _)| *i == indicator) {
-            Some(i) => &mut self.examples[i],
+        let slot = match self.findings.iter().position(|f| f.indicator == indicator) {
+            Some(i) => &mut self.findings[i],
             None => {
-                self.examples.push((indicator, Vec::new(), 0));
-                self.examples.last_mut().expect("just pushed")
+                self.findings.push(Finding { indicator, files: 0, examples: Vec::new() });
+                self.findings.last_mut().expect("just pushed")
             }
         };
-        if !slot.1.iter().any(|p| p == path) {
-            slot.2 += 1;
-            if slot.1.len() < MAX_EXAMPLES {
-                slot.1.push(path.to_owned());
+        if !slot.examples.iter().any(|p| p == path) {
+            slot.files += 1;
+            if slot.examples.len() < MAX_EXAMPLES {
+                slot.examples.push(path.to_owned());
             }
         }
     }
@@ -213,33 +212,15 @@ impl ActorState {
         &self.touched
     }
 
-    /// One line per indicator, strongest evidence first, in plain words.
-    pub fn reasons(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .examples
-            .iter()
-            .map(|(indicator, paths, count)| {
-                let more = count.saturating_sub(paths.len());
-                let mut line =
-                    format!("{} ({} file{}): {}", indicator.describe(), count, plural(*count), paths.join(", "));
-                if more > 0 {
-                    line.push_str(&format!(" and {more} more"));
-                }
-                line
-            })
-            .collect();
+    /// One reason per indicator, in the order first found, then how many
+    /// operations the list of touched files left out. Data, not words: the
+    /// report and the terminal word them in the reader's language.
+    pub fn reasons(&self) -> Vec<Reason> {
+        let mut out: Vec<Reason> = self.findings.iter().cloned().map(Reason::Found).collect();
         if self.touched_dropped > 0 {
-            out.push(format!("{} further file operations were not listed", self.touched_dropped));
+            out.push(Reason::Unlisted { unlisted: self.touched_dropped });
         }
         out
-    }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
     }
 }
 

@@ -2,10 +2,9 @@
 //! the file it touched. Pure functions of content facts and names.
 
 use mamori_content::{region_change, similarity};
-use mamori_event::{ContentFacts, FileKind};
+use mamori_event::{ContentFacts, FileKind, Indicator};
 
 use crate::config::Config;
-use crate::Indicator;
 
 /// Smallest content, in bytes, whose entropy is worth judging at all.
 const MIN_JUDGED: u64 = 64;

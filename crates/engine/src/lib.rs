@@ -22,7 +22,7 @@ mod recent;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
-use mamori_event::{ContentFacts, Event, EventKind, OpenMode, ProcInfo, ProcKey};
+use mamori_event::{ContentFacts, Event, EventKind, FileOp, FileTouch, Indicator, OpenMode, ProcInfo, ProcKey, Reason};
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::{Deserialize, Serialize};
 
@@ -38,78 +38,6 @@ pub enum ConfigError {
     Parse(String),
     #[error("invalid config: `{key}` {problem} (got {value})")]
     Invalid { key: &'static str, problem: &'static str, value: String },
-}
-
-/// The kinds of evidence the engine weighs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Indicator {
-    FormatLost,
-    ContentDestroyed,
-    EncodedCiphertext,
-    StructureBroken,
-    RegionsEncrypted,
-    SimilarityLost,
-    ReplacedByCiphertext,
-    ExtensionRename,
-    RansomNote,
-    Canary,
-    VaultTouched,
-    Breadth,
-}
-
-impl Indicator {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Indicator::FormatLost => "recognised files rewritten into unrecognisable ciphertext-like data",
-            Indicator::ContentDestroyed => "recognised files overwritten with one repeated byte or emptied (wiped)",
-            Indicator::EncodedCiphertext => "files rewritten into base64/hex text of random bytes",
-            Indicator::StructureBroken => "files whose header was kept but whose structure was destroyed",
-            Indicator::RegionsEncrypted => "regions of files overwritten with ciphertext (intermittent encryption)",
-            Indicator::SimilarityLost => "files rewritten into content unlike the original and more random",
-            Indicator::ReplacedByCiphertext => "originals read, then deleted or replaced by ciphertext-like files",
-            Indicator::ExtensionRename => "files renamed to the same new, unknown extension",
-            Indicator::RansomNote => "the same new text file dropped in many folders (ransom note)",
-            Indicator::Canary => "decoy files changed, renamed or deleted",
-            Indicator::VaultTouched => {
-                "mamori's vault of before-images opened, deleted or renamed (backups under attack)"
-            }
-            Indicator::Breadth => "damage spread across several folders",
-        }
-    }
-}
-
-/// What happened to a file, as listed in an incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileOp {
-    Write,
-    Truncate,
-    Create,
-    Delete,
-    Rename,
-}
-
-impl FileOp {
-    /// The name used in incidents (and in serde).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileOp::Write => "write",
-            FileOp::Truncate => "truncate",
-            FileOp::Create => "create",
-            FileOp::Delete => "delete",
-            FileOp::Rename => "rename",
-        }
-    }
-}
-
-/// One file an actor touched. For a rename, `path` is the old name and `to` the new.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileTouch {
-    pub path: String,
-    pub op: FileOp,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub to: Option<String>,
 }
 
 /// The engine's judgement that an actor is ransomware.
@@ -129,7 +57,8 @@ pub struct Verdict {
     pub time_ns: u64,
     pub score: f64,
     pub damaged_files: usize,
-    pub reasons: Vec<String>,
+    /// One per indicator found, in the order first found.
+    pub reasons: Vec<Reason>,
     pub files: Vec<FileTouch>,
 }
 
@@ -668,16 +597,4 @@ fn under(path: &str, dir: &str) -> bool {
 pub fn replay<'a>(cfg: Config, events: impl IntoIterator<Item = &'a Event>) -> Vec<Verdict> {
     let mut engine = Engine::new(cfg);
     events.into_iter().filter_map(|ev| engine.process(ev)).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FileOp;
-
-    #[test]
-    fn file_op_names_match_their_serde_names() {
-        for op in [FileOp::Write, FileOp::Truncate, FileOp::Create, FileOp::Delete, FileOp::Rename] {
-            assert_eq!(serde_json::to_value(op).unwrap(), op.as_str());
-        }
-    }
 }

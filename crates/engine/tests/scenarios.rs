@@ -2,12 +2,23 @@
 
 mod support;
 
-use mamori_engine::{replay, Config, Engine, FileOp, Verdict};
-use mamori_event::OpenMode;
+use mamori_engine::{replay, Config, Engine, Verdict};
+use mamori_event::{FileOp, Indicator, OpenMode, Reason};
 use support::*;
 
 fn verdicts(t: &Trace) -> Vec<Verdict> {
     replay(Config::default(), &t.events)
+}
+
+/// The indicators a verdict rests on, in its order.
+fn found(v: &Verdict) -> Vec<Indicator> {
+    v.reasons
+        .iter()
+        .filter_map(|r| match r {
+            Reason::Found(f) => Some(f.indicator),
+            Reason::Unlisted { .. } | Reason::Text(_) => None,
+        })
+        .collect()
 }
 
 /// A shell session (pid 100) that starts `exe` as pid 200.
@@ -27,7 +38,7 @@ fn in_place_encryption_is_stopped_on_the_third_file() {
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].actor, p);
     assert_eq!(v[0].damaged_files, 3);
-    assert!(v[0].reasons[0].contains("ciphertext"), "{:?}", v[0].reasons);
+    assert_eq!(found(&v[0])[0], Indicator::FormatLost, "{:?}", v[0].reasons);
     assert!(v[0].files.iter().any(|f| f.path == "/data/doc0.txt" && f.op == FileOp::Write));
 }
 
@@ -45,7 +56,7 @@ fn a_close_seen_before_the_rename_that_preceded_it_is_still_judged() {
     }
     let v = verdicts(&t);
     assert_eq!(v.len(), 1, "{v:#?}");
-    assert!(v[0].reasons[0].contains("ciphertext"), "content, not only renames: {:?}", v[0].reasons);
+    assert_eq!(found(&v[0])[0], Indicator::FormatLost, "content, not only renames: {:?}", v[0].reasons);
     assert!(v[0].damaged_files <= 3, "{}", v[0].damaged_files);
 }
 
@@ -168,7 +179,7 @@ fn write_new_then_delete_is_stopped() {
     let v = verdicts(&t);
     assert_eq!(v.len(), 1, "{v:#?}");
     assert!(v[0].damaged_files <= 3);
-    assert!(v[0].reasons.iter().any(|r| r.contains("deleted or replaced")), "{:?}", v[0].reasons);
+    assert!(found(&v[0]).contains(&Indicator::ReplacedByCiphertext), "{:?}", v[0].reasons);
 }
 
 #[test]
@@ -199,7 +210,7 @@ fn password_protected_archives_replacing_originals_are_stopped() {
     let v = verdicts(&t);
     assert_eq!(v.len(), 1, "{v:#?}");
     assert!(v[0].damaged_files <= 3, "{}", v[0].damaged_files);
-    assert!(v[0].reasons[0].contains("replaced by ciphertext"), "{:?}", v[0].reasons);
+    assert_eq!(found(&v[0])[0], Indicator::ReplacedByCiphertext, "{:?}", v[0].reasons);
 }
 
 /// People archive files and delete the originals (`zip -m`): without a
@@ -263,7 +274,7 @@ fn documents_overwritten_with_zeros_are_stopped() {
     let v = verdicts(&t);
     assert_eq!(v.len(), 1, "{v:#?}");
     assert!(v[0].damaged_files <= 3, "{}", v[0].damaged_files);
-    assert!(v[0].reasons[0].contains("wiped"), "{:?}", v[0].reasons);
+    assert_eq!(found(&v[0])[0], Indicator::ContentDestroyed, "{:?}", v[0].reasons);
 }
 
 /// The close's facts are computed on another thread, so the delete that
@@ -351,7 +362,7 @@ fn renames_to_one_new_extension_are_stopped() {
     }
     let v = verdicts(&t);
     assert_eq!(v.len(), 1);
-    assert!(v[0].reasons.iter().any(|r| r.contains("extension")));
+    assert!(found(&v[0]).contains(&Indicator::ExtensionRename), "{:?}", v[0].reasons);
     assert!(v[0].files.iter().any(|f| f.op == FileOp::Rename && f.to.as_deref() == Some("/data/d0.docx.qz7k")));
 }
 
@@ -385,7 +396,7 @@ fn a_touched_canary_is_an_immediate_verdict() {
     t.open(p, "/data/.~mamori-decoy.docx", OpenMode::Write, &prose(1, 5000));
     let v = verdicts(&t);
     assert_eq!(v.len(), 1);
-    assert!(v[0].reasons[0].contains("decoy"));
+    assert_eq!(found(&v[0])[0], Indicator::Canary, "{:?}", v[0].reasons);
 }
 
 #[test]
@@ -410,7 +421,7 @@ fn ransom_notes_add_up_with_damage() {
     t.rewrite(p, "/data/dir0/b.txt", &prose(2, 9000), &random_bytes(2, 9000));
     let v = verdicts(&t);
     assert_eq!(v.len(), 1);
-    assert!(v[0].reasons.iter().any(|r| r.contains("ransom note")), "{:?}", v[0].reasons);
+    assert!(found(&v[0]).contains(&Indicator::RansomNote), "{:?}", v[0].reasons);
 }
 
 #[test]

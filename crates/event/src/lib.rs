@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 pub mod names;
 
+mod finding;
+pub use finding::{FileOp, FileTouch, Finding, Indicator, Reason};
+
 /// A process identity that survives pid reuse: the pid together with the
 /// process start time (clock ticks since boot, field 22 of `/proc/PID/stat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use mamori_engine::{Engine, Verdict};
 use mamori_event::{names, Event, EventKind};
 use mamori_sensor::{Decision, Handler, Sensor, SensorConfig};
-use mamori_store::{Action, ActorInfo, AgentLock, AgentStatus, FileOp, Incident, Store};
+use mamori_store::{Action, ActorInfo, AgentLock, AgentStatus, Incident, Store};
 use tracing::{error, info, warn};
 
 use crate::canary;
@@ -300,7 +300,7 @@ impl Agent {
                 continue;
             }
             let Ok(Some(mut inc)) = self.store.incident(id) else { continue };
-            inc.files = touched.iter().map(file_op).collect();
+            inc.files = touched.to_vec();
             match self.store.update_incident(&inc) {
                 Ok(()) => *listed = touched.len(),
                 Err(e) => warn!("cannot update incident {id}: {e}"),
@@ -401,7 +401,7 @@ impl Agent {
             action,
             score: verdict.score,
             reasons: verdict.reasons,
-            files: verdict.files.iter().map(file_op).collect(),
+            files: verdict.files,
             protected: self.protected.iter().map(names::encode).collect(),
             stop_latency_us: Some(latency_us),
             notes,
@@ -414,7 +414,7 @@ impl Agent {
             processes = incident.pids.len(),
             latency_us,
             "RANSOMWARE STOPPED: {}",
-            incident.reasons.first().map(String::as_str).unwrap_or("")
+            incident.reasons.first().map(crate::ui::reason).unwrap_or_default()
         );
         let mut incident = incident;
         if self.isolate.on_incident {
@@ -439,10 +439,6 @@ impl Agent {
         self.incidents += 1;
         self.publish(true);
     }
-}
-
-fn file_op(t: &mamori_engine::FileTouch) -> FileOp {
-    FileOp { path: t.path.clone(), op: t.op.as_str().to_owned(), to: t.to.clone() }
 }
 
 impl Handler for Agent {

@@ -90,7 +90,7 @@ pub fn incidents(state: Option<PathBuf>, json: bool) -> Result<ExitCode> {
             format!("{} (pid {})", ui::escaped(&inc.actor.exe), inc.actor.pid).into(),
             inc.pids.len().into(),
             inc.files.len().into(),
-            ui::escaped(inc.reasons.first().map_or("", String::as_str)).into_owned().into(),
+            inc.reasons.first().map(ui::reason).unwrap_or_default().into(),
         ]);
     }
     println!("{table}");

@@ -108,7 +108,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         "files touched before the stop".into(),
         format!("{} of {} ({} changed, {} gone)", diff.touched(), before.len(), diff.changed, diff.missing),
     ]);
-    table.add_row(vec!["why".into(), inc.reasons.join("\n")]);
+    table.add_row(vec!["why".into(), inc.reasons.iter().map(ui::reason).collect::<Vec<_>>().join("\n")]);
     if let Some(us) = inc.stop_latency_us {
         table.add_row(vec!["decision to stop".into(), format!("{:.1} ms", us as f64 / 1000.0)]);
     }

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use mamori_event::{ContentFacts, Digest, Event, EventKind, ProcInfo, ProcKey};
 use mamori_identify::{Catalog, Confidence, Identification, Sample};
 use mamori_report::NoteFound;
-use mamori_store::Incident;
+use mamori_store::{FileOp, Incident};
 use tracing::{info, warn};
 
 use crate::state::StateDir;
@@ -146,10 +146,10 @@ pub fn catalog(state: &StateDir) -> Result<Catalog> {
 pub fn identify_incident(catalog: &Catalog, inc: &Incident) -> (Identification, Vec<(String, String)>) {
     let mut samples = Vec::new();
     let mut notes = Vec::new();
-    let made = inc.files.iter().filter_map(|f| match f.op.as_str() {
-        "create" => Some(f.path.as_str()),
-        "rename" => f.to.as_deref(),
-        _ => None,
+    let made = inc.files.iter().filter_map(|f| match f.op {
+        FileOp::Create => Some(f.path.as_str()),
+        FileOp::Rename => f.to.as_deref(),
+        FileOp::Write | FileOp::Truncate | FileOp::Delete => None,
     });
     let mut seen = std::collections::BTreeSet::new();
     for path in made.filter(|p| seen.insert(*p)).take(LOOKED_AT) {
@@ -327,7 +327,7 @@ fn verify(bundle: &Path, key: Option<&str>) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mamori_store::{Action, ActorInfo, FileOp};
+    use mamori_store::{Action, ActorInfo, FileTouch};
     use std::os::unix::fs::PermissionsExt;
 
     const NOTE: &str = "All your files are encrypted. Pay 1 Bitcoin to restore them; \
@@ -370,7 +370,7 @@ mod tests {
             reasons: Vec::new(),
             files: created
                 .iter()
-                .map(|p| FileOp { path: mamori_event::names::encode(p), op: "create".into(), to: None })
+                .map(|p| FileTouch { path: mamori_event::names::encode(p), op: FileOp::Create, to: None })
                 .collect(),
             protected: Vec::new(),
             stop_latency_us: None,

@@ -59,7 +59,7 @@ pub fn case(state: &StateDir, inc: Incident) -> Case {
         .iter()
         .map(|f| FileOutcome {
             path: f.path.clone(),
-            op: f.op.clone(),
+            op: f.op,
             to: f.to.clone(),
             restored: outcomes.get(&f.path).cloned().or_else(|| (!outcomes.is_empty()).then_some(Restored::NotYet)),
         })

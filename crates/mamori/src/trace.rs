@@ -121,7 +121,7 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
                 format!("{exe} (pid {})", v.actor.pid),
                 format!("{:.0}", v.score),
                 v.files.len().to_string(),
-                v.reasons.join("\n"),
+                v.reasons.iter().map(ui::reason).collect::<Vec<_>>().join("\n"),
             ]);
         }
         println!("{table}");

@@ -47,6 +47,12 @@ pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
+/// One of an incident's reasons as a terminal line: worded as the English
+/// report words it, escaped because its examples are paths users name.
+pub fn reason(r: &mamori_store::Reason) -> String {
+    escaped(&mamori_report::reason(r, mamori_report::Lang::En)).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ fn a_touched_decoy_stops_the_attack_at_once() {
     let (agent, _sim, incident) = ws.attacked(40, None, "overwrite");
     assert!(ws.data.join(".0-contracts.pdf").exists(), "decoys are placed");
     let reasons = incident["reasons"].to_string();
-    assert!(reasons.contains("decoy"), "{reasons}");
+    assert!(reasons.contains(r#""indicator":"canary""#), "{reasons}");
     ws.kill(&incident);
     agent.stop();
 }
@@ -236,7 +236,7 @@ fn another_process_touching_the_vault_is_stopped() {
     );
     let incidents = ws.wait_for_incident(&mut thief.0, Duration::from_secs(60));
     assert_eq!(incidents.len(), 1, "{}", agent.log());
-    assert!(incidents[0]["reasons"].to_string().contains("vault"), "{:#}", incidents[0]);
+    assert!(incidents[0]["reasons"].to_string().contains(r#""indicator":"vault-touched""#), "{:#}", incidents[0]);
     // Stopped before its open was refused: it never held the before-image.
     let held = std::fs::read_link(format!("/proc/{}/fd/3", thief.0.id()));
     assert!(held.is_err(), "the thief holds {held:?}");

@@ -164,7 +164,7 @@ fn mamoris_executable_run_by_a_process_that_did_not_announce_itself_is_refused_a
     let incidents = ws.wait_for_incident(&mut peek.0, Duration::from_secs(60));
     assert_eq!(incidents.len(), 1, "{}", agent.log());
     let inc = &incidents[0];
-    assert!(inc["reasons"].to_string().contains("vault"), "{inc:#}");
+    assert!(inc["reasons"].to_string().contains(r#""indicator":"vault-touched""#), "{inc:#}");
     assert_eq!(inc["actor"]["pid"].as_u64(), Some(peek.0.id() as u64), "{inc:#}");
     assert_eq!(Path::new(inc["actor"]["exe"].as_str().unwrap()), Path::new(BIN).canonicalize().unwrap());
     ws.kill(inc);

@@ -91,7 +91,7 @@ fn a_directory_swapped_for_a_link_after_the_incident_takes_no_root_write() {
 fn decoys_hit_by_the_attacker_neither_fail_nor_hang_the_restore() {
     let (ws, agent, _sim, inc, _user, before) = attacked_by_user("", "rename-first");
     let reasons = inc["reasons"].to_string();
-    assert!(reasons.contains("decoy"), "the attack meets the decoys first: {reasons}");
+    assert!(reasons.contains(r#""indicator":"canary""#), "the attack meets the decoys first: {reasons}");
     ws.kill(&inc);
     let out = restore(&ws, inc["id"].as_str().unwrap(), &[]);
     assert!(out.status.success(), "{}\n{}", said(&out), agent.log());

@@ -1,7 +1,7 @@
 //! Everything a report is made from, as plain serde data the binary fills in.
 
 use mamori_event::Event;
-use mamori_store::Incident;
+use mamori_store::{FileOp, Incident};
 use serde::{Deserialize, Serialize};
 
 /// One incident with what is known around it.
@@ -40,8 +40,7 @@ pub struct Host {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileOutcome {
     pub path: String,
-    /// "write", "truncate", "create", "delete", "rename" (as in incidents).
-    pub op: String,
+    pub op: FileOp,
     /// The new name, for a rename.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,

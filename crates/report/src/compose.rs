@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use mamori_event::EventKind;
-use mamori_store::Action;
+use mamori_store::{Action, FileOp};
 
 use crate::doc::{Block, Doc, Section};
 use crate::indicators::{contacts, leak_threat, new_extensions};
@@ -195,14 +195,13 @@ fn restored_label(t: &Text, r: &Option<Restored>) -> String {
     }
 }
 
-fn op_label(t: &Text, op: &str) -> String {
+fn op_label(t: &Text, op: FileOp) -> &'static str {
     match op {
-        "write" => t.op_write.into(),
-        "truncate" => t.op_truncate.into(),
-        "create" => t.op_create.into(),
-        "delete" => t.op_delete.into(),
-        "rename" => t.op_rename.into(),
-        other => other.into(),
+        FileOp::Write => t.op_write,
+        FileOp::Truncate => t.op_truncate,
+        FileOp::Create => t.op_create,
+        FileOp::Delete => t.op_delete,
+        FileOp::Rename => t.op_rename,
     }
 }
 
@@ -355,7 +354,7 @@ fn stopped(case: &Case, t: &Text, f: &Facts) -> Section {
     let mut blocks = vec![Block::Facts(facts)];
     if !inc.reasons.is_empty() {
         blocks.push(Block::Sub(t.reasons.into()));
-        blocks.push(Block::List(inc.reasons.clone()));
+        blocks.push(Block::List(inc.reasons.iter().map(|r| t.reason(r)).collect()));
     }
     match inc.action {
         Action::Suspended => blocks.push(Block::Important(f.fill(t.suspended_hint))),
@@ -383,7 +382,12 @@ fn files(case: &Case, t: &Text) -> Section {
         .iter()
         .take(MAX_FILE_ROWS)
         .map(|f| {
-            vec![f.path.clone(), op_label(t, &f.op), f.to.clone().unwrap_or_default(), restored_label(t, &f.restored)]
+            vec![
+                f.path.clone(),
+                op_label(t, f.op).into(),
+                f.to.clone().unwrap_or_default(),
+                restored_label(t, &f.restored),
+            ]
         })
         .collect();
     let more = (case.files.len() > MAX_FILE_ROWS)
@@ -593,7 +597,7 @@ fn nco(case: &Case, t: &Text, f: &Facts) -> Section {
             .collect::<Vec<_>>()
             .join(t.list_sep)
     };
-    let encrypted = case.files.iter().any(|f| matches!(f.op.as_str(), "write" | "truncate" | "rename"));
+    let encrypted = case.files.iter().any(|f| matches!(f.op, FileOp::Write | FileOp::Truncate | FileOp::Rename));
     let damage = fill(
         t.nco_damage,
         &[

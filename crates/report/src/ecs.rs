@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 
 use crate::time::iso_utc;
 use crate::timeline::{
-    command_line, detected_ns, entries, entropy, extension, file_name, kind_name, verdict_message, Entry, What,
+    command_line, detected_ns, entries, entropy, extension, file_name, kind_name, reasons_line, verdict_message, Entry,
+    What,
 };
 use crate::{Case, ReportError};
 
@@ -144,7 +145,7 @@ fn alert_doc(case: &Case) -> Value {
             "dataset": "mamori.incident",
             "id": inc.id,
             "risk_score": inc.score,
-            "reason": inc.reasons.join("; "),
+            "reason": reasons_line(case),
             "outcome": if inc.action == mamori_store::Action::Failed { "failure" } else { "success" },
         }),
     );

@@ -47,15 +47,26 @@ pub enum Format {
     Html,
 }
 
+impl Lang {
+    fn text(self) -> &'static text::Text {
+        match self {
+            Lang::Ja => &text::JA,
+            Lang::En => &text::EN,
+        }
+    }
+}
+
 /// The incident report for people.
 pub fn render(case: &Case, lang: Lang, format: Format) -> String {
-    let table = match lang {
-        Lang::Ja => &text::JA,
-        Lang::En => &text::EN,
-    };
-    let doc = compose::compose(case, table);
+    let doc = compose::compose(case, lang.text());
     match format {
         Format::Markdown => markdown::markdown(&doc),
         Format::Html => html::html(&doc),
     }
+}
+
+/// One of an incident's reasons as a line, as the report words it (for the
+/// terminal, which shows reasons without a whole report).
+pub fn reason(reason: &mamori_store::Reason, lang: Lang) -> String {
+    lang.text().reason(reason)
 }

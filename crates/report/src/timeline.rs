@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use mamori_event::{ContentFacts, Event, EventKind, FileKind, Format, OpenMode, ProcInfo, ProcKey};
 
+use crate::text::EN;
 use crate::time::parse_rfc3339;
 use crate::Case;
 
@@ -266,7 +267,13 @@ pub(crate) fn verdict_message(case: &Case) -> String {
     );
     if !inc.reasons.is_empty() {
         msg.push_str("; ");
-        msg.push_str(&inc.reasons.join("; "));
+        msg.push_str(&reasons_line(case));
     }
     msg
+}
+
+/// The incident's reasons on one line, in English whatever the report's
+/// language: exports are read by tools, and keep the sentences they always had.
+pub(crate) fn reasons_line(case: &Case) -> String {
+    case.incident.reasons.iter().map(|r| EN.reason(r)).collect::<Vec<_>>().join("; ")
 }

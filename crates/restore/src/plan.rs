@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mamori_store::Incident;
+use mamori_store::{FileOp, Incident};
 use mamori_vault::{Entry, Kind};
 
 /// A vault entry and the vault it is in: object ids restart at 1 in each
@@ -67,21 +67,22 @@ pub fn plan<'a>(inc: &Incident, all: &[Candidate<'a>], is_decoy: &dyn Fn(&str) -
     let mut deleted = BTreeSet::new();
     let mut renamed: BTreeMap<&str, &str> = BTreeMap::new();
     for f in &inc.files {
-        match f.op.as_str() {
-            "create" => {
+        match f.op {
+            FileOp::Create => {
                 made.insert(f.path.as_str());
             }
-            "rename" => {
+            FileOp::Rename => {
                 originals.insert(f.path.as_str());
                 if let Some(to) = f.to.as_deref() {
                     made.insert(to);
                     renamed.insert(f.path.as_str(), to);
                 }
             }
-            op => {
-                if op == "delete" {
-                    deleted.insert(f.path.as_str());
-                }
+            FileOp::Delete => {
+                deleted.insert(f.path.as_str());
+                originals.insert(f.path.as_str());
+            }
+            FileOp::Write | FileOp::Truncate => {
                 originals.insert(f.path.as_str());
             }
         }
@@ -148,7 +149,7 @@ fn choose<'a>(candidates: &[Candidate<'a>], started_ns: u64) -> Option<Candidate
 #[cfg(test)]
 mod tests {
     use mamori_event::ProcKey;
-    use mamori_store::{ActorInfo, FileOp};
+    use mamori_store::{ActorInfo, FileTouch};
     use mamori_vault::Meta;
 
     use super::*;
@@ -156,12 +157,9 @@ mod tests {
     const ACTOR: ProcKey = ProcKey { pid: 42, start: 7 };
     const STARTED: u64 = 1_000;
 
-    fn incident(files: &[(&str, &str, Option<&str>)]) -> Incident {
-        let files = files.iter().map(|(op, path, to)| FileOp {
-            path: (*path).into(),
-            op: (*op).into(),
-            to: to.map(Into::into),
-        });
+    fn incident(files: &[(FileOp, &str, Option<&str>)]) -> Incident {
+        let files =
+            files.iter().map(|(op, path, to)| FileTouch { path: (*path).into(), op: *op, to: to.map(Into::into) });
         Incident {
             id: "INC-0001".into(),
             detected_at: String::new(),
@@ -211,7 +209,10 @@ mod tests {
 
     #[test]
     fn a_file_renamed_and_never_opened_is_renamed_back() {
-        let inc = incident(&[("rename", "/d/a.doc", Some("/d/a.doc.locked")), ("rename", "/d/b.doc", Some("/d/b.x"))]);
+        let inc = incident(&[
+            (FileOp::Rename, "/d/a.doc", Some("/d/a.doc.locked")),
+            (FileOp::Rename, "/d/b.doc", Some("/d/b.x")),
+        ]);
         let entries = [entry(1, Kind::Copy, "/d/b.x", STARTED + 5, Some(ACTOR))];
         let plan = plan(&inc, &in_vault(0, &entries), &no_decoys);
         assert_eq!(plan.rename_back, vec![("/d/a.doc".to_owned(), "/d/a.doc.locked".to_owned())]);
@@ -223,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_renamed_file_the_actor_then_deleted_is_missing() {
-        let inc = incident(&[("rename", "/d/a.doc", Some("/d/a.x")), ("delete", "/d/a.x", None)]);
+        let inc = incident(&[(FileOp::Rename, "/d/a.doc", Some("/d/a.x")), (FileOp::Delete, "/d/a.x", None)]);
         let plan = plan(&inc, &[], &no_decoys);
         assert!(plan.rename_back.is_empty());
         assert_eq!(plan.missing, vec!["/d/a.doc".to_owned()]);
@@ -232,9 +233,9 @@ mod tests {
     #[test]
     fn the_kernels_name_of_a_deleted_file_is_the_file() {
         let inc = incident(&[
-            ("write", "/d/a.doc", None),
-            ("delete", "/d/a.doc", None),
-            ("write", "/d/a.doc (deleted)", None),
+            (FileOp::Write, "/d/a.doc", None),
+            (FileOp::Delete, "/d/a.doc", None),
+            (FileOp::Write, "/d/a.doc (deleted)", None),
         ]);
         let entries = [entry(1, Kind::Copy, "/d/a.doc", STARTED + 5, Some(ACTOR))];
         let plan = plan(&inc, &in_vault(0, &entries), &no_decoys);
@@ -245,7 +246,7 @@ mod tests {
 
     #[test]
     fn a_file_literally_named_deleted_is_still_restored() {
-        let inc = incident(&[("write", "/d/x (deleted)", None)]);
+        let inc = incident(&[(FileOp::Write, "/d/x (deleted)", None)]);
         let entries = [entry(1, Kind::Copy, "/d/x (deleted)", STARTED + 5, Some(ACTOR))];
         let plan = plan(&inc, &in_vault(0, &entries), &no_decoys);
         assert_eq!(plan.put_back.len(), 1);
@@ -254,9 +255,9 @@ mod tests {
     #[test]
     fn decoys_are_not_the_users_files() {
         let inc = incident(&[
-            ("rename", "/d/.0-contracts.pdf", Some("/d/.0-contracts.pdf.locked")),
-            ("delete", "/d/.0-invoices.pdf", None),
-            ("write", "/d/a.doc", None),
+            (FileOp::Rename, "/d/.0-contracts.pdf", Some("/d/.0-contracts.pdf.locked")),
+            (FileOp::Delete, "/d/.0-invoices.pdf", None),
+            (FileOp::Write, "/d/a.doc", None),
         ]);
         let entries = [entry(1, Kind::Copy, "/d/a.doc", STARTED + 5, Some(ACTOR))];
         let plan = plan(&inc, &in_vault(0, &entries), &|p: &str| p.starts_with("/d/.0-"));
@@ -268,7 +269,7 @@ mod tests {
 
     #[test]
     fn each_copy_comes_from_its_own_vault() {
-        let inc = incident(&[("write", "/d/a.doc", None), ("write", "/e/b.doc", None)]);
+        let inc = incident(&[(FileOp::Write, "/d/a.doc", None), (FileOp::Write, "/e/b.doc", None)]);
         // Object ids restart at 1 in every vault: both entries are "1".
         let first = [entry(1, Kind::Copy, "/d/a.doc", STARTED + 5, Some(ACTOR))];
         let second = [entry(1, Kind::Copy, "/e/b.doc", STARTED + 6, Some(ACTOR))];
@@ -280,7 +281,7 @@ mod tests {
 
     #[test]
     fn the_earliest_copy_after_the_start_wins_over_pins_and_older_copies() {
-        let inc = incident(&[("write", "/d/a.doc", None)]);
+        let inc = incident(&[(FileOp::Write, "/d/a.doc", None)]);
         let entries = [
             entry(1, Kind::Copy, "/d/a.doc", STARTED - 10, None),
             entry(2, Kind::Pin, "/d/a.doc", STARTED + 1, Some(ACTOR)),

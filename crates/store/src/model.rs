@@ -1,6 +1,6 @@
 //! What the store keeps: incidents and trusts, as plain serde data.
 
-pub use mamori_event::ProcKey;
+pub use mamori_event::{FileOp, FileTouch, Finding, Indicator, ProcKey, Reason};
 use serde::{Deserialize, Serialize};
 
 /// One detection and what was done about it.
@@ -17,8 +17,11 @@ pub struct Incident {
     pub procs: Vec<ProcKey>,
     pub action: Action,
     pub score: f64,
-    pub reasons: Vec<String>,
-    pub files: Vec<FileOp>,
+    /// Why the actor was judged. Incidents from before reasons were typed
+    /// hold English sentences, which load as [`Reason::Text`].
+    pub reasons: Vec<Reason>,
+    /// What the actor did to which file, each file and operation once.
+    pub files: Vec<FileTouch>,
     pub protected: Vec<String>,
     /// From the deciding event until every process was suspended.
     pub stop_latency_us: Option<u64>,
@@ -59,17 +62,6 @@ impl Action {
             Action::Failed => "failed",
         }
     }
-}
-
-/// A file operation of the actor's.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct FileOp {
-    pub path: String,
-    /// "write", "create", "delete", "rename", ...
-    pub op: String,
-    /// The new name, for a rename.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
 }
 
 /// A program trusted to write in a folder, usually after a false positive.

@@ -7,8 +7,8 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use mamori_store::{
-    agent_status, Action, ActorInfo, AgentLock, AgentStatus, FileOp, Incident, ProcKey, Store, StoreError, Trust,
-    VaultStatus, VaultUserStatus, DB_FILE,
+    agent_status, Action, ActorInfo, AgentLock, AgentStatus, FileOp, FileTouch, Finding, Incident, Indicator, ProcKey,
+    Reason, Store, StoreError, Trust, VaultStatus, VaultUserStatus, DB_FILE,
 };
 
 fn incident(id: &str) -> Incident {
@@ -27,10 +27,17 @@ fn incident(id: &str) -> Incident {
         procs: vec![ProcKey { pid: 4242, start: 987_654 }, ProcKey { pid: 4243, start: 987_700 }],
         action: Action::Suspended,
         score: 12.5,
-        reasons: vec!["3 documents turned into random data".to_owned()],
+        reasons: vec![
+            Reason::Found(Finding {
+                indicator: Indicator::FormatLost,
+                files: 3,
+                examples: vec!["/srv/a.docx".to_owned()],
+            }),
+            Reason::Unlisted { unlisted: 2 },
+        ],
         files: vec![
-            FileOp { path: "/srv/a.docx".to_owned(), op: "write".to_owned(), to: None },
-            FileOp { path: "/srv/b.pdf".to_owned(), op: "rename".to_owned(), to: Some("/srv/b.pdf.locked".to_owned()) },
+            FileTouch { path: "/srv/a.docx".to_owned(), op: FileOp::Write, to: None },
+            FileTouch { path: "/srv/b.pdf".to_owned(), op: FileOp::Rename, to: Some("/srv/b.pdf.locked".to_owned()) },
         ],
         protected: vec!["/srv".to_owned()],
         stop_latency_us: Some(1234),
@@ -104,6 +111,8 @@ fn action_serialises_lowercase() {
     let json = serde_json::to_value(incident("INC-0001")).unwrap();
     assert_eq!(json["action"], "suspended");
     assert_eq!(json["files"][0].get("to"), None);
+    assert_eq!(json["files"][1]["op"], "rename");
+    assert_eq!(json["reasons"][0]["indicator"], "format-lost");
     for a in [Action::Suspended, Action::Killed, Action::Resumed, Action::Failed] {
         assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
     }
@@ -296,4 +305,53 @@ fn trusts_of_a_first_version_store_load_without_a_hash() {
     let trusts = store.trusts().unwrap();
     assert_eq!(trusts.len(), 1);
     assert_eq!(trusts[0].exe_hash, None, "an old trust has no hash, and is therefore not honoured");
+}
+
+/// Incidents written before reasons and operations were typed: reasons are
+/// the engine's English sentences, operations their names. They must still
+/// load, and be written back unchanged when the incident is updated.
+#[test]
+fn incidents_of_the_prose_format_still_load() {
+    let old = serde_json::json!({
+        "id": "INC-0001",
+        "detected_at": "2025-01-02T03:04:05.123456Z",
+        "actor": { "pid": 4242, "start": 987654, "exe": "/tmp/evil", "cmdline": ["/tmp/evil"], "uid": 1000 },
+        "pids": [4242],
+        "procs": [{ "pid": 4242, "start": 987654 }],
+        "action": "suspended",
+        "score": 12.5,
+        "reasons": [
+            "recognised files rewritten into unrecognisable ciphertext-like data (2 files): /srv/a.docx, /srv/c.xlsx",
+            "12 further file operations were not listed"
+        ],
+        "files": [
+            { "path": "/srv/a.docx", "op": "write" },
+            { "path": "/srv/b.pdf", "op": "rename", "to": "/srv/b.pdf.locked" },
+            { "path": "/srv/README.txt", "op": "create" },
+            { "path": "/srv/c.xlsx", "op": "truncate" },
+            { "path": "/srv/d.jpg", "op": "delete" }
+        ],
+        "protected": ["/srv"],
+        "stop_latency_us": 1234,
+        "notes": []
+    });
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute(
+        "INSERT INTO incidents (id, detected_at, action, body) VALUES ('INC-0001', 'then', 'suspended', ?1)",
+        [old.to_string()],
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(dir.path()).unwrap();
+    let inc = store.incident("INC-0001").unwrap().expect("the old incident loads");
+    assert_eq!(store.incidents().unwrap(), vec![inc.clone()]);
+    assert!(
+        matches!(&inc.reasons[..], [Reason::Text(a), Reason::Text(b)] if a.starts_with("recognised") && b.starts_with("12"))
+    );
+    let ops: Vec<FileOp> = inc.files.iter().map(|f| f.op).collect();
+    assert_eq!(ops, [FileOp::Write, FileOp::Rename, FileOp::Create, FileOp::Truncate, FileOp::Delete]);
+    assert_eq!(serde_json::to_value(&inc).unwrap(), old, "an old incident is written back as it was");
 }

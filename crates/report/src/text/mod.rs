@@ -3,6 +3,8 @@
 //! `{s}` is English's plural ending, following `{n}`: empty when `n` is 1.
 //! Both languages fill the same fields, so the compiler keeps them in step.
 
+use mamori_event::{Indicator, Reason};
+
 mod en;
 mod ja;
 
@@ -184,6 +186,67 @@ pub(crate) struct Text {
     pub measure_isolation: &'static str,
     pub measure_restore: &'static str,
     pub measure_evidence: &'static str,
+    /// One reason: `{what}` is the indicator's wording, `{n}` its files, `{paths}` some of them.
+    pub reason_found: &'static str,
+    /// Appended to a reason whose files were not all named.
+    pub reason_more: &'static str,
+    pub reason_unlisted: &'static str,
+    pub ind_format_lost: &'static str,
+    pub ind_content_destroyed: &'static str,
+    pub ind_encoded_ciphertext: &'static str,
+    pub ind_structure_broken: &'static str,
+    pub ind_regions_encrypted: &'static str,
+    pub ind_similarity_lost: &'static str,
+    pub ind_replaced_by_ciphertext: &'static str,
+    pub ind_extension_rename: &'static str,
+    pub ind_ransom_note: &'static str,
+    pub ind_canary: &'static str,
+    pub ind_vault_touched: &'static str,
+    pub ind_breadth: &'static str,
+}
+
+impl Text {
+    /// What an indicator means, in this language.
+    pub(crate) fn indicator(&self, i: Indicator) -> &'static str {
+        match i {
+            Indicator::FormatLost => self.ind_format_lost,
+            Indicator::ContentDestroyed => self.ind_content_destroyed,
+            Indicator::EncodedCiphertext => self.ind_encoded_ciphertext,
+            Indicator::StructureBroken => self.ind_structure_broken,
+            Indicator::RegionsEncrypted => self.ind_regions_encrypted,
+            Indicator::SimilarityLost => self.ind_similarity_lost,
+            Indicator::ReplacedByCiphertext => self.ind_replaced_by_ciphertext,
+            Indicator::ExtensionRename => self.ind_extension_rename,
+            Indicator::RansomNote => self.ind_ransom_note,
+            Indicator::Canary => self.ind_canary,
+            Indicator::VaultTouched => self.ind_vault_touched,
+            Indicator::Breadth => self.ind_breadth,
+        }
+    }
+
+    /// One of an incident's reasons as a line. A reason from before they
+    /// were typed is the engine's English sentence, shown as it was.
+    pub(crate) fn reason(&self, r: &Reason) -> String {
+        match r {
+            Reason::Found(f) => {
+                let mut line = fill(
+                    self.reason_found,
+                    &[
+                        ("what", self.indicator(f.indicator)),
+                        ("n", &f.files.to_string()),
+                        ("paths", &f.examples.join(self.list_sep)),
+                    ],
+                );
+                let more = f.files.saturating_sub(f.examples.len());
+                if more > 0 {
+                    line.push_str(&fill(self.reason_more, &[("n", &more.to_string())]));
+                }
+                line
+            }
+            Reason::Unlisted { unlisted } => fill(self.reason_unlisted, &[("n", &unlisted.to_string())]),
+            Reason::Text(text) => text.clone(),
+        }
+    }
 }
 
 /// Replaces each `{name}` in `template` with its value; unknown names stay as they are.
@@ -219,7 +282,56 @@ pub(crate) fn fill(template: &str, values: &[(&str, &str)]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::fill;
+    use mamori_event::{Finding, Indicator, Reason};
+
+    use super::{fill, EN, JA};
+
+    /// The indicator after `i`, so that walking from the first visits them
+    /// all: a new indicator does not compile here until it is given a place.
+    fn after(i: Indicator) -> Option<Indicator> {
+        use Indicator::*;
+        match i {
+            FormatLost => Some(ContentDestroyed),
+            ContentDestroyed => Some(EncodedCiphertext),
+            EncodedCiphertext => Some(StructureBroken),
+            StructureBroken => Some(RegionsEncrypted),
+            RegionsEncrypted => Some(SimilarityLost),
+            SimilarityLost => Some(ReplacedByCiphertext),
+            ReplacedByCiphertext => Some(ExtensionRename),
+            ExtensionRename => Some(RansomNote),
+            RansomNote => Some(Canary),
+            Canary => Some(VaultTouched),
+            VaultTouched => Some(Breadth),
+            Breadth => None,
+        }
+    }
+
+    #[test]
+    fn every_indicator_is_worded_in_both_languages() {
+        let mut next = Some(Indicator::FormatLost);
+        let mut seen = Vec::new();
+        while let Some(i) = next {
+            assert!(!seen.contains(&i), "{i:?} comes twice");
+            let (en, ja) = (EN.indicator(i), JA.indicator(i));
+            assert!(!en.trim().is_empty() && !ja.trim().is_empty(), "{i:?}");
+            assert!(!ja.is_ascii(), "{i:?} is not worded in Japanese: {ja}");
+            seen.push(i);
+            next = after(i);
+        }
+    }
+
+    #[test]
+    fn a_reason_names_its_files_and_how_many_more() {
+        let found = Reason::Found(Finding {
+            indicator: Indicator::Canary,
+            files: 3,
+            examples: vec!["/d/a".into(), "/d/b".into()],
+        });
+        assert_eq!(EN.reason(&found), "decoy files changed, renamed or deleted (3 files): /d/a, /d/b and 1 more");
+        assert_eq!(JA.reason(&found), "おとりファイルが変更、名前の変更または削除された（3 件）：/d/a、/d/b ほか 1 件");
+        let old = Reason::Text("decoy files changed, renamed or deleted (1 file): /d/a".into());
+        assert_eq!(JA.reason(&old), "decoy files changed, renamed or deleted (1 file): /d/a", "old prose is kept");
+    }
 
     #[test]
     fn fill_puts_values_in_once_and_follows_n_for_plurals() {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use mamori_report::{ecs, timesketch, TsFormat, COLUMNS, ECS_VERSION};
 use serde_json::Value;
 
-use crate::fixture::{case, CUSTOMERS, EXE, MARKUP, NEWLINE, SHA};
+use crate::fixture::{case, CUSTOMERS, EXE, MARKUP, NEWLINE, PAYROLL, SHA};
 
 fn jsonl(bytes: &[u8]) -> Vec<Value> {
     let text = std::str::from_utf8(bytes).expect("UTF-8");
@@ -230,6 +230,15 @@ fn ecs_lines_use_known_fields_with_their_types() {
     assert_eq!(alert["event"]["category"][0], "intrusion_detection");
     assert_eq!(alert["threat"]["technique"]["id"], serde_json::json!(["T1486"]));
     assert_eq!(alert["threat"]["framework"], "MITRE ATT&CK");
+    // Tools read the reasons as they always were: English sentences.
+    let reason = alert["event"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "recognised files rewritten into unrecognisable ciphertext-like data (4 files): {CUSTOMERS}, {PAYROLL} and 2 more; "
+        )),
+        "{reason}"
+    );
+    assert!(reason.ends_with("; 2 further file operations were not listed"), "{reason}");
     assert_eq!(alert["threat"]["software"]["name"], "Lockbit");
     assert_eq!(alert["process"]["hash"]["sha256"], SHA);
     assert_eq!(alert["related"]["ip"], serde_json::json!(["203.0.113.9", "2001:db8::5"]));

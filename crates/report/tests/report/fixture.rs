@@ -7,7 +7,7 @@ use mamori_event::{
     BlockSample, ContentFacts, Digest, Event, EventKind, FileKind, Format, OpenMode, ProcInfo, ProcKey,
 };
 use mamori_report::{Case, EvidenceRef, FileOutcome, Host, NoteFound, Restored};
-use mamori_store::{Action, ActorInfo, Incident};
+use mamori_store::{Action, ActorInfo, FileOp, Finding, Incident, Indicator, Reason};
 
 pub const T0: u64 = 1_795_000_000_000_000_000;
 pub const ACTOR: ProcKey = ProcKey { pid: 4242, start: 987_654 };
@@ -88,14 +88,14 @@ pub fn case() -> Case {
         t += 3_000_000;
         files.push(FileOutcome {
             path: path.into(),
-            op: "rename".into(),
+            op: FileOp::Rename,
             to: Some(locked),
             restored: Some(if i == 2 { Restored::Failed("no copy in the vault".into()) } else { Restored::Restored }),
         });
     }
     timeline.push(Event { time_ns: t, proc: Some(ACTOR), kind: EventKind::Create { path: NOTE.into(), dir: false } });
     timeline.push(Event { time_ns: t + 10, proc: None, kind: EventKind::Overflow { lost: 3 } });
-    files.push(FileOutcome { path: NOTE.into(), op: "create".into(), to: None, restored: Some(Restored::NotYet) });
+    files.push(FileOutcome { path: NOTE.into(), op: FileOp::Create, to: None, restored: Some(Restored::NotYet) });
     let detected = t + 1_000_000;
     let incident = Incident {
         id: "INC-0007".into(),
@@ -112,7 +112,19 @@ pub fn case() -> Case {
         procs: vec![ACTOR, CHILD],
         action: Action::Suspended,
         score: 12.5,
-        reasons: vec!["recognised files rewritten into unrecognisable ciphertext-like data".into()],
+        reasons: vec![
+            Reason::Found(Finding {
+                indicator: Indicator::FormatLost,
+                files: 4,
+                examples: vec![CUSTOMERS.into(), PAYROLL.into()],
+            }),
+            Reason::Found(Finding {
+                indicator: Indicator::ExtensionRename,
+                files: 1,
+                examples: vec![format!("{CUSTOMERS}.locked")],
+            }),
+            Reason::Unlisted { unlisted: 2 },
+        ],
         files: vec![],
         protected: vec!["/srv/share".into()],
         stop_latency_us: Some(830),

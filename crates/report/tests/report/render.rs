@@ -1,6 +1,7 @@
 //! What the report says, in both languages and both formats.
 
 use mamori_report::{render, Decryptor, Family, FileOutcome, Format, Lang, Restored};
+use mamori_store::FileOp;
 
 use crate::fixture::{case, CUSTOMERS, EXE, MARKUP, SHA};
 
@@ -252,7 +253,7 @@ fn long_file_lists_are_capped_with_a_count_and_failures_first() {
     for i in 0..120 {
         big.files.push(FileOutcome {
             path: format!("/srv/share/docs/file{i:03}.odt"),
-            op: "write".into(),
+            op: FileOp::Write,
             to: None,
             restored: Some(Restored::Restored),
         });
@@ -316,6 +317,56 @@ fn a_bare_case_says_what_is_not_known() {
     assert!(!ja.contains("12. mamori からの補足"), "no empty remarks section");
     let en = render(&bare, Lang::En, Format::Markdown);
     all_of(&en, &["Detection to stop**: unknown", "No operations were recorded", "No ransom note was found", "UTC"]);
+}
+
+/// The lines under a Markdown report's sub-heading, up to the next heading.
+fn under<'a>(md: &'a str, heading: &str) -> Vec<&'a str> {
+    let start = md.find(&format!("### {heading}")).unwrap_or_else(|| panic!("no {heading} in {md}"));
+    md[start..].lines().skip(1).take_while(|l| !l.starts_with('#')).filter(|l| l.starts_with("- ")).collect()
+}
+
+#[test]
+fn a_japanese_report_gives_its_reasons_in_japanese() {
+    let ja = render(&case(), Lang::Ja, Format::Markdown);
+    let reasons = under(&ja, "検知の根拠");
+    assert_eq!(reasons.len(), 3, "{ja}");
+    assert!(reasons[0].contains("暗号文のような判別できないデータに書き換えられた（4 件）"), "{reasons:?}");
+    assert!(reasons[0].contains("給与明細.xlsx ほか 2 件"), "{reasons:?}");
+    assert!(reasons[1].contains("拡張子") && reasons[2].contains("ほかに 2 件"), "{reasons:?}");
+    for line in &reasons {
+        for english in ["files", "file)", "rewritten", "renamed", "further", " and "] {
+            assert!(!line.contains(english), "English under 検知の根拠: {line}");
+        }
+    }
+    let en = render(&case(), Lang::En, Format::Markdown);
+    let reasons = under(&en, "Why mamori decided");
+    assert!(
+        reasons[0].contains("recognised files rewritten into unrecognisable ciphertext-like data (4 files): "),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("(1 file): ") && reasons[2].contains("2 further file operations"), "{reasons:?}");
+}
+
+/// Incidents and cases written before reasons and operations were typed:
+/// reasons are English sentences, operations their names.
+#[test]
+fn a_case_of_the_prose_format_still_renders() {
+    let mut old = serde_json::to_value(case()).unwrap();
+    let sentence = "recognised files rewritten into unrecognisable ciphertext-like data (2 files): /srv/a, /srv/b";
+    old["incident"]["reasons"] = serde_json::json!([sentence]);
+    old["incident"]["files"] = serde_json::json!([{ "path": "/srv/a", "op": "write" }]);
+    old["files"] = serde_json::json!([
+        { "path": "/srv/a", "op": "write", "restored": null },
+        { "path": "/srv/b", "op": "rename", "to": "/srv/b.locked", "restored": "restored" },
+    ]);
+    let old: mamori_report::Case = serde_json::from_value(old).expect("an old case loads");
+    for (lang, heading, renamed) in
+        [(Lang::Ja, "検知の根拠", "名前の変更"), (Lang::En, "Why mamori decided", "renamed")]
+    {
+        let md = render(&old, lang, Format::Markdown);
+        assert_eq!(under(&md, heading), [format!("- {sentence}")], "the old sentence is shown as it was");
+        assert!(md.contains(&format!("| /srv/b | {renamed} | /srv/b.locked |")), "{md}");
+    }
 }
 
 #[test]
