@@ -489,14 +489,54 @@ impl Engine {
         if chain.iter().any(|id| self.actors.get(id).is_some_and(|a| a.judged)) {
             return None;
         }
+        // A copy in a session of its own has no judged program above it in
+        // its chain: it is judged with the program that started it.
+        if self.procs.get(&trigger).is_some_and(|info| info.sid == trigger.pid) {
+            let root = ActorId::Proc(self.procs.program_root(trigger));
+            if self.actors.get(&root).is_some_and(|a| a.judged) {
+                return None;
+            }
+        }
         let (threshold, min_files, hl) = (self.cfg.detect.threshold, self.cfg.detect.min_files, self.half_life_ns);
-        let pos = chain.iter().position(|id| {
-            self.actors.get_mut(id).is_some_and(|a| {
-                let score = a.score_at(t, hl);
-                score >= threshold && (a.canary || a.damaged_files() >= min_files)
+        // Weighed once per actor of the chain: how many files each damaged,
+        // if it crossed the threshold.
+        let crossed: Vec<Option<usize>> = chain
+            .iter()
+            .map(|id| {
+                let a = self.actors.get_mut(id)?;
+                let crosses = a.score_at(t, hl) >= threshold && (a.canary || a.damaged_files() >= min_files);
+                crosses.then(|| a.damaged_files())
             })
-        })?;
-        let judged = chain[pos];
+            .collect();
+        let mut pos = crossed.iter().position(Option::is_some)?;
+        // A child that crossed alone (a decoy is enough) may be one of many
+        // its parent starts, a process per file: the parent is the actor when
+        // it crossed too on more files than this child damaged, the work of
+        // its other children. An ancestor that only carries this one
+        // process's evidence (the shell above it) damaged no more: it stays.
+        while let (ActorId::Proc(_), Some(ActorId::Proc(_))) = (chain[pos], chain.get(pos + 1)) {
+            match (crossed[pos], crossed[pos + 1]) {
+                (Some(mine), Some(parents)) if parents > mine => pos += 1,
+                _ => break,
+            }
+        }
+        let mut judged = chain[pos];
+        // The ancestors only carried the attacker's evidence: forget it, so
+        // the shell that started the attack is not judged on the next event.
+        let mut carried: Vec<ActorId> = chain[pos + 1..].to_vec();
+        if let ActorId::Proc(k) = judged {
+            let root = ActorId::Proc(self.procs.program_root(k));
+            if root != judged {
+                // Judged as the copy that started it, with whichever of the
+                // two holds more: an ancestor in the chain carries the child's
+                // evidence already, a parent across a session boundary none.
+                let child = self.actors.remove(&judged).expect("chosen from actors");
+                let parents = self.actors.remove(&root).filter(|p| p.damaged_files() >= child.damaged_files());
+                self.actors.insert(root, parents.unwrap_or(child));
+                carried.retain(|id| *id != root);
+                judged = root;
+            }
+        }
         let state = self.actors.get_mut(&judged).expect("chosen from actors");
         state.judged = true;
         let (actor, procs) = match judged {
@@ -521,9 +561,7 @@ impl Engine {
             reasons: state.reasons(),
             files: state.touched().to_vec(),
         };
-        // The ancestors only carried the attacker's evidence: forget it, so
-        // the shell that started the attack is not judged on the next event.
-        for id in &chain[pos + 1..] {
+        for id in &carried {
             self.actors.remove(id);
         }
         self.stats.verdicts += 1;

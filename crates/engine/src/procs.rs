@@ -148,6 +148,25 @@ impl Procs {
         (parent.pid > 1 && self.table.get(&parent)?.kin == Some(kin)).then_some(parent)
     }
 
+    /// The copy of `key`'s program that started it: while its parent runs
+    /// the same executable as the same user and leads no session (a login
+    /// shell does, and is never stopped for a script it runs), that parent.
+    /// A program that starts a copy of itself per file, or a session per
+    /// file, is one attacker, whichever copy crossed the threshold first.
+    pub(crate) fn program_root(&self, key: ProcKey) -> ProcKey {
+        let Some(kin) = self.table.get(&key).and_then(|e| e.kin) else {
+            return key;
+        };
+        let mut root = key;
+        for _ in 0..MAX_DEPTH {
+            match self.same_kin_parent(root, kin) {
+                Some(parent) if self.table.get(&parent).is_some_and(|e| e.info.sid != parent.pid) => root = parent,
+                _ => break,
+            }
+        }
+        root
+    }
+
     /// The process that stands for `key`'s kin actor: its highest ancestor
     /// running the same executable, which started the rest (stopping its
     /// tree stops them), or `key` itself.

@@ -73,6 +73,57 @@ fn a_child_per_file_is_judged_as_its_parent_and_the_shell_is_spared() {
     assert_eq!(v[0].actor, parent, "the parent, not a child or the shell");
 }
 
+/// With decoys (the default), the first copy a program starts meets a decoy
+/// and crosses alone: the program that started it is the attacker, in the
+/// same session or across a `setsid`; the login shell never is.
+#[test]
+fn a_copy_that_hits_a_decoy_first_is_judged_as_the_program_that_started_it() {
+    for own_session in [false, true] {
+        let mut t = Trace::default();
+        t.canary("/data/.0-contracts.pdf");
+        let parent = session(&mut t, "/tmp/evil");
+        let child = t.proc(300, Some(200), if own_session { 300 } else { 100 }, "/tmp/evil");
+        t.rewrite(child, "/data/.0-contracts.pdf", &prose(1, 8000), &random_bytes(1, 8000));
+        let v = verdicts(&t);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(v[0].actor, parent, "own session: {own_session}");
+    }
+}
+
+#[test]
+fn a_script_that_hits_a_decoy_never_stops_the_login_shell() {
+    let mut t = Trace::default();
+    t.canary("/data/.0-contracts.pdf");
+    let shell = t.proc(100, Some(1), 100, "/usr/bin/bash");
+    let script = t.proc(200, Some(100), 100, "/usr/bin/bash");
+    t.rewrite(script, "/data/.0-contracts.pdf", &prose(1, 8000), &random_bytes(1, 8000));
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].actor, script, "the script's shell, not the login shell {shell:?}");
+}
+
+/// A script that starts another program per file (`openssl` per file) has
+/// its first child meet a decoy after others encrypted: the script is the
+/// actor, as it crossed on more files than that child.
+#[test]
+fn a_child_of_another_program_is_judged_as_the_parent_that_did_more() {
+    let mut t = Trace::default();
+    t.canary("/data/.0-contracts.pdf");
+    let script = session(&mut t, "/usr/bin/bash");
+    for i in 0..3 {
+        let child = t.proc(300 + i, Some(200), 100, "/usr/bin/openssl");
+        t.rewrite(child, &format!("/data/f{i}.txt"), &prose(i as u64, 8000), &random_bytes(i as u64, 8000));
+    }
+    let v = verdicts(&t);
+    if v.is_empty() {
+        let child = t.proc(310, Some(200), 100, "/usr/bin/openssl");
+        t.rewrite(child, "/data/.0-contracts.pdf", &prose(9, 8000), &random_bytes(9, 8000));
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].actor, script);
+}
+
 /// Each file's work in a session of its own (`setsid`), by children of one
 /// executable: one actor, judged as the parent that started them, with every
 /// child the engine saw among the processes to stop.

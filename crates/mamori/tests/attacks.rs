@@ -1,6 +1,9 @@
 //! Every simulated family, run for real against a protected corpus, must be
-//! stopped automatically within a handful of files. Decoys are switched off
-//! here so that the behavioural indicators alone are measured.
+//! stopped automatically within a handful of files, and restore must bring
+//! everything back. Each runs twice: with decoys off, so that the
+//! behavioural indicators alone are measured, and with decoys on (the
+//! default), where the attacker meets them first and restore must leave
+//! them to the agent.
 
 mod common;
 
@@ -17,15 +20,21 @@ fn held(pid: u32) -> bool {
     mamori_response::proc_key(pid).is_some_and(mamori_response::is_stopped)
 }
 
-fn attack(family: &str) {
-    attack_within(family, 20);
+#[derive(Clone, Copy, PartialEq)]
+enum Decoys {
+    On,
+    Off,
+}
+
+fn attack(family: &str, decoys: Decoys) {
+    attack_within(family, 20, decoys);
 }
 
 /// `family` must be stopped with at most `most` files touched.
-fn attack_within(family: &str, most: usize) {
+fn attack_within(family: &str, most: usize, decoys: Decoys) {
     let ws = Workspace::new();
     ws.corpus(150, 2);
-    let cfg = ws.config(NO_DECOYS);
+    let cfg = ws.config(if decoys == Decoys::Off { NO_DECOYS } else { "" });
     let agent = ws.start_agent(Some(&cfg));
     let before = Snapshot::take(&ws.data).unwrap();
     let mut sim = ws.simulate(family);
@@ -43,7 +52,8 @@ fn attack_within(family: &str, most: usize) {
     record_result(
         "attacks.txt",
         &format!(
-            "{family} touched={} changed={} missing={} latency_us={}",
+            "{family}{} touched={} changed={} missing={} latency_us={}",
+            if decoys == Decoys::On { " (decoys)" } else { "" },
             diff.touched(),
             diff.changed,
             diff.missing,
@@ -72,7 +82,7 @@ fn attack_within(family: &str, most: usize) {
     let out = mamori(&["restore", id, "--state", ws.state.to_str().unwrap()]);
     let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{family}: restore failed:\n{said}\n{}", agent.log());
-    let restored = before.diff(&Snapshot::take(&ws.data).unwrap());
+    let restored = settled(&ws, &before);
     record_result("restore.txt", &format!("{family} after_restore={restored:?}"));
     assert_eq!(restored, Default::default(), "{family}: not everything came back:\n{said}");
     // Restoring twice is harmless.
@@ -82,9 +92,31 @@ fn attack_within(family: &str, most: usize) {
     agent.stop();
 }
 
+/// How the folder differs from `before` once the agent has put back the
+/// decoys that restore leaves to it (within seconds).
+fn settled(ws: &Workspace, before: &Snapshot) -> mamori_sim::Diff {
+    let start = std::time::Instant::now();
+    loop {
+        let diff = before.diff(&Snapshot::take(&ws.data).unwrap());
+        if diff == Default::default() || start.elapsed() > Duration::from_secs(20) {
+            return diff;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 macro_rules! families {
     ($($test:ident => $family:literal),* $(,)?) => {
-        $(#[test] fn $test() { attack($family); })*
+        $(#[test] fn $test() { attack($family, Decoys::Off); })*
+
+        mod with_decoys {
+            $(#[test] fn $test() { super::attack($family, super::Decoys::On); })*
+
+            #[test]
+            fn rename_all_first() {
+                super::attack_within("rename-all-first", usize::MAX, super::Decoys::On);
+            }
+        }
 
         #[test]
         fn every_family_has_a_test() {
@@ -124,5 +156,5 @@ families! {
 /// name back.
 #[test]
 fn rename_all_first() {
-    attack_within("rename-all-first", usize::MAX);
+    attack_within("rename-all-first", usize::MAX, Decoys::Off);
 }
