@@ -3,57 +3,14 @@
 //! symbolic link named like notes.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use mamori_identify::{looks_like_ransom_note, Sample, SampleError};
 
-const USER: &str = "mamori-test";
 const NOTE: &str = "All your files are encrypted. Pay 1 Bitcoin to restore them; \
                     contact us by e-mail or all your data will be published.";
-
-/// The attacker: an unprivileged account (made on first use) that owns the
-/// protected folder.
-struct Attacker {
-    uid: u32,
-    gid: u32,
-}
-
-impl Attacker {
-    fn new() -> Attacker {
-        let id = |flag: &str| -> Option<u32> {
-            let out = Command::new("id").args([flag, USER]).output().ok()?;
-            String::from_utf8(out.stdout).ok()?.trim().parse().ok()
-        };
-        if id("-u").is_none() {
-            // Concurrent tests may both try; the loser's failure is harmless.
-            let _ = Command::new("useradd").args(["--system", "--no-create-home", "--user-group", USER]).status();
-        }
-        Attacker { uid: id("-u").expect("the test account exists"), gid: id("-g").expect("it has a group") }
-    }
-
-    fn run(&self, program: &str, args: &[&str]) {
-        let status = Command::new("setpriv")
-            .args([format!("--reuid={}", self.uid), format!("--regid={}", self.gid), "--clear-groups".into()])
-            .arg("--")
-            .arg(program)
-            .args(args)
-            .status()
-            .expect("setpriv runs");
-        assert!(status.success(), "{program} {args:?} as {USER} failed: {status}");
-    }
-
-    /// A folder the attacker owns, inside a temporary directory.
-    fn folder(&self, dir: &tempfile::TempDir) -> PathBuf {
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let folder = dir.path().join("share");
-        std::fs::create_dir(&folder).unwrap();
-        std::os::unix::fs::chown(&folder, Some(self.uid), Some(self.gid)).unwrap();
-        folder
-    }
-}
 
 /// `Sample::from_path` on another thread, so that a reader stuck on an open
 /// fails the test instead of hanging it.
@@ -70,9 +27,9 @@ fn path_str(path: &Path) -> &str {
 
 #[test]
 fn a_fifo_named_like_a_note_is_refused_at_once_and_real_notes_still_read() {
-    let attacker = Attacker::new();
+    let attacker = mamori_testuser::ordinary();
     let dir = tempfile::tempdir().unwrap();
-    let folder = attacker.folder(&dir);
+    let folder = attacker.folder(dir.path(), "share");
     let fifo = folder.join("README_DECRYPT.txt");
     attacker.run("mkfifo", &[path_str(&fifo)]);
     let real = folder.join("HOW_TO_RESTORE.txt");
@@ -91,9 +48,9 @@ fn a_fifo_named_like_a_note_is_refused_at_once_and_real_notes_still_read() {
 
 #[test]
 fn a_link_named_like_a_note_is_not_followed() {
-    let attacker = Attacker::new();
+    let attacker = mamori_testuser::ordinary();
     let dir = tempfile::tempdir().unwrap();
-    let folder = attacker.folder(&dir);
+    let folder = attacker.folder(dir.path(), "share");
     // A file only root may read, worded like a note so that a reader that
     // followed the link would keep its text.
     let private = tempfile::tempdir().unwrap();

@@ -328,35 +328,9 @@ fn verify(bundle: &Path, key: Option<&str>) -> Result<ExitCode> {
 mod tests {
     use super::*;
     use mamori_store::{Action, ActorInfo, FileTouch};
-    use std::os::unix::fs::PermissionsExt;
 
     const NOTE: &str = "All your files are encrypted. Pay 1 Bitcoin to restore them; \
                         contact us by e-mail or all your data will be published.";
-
-    /// An unprivileged account (made on first use) to play the attacker.
-    fn attacker() -> (u32, u32) {
-        let id = |flag: &str| -> Option<u32> {
-            let out = std::process::Command::new("id").args([flag, "mamori-test"]).output().ok()?;
-            String::from_utf8(out.stdout).ok()?.trim().parse().ok()
-        };
-        if id("-u").is_none() {
-            // Concurrent tests may both try; the loser's failure is harmless.
-            let _ = std::process::Command::new("useradd")
-                .args(["--system", "--no-create-home", "--user-group", "mamori-test"])
-                .status();
-        }
-        (id("-u").expect("the test account exists"), id("-g").expect("it has a group"))
-    }
-
-    fn run_as((uid, gid): (u32, u32), program: &str, args: &[&str]) {
-        let status = std::process::Command::new("setpriv")
-            .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into(), "--".into()])
-            .arg(program)
-            .args(args)
-            .status()
-            .expect("setpriv runs");
-        assert!(status.success(), "{program} {args:?} as the test user failed: {status}");
-    }
 
     fn incident(created: &[&Path]) -> Incident {
         Incident {
@@ -383,18 +357,15 @@ mod tests {
     /// the real note is in the bundle's notes.
     #[test]
     fn planted_fifos_neither_stall_identification_nor_crowd_out_the_real_note() {
-        let user = attacker();
+        let user = mamori_testuser::ordinary();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let folder = dir.path().join("share");
-        std::fs::create_dir(&folder).unwrap();
-        std::os::unix::fs::chown(&folder, Some(user.0), Some(user.1)).unwrap();
+        let folder = user.folder(dir.path(), "share");
         let fifos: Vec<PathBuf> = (0..SAMPLES + 1).map(|i| folder.join(format!("README_DECRYPT_{i}.txt"))).collect();
         for fifo in &fifos {
-            run_as(user, "mkfifo", &[fifo.to_str().unwrap()]);
+            user.run("mkfifo", &[fifo.to_str().unwrap()]);
         }
         let real = folder.join("HOW_TO_RESTORE.txt");
-        run_as(user, "sh", &["-c", &format!("printf '%s' '{NOTE}' > '{}'", real.display())]);
+        user.run("sh", &["-c", &format!("printf '%s' '{NOTE}' > '{}'", real.display())]);
         let mut made: Vec<&Path> = fifos.iter().map(PathBuf::as_path).collect();
         made.push(&real);
         let inc = incident(&made);

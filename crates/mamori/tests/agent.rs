@@ -205,26 +205,7 @@ fn another_process_touching_the_vault_is_stopped() {
     ws.corpus(10, 0);
     let cfg = ws.config("[canary]\nenabled = false\n");
     let agent = ws.start_agent(Some(&cfg));
-    // Reading pins files: the vault fills.
-    let read = Command::new("sh")
-        .arg("-c")
-        .arg("find . -type f -exec cat {} + > /dev/null")
-        .current_dir(&ws.data)
-        .status()
-        .unwrap();
-    assert!(read.success());
-    // The vault is closed to this test too: its size is read from the status.
-    let status = ws.state.join("agent.json");
-    let start = std::time::Instant::now();
-    let entries = || -> u64 {
-        let st: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&status).unwrap_or_default()).unwrap_or_default();
-        st["vault"]["entries"].as_u64().unwrap_or(0)
-    };
-    while entries() == 0 {
-        assert!(start.elapsed() < Duration::from_secs(20), "no pins were taken:\n{}", agent.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    ws.fill_the_vault(&agent);
     let first = ws.state.join("vault/objects/1");
     let mut thief = Started(
         Command::new("sh")

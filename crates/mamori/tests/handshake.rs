@@ -20,29 +20,6 @@ use common::*;
 const HELPER_STATE: &str = "MAMORI_TEST_HELPER_STATE";
 const HELPER_DATA: &str = "MAMORI_TEST_HELPER_DATA";
 
-/// Reads (and so pins) every file of the data folder, then waits until the
-/// vault holds something.
-fn fill_the_vault(ws: &Workspace, agent: &Agent) {
-    let read = Command::new("sh")
-        .arg("-c")
-        .arg("find . -type f -exec cat {} + > /dev/null")
-        .current_dir(&ws.data)
-        .status()
-        .unwrap();
-    assert!(read.success());
-    let status = ws.state.join("agent.json");
-    let start = Instant::now();
-    loop {
-        let st: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&status).unwrap_or_default()).unwrap_or_default();
-        if st["vault"]["entries"].as_u64().unwrap_or(0) > 0 {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "no pins were taken:\n{}", agent.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn random(len: usize) -> Vec<u8> {
     let mut buf = vec![0; len];
     std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut buf).unwrap();
@@ -82,7 +59,7 @@ fn a_process_that_announced_itself_restores_unjudged() {
     ws.corpus(20, 0);
     let agent = ws.start_agent(None);
     assert!(ws.data.join(".0-contracts.pdf").exists(), "decoys are placed");
-    fill_the_vault(&ws, &agent);
+    ws.fill_the_vault(&agent);
     let mut helper = Started(
         Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "helper_works_on_the_agents_behalf", "--include-ignored", "--test-threads=1"])
@@ -114,42 +91,13 @@ fn a_process_that_announced_itself_restores_unjudged() {
     assert!(log.contains("works on the agent's behalf"), "{log}");
 }
 
-/// A library that, preloaded, opens the file `PEEK` names before the
-/// program's own code runs, then ends it: how anyone could borrow mamori's
-/// executable.
-fn peek_library(dir: &Path) -> PathBuf {
-    let src = dir.join("peek.c");
-    std::fs::write(
-        &src,
-        r#"#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-__attribute__((constructor)) static void peek(void) {
-    const char *path = getenv("PEEK");
-    if (!path) return;
-    int fd = open(path, O_RDONLY);
-    dprintf(2, "peek: %s\n", fd >= 0 ? "opened" : strerror(errno));
-    _exit(fd >= 0 ? 0 : 1);
-}
-"#,
-    )
-    .unwrap();
-    let lib = dir.join("peek.so");
-    let gcc = Command::new("gcc").args(["-shared", "-fPIC", "-o"]).arg(&lib).arg(&src).output().unwrap();
-    assert!(gcc.status.success(), "gcc: {}", String::from_utf8_lossy(&gcc.stderr));
-    lib
-}
-
 #[test]
 fn mamoris_executable_run_by_a_process_that_did_not_announce_itself_is_refused_and_stopped() {
     let ws = Workspace::new();
     ws.corpus(10, 0);
     let agent = ws.start_agent(Some(&ws.config("[canary]\nenabled = false\n")));
-    fill_the_vault(&ws, &agent);
-    let lib = peek_library(ws.tmp.path());
+    ws.fill_the_vault(&agent);
+    let lib = mamori_testuser::peek_library(ws.tmp.path());
     let object = ws.state.join("vault/objects/1");
     let mut peek = Started(
         Command::new(BIN)

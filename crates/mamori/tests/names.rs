@@ -7,7 +7,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -64,16 +64,7 @@ fn shift_jis_names_are_restored_under_their_own_bytes() {
 
     let cfg = ws.config("[canary]\nenabled = false\n");
     let agent = ws.start_agent(Some(&cfg));
-    let mut sim = Started(
-        Command::new("setpriv")
-            .args([format!("--reuid={}", user.uid), format!("--regid={}", user.gid), "--clear-groups".into()])
-            .args(["--", BIN, "sim", "run", "overwrite"])
-            .arg(&ws.data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut sim = ws.simulate_as(&user, "overwrite");
     let mut incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
     assert_eq!(incidents.len(), 1, "{incidents:#?}\n{}", agent.log());
     let inc = incidents.remove(0);

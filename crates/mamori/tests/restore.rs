@@ -25,16 +25,7 @@ fn attacked_by_user(config: &str, family: &str) -> (Workspace, Agent, Started, s
     let cfg = ws.config(config);
     let agent = ws.start_agent(Some(&cfg));
     let before = Snapshot::take(&ws.data).unwrap();
-    let mut sim = Started(
-        Command::new("setpriv")
-            .args([format!("--reuid={}", user.uid), format!("--regid={}", user.gid), "--clear-groups".into()])
-            .args(["--", BIN, "sim", "run", family])
-            .arg(&ws.data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut sim = ws.simulate_as(&user, family);
     let mut incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
     assert_eq!(incidents.len(), 1, "{family}: {incidents:#?}\n{}", agent.log());
     (ws, agent, sim, incidents.remove(0), user, before)

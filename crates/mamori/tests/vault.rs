@@ -4,7 +4,6 @@
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -121,27 +120,9 @@ fn an_agent_killed_mid_attack_restarts_and_the_restore_is_complete() {
     second.stop();
 }
 
-/// An ordinary user made for these tests: uid and gid.
-fn test_user() -> (u32, u32) {
-    const USER: &str = "mamori-test";
-    let id = |flag: &str| Command::new("id").args([flag, USER]).output().ok().filter(|o| o.status.success());
-    if id("-u").is_none() {
-        let made = Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/bin/sh", USER]).status();
-        assert!(made.is_ok_and(|s| s.success()), "useradd {USER}");
-    }
-    let num = |flag| String::from_utf8(id(flag).unwrap().stdout).unwrap().trim().parse().unwrap();
-    (num("-u"), num("-g"))
-}
-
 /// Runs `script` with `sh` as the test user, in `dir`.
 fn as_user(dir: &std::path::Path, script: &str) {
-    let (uid, gid) = test_user();
-    let out = Command::new("setpriv")
-        .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into()])
-        .args(["sh", "-c", script])
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let out = mamori_testuser::ordinary().command("sh").args(["-c", script]).current_dir(dir).output().unwrap();
     assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -153,12 +134,11 @@ fn as_user(dir: &std::path::Path, script: &str) {
 #[test]
 fn a_user_flooding_the_vault_spends_only_its_own_share() {
     let ws = Workspace::new();
-    let (uid, gid) = test_user();
+    let user = mamori_testuser::ordinary();
+    let uid = user.uid;
     // The user must reach its folder; the state stays root's alone.
     std::fs::set_permissions(ws.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let home = ws.data.join("home");
-    std::fs::create_dir(&home).unwrap();
-    std::os::unix::fs::chown(&home, Some(uid), Some(gid)).unwrap();
+    let home = user.folder(&ws.data, "home");
     let text = |tag: &str| tag.repeat(384 * 1024 / tag.len()).into_bytes();
     let (mine, shared) = (ws.data.join("root.txt"), ws.data.join("shared.txt"));
     std::fs::write(&mine, text("root's own notes\n")).unwrap();

@@ -5,13 +5,10 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use mamori_response::{is_stopped, kill, proc_key, resume, suspend_tree, Guard, ProcKey};
-
-const USER: &str = "mamori-freeze-test";
 
 /// The v2 hierarchy's mount point, from mountinfo as the crate finds it.
 fn mount() -> Option<PathBuf> {
@@ -20,28 +17,6 @@ fn mount() -> Option<PathBuf> {
         let mut f = fields.split_whitespace().skip(3);
         (rest.starts_with("cgroup2 ") && f.next()? == "/").then(|| PathBuf::from(f.next().unwrap()))
     })
-}
-
-/// uid and gid of an ordinary user made for these tests.
-fn user() -> (u32, u32) {
-    static IDS: OnceLock<(u32, u32)> = OnceLock::new();
-    *IDS.get_or_init(|| {
-        let id = |flag: &str| Command::new("id").args([flag, USER]).output().ok().filter(|o| o.status.success());
-        if id("-u").is_none() {
-            let made =
-                Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/bin/sh", USER]).status();
-            assert!(made.is_ok_and(|s| s.success()), "useradd {USER}");
-        }
-        let num = |flag| String::from_utf8(id(flag).unwrap().stdout).unwrap().trim().parse().unwrap();
-        (num("-u"), num("-g"))
-    })
-}
-
-fn as_user(program: &str) -> Command {
-    let (uid, gid) = user();
-    let mut cmd = Command::new("setpriv");
-    cmd.args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into(), program.into()]);
-    cmd
 }
 
 /// A shell run as the test user in a folder of its own; on drop, everything
@@ -61,7 +36,7 @@ impl Victim {
         std::fs::create_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let script = script.replace("DIR", dir.to_str().unwrap());
-        let child = as_user("sh").arg("-c").arg(script).spawn().expect("spawn the victim");
+        let child = mamori_testuser::ordinary().command("sh").arg("-c").arg(script).spawn().expect("spawn the victim");
         let root = proc_key(child.id()).expect("root key");
         let cgroup = mount().unwrap().join(format!("mamori/{}-{}", root.pid, root.start));
         Victim { child, root, dir, cgroup }
@@ -142,7 +117,7 @@ impl Drop for Victim {
 
 /// SIGCONT every process of the test user, as one of the attacker's own would.
 fn cont_everything_of_the_user() {
-    let status = as_user("kill").args(["-CONT", "--", "-1"]).status().unwrap();
+    let status = mamori_testuser::ordinary().command("kill").args(["-CONT", "--", "-1"]).status().unwrap();
     assert!(status.success());
 }
 

@@ -631,35 +631,6 @@ fn a_file_read_again_is_named_as_it_is_now() {
     assert_eq!(opens_of(&evs, &p("d/c.txt")).len(), 2, "e/c.txt reported as d/c.txt");
 }
 
-/// A library that, preloaded into any program, opens the file `PEEK` names
-/// before the program's own code runs, says how that went on stderr and
-/// ends the program: what anyone could do to borrow a trusted executable.
-fn peek_library(dir: &Path) -> PathBuf {
-    let src = dir.join("peek.c");
-    std::fs::write(
-        &src,
-        r#"#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-__attribute__((constructor)) static void peek(void) {
-    const char *path = getenv("PEEK");
-    if (!path) return;
-    int fd = open(path, O_RDONLY);
-    dprintf(2, "peek: %s\n", fd >= 0 ? "opened" : strerror(errno));
-    _exit(fd >= 0 ? 0 : 1);
-}
-"#,
-    )
-    .unwrap();
-    let lib = dir.join("peek.so");
-    let gcc = Command::new("gcc").args(["-shared", "-fPIC", "-o"]).arg(&lib).arg(&src).output().unwrap();
-    assert!(gcc.status.success(), "gcc: {}", String::from_utf8_lossy(&gcc.stderr));
-    lib
-}
-
 /// A vault (one object in it) and a protected folder beside it (one file
 /// in it), under `root`.
 fn vault_beside_data(root: &Path) -> (PathBuf, PathBuf, Sensor) {
@@ -691,7 +662,7 @@ fn the_vault_refuses_the_agents_own_program_run_by_another_process_and_other_use
     for (path, mode) in [(&root, 0o755), (&vault, 0o755), (&vault.join("objects"), 0o755), (&object, 0o644)] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    let lib = peek_library(&root);
+    let lib = mamori_testuser::peek_library(&root);
     let run = Running::start(sensor, None);
 
     // This very test binary, the "agent" here, started again with the library.

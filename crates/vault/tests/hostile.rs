@@ -6,7 +6,6 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use mamori_vault::{Kind, Limits, Preserved, SkipReason, Vault};
 
@@ -14,43 +13,17 @@ const BIG: Limits =
     Limits { budget_bytes: 1 << 30, user_budget_bytes: 1 << 30, free_floor_bytes: 0, retention_ns: 1_000 };
 const MIB: u64 = 1 << 20;
 const TIB: u64 = 1 << 40;
-const USER: &str = "mamori-vault-t";
-
-/// An ordinary user (uid, gid), made once.
-fn user() -> (u32, u32) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Another test binary may be adding it at the same time: only the lookup counts.
-        let _ = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER])
-            .output();
-    });
-    let id = |flag| {
-        let out = Command::new("id").args([flag, USER]).output().expect("id");
-        assert!(out.status.success(), "user {USER} could not be made");
-        String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
-    };
-    (id("-u"), id("-g"))
-}
 
 /// Runs `script` as the ordinary user; panics if it fails.
 fn as_user(script: &str) {
-    let (uid, gid) = user();
-    let out = Command::new("setpriv")
-        .args([&format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", "sh", "-c", script])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "as {USER}: {script}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = mamori_testuser::ordinary().command("sh").args(["-c", script]).output().unwrap();
+    assert!(out.status.success(), "as the test user: {script}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A root-owned folder the user can reach, with `data/` owned by the user.
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::Builder::new().prefix("vault-hostile-").tempdir_in("/var/tmp").unwrap();
-    std::fs::set_permissions(tmp.path(), PermissionsExt::from_mode(0o755)).unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let (uid, gid) = user();
-    std::os::unix::fs::chown(&data, Some(uid), Some(gid)).unwrap();
+    let data = mamori_testuser::ordinary().folder(tmp.path(), "data");
     let vault = tmp.path().join("vault");
     (tmp, data, vault)
 }
@@ -298,7 +271,7 @@ fn restore_at_replaces_a_link_at_the_name_and_leaves_its_target_alone() {
     assert_eq!(std::fs::read(&outside).unwrap(), b"root's own file");
     let m = std::fs::symlink_metadata(&f).unwrap();
     assert!(m.is_file(), "the link was replaced by the file");
-    assert_eq!((m.uid(), m.mode() & 0o7777), (user().0, 0o640));
+    assert_eq!((m.uid(), m.mode() & 0o7777), (mamori_testuser::ordinary().uid, 0o640));
     assert_eq!(std::fs::read(&f).unwrap(), b"the report");
     let names: Vec<_> = std::fs::read_dir(&data).unwrap().map(|d| d.unwrap().file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("report.txt")], "no temp file left");

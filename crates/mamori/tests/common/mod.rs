@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use mamori_testuser::User;
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mamori");
@@ -109,14 +110,17 @@ impl Workspace {
 
     /// Starts the simulator with `family` against the data folder.
     pub fn simulate(&self, family: &str) -> Started {
+        Self::start_sim(Command::new(BIN), &self.data, family)
+    }
+
+    /// Starts the simulator with `family` against the data folder, run as `user`.
+    pub fn simulate_as(&self, user: &User, family: &str) -> Started {
+        Self::start_sim(user.command(BIN), &self.data, family)
+    }
+
+    fn start_sim(mut mamori: Command, data: &Path, family: &str) -> Started {
         Started(
-            Command::new(BIN)
-                .args(["sim", "run", family])
-                .arg(&self.data)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
+            mamori.args(["sim", "run", family]).arg(data).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
         )
     }
 
@@ -130,6 +134,29 @@ impl Workspace {
         let mut incidents = self.wait_for_incident(&mut sim.0, Duration::from_secs(120));
         assert_eq!(incidents.len(), 1, "{family}: {incidents:#?}\n{}", agent.log());
         (agent, sim, incidents.remove(0))
+    }
+
+    /// Reads (and so pins) every file of the data folder, then waits until the
+    /// vault holds something. The vault is closed to the tests too: its size
+    /// is read from the agent's status.
+    pub fn fill_the_vault(&self, agent: &Agent) {
+        let read = Command::new("sh")
+            .arg("-c")
+            .arg("find . -type f -exec cat {} + > /dev/null")
+            .current_dir(&self.data)
+            .status()
+            .unwrap();
+        assert!(read.success());
+        let status = self.state.join("agent.json");
+        let start = Instant::now();
+        loop {
+            let st: Value = serde_json::from_slice(&std::fs::read(&status).unwrap_or_default()).unwrap_or_default();
+            if st["vault"]["entries"].as_u64().unwrap_or(0) > 0 {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no pins were taken:\n{}", agent.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Kills the processes of an incident with `mamori kill`.
