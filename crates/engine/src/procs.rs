@@ -154,31 +154,27 @@ impl Procs {
     /// A program that starts a copy of itself per file, or a session per
     /// file, is one attacker, whichever copy crossed the threshold first.
     pub(crate) fn program_root(&self, key: ProcKey) -> ProcKey {
-        let Some(kin) = self.table.get(&key).and_then(|e| e.kin) else {
-            return key;
-        };
-        let mut root = key;
-        for _ in 0..MAX_DEPTH {
-            match self.same_kin_parent(root, kin) {
-                Some(parent) if self.table.get(&parent).is_some_and(|e| e.info.sid != parent.pid) => root = parent,
-                _ => break,
-            }
-        }
-        root
+        self.same_program_top(key, |parent| self.table.get(&parent).is_some_and(|e| e.info.sid != parent.pid))
     }
 
     /// The process that stands for `key`'s kin actor: its highest ancestor
     /// running the same executable, which started the rest (stopping its
     /// tree stops them), or `key` itself.
     pub(crate) fn kin_root(&self, key: ProcKey) -> ProcKey {
+        self.same_program_top(key, |_| true)
+    }
+
+    /// `key`'s highest ancestor running the same executable as the same
+    /// user, climbing only to parents `may_climb` allows.
+    fn same_program_top(&self, key: ProcKey, may_climb: impl Fn(ProcKey) -> bool) -> ProcKey {
         let Some(kin) = self.table.get(&key).and_then(|e| e.kin) else {
             return key;
         };
         let mut root = key;
         for _ in 0..MAX_DEPTH {
             match self.same_kin_parent(root, kin) {
-                Some(parent) => root = parent,
-                None => break,
+                Some(parent) if may_climb(parent) => root = parent,
+                _ => break,
             }
         }
         root

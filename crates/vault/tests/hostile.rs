@@ -2,15 +2,16 @@
 //! where the item is about that, the places it looks). Runs as root; the
 //! attacker's side runs as an ordinary user through `setpriv`.
 
+mod common;
+
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use common::{folders, s, stored, BIG};
 use mamori_vault::{Kind, Limits, Preserved, SkipReason, Vault};
 
-const BIG: Limits =
-    Limits { budget_bytes: 1 << 30, user_budget_bytes: 1 << 30, free_floor_bytes: 0, retention_ns: 1_000 };
 const MIB: u64 = 1 << 20;
 const TIB: u64 = 1 << 40;
 
@@ -22,21 +23,9 @@ fn as_user(script: &str) {
 
 /// A root-owned folder the user can reach, with `data/` owned by the user.
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let tmp = tempfile::Builder::new().prefix("vault-hostile-").tempdir_in("/var/tmp").unwrap();
+    let (tmp, vault) = folders("vault-hostile-");
     let data = mamori_testuser::ordinary().folder(tmp.path(), "data");
-    let vault = tmp.path().join("vault");
     (tmp, data, vault)
-}
-
-fn stored(p: Preserved) -> mamori_vault::Entry {
-    match p {
-        Preserved::Stored(e) => e,
-        other => panic!("expected a stored entry, got {other:?}"),
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn pattern(len: u64, seed: u8) -> Vec<u8> {

@@ -1,31 +1,19 @@
 //! The vault on real files in temporary folders (as root: pins need CAP_DAC_READ_SEARCH).
 
+mod common;
+
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use common::{folders, s, stored, BIG};
 use mamori_vault::{Kind, Limits, Preserved, SkipReason, Vault};
 
-const BIG: Limits =
-    Limits { budget_bytes: 1 << 30, user_budget_bytes: 1 << 30, free_floor_bytes: 0, retention_ns: 1_000 };
-
 fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
-    let tmp = tempfile::Builder::new().prefix("vault-test-").tempdir_in("/var/tmp").unwrap();
+    let (tmp, vault) = folders("vault-test-");
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let vault = tmp.path().join("vault");
     (tmp, data, vault)
-}
-
-fn stored(p: Preserved) -> mamori_vault::Entry {
-    match p {
-        Preserved::Stored(e) => e,
-        other => panic!("expected a stored entry, got {other:?}"),
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]
