@@ -498,28 +498,12 @@ impl Engine {
             }
         }
         let (threshold, min_files, hl) = (self.cfg.detect.threshold, self.cfg.detect.min_files, self.half_life_ns);
-        // Weighed once per actor of the chain: how many files each damaged,
-        // if it crossed the threshold.
-        let crossed: Vec<Option<usize>> = chain
-            .iter()
-            .map(|id| {
-                let a = self.actors.get_mut(id)?;
-                let crosses = a.score_at(t, hl) >= threshold && (a.canary || a.damaged_files() >= min_files);
-                crosses.then(|| a.damaged_files())
+        let pos = chain.iter().position(|id| {
+            self.actors.get_mut(id).is_some_and(|a| {
+                let score = a.score_at(t, hl);
+                score >= threshold && (a.canary || a.damaged_files() >= min_files)
             })
-            .collect();
-        let mut pos = crossed.iter().position(Option::is_some)?;
-        // A child that crossed alone (a decoy is enough) may be one of many
-        // its parent starts, a process per file: the parent is the actor when
-        // it crossed too on more files than this child damaged, the work of
-        // its other children. An ancestor that only carries this one
-        // process's evidence (the shell above it) damaged no more: it stays.
-        while let (ActorId::Proc(_), Some(ActorId::Proc(_))) = (chain[pos], chain.get(pos + 1)) {
-            match (crossed[pos], crossed[pos + 1]) {
-                (Some(mine), Some(parents)) if parents > mine => pos += 1,
-                _ => break,
-            }
-        }
+        })?;
         let mut judged = chain[pos];
         // The ancestors only carried the attacker's evidence: forget it, so
         // the shell that started the attack is not judged on the next event.

@@ -102,28 +102,6 @@ fn a_script_that_hits_a_decoy_never_stops_the_login_shell() {
     assert_eq!(v[0].actor, script, "the script's shell, not the login shell {shell:?}");
 }
 
-/// A script that starts another program per file (`openssl` per file) has
-/// its first child meet a decoy after others encrypted: the script is the
-/// actor, as it crossed on more files than that child.
-#[test]
-fn a_child_of_another_program_is_judged_as_the_parent_that_did_more() {
-    let mut t = Trace::default();
-    t.canary("/data/.0-contracts.pdf");
-    let script = session(&mut t, "/usr/bin/bash");
-    for i in 0..3 {
-        let child = t.proc(300 + i, Some(200), 100, "/usr/bin/openssl");
-        t.rewrite(child, &format!("/data/f{i}.txt"), &prose(i as u64, 8000), &random_bytes(i as u64, 8000));
-    }
-    let v = verdicts(&t);
-    if v.is_empty() {
-        let child = t.proc(310, Some(200), 100, "/usr/bin/openssl");
-        t.rewrite(child, "/data/.0-contracts.pdf", &prose(9, 8000), &random_bytes(9, 8000));
-    }
-    let v = verdicts(&t);
-    assert_eq!(v.len(), 1, "{v:#?}");
-    assert_eq!(v[0].actor, script);
-}
-
 /// Each file's work in a session of its own (`setsid`), by children of one
 /// executable: one actor, judged as the parent that started them, with every
 /// child the engine saw among the processes to stop.
