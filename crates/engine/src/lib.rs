@@ -563,6 +563,13 @@ impl Engine {
         self.actors.get(&self.judged_as(root)).map(ActorState::touched)
     }
 
+    /// Processes that a verdict against a process they started is never
+    /// raised to: the agent's own ancestors, which run it and may run the
+    /// program it judges.
+    pub fn spare(&mut self, keys: &[ProcKey]) {
+        self.procs.spare(keys);
+    }
+
     /// Forgets the evidence against an actor, after it was resumed as a false positive.
     pub fn absolve(&mut self, root: ProcKey) {
         self.actors.remove(&self.judged_as(root));

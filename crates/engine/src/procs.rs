@@ -50,6 +50,9 @@ pub(crate) struct Procs {
     /// Per kin, the first session leader running it, until a second shows
     /// that the program spans sessions (then `None`).
     leaders: FxHashMap<u64, Option<ProcKey>>,
+    /// Processes a verdict is never raised to (the agent's ancestors: a
+    /// `mamori demo` runs the simulator and the agent alike).
+    spared: Vec<ProcKey>,
 }
 
 impl Procs {
@@ -154,7 +157,13 @@ impl Procs {
     /// A program that starts a copy of itself per file, or a session per
     /// file, is one attacker, whichever copy crossed the threshold first.
     pub(crate) fn program_root(&self, key: ProcKey) -> ProcKey {
-        self.same_program_top(key, |parent| self.table.get(&parent).is_some_and(|e| e.info.sid != parent.pid))
+        self.same_program_top(key, |parent| {
+            !self.spared.contains(&parent) && self.table.get(&parent).is_some_and(|e| e.info.sid != parent.pid)
+        })
+    }
+
+    pub(crate) fn spare(&mut self, keys: &[ProcKey]) {
+        self.spared.extend_from_slice(keys);
     }
 
     /// The process that stands for `key`'s kin actor: its highest ancestor

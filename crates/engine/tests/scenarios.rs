@@ -90,6 +90,22 @@ fn a_copy_that_hits_a_decoy_first_is_judged_as_the_program_that_started_it() {
     }
 }
 
+/// `mamori demo` starts the simulator and the agent: the demo, the agent's
+/// parent, runs the simulator's executable but is never the one judged.
+#[test]
+fn a_verdict_is_never_raised_to_a_spared_process() {
+    let mut t = Trace::default();
+    t.canary("/data/.0-contracts.pdf");
+    let demo = session(&mut t, "/usr/local/bin/mamori");
+    let sim = t.proc(300, Some(200), 100, "/usr/local/bin/mamori");
+    t.rewrite(sim, "/data/.0-contracts.pdf", &prose(1, 8000), &random_bytes(1, 8000));
+    let mut engine = mamori_engine::Engine::new(Config::default());
+    engine.spare(&[demo]);
+    let v: Vec<_> = t.events.iter().filter_map(|e| engine.process(e)).collect();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].actor, sim);
+}
+
 #[test]
 fn a_script_that_hits_a_decoy_never_stops_the_login_shell() {
     let mut t = Trace::default();

@@ -181,8 +181,11 @@ impl Agent {
         vaults: Option<Vaults>,
     ) -> Result<Agent> {
         let incidents = store.incidents()?.len() as u64;
+        let guard = mamori_response::Guard::new();
+        let mut engine = Engine::new(settings.engine());
+        engine.spare(guard.ancestors());
         Ok(Agent {
-            engine: Engine::new(settings.engine()),
+            engine,
             store,
             lock,
             state,
@@ -191,7 +194,7 @@ impl Agent {
             isolate: settings.isolate.clone(),
             recent: Recent::default(),
             collectors: Vec::new(),
-            guard: mamori_response::Guard::new(),
+            guard,
             protected,
             record,
             started_at: now_rfc3339(),

@@ -31,6 +31,11 @@ impl Guard {
         Guard { me, ancestors }
     }
 
+    /// The agent's ancestors, which no verdict may name.
+    pub fn ancestors(&self) -> &[ProcKey] {
+        &self.ancestors
+    }
+
     pub fn allows(&self, key: ProcKey) -> bool {
         if key.pid <= 2 || key.pid == self.me || self.ancestors.contains(&key) {
             return false;
