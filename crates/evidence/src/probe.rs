@@ -4,12 +4,12 @@
 //! themselves worth knowing.
 
 use std::ffi::OsStr;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use mamori_userfile::Follow;
 use serde::{Deserialize, Serialize};
 
 /// Something the collector could not read, or cut short.
@@ -35,25 +35,12 @@ impl Notes {
     }
 }
 
-/// Opens a regular file to read. The collector runs as root at the worst
-/// moment, so an open must not block (`O_NONBLOCK`: a FIFO or a device
-/// returns at once, and its type is then refused on the descriptor, where
-/// it cannot be swapped), must not follow a link unless asked to (`follow`
-/// is for the magic links of `/proc/PID`, such as `exe`), and should not
-/// change the access time an investigator will look at (`O_NOATIME`, which
-/// only the owner or a privileged caller may ask for).
+/// Opens a regular file to read, never blocking and never through a link
+/// unless `follow` (for the magic links of `/proc/PID`, such as `exe`): the
+/// collector runs as root at the worst moment (`mamori_userfile`).
 pub(crate) fn open_regular(path: &Path, follow: bool) -> io::Result<File> {
-    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
-    let open =
-        |extra: libc::c_int| OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | nofollow | extra).open(path);
-    let file = match open(libc::O_NOATIME) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0)?,
-        other => other?,
-    };
-    if !file.metadata()?.file_type().is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
-    }
-    Ok(file)
+    let follow = if follow { Follow::MagicLink } else { Follow::Never };
+    Ok(mamori_userfile::open_regular(path, follow)?)
 }
 
 /// Up to `cap` bytes of a file, and whether there was more.

@@ -6,10 +6,11 @@
 //! never returns), a device, or a symbolic link to a file the attacker could
 //! not read himself. Only regular files are read, and never through a link.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
+
+use mamori_userfile::{Follow, OpenError};
 
 use crate::error::SampleError;
 use crate::text;
@@ -65,38 +66,12 @@ impl Sample {
     }
 }
 
-/// Opens `path` for reading only if it is a regular file and not a link.
-/// `O_NONBLOCK` makes the open of a FIFO or a device return at once, so the
-/// type can be checked on the descriptor (checking the path first would race
-/// with a swap); on a regular file the flag changes nothing. `O_NOATIME`
-/// leaves the access time as the owner left it, for whoever investigates
-/// next; only the owner or a privileged caller may ask for it.
+/// Opens `path` for reading only if it is a regular file and not a link
+/// (`mamori_userfile`: never blocking, leaving the access time).
 fn open_regular(path: &Path) -> Result<File, SampleError> {
-    let open = |extra: libc::c_int| {
-        OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | extra).open(path)
-    };
-    let opened = match open(libc::O_NOATIME) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
-        other => other,
-    };
-    let file = opened.map_err(|source| match source.raw_os_error() {
-        Some(libc::ELOOP) => SampleError::Link { path: path.to_owned() },
-        _ => SampleError::Open { path: path.to_owned(), source },
-    })?;
-    let kind = file.metadata().map_err(|source| SampleError::Read { path: path.to_owned(), source })?.file_type();
-    if !kind.is_file() {
-        let kind = if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_dir() {
-            "a directory"
-        } else if kind.is_socket() {
-            "a socket"
-        } else if kind.is_char_device() || kind.is_block_device() {
-            "a device"
-        } else {
-            "not a regular file"
-        };
-        return Err(SampleError::NotRegular { path: path.to_owned(), kind });
-    }
-    Ok(file)
+    mamori_userfile::open_regular(path, Follow::Never).map_err(|e| match e {
+        OpenError::Link => SampleError::Link { path: path.to_owned() },
+        OpenError::NotRegular(kind) => SampleError::NotRegular { path: path.to_owned(), kind },
+        OpenError::Io(source) => SampleError::Open { path: path.to_owned(), source },
+    })
 }
