@@ -41,6 +41,7 @@ fn proc_event(pid: u32, parent: Option<ProcKey>, sid: u32) -> Event {
         sid,
         exe: format!("/usr/bin/worker{pid}"),
         cmdline: vec![],
+        client: None,
     };
     Event { time_ns: 0, proc: None, kind: EventKind::Proc(info) }
 }

@@ -33,6 +33,48 @@ pub struct ProcInfo {
     /// Resolved `/proc/PID/exe`; empty if unreadable.
     pub exe: String,
     pub cmdline: Vec<String>,
+    /// The remote client this process serves, when it is a server's process
+    /// for one client connection (a Samba `smbd` child): the engine then
+    /// judges the client, never the server that started the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<Client>,
+}
+
+/// A remote client of a server on this host that serves each client
+/// connection in a process of its own. The sensor fills what the process
+/// itself shows (server, address, port, user); the agent adds the session
+/// (machine, shares, dialect, id) from the server when it acts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Client {
+    /// Which server serves it: `samba`.
+    pub server: String,
+    /// The client's address, without port (IPv4 as dotted quad, IPv6 as
+    /// text; an IPv4-mapped IPv6 address is given as IPv4).
+    pub address: String,
+    #[serde(default)]
+    pub port: u16,
+    /// The account it logged in as (the server process's user), if known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// The name the client gave for its machine (NetBIOS name), if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub machine: String,
+    /// The shares it connected to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<String>,
+    /// Protocol dialect (`SMB3_11`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dialect: String,
+    /// The server's session id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub session: String,
+}
+
+impl Client {
+    /// What makes two connections one client: the same server and address.
+    pub fn same_client(&self, other: &Client) -> bool {
+        self.server == other.server && self.address == other.address
+    }
 }
 
 /// How a file was opened, as read from the opener's blocked system call.

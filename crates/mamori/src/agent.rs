@@ -408,6 +408,7 @@ impl Agent {
             protected: self.protected.iter().map(names::encode).collect(),
             stop_latency_us: Some(latency_us),
             notes,
+            client: None,
         };
         warn!(
             id = %incident.id,

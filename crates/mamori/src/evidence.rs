@@ -349,6 +349,7 @@ mod tests {
             protected: Vec::new(),
             stop_latency_us: None,
             notes: Vec::new(),
+            client: None,
         }
     }
 

@@ -180,6 +180,7 @@ mod tests {
             protected: vec!["/d".into()],
             stop_latency_us: None,
             notes: Vec::new(),
+            client: None,
         }
     }
 

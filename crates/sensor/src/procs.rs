@@ -158,6 +158,7 @@ fn proc_info(stat: &Stat, parent: Option<ProcKey>) -> ProcInfo {
         sid: stat.session,
         exe,
         cmdline,
+        client: None,
     }
 }
 

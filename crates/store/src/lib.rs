@@ -9,4 +9,7 @@ mod model;
 pub use agent::{agent_status, AgentLock, AgentStatus, VaultStatus, VaultUserStatus};
 pub use db::{Store, DB_FILE};
 pub use error::StoreError;
-pub use model::{Action, ActorInfo, FileOp, FileTouch, Finding, Incident, Indicator, ProcKey, Reason, Trust};
+pub use model::{
+    Action, ActorInfo, Client, ClientCut, CutKind, CutStep, FileOp, FileTouch, Finding, Incident, Indicator, ProcKey,
+    Reason, Trust,
+};

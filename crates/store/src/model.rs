@@ -1,6 +1,6 @@
 //! What the store keeps: incidents and trusts, as plain serde data.
 
-pub use mamori_event::{FileOp, FileTouch, Finding, Indicator, ProcKey, Reason};
+pub use mamori_event::{Client, FileOp, FileTouch, Finding, Indicator, ProcKey, Reason};
 use serde::{Deserialize, Serialize};
 
 /// One detection and what was done about it.
@@ -27,6 +27,44 @@ pub struct Incident {
     pub stop_latency_us: Option<u64>,
     /// Anything else worth telling, e.g. "queue overflow during attack".
     pub notes: Vec<String>,
+    /// When the actor was a remote client (an SMB client of Samba on this
+    /// host): who it was, and each step taken to cut it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientCut>,
+}
+
+/// A remote client judged to be the attacker, and how it was cut off.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ClientCut {
+    pub client: Client,
+    /// In the order taken.
+    pub steps: Vec<CutStep>,
+}
+
+/// One step of cutting a client off.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CutStep {
+    /// RFC 3339.
+    pub at: String,
+    pub kind: CutKind,
+    pub ok: bool,
+    /// What was done, or why it failed.
+    pub detail: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CutKind {
+    /// Its server processes were stopped (kept for the evidence).
+    Stopped,
+    /// Its address was blocked in mamori's firewall table.
+    Blocked,
+    /// Its server processes were ended, closing its open handles.
+    Ended,
+    /// Its account was disabled.
+    AccountDisabled,
+    /// It connected again, and that connection was ended too.
+    Reconnected,
 }
 
 /// The process judged responsible.

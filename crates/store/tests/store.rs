@@ -42,6 +42,7 @@ fn incident(id: &str) -> Incident {
         protected: vec!["/srv".to_owned()],
         stop_latency_us: Some(1234),
         notes: vec!["queue overflow during attack".to_owned()],
+        client: None,
     }
 }
 

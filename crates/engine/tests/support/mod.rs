@@ -97,6 +97,7 @@ impl Trace {
             sid,
             exe: exe.to_owned(),
             cmdline: vec![exe.to_owned()],
+            client: None,
         };
         self.push(None, EventKind::Proc(info));
         key(pid)

@@ -43,6 +43,7 @@ fn proc_info(key: ProcKey, parent: Option<ProcKey>, cmdline: &[&str]) -> ProcInf
         sid: 4000,
         exe: EXE.into(),
         cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
+        client: None,
     }
 }
 
@@ -129,6 +130,7 @@ pub fn case() -> Case {
         protected: vec!["/srv/share".into()],
         stop_latency_us: Some(830),
         notes: vec!["the kernel event queue overflowed 1 time(s) since the agent started".into()],
+        client: None,
     };
     Case {
         incident,
