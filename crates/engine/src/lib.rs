@@ -11,7 +11,9 @@
 //! A verdict names the deepest of those whose score crosses the threshold,
 //! so a ransomware binary that forks one child per file is judged as the
 //! parent, the shell that started it is left alone, and one that starts
-//! each file's work in a session of its own is judged as all of them.
+//! each file's work in a session of its own is judged as all of them. A
+//! server's process for one remote client (a Samba smbd child) is credited
+//! to that client alone, across its connections, never to the server.
 
 mod actor;
 pub mod config;
@@ -163,7 +165,7 @@ impl Engine {
     /// program did in another session puts nothing within this one's reach.
     pub fn weighs_new_files(&self, key: ProcKey) -> bool {
         self.any_in_chain(key, |id, a| {
-            a.judged || a.has_evidence() || (a.touched_existing && matches!(id, ActorId::Proc(_)))
+            a.judged || a.has_evidence() || (a.touched_existing && !matches!(id, ActorId::Kin { .. }))
         })
     }
 
@@ -216,7 +218,7 @@ impl Engine {
         if let Some(pos) = chain.iter().position(|id| self.actors.get(id).is_some_and(|a| a.judged)) {
             match chain[pos] {
                 ActorId::Proc(_) => chain.truncate(pos + 1),
-                ActorId::Kin { .. } => drop(chain.drain(..pos)),
+                ActorId::Kin { .. } | ActorId::Client(_) => drop(chain.drain(..pos)),
             }
         }
         self.observe(ev, &chain);
@@ -224,7 +226,7 @@ impl Engine {
             if let Some(a) = self.actors.get_mut(id) {
                 a.seen(ev.time_ns);
                 // Most events come from a process already listed: a lookup is cheaper than a reinsert.
-                if matches!(id, ActorId::Kin { .. }) && !a.members.contains(&key) {
+                if !matches!(id, ActorId::Proc(_)) && !a.members.contains(&key) {
                     a.members.insert(key, ());
                 }
             }
@@ -525,12 +527,15 @@ impl Engine {
         state.judged = true;
         let (actor, procs) = match judged {
             ActorId::Proc(k) => (k, vec![k]),
-            ActorId::Kin { .. } => {
-                let root = self.procs.kin_root(trigger);
+            ActorId::Kin { .. } | ActorId::Client(_) => {
+                let root = match judged {
+                    ActorId::Client(_) => self.procs.serving(trigger).unwrap_or(trigger),
+                    _ => self.procs.kin_root(trigger),
+                };
                 let mut procs: Vec<ProcKey> = state.members.keys().copied().filter(|&k| k != root).collect();
                 procs.sort_unstable();
                 procs.insert(0, root);
-                self.procs.judge_kin(judged, &procs);
+                self.procs.judge_group(judged, &procs);
                 (root, procs)
             }
         };
@@ -554,7 +559,20 @@ impl Engine {
 
     /// The actor a verdict naming `root` was about.
     fn judged_as(&self, root: ProcKey) -> ActorId {
-        self.procs.judged_kin(root).unwrap_or(ActorId::Proc(root))
+        self.procs.judged_group(root).unwrap_or(ActorId::Proc(root))
+    }
+
+    /// Every process that acted for the actor a verdict named `root` for,
+    /// including those that joined it after the verdict (a judged client's
+    /// new connections), `root` first.
+    pub fn members(&self, root: ProcKey) -> Vec<ProcKey> {
+        let mut procs = vec![root];
+        if let Some(a) = self.actors.get(&self.judged_as(root)) {
+            let mut rest: Vec<ProcKey> = a.members.keys().copied().filter(|&k| k != root).collect();
+            rest.sort_unstable();
+            procs.extend(rest);
+        }
+        procs
     }
 
     /// Every file an actor touched so far, including what it still did after

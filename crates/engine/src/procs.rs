@@ -11,6 +11,15 @@
 //! already gathers its work: crediting every event a third time doubled the
 //! engine's cost. For the same reason a kin is credited only once a second
 //! session of it appears, and then starts with the first one's evidence.
+//!
+//! A server that serves each remote client in a process of its own (Samba's
+//! smbd forks one per connection) is the other boundary: the sensor names
+//! the client in such a process's [`ProcInfo::client`], and evidence stops
+//! there, at the client, which stands for all of its connections (a client
+//! that reconnects is still one actor). The server that started the
+//! process, shared by every client, is never credited. A new kind of server
+//! needs no change here, only a sensor that names its clients
+//! (`crates/served`).
 
 use std::hash::{Hash, Hasher};
 
@@ -32,6 +41,10 @@ pub(crate) enum ActorId {
     /// program afterwards (an administrator's `mamori restore` is the
     /// simulator's own executable) is not held to be the attacker.
     Kin { kin: u64, round: u32 },
+    /// Every connection of one remote client (`client` hashes server and
+    /// address). A verdict on it stands until absolved: the client's next
+    /// connection joins it.
+    Client(u64),
 }
 
 struct Entry {
@@ -39,13 +52,15 @@ struct Entry {
     /// Hash of (uid, exe); none when the executable could not be read, as
     /// unreadable executables have nothing in common.
     kin: Option<u64>,
+    /// Hash of the remote client it serves (server and address), if any.
+    client: Option<u64>,
 }
 
 #[derive(Default)]
 pub(crate) struct Procs {
     table: Recent<ProcKey, Entry>,
     rounds: FxHashMap<u64, u32>,
-    /// The processes of judged kin actors, and the actor each belongs to.
+    /// The processes of judged kin and client actors, and the actor each belongs to.
     judged: FxHashMap<ProcKey, ActorId>,
     /// Per kin, the first session leader running it, until a second shows
     /// that the program spans sessions (then `None`).
@@ -69,9 +84,14 @@ impl Procs {
             (info.uid, &info.exe).hash(&mut h);
             h.finish()
         });
+        let client = info.client.as_ref().map(|c| {
+            let mut h = FxHasher::default();
+            (&c.server, &c.address).hash(&mut h);
+            h.finish()
+        });
         let key = info.key;
         let leader = info.sid == key.pid;
-        self.table.insert(key, Entry { info, kin });
+        self.table.insert(key, Entry { info, kin, client });
         let kin = kin.filter(|_| leader)?;
         match self.leaders.get(&kin) {
             None => {
@@ -97,6 +117,8 @@ impl Procs {
     /// service manager are not lumped together with the attacker), then,
     /// when the topmost of those runs the same program, its kin, last, so
     /// that a process tree crossing the threshold is judged as itself first.
+    /// A process serving a remote client ends the walk with that client,
+    /// standing in for the process itself.
     pub(crate) fn chain(&self, key: ProcKey, out: &mut Vec<ActorId>) {
         out.clear();
         let (mut kin, mut top) = (None, None);
@@ -105,8 +127,13 @@ impl Procs {
             if k.pid <= 1 || out.len() == MAX_DEPTH || out.contains(&ActorId::Proc(k)) {
                 break;
             }
+            let entry = self.table.get(&k);
+            if let Some(client) = entry.and_then(|e| e.client) {
+                out.push(ActorId::Client(client));
+                return;
+            }
             out.push(ActorId::Proc(k));
-            let Some(e) = self.table.get(&k) else {
+            let Some(e) = entry else {
                 break;
             };
             if k == key {
@@ -189,17 +216,32 @@ impl Procs {
         root
     }
 
-    /// Records a verdict on a kin actor: its processes stay in it, anyone
-    /// else of that kin starts afresh.
-    pub(crate) fn judge_kin(&mut self, id: ActorId, procs: &[ProcKey]) {
+    /// Records a verdict on a kin or client actor, whose processes need
+    /// not descend from one another. A kin's processes stay in it, anyone
+    /// else of that kin starts afresh; a client stays judged.
+    pub(crate) fn judge_group(&mut self, id: ActorId, procs: &[ProcKey]) {
         if let ActorId::Kin { kin, round } = id {
             self.rounds.insert(kin, round + 1);
-            self.judged.extend(procs.iter().map(|&k| (k, id)));
         }
+        self.judged.extend(procs.iter().map(|&k| (k, id)));
     }
 
-    /// The judged kin actor that `key` stands for, if any.
-    pub(crate) fn judged_kin(&self, key: ProcKey) -> Option<ActorId> {
+    /// The judged kin or client actor that `key` stands for, if any.
+    pub(crate) fn judged_group(&self, key: ProcKey) -> Option<ActorId> {
         self.judged.get(&key).copied()
+    }
+
+    /// The process of `key`'s chain that serves a remote client, if any:
+    /// what stands for the client actor in a verdict.
+    pub(crate) fn serving(&self, key: ProcKey) -> Option<ProcKey> {
+        let mut cur = key;
+        for _ in 0..MAX_DEPTH {
+            let e = self.table.get(&cur)?;
+            if e.client.is_some() {
+                return Some(cur);
+            }
+            cur = e.info.parent.filter(|p| p.pid > 1)?;
+        }
+        None
     }
 }

@@ -629,3 +629,62 @@ fn new_files_are_weighed_once_existing_files_were_within_reach() {
     t.delete(elsewhere, "/data/old.log");
     assert!(engine_after(&t).weighs_new_files(elsewhere), "it deleted a file");
 }
+
+/// A Samba master (pid 50, its own session) and one smbd child per client
+/// connection.
+fn samba(t: &mut Trace) -> mamori_event::ProcKey {
+    t.proc(50, Some(1), 50, "/usr/sbin/smbd")
+}
+
+#[test]
+fn an_smb_client_is_judged_across_its_connections_and_never_the_server() {
+    let mut t = Trace::default();
+    let master = samba(&mut t);
+    let honest = t.served(60, 50, "10.0.0.3");
+    let first = t.served(61, 50, "10.0.0.2");
+    for i in 0..2 {
+        t.rewrite(first, &format!("/share/doc{i}.txt"), &prose(i, 20_000), &random_bytes(i, 20_000));
+        t.rewrite(honest, &format!("/share/own{i}.txt"), &prose(i + 50, 20_000), &prose(i + 60, 21_000));
+    }
+    // The client reconnects (a new smbd child) and goes on.
+    let second = t.served(62, 50, "10.0.0.2");
+    for i in 2..10 {
+        t.rewrite(second, &format!("/share/doc{i}.txt"), &prose(i, 20_000), &random_bytes(i, 20_000));
+    }
+    let mut engine = Engine::new(Config::default());
+    let v: Vec<Verdict> = t.events.iter().filter_map(|ev| engine.process(ev)).collect();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].actor, second, "the connection that crossed stands for the client");
+    assert_eq!(v[0].procs, vec![second, first], "both connections are the client");
+    assert_eq!(v[0].actor_info.as_ref().and_then(|i| i.client.as_ref()).map(|c| c.address.as_str()), Some("10.0.0.2"));
+    let paths: Vec<&str> = v[0].files.iter().map(|f| f.path.as_str()).collect();
+    assert!(paths.contains(&"/share/doc0.txt"), "the first connection's work is in it: {paths:?}");
+    assert!(!paths.iter().any(|p| p.contains("own")), "the honest client's work is not: {paths:?}");
+    assert!(!engine.is_suspect(master), "the server shared by every client holds nothing");
+    assert!(!engine.is_suspect(honest), "the other client holds nothing");
+    // A third connection of the judged client is the judged actor at once.
+    let mut late = Trace { now: t.now, ..Trace::default() };
+    let third = late.served(63, 50, "10.0.0.2");
+    late.rewrite(third, "/share/doc11.txt", &prose(11, 20_000), &random_bytes(11, 20_000));
+    for ev in &late.events {
+        assert!(engine.process(ev).is_none(), "its reconnection joins the verdict, no second incident");
+    }
+    assert!(engine.is_judged(third));
+    assert_eq!(engine.members(second), vec![second, first, third]);
+    assert!(engine.touched(second).unwrap().iter().any(|f| f.path == "/share/doc11.txt"));
+}
+
+#[test]
+fn two_clients_each_below_the_threshold_are_not_added_up() {
+    let mut t = Trace::default();
+    samba(&mut t);
+    // Each client damages two files: the server, shared by both, would have crossed.
+    for (n, address) in ["10.0.0.2", "10.0.0.3", "10.0.0.4"].iter().enumerate() {
+        let p = t.served(60 + n as u32, 50, address);
+        for i in 0..2u64 {
+            let i = i + 10 * n as u64;
+            t.rewrite(p, &format!("/share/doc{i}.txt"), &prose(i, 20_000), &random_bytes(i, 20_000));
+        }
+    }
+    assert_eq!(verdicts(&t), vec![]);
+}

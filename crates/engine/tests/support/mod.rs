@@ -103,6 +103,27 @@ impl Trace {
         key(pid)
     }
 
+    /// Introduces a server's process for one remote client at `address`
+    /// (a Samba smbd child of `parent`, in the server's session).
+    pub fn served(&mut self, pid: u32, parent: u32, address: &str) -> ProcKey {
+        let info = ProcInfo {
+            key: key(pid),
+            parent: Some(key(parent)),
+            uid: 1000,
+            pgid: parent,
+            sid: parent,
+            exe: "/usr/sbin/smbd".to_owned(),
+            cmdline: vec!["smbd".to_owned()],
+            client: Some(mamori_event::Client {
+                server: "samba".to_owned(),
+                address: address.to_owned(),
+                ..Default::default()
+            }),
+        };
+        self.push(None, EventKind::Proc(info));
+        key(pid)
+    }
+
     pub fn open(&mut self, p: ProcKey, path: &str, mode: OpenMode, before: &[u8]) {
         let before = Some(facts(before));
         self.push(Some(p), EventKind::Open { path: path.to_owned(), mode, before });
