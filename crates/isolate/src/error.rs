@@ -1,5 +1,6 @@
-//! What can go wrong when isolating, with what the operator should do about it.
+//! What can go wrong when isolating or blocking, with what the operator should do about it.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,4 +20,10 @@ pub enum IsolateError {
     /// `undo` removes it.
     #[error("the isolation table inet {table} was altered: {what}; isolate again or undo")]
     Altered { table: &'static str, what: String },
+    /// mamori's block table exists but is not the one mamori writes: some
+    /// blocks it lists may not be in force.
+    #[error("the block table inet {table} was altered: {what}; block an address again to rewrite it, or unblock all to remove it")]
+    BlockAltered { table: &'static str, what: String },
+    #[error("{addr} cannot be blocked: {why}; only a remote client's own address can be")]
+    NotBlockable { addr: IpAddr, why: &'static str },
 }

@@ -1,15 +1,28 @@
-//! Network isolation of a host under attack, with nftables, reversibly.
+//! Network isolation of a host under attack, and cutting single clients
+//! off, with nftables, reversibly. Each lives in a table of mamori's own;
+//! the rest of the ruleset is never flushed or changed.
 //!
-//! Isolating writes one table of mamori's own, `inet mamori_isolate`, whose
-//! input, output and forward chains drop everything except loopback, IPv6
-//! neighbour discovery on the link, and traffic to and from the allow-list.
-//! There is no blanket "established" rule: connections already open to
-//! other peers (a ransomware's command channel) are cut too. Undoing deletes
-//! that table and nothing else; the rest of the ruleset is never flushed.
+//! Isolating writes `inet mamori_isolate`, whose input, output and forward
+//! chains drop everything except loopback, IPv6 neighbour discovery on the
+//! link, and traffic to and from the allow-list. There is no blanket
+//! "established" rule: connections already open to other peers (a
+//! ransomware's command channel) are cut too. Undoing deletes that table.
 //! Both are idempotent, and [`status`] reads the state back from the kernel.
+//!
+//! Blocking ([`block`]) cuts one remote address off instead (an SMB client
+//! encrypting a share), while every other client keeps working: its address
+//! goes into a set of `inet mamori_block`, with a timeout the kernel
+//! enforces. Its packets are rejected, not dropped (TCP with a reset), so a
+//! connection it opened before the block fails at its next request rather
+//! than hanging. [`unblock`], [`blocks`] and [`unblock_all`] undo and read it.
+//!
+//! Every command acts on the network namespace of the calling thread.
 
 mod allow;
+mod block_table;
+mod blocking;
 mod error;
+mod expr;
 mod nft;
 mod table;
 
@@ -18,6 +31,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use allow::{parse_net, Allow, BadNet};
+pub use blocking::{block, blocks, unblock, unblock_all, Block};
 pub use error::IsolateError;
 pub use ipnet::IpNet;
 pub use nft::Nft;
@@ -64,7 +78,7 @@ impl Nft {
 
     /// Lifts the isolation. Works on an altered table too.
     pub fn undo(&self) -> Result<Undone, IsolateError> {
-        if !self.has_table()? {
+        if !self.has_table(table::TABLE)? {
             return Ok(Undone::WasNotIsolated);
         }
         self.apply(&table::remove_batch(), "lifting the isolation")?;
@@ -73,7 +87,7 @@ impl Nft {
 
     /// `None` when the host is not isolated.
     pub fn status(&self) -> Result<Option<Isolation>, IsolateError> {
-        if !self.has_table()? {
+        if !self.has_table(table::TABLE)? {
             return Ok(None);
         }
         let listing = self.list(&["table", "inet", table::TABLE], "reading the isolation")?;
@@ -81,9 +95,9 @@ impl Nft {
         Ok(Some(Isolation { allow }))
     }
 
-    fn has_table(&self) -> Result<bool, IsolateError> {
+    fn has_table(&self, name: &str) -> Result<bool, IsolateError> {
         let tables = self.list(&["tables", "inet"], "listing tables")?;
-        Ok(table::has_table(&tables))
+        Ok(expr::has_table(&tables, name))
     }
 }
 

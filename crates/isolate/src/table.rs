@@ -7,11 +7,11 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use nftables::batch::Batch;
-use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, SetItem};
-use nftables::schema::{Chain, NfListObject, NfObject, Nftables, Rule, Set, SetFlag, SetType, SetTypeValue, Table};
-use nftables::stmt::{Match, Operator, Statement};
+use nftables::expr::{Expression, MetaKey, NamedExpression, Prefix};
+use nftables::schema::{Chain, NfListObject, Nftables, Set, SetFlag, SetType, SetTypeValue, Table};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
+use crate::expr::{accept, field, matches, meta, neighbour_discovery, objects, rule, set_ref, str_expr};
 use crate::{Allow, IsolateError};
 
 pub(crate) const TABLE: &str = "mamori_isolate";
@@ -23,11 +23,6 @@ const SET6: &str = "allow6";
 const PRIORITY: i32 = -300;
 const CHAINS: [(&str, NfHook); 3] =
     [("input", NfHook::Input), ("output", NfHook::Output), ("forward", NfHook::Forward)];
-/// Neighbour discovery (router solicit/advert, neighbour solicit/advert):
-/// IPv6's ARP. Without it no allowed IPv6 peer on the link stays reachable,
-/// since solicitations go to multicast addresses no allow-list names.
-const NEIGHBOUR_DISCOVERY: [&str; 4] =
-    ["nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert"];
 
 fn table() -> Table<'static> {
     Table { family: NfFamily::INet, name: TABLE.into(), handle: None }
@@ -56,21 +51,11 @@ pub(crate) fn isolate_batch(allow: &Allow) -> Nftables<'static> {
         }));
     }
     for (chain, iface, end) in [("input", MetaKey::Iifname, "saddr"), ("output", MetaKey::Oifname, "daddr")] {
-        let lo = matches(Expression::Named(NamedExpression::Meta(Meta { key: iface })), str_expr("lo"));
-        batch.add(rule(chain, vec![lo, accept()]));
+        batch.add(rule(TABLE, chain, vec![matches(meta(iface), str_expr("lo")), accept()]));
         for r in allow_rules(chain, end) {
             batch.add(r);
         }
-        let nd = NEIGHBOUR_DISCOVERY.iter().map(|t| SetItem::Element(str_expr(t))).collect();
-        batch.add(rule(
-            chain,
-            vec![
-                matches(field("icmpv6", "type"), Expression::Named(NamedExpression::Set(nd))),
-                // Routers decrement it: 255 proves the sender is on the link.
-                matches(field("ip6", "hoplimit"), Expression::Number(255)),
-                accept(),
-            ],
-        ));
+        batch.add(neighbour_discovery(TABLE, chain));
     }
     for r in allow_rules("forward", "saddr").into_iter().chain(allow_rules("forward", "daddr")) {
         batch.add(r);
@@ -89,7 +74,7 @@ pub(crate) fn remove_batch() -> Nftables<'static> {
 /// Accepts packets whose `end` (`saddr` or `daddr`) is on the allow-list.
 fn allow_rules(chain: &'static str, end: &'static str) -> [NfListObject<'static>; 2] {
     [("ip", SET4), ("ip6", SET6)]
-        .map(|(proto, set)| rule(chain, vec![matches(field(proto, end), set_ref(set)), accept()]))
+        .map(|(proto, set)| rule(TABLE, chain, vec![matches(field(proto, end), set_ref(set)), accept()]))
 }
 
 fn set<'a>(name: &'static str, kind: SetType, nets: impl Iterator<Item = &'a IpNet>) -> NfListObject<'static> {
@@ -111,51 +96,6 @@ fn net_expr(net: &IpNet) -> Expression<'static> {
         addr: Box::new(str_expr(&net.addr().to_string())),
         len: u32::from(net.prefix_len()),
     }))
-}
-
-fn rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
-    NfListObject::Rule(Rule {
-        family: NfFamily::INet,
-        table: TABLE.into(),
-        chain: chain.into(),
-        expr: Cow::Owned(expr),
-        ..Rule::default()
-    })
-}
-
-fn accept() -> Statement<'static> {
-    Statement::Accept(None)
-}
-
-fn matches(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
-    Statement::Match(Match { left, right, op: Operator::EQ })
-}
-
-fn field(protocol: &'static str, field: &'static str) -> Expression<'static> {
-    Expression::Named(NamedExpression::Payload(Payload::PayloadField(PayloadField {
-        protocol: protocol.into(),
-        field: field.into(),
-    })))
-}
-
-fn set_ref(name: &str) -> Expression<'static> {
-    str_expr(&format!("@{name}"))
-}
-
-fn str_expr(s: &str) -> Expression<'static> {
-    Expression::String(Cow::Owned(s.to_owned()))
-}
-
-fn objects<'a, 'b>(listing: &'a Nftables<'b>) -> impl Iterator<Item = &'a NfListObject<'b>> {
-    listing.objects.iter().filter_map(|o| match o {
-        NfObject::ListObject(obj) => Some(obj),
-        NfObject::CmdObject(_) => None,
-    })
-}
-
-/// Whether `nft list tables` shows mamori's table.
-pub(crate) fn has_table(listing: &Nftables<'_>) -> bool {
-    objects(listing).any(|o| matches!(o, NfListObject::Table(t) if t.family == NfFamily::INet && t.name == TABLE))
 }
 
 /// The allow-list in force, from `nft list table inet mamori_isolate`;
@@ -205,6 +145,7 @@ fn read_net(elem: &Expression<'_>) -> Option<IpNet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expr::has_table;
 
     /// `nft -j list table inet mamori_isolate` as nft 1.0.6 printed it
     /// (rules cut, since they are not read).
@@ -225,7 +166,7 @@ mod tests {
     fn reads_hosts_and_prefixes_back() {
         let allow = read_allow(&parse(LISTING)).unwrap();
         assert_eq!(allow, Allow::parse(["10.0.0.5", "10.0.1.0/24"]).unwrap());
-        assert!(has_table(&parse(LISTING)));
+        assert!(has_table(&parse(LISTING), TABLE));
     }
 
     #[test]
@@ -251,7 +192,7 @@ mod tests {
         let listing = parse(
             r#"{"nftables": [{"table": {"family": "ip", "name": "mamori_isolate", "handle": 1}}, {"table": {"family": "inet", "name": "filter", "handle": 2}}]}"#,
         );
-        assert!(!has_table(&listing));
+        assert!(!has_table(&listing, TABLE));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! binary of its own: it runs a script it has just written, which must not
 //! race with other tests' process spawns (ETXTBSY).
 
-// The lab is shared with tests/isolation.rs, which uses all of it.
+// The lab is shared with tests/isolation.rs and tests/blocking.rs, which use all of it.
 #[allow(dead_code)]
 mod lab;
 
@@ -19,6 +19,8 @@ fn a_missing_nft_says_to_install_nftables() {
     assert!(err.to_string().contains("apt install nftables"), "{err}");
     assert!(matches!(nft.isolate(&Allow::default()), Err(IsolateError::NftMissing { .. })));
     assert!(matches!(nft.undo(), Err(IsolateError::NftMissing { .. })));
+    assert!(matches!(nft.block("10.77.1.2".parse().unwrap(), None), Err(IsolateError::NftMissing { .. })));
+    assert!(matches!(nft.blocks(), Err(IsolateError::NftMissing { .. })));
 }
 
 #[test]
@@ -40,10 +42,13 @@ fn an_unprivileged_user_is_told_to_run_as_root() {
         h.run(|| nft.isolate(&Allow::default()).map(drop)),
         h.run(|| nft.status().map(drop)),
         h.run(|| nft.undo().map(drop)),
+        h.run(|| nft.block("10.77.1.2".parse().unwrap(), None).map(drop)),
+        h.run(|| nft.unblock_all().map(drop)),
     ] {
         let err = result.unwrap_err();
         assert!(matches!(err, IsolateError::NotPermitted { .. }), "{err}");
         assert!(err.to_string().contains("run mamori as root"), "{err}");
     }
     assert_eq!(h.run(|| Nft::default().status()).unwrap(), None);
+    assert_eq!(h.run(|| Nft::default().blocks()).unwrap(), []);
 }
