@@ -11,16 +11,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mamori_engine::{Engine, Verdict};
+use mamori_event::ProcKey;
 use mamori_event::{names, Event, EventKind};
 use mamori_sensor::{Decision, Handler, Sensor, SensorConfig};
-use mamori_store::{Action, ActorInfo, AgentLock, AgentStatus, Incident, Store};
+use mamori_store::{Action, ActorInfo, AgentLock, AgentStatus, ClientCut, CutKind, CutStep, Incident, Store};
 use tracing::{error, info, warn};
 
 use crate::canary;
+use crate::clients;
 use crate::evidence::{self, Recent};
 use crate::handshake;
 use crate::isolation;
-use crate::settings::{EvidenceSection, IsolateSection, Policy, Settings};
+use crate::settings::{ClientsSection, EvidenceSection, IsolateSection, Policy, Settings};
 use crate::state::StateDir;
 use crate::vaults::{self, Vaults};
 
@@ -142,6 +144,9 @@ struct Agent {
     policy: Policy,
     evidence: EvidenceSection,
     isolate: IsolateSection,
+    clients: ClientsSection,
+    /// Cuts of remote clients finished on other threads, to write into their incidents.
+    cut_updates: (std::sync::mpsc::Sender<clients::Update>, std::sync::mpsc::Receiver<clients::Update>),
     /// Recent events, for the timeline of an incident's bundle.
     recent: Recent,
     /// Bundles being written.
@@ -192,6 +197,8 @@ impl Agent {
             policy: settings.response.policy,
             evidence: settings.evidence.clone(),
             isolate: settings.isolate.clone(),
+            clients: settings.clients.clone(),
+            cut_updates: std::sync::mpsc::channel(),
             recent: Recent::default(),
             collectors: Vec::new(),
             guard,
@@ -296,19 +303,69 @@ impl Agent {
     }
 
     /// Adds to each incident of this run the files its actor touched after the verdict.
+    /// A judged client's new connections (made before its block took, or
+    /// from behind it) are stopped and ended like its first, and join its
+    /// incident; so do the steps of its cut finished on other threads.
     fn complete_incidents(&mut self) {
+        let mut cuts: Vec<clients::Update> = self.cut_updates.1.try_iter().collect();
         for (id, root, listed) in &mut self.open_incidents {
-            let Some(touched) = self.engine.touched(*root) else { continue };
-            if touched.len() == *listed {
+            let touched = self.engine.touched(*root).filter(|t| t.len() != *listed);
+            let members = self.engine.members(*root);
+            let cut = cuts.iter().position(|(i, _)| i == id).map(|at| cuts.swap_remove(at).1);
+            if touched.is_none() && cut.is_none() && members.len() <= 1 {
                 continue;
             }
             let Ok(Some(mut inc)) = self.store.incident(id) else { continue };
-            inc.files = touched.to_vec();
+            let mut changed = cut.is_some();
+            if let Some(cut) = cut {
+                let reconnected =
+                    inc.client.take().into_iter().flat_map(|c| c.steps).filter(|s| s.kind == CutKind::Reconnected);
+                let mut steps: Vec<CutStep> = cut.steps.into_iter().chain(reconnected).collect();
+                steps.sort_by(|a, b| a.at.cmp(&b.at));
+                inc.client = Some(ClientCut { steps, ..cut });
+            }
+            if let Some(client) = &mut inc.client {
+                let joined: Vec<ProcKey> = members.into_iter().filter(|k| !inc.procs.contains(k)).collect();
+                for key in joined {
+                    let ended = end_connection(key, &self.guard);
+                    client.steps.push(clients::step(CutKind::Reconnected, ended));
+                    inc.procs.push(key);
+                    inc.pids.push(key.pid);
+                    changed = true;
+                }
+            }
+            if let Some(touched) = touched {
+                inc.files = touched.to_vec();
+                changed = true;
+            }
+            if !changed {
+                continue;
+            }
             match self.store.update_incident(&inc) {
-                Ok(()) => *listed = touched.len(),
+                Ok(()) => *listed = inc.files.len(),
                 Err(e) => warn!("cannot update incident {id}: {e}"),
             }
         }
+    }
+
+    /// A client an administrator unblocked may work again: its verdict is
+    /// forgotten, and its incident is no longer followed.
+    fn forgive_unblocked(&mut self) {
+        let store = &self.store;
+        let engine = &mut self.engine;
+        self.open_incidents.retain(|(id, root, _)| {
+            let unblocked = store
+                .incident(id)
+                .ok()
+                .flatten()
+                .and_then(|i| i.client)
+                .is_some_and(|c| c.steps.iter().any(|s| s.kind == CutKind::Unblocked));
+            if unblocked {
+                info!(id, "client unblocked: its verdict is lifted");
+                engine.absolve(*root);
+            }
+            !unblocked
+        });
     }
 
     /// Notes in each incident of this run that before-images stopped being
@@ -342,9 +399,36 @@ impl Agent {
         vaults.expire(now_ns(), &|path| needed.contains(path));
     }
 
+    /// Stops each root's tree; the processes of all, roots first.
+    fn suspend(&self, roots: &[ProcKey]) -> Result<mamori_response::Suspension, mamori_response::ResponseError> {
+        let mut all: Option<mamori_response::Suspension> = None;
+        let mut failed = None;
+        for &root in roots {
+            match (mamori_response::suspend_tree(root, &self.guard), &mut all) {
+                (Ok(s), None) => all = Some(s),
+                (Ok(s), Some(all)) => {
+                    all.procs.extend(s.procs);
+                    all.stop_only = all.stop_only.take().or(s.stop_only);
+                }
+                // A connection that ended on its own needs no stop.
+                (Err(e), _) => failed = failed.or(Some(e)),
+            }
+        }
+        match (all, failed) {
+            (Some(all), _) => Ok(all),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(mamori_response::ResponseError::Gone(
+                roots.first().copied().unwrap_or(ProcKey { pid: 0, start: 0 }),
+            )),
+        }
+    }
+
     /// Stops the actor at once, then writes the incident down.
     fn respond(&mut self, verdict: Verdict, deciding_event_ns: u64) {
-        let stopped = mamori_response::suspend_tree(verdict.actor, &self.guard);
+        let client = verdict.actor_info.as_ref().and_then(|i| i.client.clone());
+        // A client's every connection is a process of its own, not a tree.
+        let roots = if client.is_some() { verdict.procs.clone() } else { vec![verdict.actor] };
+        let stopped = self.suspend(&roots);
         let latency_us = now_ns().saturating_sub(deciding_event_ns) / 1000;
         let mut notes = Vec::new();
         let stopped = stopped.map(|s| {
@@ -354,13 +438,37 @@ impl Agent {
             }
             s.procs
         });
+        let mut cut = client.map(|client| {
+            let mut steps = Vec::new();
+            let stopped_pids = stopped.as_ref().map(|p| p.iter().map(|k| k.pid.to_string()).collect::<Vec<_>>());
+            steps.push(clients::step(
+                CutKind::Stopped,
+                stopped_pids
+                    .map(|p| format!("server process(es) {} stopped", p.join(", ")))
+                    .map_err(|e| anyhow::anyhow!("{e}")),
+            ));
+            steps.push(clients::step(CutKind::Blocked, clients::block(&client, verdict.actor, &self.clients)));
+            clients::Cut {
+                incident: String::new(),
+                cut: ClientCut { client, server: verdict.actor_info.as_ref().and_then(|i| i.parent), steps },
+                settings: self.clients.clone(),
+                updates: self.cut_updates.0.clone(),
+            }
+        });
         // With the kill policy, the bundle is collected first: a killed
-        // process takes its evidence with it.
+        // process takes its evidence with it. A client's server processes
+        // are always ended once it is written: the client is cut off by
+        // then, and ending them closes the files it held open.
         let mut then_kill = None;
+        let policy = if cut.is_some() { Policy::Kill } else { self.policy };
         let (action, procs) = match stopped {
-            Ok(procs) => match self.policy {
+            Ok(procs) => match policy {
                 Policy::Suspend => (Action::Suspended, procs),
                 Policy::Kill if self.evidence.enabled => {
+                    then_kill = Some(procs.clone());
+                    (Action::Killed, procs)
+                }
+                Policy::Kill if cut.is_some() => {
                     then_kill = Some(procs.clone());
                     (Action::Killed, procs)
                 }
@@ -397,7 +505,8 @@ impl Agent {
                 exe: info.as_ref().map(|i| i.exe.clone()).unwrap_or_default(),
                 cmdline: info.as_ref().map(|i| i.cmdline.clone()).unwrap_or_default(),
                 uid: info.as_ref().map_or(u32::MAX, |i| i.uid),
-                started_ns: mamori_proc::started_ns(verdict.actor.start),
+                // A client's first connection may be older than the one that crossed.
+                started_ns: roots.iter().filter_map(|k| mamori_proc::started_ns(k.start)).min(),
             },
             pids: procs.iter().map(|k| k.pid).collect(),
             procs: if procs.is_empty() { vec![verdict.actor] } else { procs },
@@ -408,7 +517,7 @@ impl Agent {
             protected: self.protected.iter().map(names::encode).collect(),
             stop_latency_us: Some(latency_us),
             notes,
-            client: None,
+            client: cut.as_ref().map(|c| c.cut.clone()),
         };
         warn!(
             id = %incident.id,
@@ -427,6 +536,9 @@ impl Agent {
         if let Err(e) = self.store.add_incident(&incident) {
             error!("cannot store incident {}: {e}", incident.id);
         }
+        if let Some(cut) = &mut cut {
+            cut.incident = incident.id.clone();
+        }
         if self.evidence.enabled {
             self.collectors.retain(|c| !c.is_finished());
             let collector = evidence::Job {
@@ -435,9 +547,12 @@ impl Agent {
                 incident: incident.clone(),
                 memory_cap: self.evidence.memory_image.then(|| self.evidence.memory_cap_mib.saturating_mul(1 << 20)),
                 then_kill,
+                cut,
             }
             .spawn();
             self.collectors.extend(collector);
+        } else if let Some(cut) = cut {
+            cut.spawn(incident.procs.clone());
         }
         self.open_incidents.push((incident.id.clone(), verdict.actor, incident.files.len()));
         self.incidents += 1;
@@ -506,8 +621,20 @@ impl Handler for Agent {
             if let Err(e) = self.load_trusts() {
                 warn!("cannot read trusted programs: {e:#}");
             }
+            self.forgive_unblocked();
         }
     }
+}
+
+/// Stops and ends a judged client's new connection at once: the
+/// client's case is in its first connection's bundle already.
+fn end_connection(key: ProcKey, guard: &mamori_response::Guard) -> Result<String> {
+    mamori_response::suspend_tree(key, guard)?;
+    let ended = mamori_response::kill(&[key]);
+    if ended.procs.is_empty() {
+        bail!("its server process {} had already exited", key.pid);
+    }
+    Ok(format!("it connected again (server process {}), which was ended", key.pid))
 }
 
 pub fn now_ns() -> u64 {

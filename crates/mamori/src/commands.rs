@@ -14,6 +14,22 @@ use crate::ui;
 
 pub fn status(state: Option<PathBuf>) -> Result<ExitCode> {
     let state = StateDir::at(state);
+    let code = agent_status(&state)?;
+    // Blocks outlive the agent: listed whether it runs or not.
+    if let Ok(store) = state.store() {
+        match crate::clients::blocks(&store) {
+            Ok(blocks) => {
+                for b in blocks {
+                    println!("  client blocked: {b} (lift: mamori unblock {})", b.addr);
+                }
+            }
+            Err(e) => println!("  WARNING: cannot list blocked clients: {e:#}"),
+        }
+    }
+    Ok(code)
+}
+
+fn agent_status(state: &StateDir) -> Result<ExitCode> {
     let dir = state.path();
     match mamori_store::agent_status(dir)? {
         Some(st) if st.active => {
@@ -161,6 +177,29 @@ fn acted_in(inc: &Incident) -> Vec<String> {
         dirs = inc.protected.clone();
     }
     dirs
+}
+
+pub fn unblock(state: Option<PathBuf>, addr: &str) -> Result<ExitCode> {
+    let parsed: std::net::IpAddr =
+        addr.parse().with_context(|| format!("{addr:?} is not an IPv4 or IPv6 address (see `mamori status`)"))?;
+    let store = StateDir::at(state).store()?;
+    if crate::clients::unblock(&store, parsed)? {
+        // The agent reads this and lets the client's connections work again.
+        for mut inc in store.incidents()? {
+            let Some(cut) = &mut inc.client else { continue };
+            let same = cut.client.address.parse::<std::net::IpAddr>().is_ok_and(|a| a == parsed);
+            if same && !cut.steps.iter().any(|s| s.kind == mamori_store::CutKind::Unblocked) {
+                cut.steps
+                    .push(crate::clients::step(mamori_store::CutKind::Unblocked, Ok(format!("{parsed} unblocked"))));
+                store.update_incident(&inc)?;
+            }
+        }
+        println!("{parsed} unblocked: it can reach this host again");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{parsed} was not blocked (see `mamori status`)");
+        Ok(ExitCode::from(1))
+    }
 }
 
 pub fn kill(state: Option<PathBuf>, id: &str) -> Result<ExitCode> {

@@ -183,6 +183,9 @@ pub struct Job {
     /// Processes to kill once collected (the kill policy): the evidence of
     /// a killed process is gone with it.
     pub then_kill: Option<Vec<ProcKey>>,
+    /// A remote client to finish cutting off: its session is looked up
+    /// before the bundle (which records it), its processes ended after.
+    pub cut: Option<crate::clients::Cut>,
 }
 
 impl Job {
@@ -194,13 +197,20 @@ impl Job {
         let spawned = std::thread::Builder::new().name("evidence".into()).spawn(move || {
             let id = self.incident.id.clone();
             let then_kill = self.then_kill.take();
+            let cut = self.cut.take().map(|mut cut| {
+                cut.learn_session(&self.incident.procs);
+                self.incident.client = Some(cut.cut.clone());
+                cut
+            });
             match within("evidence-collect", COLLECT_DEADLINE, move || self.run()) {
                 Ok(Ok(dir)) => info!(id, bundle = %dir.display(), "evidence bundle written and sealed"),
                 Ok(Err(e)) => warn!(id, "EVIDENCE: the bundle could not be written: {e:#}"),
                 Err(e) => warn!(id, "EVIDENCE: {e:#}"),
             }
-            if let Some(procs) = then_kill {
-                mamori_response::kill(&procs);
+            match (then_kill, cut) {
+                (Some(procs), Some(cut)) => cut.end(&procs),
+                (Some(procs), None) => drop(mamori_response::kill(&procs)),
+                (None, _) => {}
             }
         });
         spawned.inspect_err(|e| warn!("EVIDENCE: cannot start the collector: {e}")).ok()

@@ -3,6 +3,7 @@
 
 mod agent;
 mod canary;
+mod clients;
 mod commands;
 mod demo;
 mod evidence;
@@ -59,6 +60,13 @@ enum Command {
         state: StateArg,
         id: String,
     },
+    /// Lift the block on a file-share client's address that an incident put in place.
+    Unblock {
+        #[command(flatten)]
+        state: StateArg,
+        /// The client's address (IPv4 or IPv6), as `mamori status` lists it.
+        addr: String,
+    },
     /// Kill the suspended processes of an incident.
     Kill {
         #[command(flatten)]
@@ -103,6 +111,7 @@ fn main() -> ExitCode {
         Command::Incidents { state, json } => commands::incidents(state.state, json),
         Command::Resume { state, id } => commands::resume(state.state, &id),
         Command::Kill { state, id } => commands::kill(state.state, &id),
+        Command::Unblock { state, addr } => commands::unblock(state.state, &addr),
         Command::Restore(args) => restore::run(args),
         Command::Evidence(args) => evidence::run(args),
         Command::Timeline(args) => reporting::timeline(args),

@@ -17,6 +17,7 @@ pub struct Settings {
     pub vault: VaultSection,
     pub evidence: EvidenceSection,
     pub isolate: IsolateSection,
+    pub clients: ClientsSection,
     pub detect: Detect,
     pub weights: Weights,
 }
@@ -125,6 +126,29 @@ pub struct IsolateSection {
     pub on_incident: bool,
 }
 
+/// What is done to a remote client (an SMB client of Samba on this host)
+/// judged to be the attacker, beyond stopping its server processes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientsSection {
+    /// How long its address stays blocked (minutes); 0 keeps it blocked
+    /// until `mamori unblock ADDR`.
+    pub block_minutes: u64,
+    /// Also disable its account, since a client with saved credentials
+    /// reconnects from another address.
+    pub disable_account: bool,
+    /// The command that disables it, `{user}` replaced by the account name
+    /// (and `{config}` by the server's smb.conf); empty for Samba's own
+    /// `smbpasswd -c CONFIG -d USER`.
+    pub disable_command: Vec<String>,
+}
+
+impl Default for ClientsSection {
+    fn default() -> Self {
+        ClientsSection { block_minutes: 24 * 60, disable_account: false, disable_command: Vec::new() }
+    }
+}
+
 pub const DEFAULT_STATE: &str = "/var/lib/mamori";
 
 impl Settings {
@@ -185,6 +209,9 @@ mod tests {
         assert_eq!(parsed.evidence.memory_image, default.evidence.memory_image);
         assert_eq!(parsed.isolate.allow, default.isolate.allow);
         assert_eq!(parsed.isolate.on_incident, default.isolate.on_incident);
+        assert_eq!(parsed.clients.block_minutes, default.clients.block_minutes);
+        assert_eq!(parsed.clients.disable_account, default.clients.disable_account);
+        assert_eq!(parsed.clients.disable_command, default.clients.disable_command);
     }
 
     #[test]

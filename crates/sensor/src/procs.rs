@@ -158,7 +158,8 @@ fn proc_info(stat: &Stat, parent: Option<ProcKey>) -> ProcInfo {
         sid: stat.session,
         exe,
         cmdline,
-        client: None,
+        // Once per process, and cheap (its sockets in /proc): no server is asked.
+        client: mamori_served::client_of(pid),
     }
 }
 

@@ -37,6 +37,10 @@ pub struct Incident {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ClientCut {
     pub client: Client,
+    /// The server process (the smbd master) in whose network namespace
+    /// the client's address is blocked: where `mamori unblock` lifts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ProcKey>,
     /// In the order taken.
     pub steps: Vec<CutStep>,
 }
@@ -65,6 +69,9 @@ pub enum CutKind {
     AccountDisabled,
     /// It connected again, and that connection was ended too.
     Reconnected,
+    /// An administrator lifted the block (`mamori unblock`): the client may
+    /// work again, and the agent forgets the verdict against it.
+    Unblocked,
 }
 
 /// The process judged responsible.
