@@ -4,13 +4,13 @@
 use std::collections::BTreeSet;
 
 use mamori_event::EventKind;
-use mamori_store::{Action, FileOp};
+use mamori_store::{Action, Client, ClientCut, CutKind, CutStep, FileOp};
 
 use crate::doc::{Block, Doc, Section};
 use crate::indicators::{contacts, leak_threat, new_extensions};
 use crate::personal::{personal_data, PersonalData, Reason};
 use crate::text::{fill, Text};
-use crate::time::Clock;
+use crate::time::{parse_rfc3339, Clock};
 use crate::timeline::{command_line, detected_ns, entries, entropy, kind_name, Entry, What};
 use crate::{Case, FileOutcome, Restored};
 
@@ -32,7 +32,7 @@ pub(crate) fn compose(case: &Case, t: &Text) -> Doc {
         automatic(case, t, &facts),
         family(case, t),
         notes(case, t),
-        checklist(t, &facts),
+        checklist(case, t, &facts),
         ppc(case, t, &facts),
         nco(case, t, &facts),
     ];
@@ -119,13 +119,78 @@ impl Facts {
             ("family", facts.family.clone()),
             ("restore", facts.restore.clone()),
         ];
+        if let Some(cut) = &inc.client {
+            facts.vars.extend(client_vars(&cut.client, t));
+        }
         facts
     }
 
     fn fill(&self, template: &str) -> String {
-        let vars: Vec<(&str, &str)> = self.vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.fill_with(template, &[])
+    }
+
+    /// Fills with `extra` first, so it overrides a blank of the same name.
+    fn fill_with(&self, template: &str, extra: &[(&str, &str)]) -> String {
+        let vars: Vec<(&str, &str)> =
+            extra.iter().copied().chain(self.vars.iter().map(|(k, v)| (*k, v.as_str()))).collect();
         fill(template, &vars)
     }
+}
+
+/// The client's blanks, each the `unknown` word when the server did not say:
+/// a reader must never meet an empty name where a machine or account belongs.
+fn client_vars(c: &Client, t: &Text) -> [(&'static str, String); 4] {
+    let shares = if c.shares.is_empty() { t.unknown.to_string() } else { c.shares.join(t.list_sep) };
+    [
+        ("machine", non_empty(&c.machine, t.unknown)),
+        ("address", non_empty(&c.address, t.unknown)),
+        ("user", non_empty(&c.user, t.unknown)),
+        ("shares", shares),
+    ]
+}
+
+fn cut_label(t: &Text, kind: CutKind) -> &'static str {
+    match kind {
+        CutKind::Stopped => t.cut_stopped,
+        CutKind::Blocked => t.cut_blocked,
+        CutKind::Ended => t.cut_ended,
+        CutKind::AccountDisabled => t.cut_account,
+        CutKind::Reconnected => t.cut_reconnected,
+        CutKind::Unblocked => t.cut_unblocked,
+    }
+}
+
+fn cut_result(t: &Text, step: &CutStep) -> &'static str {
+    if step.ok {
+        t.cut_done
+    } else {
+        t.cut_failed
+    }
+}
+
+/// A step's time in the reader's zone; as recorded when it does not parse.
+fn cut_time(step: &CutStep, t: &Text, f: &Facts) -> String {
+    match parse_rfc3339(&step.at) {
+        Some(ns) => f.clock.long(ns),
+        None => non_empty(&step.at, t.unknown),
+    }
+}
+
+fn cut_line(step: &CutStep, t: &Text, f: &Facts) -> String {
+    let mut line = fill(
+        t.cut_line,
+        &[("time", &cut_time(step, t, f)), ("step", cut_label(t, step.kind)), ("result", cut_result(t, step))],
+    );
+    if !step.detail.is_empty() {
+        line.push_str(&fill(t.cut_detail, &[("detail", &step.detail)]));
+    }
+    line
+}
+
+/// Whether the client's server processes are gone: then nothing is left
+/// suspended to resume or kill, and saying so would send a reader looking.
+fn client_ended(cut: &ClientCut) -> bool {
+    cut.steps.iter().any(|s| s.kind == CutKind::Ended && s.ok)
 }
 
 /// Events that change something on disk (opening does not).
@@ -207,23 +272,50 @@ fn op_label(t: &Text, op: FileOp) -> &'static str {
 
 fn summary(case: &Case, t: &Text, f: &Facts) -> Section {
     let inc = &case.incident;
-    let mut text = f.fill(t.summary_detected);
-    text.push_str(&f.fill(match inc.action {
-        Action::Suspended => t.summary_suspended,
-        Action::Killed => t.summary_killed,
-        Action::Resumed => t.summary_resumed,
-        Action::Failed => t.summary_failed,
+    let cut = inc.client.as_ref();
+    let mut text = match cut {
+        // The actor is the server's process for the client: the program that
+        // encrypts runs on the client machine, which is what a reader must act on.
+        Some(cut) => {
+            let shares = cut.client.shares.len().to_string();
+            f.fill(t.summary_client_detected) + &f.fill_with(t.summary_client, &[("n", &shares)])
+        }
+        None => f.fill(t.summary_detected),
+    };
+    text.push_str(&f.fill(match (inc.action, cut) {
+        (Action::Suspended | Action::Killed, Some(_)) => t.summary_client_cut,
+        (Action::Suspended, None) => t.summary_suspended,
+        (Action::Killed, None) => t.summary_killed,
+        (Action::Resumed, _) => t.summary_resumed,
+        (Action::Failed, _) => t.summary_failed,
     }));
     text.push_str(&f.fill(if case.files.is_empty() { t.summary_no_files } else { t.summary_files }));
     let mut blocks = vec![Block::Para(text)];
     if inc.action == Action::Failed {
-        blocks.push(Block::Important(t.summary_failed_warning.into()));
+        blocks.push(Block::Important(failed_warning(case, t, f)));
     }
-    blocks.push(Block::Facts(vec![
+    if let Some(cut) = cut {
+        let failed: Vec<&str> = cut.steps.iter().filter(|s| !s.ok).map(|s| cut_label(t, s.kind)).collect();
+        if !failed.is_empty() {
+            blocks.push(Block::Important(fill(t.summary_client_steps_failed, &[("steps", &failed.join(t.list_sep))])));
+        }
+    }
+    let mut facts = vec![
         (t.l_incident.into(), inc.id.clone()),
         (t.l_detected.into(), f.detected.clone()),
         (t.l_host.into(), host_line(case, t, f)),
-        (t.l_program.into(), non_empty(&inc.actor.exe, t.unknown)),
+    ];
+    if let Some(cut) = cut {
+        let [machine, address, user, shares] = client_vars(&cut.client, t).map(|(_, v)| v);
+        facts.extend([
+            (t.l_client_machine.into(), machine),
+            (t.l_client_address.into(), address),
+            (t.l_client_user.into(), user),
+            (t.l_client_shares.into(), shares),
+        ]);
+    }
+    facts.extend([
+        (program_label(case, t).into(), non_empty(&inc.actor.exe, t.unknown)),
         (t.l_response.into(), fill(t.response_pids, &[("action", f.action), ("pids", &f.pids)])),
         (t.l_latency.into(), f.latency.clone()),
         (t.l_files.into(), f.fill(t.files_count)),
@@ -232,8 +324,27 @@ fn summary(case: &Case, t: &Text, f: &Facts) -> Section {
         (t.l_personal.into(), f.personal_short.clone()),
         (t.l_isolation.into(), f.isolation.clone()),
         (t.l_evidence.into(), f.evidence.clone()),
-    ]));
+    ]);
+    blocks.push(Block::Facts(facts));
     Section { heading: t.h_summary.into(), blocks }
+}
+
+/// With a client, the actor's program is the server that served it, not the ransomware.
+fn program_label(case: &Case, t: &Text) -> &'static str {
+    if case.incident.client.is_some() {
+        t.l_served_by
+    } else {
+        t.l_program
+    }
+}
+
+/// A failed stop with a client is ended by unplugging the client, not the server.
+fn failed_warning(case: &Case, t: &Text, f: &Facts) -> String {
+    if case.incident.client.is_some() {
+        f.fill(t.summary_client_failed_warning)
+    } else {
+        t.summary_failed_warning.into()
+    }
 }
 
 fn host_line(case: &Case, t: &Text, f: &Facts) -> String {
@@ -341,7 +452,7 @@ fn stopped(case: &Case, t: &Text, f: &Facts) -> Section {
     let mut facts = vec![
         (t.l_response.into(), f.action.into()),
         ("PID".into(), f.pids.clone()),
-        (t.l_program.into(), non_empty(&inc.actor.exe, t.unknown)),
+        (program_label(case, t).into(), non_empty(&inc.actor.exe, t.unknown)),
         ("SHA-256".into(), case.exe_sha256.clone().unwrap_or_else(|| t.unknown.into())),
         (t.l_cmdline.into(), command_line(&inc.actor.cmdline)),
         (t.l_uid.into(), if inc.actor.uid == u32::MAX { t.unknown.into() } else { inc.actor.uid.to_string() }),
@@ -351,15 +462,34 @@ fn stopped(case: &Case, t: &Text, f: &Facts) -> Section {
     }
     facts.push((t.l_latency.into(), f.latency.clone()));
     facts.push((t.l_score.into(), format!("{:.1}", inc.score)));
-    let mut blocks = vec![Block::Facts(facts)];
+    let mut blocks = Vec::new();
+    if inc.client.is_some() {
+        blocks.push(Block::Para(f.fill(t.stopped_client)));
+    }
+    blocks.push(Block::Facts(facts));
     if !inc.reasons.is_empty() {
         blocks.push(Block::Sub(t.reasons.into()));
         blocks.push(Block::List(inc.reasons.iter().map(|r| t.reason(r)).collect()));
     }
+    if let Some(cut) = inc.client.as_ref().filter(|c| !c.steps.is_empty()) {
+        blocks.push(Block::Sub(t.h_cut.into()));
+        blocks.push(Block::Table {
+            head: vec![t.c_when.into(), t.c_step.into(), t.c_result.into(), t.c_detail.into()],
+            rows: cut
+                .steps
+                .iter()
+                .map(|s| {
+                    vec![cut_time(s, t, f), cut_label(t, s.kind).into(), cut_result(t, s).into(), s.detail.clone()]
+                })
+                .collect(),
+            more: None,
+        });
+    }
+    let ended = inc.client.as_ref().is_some_and(client_ended);
     match inc.action {
-        Action::Suspended => blocks.push(Block::Important(f.fill(t.suspended_hint))),
-        Action::Failed => blocks.push(Block::Important(t.summary_failed_warning.into())),
-        Action::Killed | Action::Resumed => {}
+        Action::Suspended if !ended => blocks.push(Block::Important(f.fill(t.suspended_hint))),
+        Action::Failed => blocks.push(Block::Important(failed_warning(case, t, f))),
+        Action::Suspended | Action::Killed | Action::Resumed => {}
     }
     Section { heading: t.h_stopped.into(), blocks }
 }
@@ -442,12 +572,21 @@ fn personal(t: &Text, p: &PersonalData) -> Section {
 
 fn automatic(case: &Case, t: &Text, f: &Facts) -> Section {
     let inc = &case.incident;
-    let mut done = vec![f.fill(match inc.action {
-        Action::Suspended => t.auto_suspended,
-        Action::Killed => t.auto_killed,
-        Action::Resumed => t.auto_resumed,
-        Action::Failed => t.auto_failed,
-    })];
+    let mut done = match &inc.client {
+        // Its steps say what became of the server's processes, each with its
+        // own time and outcome, so the line about "the program" would only mislead.
+        Some(cut) => {
+            let mut done = vec![f.fill(t.auto_client)];
+            done.extend(cut.steps.iter().map(|s| cut_line(s, t, f)));
+            done
+        }
+        None => vec![f.fill(match inc.action {
+            Action::Suspended => t.auto_suspended,
+            Action::Killed => t.auto_killed,
+            Action::Resumed => t.auto_resumed,
+            Action::Failed => t.auto_failed,
+        })],
+    };
     let restored = case.files.iter().filter(|f| f.restored == Some(Restored::Restored)).count();
     if restored > 0 {
         done.push(fill(t.auto_restored, &[("n", &restored.to_string())]));
@@ -455,10 +594,13 @@ fn automatic(case: &Case, t: &Text, f: &Facts) -> Section {
     if case.files.iter().any(|f| matches!(f.restored, None | Some(Restored::NotYet))) {
         done.push(f.fill(t.auto_vault));
     }
-    done.push(match &case.isolation {
-        Some(how) => fill(t.auto_isolated, &[("how", how)]),
-        None => t.auto_not_isolated.into(),
-    });
+    match &case.isolation {
+        Some(how) => done.push(fill(t.auto_isolated, &[("how", how)])),
+        // Cutting off the one client is what kept everyone else working:
+        // advice to take the server off the network would undo that.
+        None if inc.client.is_some() => {}
+        None => done.push(t.auto_not_isolated.into()),
+    }
     done.push(match &case.evidence {
         Some(e) => fill(t.auto_evidence, &[("dir", &e.dir), ("head", &e.chain_head), ("key", &e.key_fingerprint)]),
         None => t.auto_no_evidence.into(),
@@ -506,15 +648,26 @@ fn notes(case: &Case, t: &Text) -> Section {
     Section { heading: t.h_notes.into(), blocks }
 }
 
-fn checklist(t: &Text, f: &Facts) -> Section {
+fn checklist(case: &Case, t: &Text, f: &Facts) -> Section {
     let items = |list: &[&str]| list.iter().map(|s| f.fill(s)).collect::<Vec<_>>();
+    let (first_30_min, first_24_hours) = if case.incident.client.is_some() {
+        // The client machine is what to isolate; the server keeps serving
+        // everyone else, so it stays on the network.
+        let mut first = items(t.checklist_client);
+        first.push(f.fill(t.checklist_keep_host_on));
+        let unblocked =
+            case.incident.client.iter().flat_map(|c| &c.steps).any(|s| s.kind == CutKind::Unblocked && s.ok);
+        (first, if unblocked { Vec::new() } else { vec![f.fill(t.checklist_client_unblock)] })
+    } else {
+        (items(&[t.checklist_keep_host_on, t.checklist_isolate_host]), Vec::new())
+    };
     Section {
         heading: t.h_checklist.into(),
         blocks: vec![
             Block::Sub(t.next_30_min.into()),
-            Block::Checklist(items(t.checklist_30_min)),
+            Block::Checklist([first_30_min, items(t.checklist_30_min)].concat()),
             Block::Sub(t.next_24_hours.into()),
-            Block::Checklist(items(t.checklist_24_hours)),
+            Block::Checklist([first_24_hours, items(t.checklist_24_hours)].concat()),
             Block::Sub(t.contacts_heading.into()),
             Block::List(items(t.contacts)),
             Block::Sub(t.tell_heading.into()),
@@ -524,7 +677,7 @@ fn checklist(t: &Text, f: &Facts) -> Section {
 }
 
 fn ppc(case: &Case, t: &Text, f: &Facts) -> Section {
-    let mut first = f.fill(t.ppc_overview);
+    let mut first = f.fill(if case.incident.client.is_some() { t.ppc_overview_client } else { t.ppc_overview });
     if let Some(ns) = f.first_activity {
         first.push_str(&fill(t.ppc_first_change, &[("time", &f.clock.long(ns))]));
     }
@@ -606,7 +759,13 @@ fn nco(case: &Case, t: &Text, f: &Facts) -> Section {
         ],
     );
     let mut indicators = Vec::new();
-    if let Some(sha) = &case.exe_sha256 {
+    // With a client, the processes seen are the server's own (Samba): their
+    // hash and name would flag a legitimate program; the client is the indicator.
+    let by_client = case.incident.client.is_some();
+    if by_client {
+        indicators.push(f.fill(t.nco_client));
+    }
+    if let Some(sha) = case.exe_sha256.as_ref().filter(|_| !by_client) {
         indicators.push(format!("SHA-256 {sha} ({})", case.incident.actor.exe));
     }
     let tools: BTreeSet<&str> = case
@@ -618,13 +777,14 @@ fn nco(case: &Case, t: &Text, f: &Facts) -> Section {
         })
         .chain((!case.incident.actor.exe.is_empty()).then_some(case.incident.actor.exe.as_str()))
         .collect();
-    if !tools.is_empty() {
+    if !tools.is_empty() && !by_client {
         indicators.push(format!("{}: {}", t.nco_tools, tools.into_iter().collect::<Vec<_>>().join(", ")));
     }
     if !case.remote_addrs.is_empty() {
         indicators.push(format!("{}: {}", t.nco_addresses, case.remote_addrs.join(", ")));
     }
     let indicators = if indicators.is_empty() { t.to_fill.to_string() } else { indicators.join(" / ") };
+    let route = if by_client { f.fill(t.nco_route_client) } else { t.nco_route_value.into() };
     let contact = contacts(case);
     let demand = if contact.is_empty() {
         t.nco_demand_unknown.to_string()
@@ -639,7 +799,7 @@ fn nco(case: &Case, t: &Text, f: &Facts) -> Section {
                 (t.nco_note.into(), note),
                 (t.nco_extension.into(), extensions),
                 (t.nco_damage_label.into(), damage),
-                (t.nco_route.into(), t.nco_route_value.into()),
+                (t.nco_route.into(), route),
                 (t.nco_indicators.into(), indicators),
                 (t.nco_demand_label.into(), demand),
                 (t.l_detected.into(), f.detected.clone()),

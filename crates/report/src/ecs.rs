@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
+use mamori_event::Client;
 use serde_json::{json, Map, Value};
 
 use crate::time::iso_utc;
@@ -99,6 +100,9 @@ fn event_doc(case: &Case, e: &Entry) -> Value {
             doc.insert("user".into(), json!({ "id": p.uid.to_string() }));
         }
         doc.insert("process".into(), process.into());
+        if let Some(client) = event_client(case, e) {
+            add_client(&mut doc, &client);
+        }
     }
     doc.insert("mamori".into(), mamori_fields(case, e));
     Value::Object(doc)
@@ -161,6 +165,9 @@ fn alert_doc(case: &Case) -> Value {
     }
     doc.insert("process".into(), process);
     doc.insert("user".into(), json!({ "id": inc.actor.uid.to_string() }));
+    if let Some(cut) = &inc.client {
+        add_client(&mut doc, &cut.client);
+    }
     let mut threat = json!({
         "framework": "MITRE ATT&CK",
         "technique": { "id": ["T1486"], "name": ["Data Encrypted for Impact"] },
@@ -170,10 +177,22 @@ fn alert_doc(case: &Case) -> Value {
         threat["software"] = json!({ "name": family.name, "type": "Malware" });
     }
     doc.insert("threat".into(), threat);
-    let ips: Vec<String> = case.remote_addrs.iter().filter_map(|a| ip_of(a)).map(|ip| ip.to_string()).collect();
-    let mut related = json!({ "hosts": [case.host.hostname] });
+    let client = inc.client.as_ref().map(|c| &c.client);
+    let mut ips: Vec<String> =
+        client.and_then(|c| c.address.parse::<IpAddr>().ok()).map(|ip| ip.to_string()).into_iter().collect();
+    for ip in case.remote_addrs.iter().filter_map(|a| ip_of(a)).map(|ip| ip.to_string()) {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    let mut hosts = vec![case.host.hostname.clone()];
+    hosts.extend(client.map(|c| c.machine.clone()).filter(|m| !m.is_empty()));
+    let mut related = json!({ "hosts": hosts });
     if !ips.is_empty() {
         related["ip"] = ips.into();
+    }
+    if let Some(user) = client.map(|c| &c.user).filter(|u| !u.is_empty()) {
+        related["user"] = json!([user]);
     }
     if let Some(sha) = &case.exe_sha256 {
         related["hash"] = json!([sha]);
@@ -190,6 +209,42 @@ fn alert_doc(case: &Case) -> Value {
     }
     doc.insert("mamori".into(), mamori);
     Value::Object(doc)
+}
+
+/// The remote client an event came from, when the incident's actor was one:
+/// who it is from the incident (the server's session filled in the machine
+/// and account), the port from the event's own connection, since a client
+/// that reconnected did so from another port.
+fn event_client(case: &Case, e: &Entry) -> Option<Client> {
+    let cut = &case.incident.client.as_ref()?.client;
+    let own = e.proc.and_then(|p| p.client.as_ref());
+    match own {
+        Some(own) if !own.same_client(cut) => Some(own.clone()),
+        Some(own) => Some(Client { port: if own.port != 0 { own.port } else { cut.port }, ..cut.clone() }),
+        None => Some(cut.clone()),
+    }
+}
+
+/// ECS `source` for the client's side of the connection and `user.name` for
+/// the account it used; `host` stays this server, where the events happened.
+fn add_client(doc: &mut Map<String, Value>, client: &Client) {
+    let mut source = Map::new();
+    if let Ok(ip) = client.address.parse::<IpAddr>() {
+        source.insert("ip".into(), ip.to_string().into());
+    }
+    if client.port != 0 {
+        source.insert("port".into(), client.port.into());
+    }
+    if !client.machine.is_empty() {
+        source.insert("domain".into(), client.machine.clone().into());
+    }
+    if !source.is_empty() {
+        doc.insert("source".into(), source.into());
+    }
+    if !client.user.is_empty() {
+        let user = doc.entry("user").or_insert_with(|| json!({}));
+        user["name"] = client.user.clone().into();
+    }
 }
 
 /// The address part of `ip`, `ip:port` or `[v6]:port`; anything else is not an IP.

@@ -40,6 +40,11 @@ pub(crate) struct Text {
     pub c_time: &'static str,
     pub checklist_24_hours: &'static [&'static str],
     pub checklist_30_min: &'static [&'static str],
+    /// The two items about the server itself, kept apart from the rest of the
+    /// first 30 minutes: when a file-share client was the attacker, the
+    /// server was not what ran the ransomware and need not leave the network.
+    pub checklist_keep_host_on: &'static str,
+    pub checklist_isolate_host: &'static str,
     pub confidence: &'static str,
     pub contacts: &'static [&'static str],
     pub contacts_heading: &'static str,
@@ -186,6 +191,48 @@ pub(crate) struct Text {
     pub measure_isolation: &'static str,
     pub measure_restore: &'static str,
     pub measure_evidence: &'static str,
+    /// When the attacker was a client of the file share (an SMB client of
+    /// Samba here): the server's process that served it is not the attacker,
+    /// the client machine is. Blanks: `{machine}`, `{address}`, `{user}`,
+    /// `{shares}` (each the `unknown` word when not known).
+    pub summary_client_detected: &'static str,
+    /// `{n}` is the number of shares, for the plural.
+    pub summary_client: &'static str,
+    pub summary_client_cut: &'static str,
+    pub summary_client_failed_warning: &'static str,
+    /// `{steps}`: the failed steps, by name.
+    pub summary_client_steps_failed: &'static str,
+    pub l_client_machine: &'static str,
+    pub l_client_address: &'static str,
+    pub l_client_user: &'static str,
+    pub l_client_shares: &'static str,
+    pub l_served_by: &'static str,
+    pub stopped_client: &'static str,
+    pub h_cut: &'static str,
+    pub c_when: &'static str,
+    pub c_step: &'static str,
+    pub c_result: &'static str,
+    pub cut_stopped: &'static str,
+    pub cut_blocked: &'static str,
+    pub cut_ended: &'static str,
+    pub cut_account: &'static str,
+    pub cut_reconnected: &'static str,
+    pub cut_unblocked: &'static str,
+    pub cut_done: &'static str,
+    pub cut_failed: &'static str,
+    /// One step as a line of what mamori did: `{time}`, `{step}`, `{result}`.
+    pub cut_line: &'static str,
+    /// Appended to a step's line when the agent recorded what it did or why it failed.
+    pub cut_detail: &'static str,
+    pub auto_client: &'static str,
+    /// First in the 30-minute checklist, before everything about the server.
+    pub checklist_client: &'static [&'static str],
+    /// First in the 24-hour checklist.
+    pub checklist_client_unblock: &'static str,
+    pub ppc_overview_client: &'static str,
+    pub nco_route_client: &'static str,
+    /// The client as an indicator, in place of the server's hash and name.
+    pub nco_client: &'static str,
     /// One reason: `{what}` is the indicator's wording, `{n}` its files, `{paths}` some of them.
     pub reason_found: &'static str,
     /// Appended to a reason whose files were not all named.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use mamori_report::{ecs, timesketch, TsFormat, COLUMNS, ECS_VERSION};
 use serde_json::Value;
 
-use crate::fixture::{case, CUSTOMERS, EXE, MARKUP, NEWLINE, PAYROLL, SHA};
+use crate::fixture::{case, client_case, CUSTOMERS, EXE, MARKUP, NEWLINE, PAYROLL, SHA};
 
 fn jsonl(bytes: &[u8]) -> Vec<Value> {
     let text = std::str::from_utf8(bytes).expect("UTF-8");
@@ -124,6 +124,10 @@ const FIELDS: &[(&str, Type)] = &[
     ("process.parent.pid", Type::Long),
     ("process.hash.sha256", Type::Keyword),
     ("user.id", Type::Keyword),
+    ("user.name", Type::Keyword),
+    ("source.ip", Type::Ip),
+    ("source.port", Type::Long),
+    ("source.domain", Type::Keyword),
     ("host.hostname", Type::Keyword),
     ("host.os.kernel", Type::Keyword),
     ("host.os.full", Type::Keyword),
@@ -139,6 +143,7 @@ const FIELDS: &[(&str, Type)] = &[
     ("related.ip", Type::Ip),
     ("related.hosts", Type::Keyword),
     ("related.hash", Type::Keyword),
+    ("related.user", Type::Keyword),
     ("mamori.incident", Type::Keyword),
     ("mamori.action", Type::Keyword),
     ("mamori.pids", Type::Long),
@@ -172,6 +177,29 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Vec<Value>>) {
     }
 }
 
+/// A document's fields, each checked to be in the table with its type.
+fn known_fields(doc: &Value) -> BTreeMap<String, Vec<Value>> {
+    let types: BTreeMap<&str, Type> = FIELDS.iter().copied().collect();
+    let mut fields = BTreeMap::new();
+    flatten("", doc, &mut fields);
+    for (name, values) in &fields {
+        let ty = types.get(name.as_str()).unwrap_or_else(|| panic!("field {name} not in the table: {doc}"));
+        for v in values {
+            assert!(ty.accepts(v), "{name} = {v} is not a {ty:?}");
+        }
+    }
+    fields
+}
+
+#[test]
+fn ecs_lines_of_a_client_use_known_fields_with_their_types() {
+    let mut out = Vec::new();
+    ecs(&client_case(), &mut out).unwrap();
+    for doc in jsonl(&out) {
+        known_fields(&doc);
+    }
+}
+
 #[test]
 fn ecs_lines_use_known_fields_with_their_types() {
     let mut case = case();
@@ -185,16 +213,8 @@ fn ecs_lines_use_known_fields_with_their_types() {
     ecs(&case, &mut out).unwrap();
     let docs = jsonl(&out);
     assert_eq!(docs.len(), case.timeline.len() + 1);
-    let types: BTreeMap<&str, Type> = FIELDS.iter().copied().collect();
     for doc in &docs {
-        let mut fields = BTreeMap::new();
-        flatten("", doc, &mut fields);
-        for (name, values) in &fields {
-            let ty = types.get(name.as_str()).unwrap_or_else(|| panic!("field {name} not in the table: {doc}"));
-            for v in values {
-                assert!(ty.accepts(v), "{name} = {v} is not a {ty:?}");
-            }
-        }
+        let fields = known_fields(doc);
         for required in [
             "@timestamp",
             "event.kind",

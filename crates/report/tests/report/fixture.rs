@@ -7,7 +7,9 @@ use mamori_event::{
     BlockSample, ContentFacts, Digest, Event, EventKind, FileKind, Format, OpenMode, ProcInfo, ProcKey,
 };
 use mamori_report::{Case, EvidenceRef, FileOutcome, Host, NoteFound, Restored};
-use mamori_store::{Action, ActorInfo, FileOp, Finding, Incident, Indicator, Reason};
+use mamori_store::{
+    Action, ActorInfo, Client, ClientCut, CutKind, CutStep, FileOp, Finding, Incident, Indicator, Reason,
+};
 
 pub const T0: u64 = 1_795_000_000_000_000_000;
 pub const ACTOR: ProcKey = ProcKey { pid: 4242, start: 987_654 };
@@ -20,6 +22,14 @@ pub const PAYROLL: &str = "/srv/share/社員/給与明細.xlsx";
 pub const NEWLINE: &str = "/srv/share/memo\nnext line.txt";
 pub const MARKUP: &str = "/srv/share/<script>alert(1)</script>|pipe|.docx";
 pub const NOTE: &str = "/srv/share/README_DECRYPT.txt";
+
+pub const SMBD: &str = "/usr/sbin/smbd";
+pub const MACHINE: &str = "ACCT-PC07";
+pub const ADDRESS: &str = "192.0.2.57";
+pub const PORT: u16 = 50_123;
+pub const USER: &str = "tanaka";
+/// What the agent records when the account could not be disabled.
+pub const ACCOUNT_FAILED: &str = "smbpasswd -d tanaka: exit status 1";
 
 fn facts(kind: FileKind, entropy: f32, size: u64) -> ContentFacts {
     ContentFacts {
@@ -154,4 +164,52 @@ pub fn case() -> Case {
         }),
         timezone: Some("Asia/Tokyo".into()),
     }
+}
+
+/// The same attack, but over the file share: a Windows PC encrypted the
+/// share through Samba, so the actor is the `smbd` that served it, and the
+/// incident names the client and each step that cut it off (one failed).
+pub fn client_case() -> Case {
+    let mut case = case();
+    let client = Client {
+        server: "samba".into(),
+        address: ADDRESS.into(),
+        port: PORT,
+        user: USER.into(),
+        machine: MACHINE.into(),
+        shares: vec!["経理".into(), "public".into()],
+        dialect: "SMB3_11".into(),
+        session: "3954".into(),
+    };
+    for event in &mut case.timeline {
+        if let EventKind::Proc(info) = &mut event.kind {
+            info.exe = SMBD.into();
+            info.cmdline = vec![SMBD.into(), "-D".into()];
+            // The sensor sees only what the process shows: not the machine.
+            info.client = Some(Client { machine: String::new(), shares: vec![], ..client.clone() });
+        }
+    }
+    let inc = &mut case.incident;
+    inc.actor.exe = SMBD.into();
+    inc.actor.cmdline = vec![SMBD.into(), "-D".into()];
+    let at = |s: u64| jiff::Timestamp::from_nanosecond(i128::from(T0 + s * 1_000_000_000)).unwrap().to_string();
+    let step = |s, kind, ok, detail: &str| CutStep { at: at(s), kind, ok, detail: detail.into() };
+    inc.client = Some(ClientCut {
+        client,
+        server: Some(ProcKey { pid: 900, start: 10 }),
+        steps: vec![
+            step(1, CutKind::Stopped, true, "server process(es) 4242, 4243 stopped"),
+            step(
+                1,
+                CutKind::Blocked,
+                true,
+                "192.0.2.57 blocked both ways for 30 min (undo: mamori unblock 192.0.2.57)",
+            ),
+            step(3, CutKind::AccountDisabled, false, ACCOUNT_FAILED),
+            step(4, CutKind::Ended, true, "server process(es) 4242, 4243 ended: its open files are closed"),
+            step(9, CutKind::Reconnected, true, "connection from port 50200 ended"),
+        ],
+    });
+    case.exe_sha256 = Some("0".repeat(64));
+    case
 }
