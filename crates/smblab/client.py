@@ -27,6 +27,10 @@ import zipfile
 import smbclient
 from smbprotocol.open import CreateOptions, FilePipePrinterAccessMask
 
+# The simulator's marker (mamori_sim::MARKER). Fixed here, not an option: a
+# caller must not be able to name some file every share has as "consent".
+MARKER = ".mamori-test-target"
+
 ATTACKS = ("overwrite", "rename-then-encrypt", "copy-then-delete", "notes", "slow")
 BENIGN = ("copy-in", "office-save", "backup-read", "bulk-rename", "honest")
 
@@ -127,7 +131,7 @@ def connect(run):
 
 def marked(run):
     try:
-        st = run.op("stat", run.args.marker, smbclient.stat, run.unc(run.args.marker))
+        st = run.op("stat", MARKER, smbclient.stat, run.unc(MARKER))
     except Exception:
         return False
     # A directory of that name is not consent.
@@ -142,7 +146,7 @@ def walk(run, rel="", out=None):
         child = entry.name if not rel else rel + "/" + entry.name
         if entry.is_dir():
             walk(run, child, out)
-        elif entry.is_file() and child != run.args.marker:
+        elif entry.is_file() and child != MARKER:
             out.append(child)
     return out
 
@@ -249,7 +253,7 @@ def copy_in(run):
         for name in sorted(names):
             path = os.path.join(top, name)
             rel = os.path.relpath(path, source).replace(os.sep, "/")
-            if rel != run.args.marker:
+            if rel != MARKER:
                 local.append(rel)
     made = set()
     for rel in limited(run, local):
@@ -378,7 +382,6 @@ def main():
     p.add_argument("--share", required=True)
     p.add_argument("--user", required=True)
     p.add_argument("--password", required=True)
-    p.add_argument("--marker", default=".mamori-test-target")
     p.add_argument("--note-name", default="README_RESTORE_FILES.txt")
     p.add_argument("--limit", type=int, default=None, help="at most this many files")
     p.add_argument("--interval", type=float, default=None, help="seconds between files (slow, honest)")
@@ -403,7 +406,7 @@ def main():
     try:
         connect(run)
         if args.workload in ATTACKS and not marked(run):
-            run.extra["refused"] = "the share's root holds no %s: not a test target" % args.marker
+            run.extra["refused"] = "the share's root holds no %s: not a test target" % MARKER
             print(json.dumps(run.summary(args.workload)))
             return 3
         {

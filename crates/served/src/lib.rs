@@ -11,6 +11,7 @@
 mod error;
 mod procfs;
 mod smbstatus;
+mod sys;
 mod tcp;
 
 pub use error::ServedError;

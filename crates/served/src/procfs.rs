@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use mamori_event::Client;
 
+use crate::sys;
 use crate::tcp::{self, ESTABLISHED};
 use crate::SAMBA;
 
@@ -27,9 +28,18 @@ const MAX_CMDLINE: u64 = 64 << 10;
 /// For a process that serves one client connection (a Samba smbd child:
 /// its executable's file name is `smbd` and its parent runs the same
 /// file), the client it serves: the address and port at the other end of
-/// its established TCP connection on local port 445 or 139, found through
-/// its socket descriptors in its own network namespace's tables, and the
-/// user of its real uid. `None` for anything else: the smbd master, its
+/// its established TCP connection on local port 445 or 139, and the user
+/// of its real uid.
+///
+/// The connection is found from the process's socket descriptors
+/// (`/proc/PID/fd`). Each is asked directly, through a copy taken with
+/// `pidfd_getfd` (needs ptrace rights over the process: root has them)
+/// and closed at once; where the kernel refuses that, the descriptors'
+/// inodes are looked up in its network namespace's tables
+/// (`/proc/PID/net/tcp`, `tcp6`). The tables are the slow way: reading one
+/// walks the kernel's whole connection hash (~4 ms per table on a machine
+/// with 262 144 buckets, however few sockets it holds), too slow for the
+/// sensor thread on every new smbd. `None` for anything else: the smbd master, its
 /// helpers (no such connection), any other program, a process that holds
 /// connections to more than one address, or one that is gone.
 ///
@@ -47,11 +57,17 @@ pub fn client_of(pid: u32) -> Option<Client> {
     if parent <= 1 || !same_executable(pid, parent)? {
         return None;
     }
-    let sockets = socket_inodes(pid);
+    let sockets = socket_fds(pid);
     if sockets.is_empty() {
         return None;
     }
-    let remote = client_connection(pid, &sockets)?;
+    let remote = match ask_sockets(pid, &sockets, &SMB_PORTS) {
+        Ok(remote) => remote,
+        Err(Refused) => {
+            let inodes: HashSet<u64> = sockets.iter().map(|(_, inode)| *inode).collect();
+            search_tables(pid, &inodes, &SMB_PORTS)
+        }
+    }?;
     let uid = mamori_proc::read_status(pid)?.uid?;
     Some(Client {
         server: SAMBA.to_string(),
@@ -104,40 +120,79 @@ fn same_executable(a: u32, b: u32) -> Option<bool> {
     Some(a.dev() == b.dev() && a.ino() == b.ino())
 }
 
-/// The inodes of the process's sockets (`socket:[INODE]` links in its fd
-/// table), looking at no more than [`MAX_FDS`] descriptors.
-fn socket_inodes(pid: u32) -> HashSet<u64> {
-    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else { return HashSet::new() };
+/// The process's sockets: descriptor and inode (`socket:[INODE]` links in
+/// its fd table), looking at no more than [`MAX_FDS`] descriptors. smbd
+/// accepts its connection before it opens any file, so the connection's
+/// descriptor is among the first (procfs lists them in order).
+fn socket_fds(pid: u32) -> Vec<(i32, u64)> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
     dir.take(MAX_FDS)
         .filter_map(|e| {
-            let link = fs::read_link(e.ok()?.path()).ok()?;
+            let e = e.ok()?;
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            let link = fs::read_link(e.path()).ok()?;
             let inode = link.as_os_str().as_bytes().strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
-            std::str::from_utf8(inode).ok()?.parse().ok()
+            Some((fd, std::str::from_utf8(inode).ok()?.parse().ok()?))
         })
         .collect()
 }
 
-/// The remote end of the process's established SMB connections, when they
-/// all lead to one address.
-fn client_connection(pid: u32, sockets: &HashSet<u64>) -> Option<SocketAddr> {
-    let mut found: Option<SocketAddr> = None;
+/// The kernel would not lend the process's descriptors (no pidfd_getfd,
+/// or no ptrace rights over it): look in the tables instead.
+#[derive(Debug)]
+struct Refused;
+
+/// Asks each of the process's sockets itself, through a copy of its
+/// descriptor, for the remote end of an established TCP connection on one
+/// of `ports`; see [`one_address`] for what counts.
+fn ask_sockets(pid: u32, sockets: &[(i32, u64)], ports: &[u16]) -> Result<Option<SocketAddr>, Refused> {
+    let pidfd = match sys::pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+        Err(_) => return Err(Refused),
+    };
+    let mut remotes = Vec::new();
+    for (fd, _) in sockets {
+        let sock = match sys::pidfd_getfd(&pidfd, *fd) {
+            Ok(sock) => sock,
+            // Closed since the fd table was read, or the process is gone.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EBADF | libc::ESRCH)) => continue,
+            Err(_) => return Err(Refused),
+        };
+        let Some(local) = sys::local_tcp(&sock) else { continue };
+        if !ports.contains(&local.port()) || !sys::established(&sock) {
+            continue;
+        }
+        if let Some(remote) = sys::peer(&sock) {
+            remotes.push(remote);
+        }
+    }
+    Ok(one_address(remotes))
+}
+
+/// The same, from the namespace's tables by socket inode.
+fn search_tables(pid: u32, inodes: &HashSet<u64>, ports: &[u16]) -> Option<SocketAddr> {
+    let mut remotes = Vec::new();
     for table in ["tcp", "tcp6"] {
         let Ok(file) = File::open(format!("/proc/{pid}/net/{table}")) else { continue };
-        for line in BufReader::new(file.take(MAX_TABLE)).split(b'\n') {
+        // One large buffer: every read of the table walks the kernel's hash again.
+        for line in BufReader::with_capacity(256 << 10, file.take(MAX_TABLE)).split(b'\n') {
             let Ok(line) = line else { break };
             let Some(s) = std::str::from_utf8(&line).ok().and_then(tcp::parse_line) else { continue };
-            if s.state != ESTABLISHED || !SMB_PORTS.contains(&s.local.port()) || !sockets.contains(&s.inode) {
-                continue;
-            }
-            match found {
-                None => found = Some(s.remote),
-                // Multichannel: more connections of the same client.
-                Some(f) if f.ip() == s.remote.ip() => {}
-                Some(_) => return None,
+            if s.state == ESTABLISHED && ports.contains(&s.local.port()) && inodes.contains(&s.inode) {
+                remotes.push(s.remote);
             }
         }
     }
-    found
+    one_address(remotes)
+}
+
+/// The client, when every connection leads to one address (several are
+/// multichannel: more connections of the same client); `None` for none,
+/// or for a process that talks to more than one.
+fn one_address(remotes: Vec<SocketAddr>) -> Option<SocketAddr> {
+    let first = *remotes.first()?;
+    remotes.iter().all(|r| r.ip() == first.ip()).then_some(first)
 }
 
 /// The account name of `uid`, through the system's user database (so
@@ -189,6 +244,33 @@ mod tests {
         // The program name is not an option, whatever it looks like.
         assert_eq!(config(&["-s/x"]), None);
         assert_eq!(config(&["smbd", "--s/x"]), None);
+    }
+
+    #[test]
+    fn a_live_connection_asked_and_looked_up() {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_served, _) = listener.accept().unwrap();
+        let want = client.local_addr().unwrap();
+        let me = std::process::id();
+        let sockets = socket_fds(me);
+        assert!(sockets.len() >= 3, "{sockets:?}");
+        // The listener is not established and the client's own end has another local port.
+        assert_eq!(ask_sockets(me, &sockets, &[port]).unwrap(), Some(want));
+        let inodes = sockets.iter().map(|(_, inode)| *inode).collect();
+        assert_eq!(search_tables(me, &inodes, &[port]), Some(want));
+        assert_eq!(ask_sockets(me, &sockets, &[1]).unwrap(), None);
+        assert_eq!(search_tables(me, &inodes, &[1]), None);
+    }
+
+    #[test]
+    fn one_client_address_or_none() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(one_address(vec![]), None);
+        assert_eq!(one_address(vec![a("10.0.0.2:5000"), a("10.0.0.2:5001")]), Some(a("10.0.0.2:5000")));
+        assert_eq!(one_address(vec![a("10.0.0.2:5000"), a("10.0.0.3:5000")]), None);
     }
 
     #[test]

@@ -85,7 +85,10 @@ fn cheap_enough_for_the_sensor_thread() {
         assert!(client_of(pid).is_some());
     }
     let each = started.elapsed() / 200;
-    // A debug build on a small VM; a release build is several times faster.
-    assert!(each < Duration::from_millis(20), "{each:?} per call");
+    eprintln!("client_of: {each:?} per call");
+    // ~0.3 ms in a debug build here. Reading the TCP tables instead costs
+    // ~4 ms each on this machine, whatever they hold: this catches a fall
+    // back to them.
+    assert!(each < Duration::from_millis(4), "{each:?} per call");
     drop(run);
 }

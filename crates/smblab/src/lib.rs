@@ -317,7 +317,7 @@ impl Client {
         cmd.args(["netns", "exec", &self.ns, "python3"])
             .arg(script())
             .args(["--server", &self.server, "--share", SHARE, "--user", USER, "--password", PASSWORD])
-            .args(["--marker", mamori_sim::MARKER, "--note-name", mamori_sim::NOTE_NAME])
+            .args(["--note-name", mamori_sim::NOTE_NAME])
             .args(args);
         cmd
     }
@@ -525,5 +525,16 @@ fn signal(pid: u32, sig: i32) {
         if pid > 1 {
             unsafe { libc::kill(pid, sig) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_script_knows_the_simulators_marker() {
+        let script = std::fs::read_to_string(super::script()).unwrap();
+        let line = format!("\nMARKER = \"{}\"\n", mamori_sim::MARKER);
+        assert!(script.contains(&line), "client.py must refuse shares without {}", mamori_sim::MARKER);
+        assert!(!script.contains("--marker"), "the marker is no option");
     }
 }
