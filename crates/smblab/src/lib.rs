@@ -94,7 +94,7 @@ impl Lab {
         ip(&["-n", &ns, "addr", "add", &format!("{}/64", lab.address6()), "dev", "br0", "nodad"]);
         ip(&["-n", &ns, "link", "set", "br0", "up"]);
 
-        let mut passwd = Command::new("smbpasswd")
+        let mut passwd = Command::new(tool("smbpasswd"))
             .arg("-c")
             .arg(&lab.config)
             .args(["-s", "-a", USER])
@@ -105,8 +105,13 @@ impl Lab {
         writeln!(passwd.stdin.take().unwrap(), "{PASSWORD}\n{PASSWORD}").unwrap();
         assert!(passwd.wait().unwrap().success(), "smbpasswd -a {USER} failed");
 
-        let status =
-            Command::new("ip").args(["netns", "exec", &ns]).arg(&smbd).arg("-s").arg(&lab.config).arg("-D").status();
+        let status = Command::new(tool("ip"))
+            .args(["netns", "exec", &ns])
+            .arg(&smbd)
+            .arg("-s")
+            .arg(&lab.config)
+            .arg("-D")
+            .status();
         assert!(status.is_ok_and(|s| s.success()), "smbd did not start: see {}", lab.dir.path().display());
         lab.smbd = lab.wait_until_listening();
         lab
@@ -255,7 +260,7 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         self.stop_smbd();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = Command::new(tool("ip")).args(["netns", "del", &self.ns]).status();
     }
 }
 
@@ -313,8 +318,9 @@ impl Client {
     /// and credentials, then `args`: the workload and its options, such as
     /// `["overwrite", "--limit", "5"]`.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, "python3"])
+        let mut cmd = Command::new(tool("ip"));
+        cmd.args(["netns", "exec", &self.ns])
+            .arg(tool("python3"))
             .arg(script())
             .args(["--server", &self.server, "--share", SHARE, "--user", USER, "--password", PASSWORD])
             .args(["--note-name", mamori_sim::NOTE_NAME])
@@ -350,7 +356,7 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         // Deleting the namespace also removes its veth pair from the bridge.
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = Command::new(tool("ip")).args(["netns", "del", &self.ns]).status();
     }
 }
 
@@ -446,19 +452,23 @@ read only = no
 /// smbd's path; panics with what to install unless every tool the lab uses is here.
 fn require_tools() -> PathBuf {
     assert_eq!(unsafe { libc::geteuid() }, 0, "{INSTALL}; run the tests as root");
-    let find = |name: &str| -> Option<PathBuf> {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    };
-    for tool in ["smbpasswd", "smbstatus", "ip", "python3"] {
-        assert!(find(tool).is_some(), "{tool} is missing: {INSTALL}");
+    for name in ["smbpasswd", "smbstatus", "ip", "python3", "useradd"] {
+        tool(name);
     }
-    let python = Command::new("python3").args(["-c", "import smbclient, smbprotocol"]).output();
+    let python = Command::new(tool("python3")).args(["-c", "import smbclient, smbprotocol"]).output();
     assert!(python.is_ok_and(|o| o.status.success()), "python3 cannot import smbclient: {INSTALL}");
-    find("smbd").unwrap_or_else(|| panic!("smbd is missing: {INSTALL}"))
+    tool("smbd")
+}
+
+/// A program from PATH, or from the system directories a test's PATH may
+/// lack (smbd and useradd live in sbin); panics naming what to install.
+fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is missing: {INSTALL}"))
 }
 
 /// The Samba user's unix account, made once. Test binaries may run at the
@@ -475,7 +485,7 @@ pub fn account() -> Account {
             if let (Some(uid), Some(gid)) = (id("-u"), id("-g")) {
                 return Account { uid, gid };
             }
-            let _ = Command::new("useradd")
+            let _ = Command::new(tool("useradd"))
                 .args(["--system", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", USER])
                 .stderr(Stdio::null())
                 .status();
@@ -486,7 +496,7 @@ pub fn account() -> Account {
 }
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("ip {args:?}: {e}: {INSTALL}"));
+    let out = Command::new(tool("ip")).args(args).output().unwrap_or_else(|e| panic!("ip {args:?}: {e}: {INSTALL}"));
     assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
