@@ -15,6 +15,7 @@ else, so they can never encrypt a share nobody marked as a test target.
 """
 
 import argparse
+import faulthandler
 import io
 import json
 import os
@@ -398,6 +399,8 @@ def main():
     def on_term(signum, frame):
         run.stopping = True
 
+    # `kill -USR1 PID` prints every thread's stack: where a hung client waits.
+    faulthandler.register(signal.SIGUSR1)
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -429,5 +432,23 @@ def main():
     return code
 
 
+def close_quietly(seconds):
+    """Logs off within `seconds`. smbclient would otherwise log off at exit
+    with no deadline, and a client whose packets a firewall drops (what a
+    defence does to an attacker) would never exit."""
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        smbclient.reset_connection_cache(fail_on_error=False)
+    except BaseException:
+        pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    close_quietly(2.0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # No atexit handlers: the connection cache was closed above, or cannot be.
+    os._exit(code if isinstance(code, int) else 2)

@@ -373,15 +373,21 @@ impl Running {
         self.child.as_ref().map_or(0, Child::id)
     }
 
-    /// Asks the workload to stop (its stop file, then SIGTERM after 20 s)
-    /// and returns what it printed.
+    /// Asks the workload to stop (its stop file; SIGTERM after 20 s, SIGKILL
+    /// after 30 s) and returns what it printed.
     pub fn stop(mut self) -> Outcome {
         fs::write(&self.stop_file, b"stop\n").unwrap();
         let mut child = self.child.take().expect("not stopped yet");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // A hung client must fail the test, not hang it: SIGTERM asks it
+        // to stop like the stop file, SIGKILL (no summary) ends it.
+        let started = Instant::now();
+        let mut term = false;
         while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
+            if !term && started.elapsed() > Duration::from_secs(20) {
                 signal(child.id(), libc::SIGTERM);
+                term = true;
+            } else if started.elapsed() > Duration::from_secs(30) {
+                signal(child.id(), libc::SIGKILL);
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -210,3 +210,30 @@ fn benign_work_runs_and_reports() {
     assert!(out.status.success(), "{}", out.summary);
     assert_eq!((out.summary["successes"].as_u64(), out.summary["failures"].as_u64()), (Some(4), Some(0)));
 }
+
+#[test]
+fn an_attack_cut_off_by_a_firewall_still_reports() {
+    let lab = Lab::start();
+    lab.seed(10);
+    let client = lab.client(5);
+    let running = client.spawn(&["slow", "--interval", "0.3", "--op-timeout", "2"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Dropped, not refused: the client's requests get no answer at all.
+    let rules = format!(
+        "add table inet lab; add chain inet lab input {{ type filter hook input priority 0; policy accept; }}; \
+         add rule inet lab input ip saddr {} drop",
+        client.address()
+    );
+    let nft = std::process::Command::new("ip")
+        .args(["netns", "exec", lab.namespace(), "nft", &rules])
+        .status()
+        .expect("nft runs");
+    assert!(nft.success());
+    let started = std::time::Instant::now();
+    let out = running.stop();
+    assert!(started.elapsed() < Duration::from_secs(15), "the client hung for {:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(1), "{}", out.summary);
+    let error = out.summary["first_failure"]["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("OpTimeout"), "{error}");
+    assert!((1..10).contains(&out.touched()), "{}", out.summary);
+}
