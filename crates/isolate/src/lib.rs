@@ -24,6 +24,7 @@ mod blocking;
 mod error;
 mod expr;
 mod nft;
+mod reset;
 mod table;
 
 use std::fmt;
@@ -35,6 +36,7 @@ pub use blocking::{block, blocks, unblock, unblock_all, Block};
 pub use error::IsolateError;
 pub use ipnet::IpNet;
 pub use nft::Nft;
+pub use reset::reset_connections;
 
 /// An isolation in force, as nft reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

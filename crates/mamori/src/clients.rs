@@ -52,13 +52,22 @@ pub fn block(client: &Client, served: ProcKey, settings: &ClientsSection) -> Res
         .with_context(|| format!("the client's address {:?} is not an address", client.address))?;
     let minutes = settings.block_minutes;
     let duration = (minutes > 0).then(|| Duration::from_secs(minutes.saturating_mul(60)));
-    let blocked = in_netns_of(Some(served), |nft| Ok(nft.block(addr, duration)?))?;
+    let (blocked, reset) = in_netns_of(Some(served), |nft| {
+        let blocked = nft.block(addr, duration)?;
+        // After the block, so the client cannot open a new one meanwhile.
+        let reset = mamori_isolate::reset_connections(blocked.addr);
+        Ok((blocked, reset))
+    })?;
     let until = match duration {
         Some(_) => format!("for {minutes} min"),
         None => "until `mamori unblock`".to_owned(),
     };
     info!(client = %addr, "client blocked {until}");
-    Ok(format!("{} blocked both ways {until} (undo: mamori unblock {})", blocked.addr, blocked.addr))
+    let reset = match reset {
+        Ok(n) => format!("{n} open connection(s) reset"),
+        Err(e) => format!("its open connections wait for their timeout: {e}"),
+    };
+    Ok(format!("{} blocked both ways {until}, {reset} (undo: mamori unblock {})", blocked.addr, blocked.addr))
 }
 
 /// Runs `f` with nftables as seen from the network namespace of `of` (when

@@ -116,7 +116,12 @@ fn attack(workload: &str, extra: &[&str]) {
         &format!("{workload}: {touched} files done by the attacker, next request failed {after_verdict:.2} s after the verdict"),
     );
     assert!(touched <= 10, "{workload}: the attacker finished {touched} files:\n{}", agent.log());
-    assert!(after_verdict < 5.0, "{workload}: the attacker's request failed {after_verdict:.2} s after the verdict");
+    assert!(
+        after_verdict < 5.0,
+        "{workload}: the attacker's request failed {after_verdict:.2} s after the verdict: {:#}\n{inc:#}\n{}",
+        attacked.summary["first_failure"],
+        agent.log()
+    );
 
     // The honest client of the same share never noticed.
     assert_eq!(honest.summary["failures"], 0, "the honest client failed: {:#}", honest.summary);

@@ -150,7 +150,7 @@ fn wait_stopped(keys: &[ProcKey], hold: &Hold) -> bool {
         // A process SIGCONTed after its stop but before the freeze took hold
         // shows as sleeping, not stopped, once frozen.
         let frozen = hold.freezer.as_ref().is_some_and(Freezer::frozen);
-        if keys.iter().all(|&k| (frozen && hold.held.contains(&k)) || settled(k)) {
+        if keys.iter().all(|&k| (frozen && hold.held.contains(&k)) || settled(k, hold.held.contains(&k))) {
             return true;
         }
         if Instant::now() >= deadline {
@@ -161,7 +161,7 @@ fn wait_stopped(keys: &[ProcKey], hold: &Hold) -> bool {
     }
 }
 
-fn settled(key: ProcKey) -> bool {
+fn settled(key: ProcKey, in_freezer: bool) -> bool {
     if mamori_proc::start_time(key.pid) != Some(key.start) {
         return true;
     }
@@ -174,6 +174,20 @@ fn settled(key: ProcKey) -> bool {
             .and_then(|tid| mamori_proc::thread_stat(key.pid, tid));
         // 'D': blocked in the kernel, runs no user code, stops on the way out;
         // an io_uring worker runs none either (waiting for it cost seconds).
-        stat.is_none_or(|s| s.is_io_worker() || matches!(s.state, 'T' | 't' | 'Z' | 'X' | 'x' | 'D'))
+        stat.is_none_or(|s| {
+            s.is_io_worker()
+                || matches!(s.state, 'T' | 't' | 'Z' | 'X' | 'x' | 'D')
+                || (in_freezer && s.state == 'S' && trapped(&t.path()))
+        })
     })
+}
+
+/// Whether a sleeping thread sleeps in the freezer's trap, which shows as
+/// 'S' inside `get_signal`. While one thread of a process waits in the
+/// kernel (on a permission event mamori answers only after the stop), a
+/// SIGSTOP stops none of the others, which were never woken for it; the
+/// cgroup freeze wakes and traps each one, and the cgroup reads as frozen
+/// only once the waiting thread is trapped too.
+fn trapped(task: &std::path::Path) -> bool {
+    std::fs::read_to_string(task.join("wchan")).is_ok_and(|w| matches!(w.trim(), "get_signal" | "do_freezer_trap"))
 }
