@@ -238,16 +238,24 @@ impl Lab {
     /// Ends the smbd processes this lab started: the master from its own pid
     /// file, and those of its children still running our config afterwards.
     fn stop_smbd(&self) {
-        if self.smbd == 0 || !runs_config(self.smbd, &self.config) {
+        // A start that failed before smbd listened left only the pid file.
+        let master = match self.smbd {
+            0 => fs::read_to_string(self.dir.path().join("pid").join("smbd.pid"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0),
+            pid => pid,
+        };
+        if master == 0 || !runs_config(master, &self.config) {
             return;
         }
-        let children = children_of(self.smbd);
-        signal(self.smbd, libc::SIGTERM);
+        let children = children_of(master);
+        signal(master, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while runs_config(self.smbd, &self.config) && Instant::now() < deadline {
+        while runs_config(master, &self.config) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        for pid in std::iter::once(self.smbd).chain(children) {
+        for pid in std::iter::once(master).chain(children) {
             // The pid may have been reused: only a process still running
             // this lab's config is ours.
             if runs_config(pid, &self.config) {
@@ -371,6 +379,12 @@ impl Running {
     /// The python process (`ip netns exec` replaces itself with it).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Whether the workload has ended by itself (it stops at its first
+    /// failed request, or at its `--limit`).
+    pub fn exited(&mut self) -> bool {
+        self.child.as_mut().is_none_or(|c| !matches!(c.try_wait(), Ok(None)))
     }
 
     /// Asks the workload to stop (its stop file; SIGTERM after 20 s, SIGKILL
