@@ -66,7 +66,13 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
         p.parent().is_some_and(|dir| roots.iter().any(|r| r == dir))
             && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| decoys.iter().any(|d| d == n))
     };
-    let plan = mamori_restore::plan(&inc, &all, &is_decoy);
+    let mut plan = mamori_restore::plan(&inc, &all, &is_decoy);
+    // Elsewhere, nothing of anyone's is overwritten: the before-attack
+    // copies of what another client saved since go there too.
+    if args.to.is_some() {
+        let later = std::mem::take(&mut plan.changed_since);
+        plan.put_back.extend(later);
+    }
     let in_place = args.to.is_none();
 
     println!(
@@ -79,6 +85,15 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
     );
     if !plan.decoys.is_empty() {
         println!("  {} decoy(s) touched: not your files; the agent places them again", plan.decoys.len());
+    }
+    for (path, c) in &plan.changed_since {
+        println!(
+            "  LEFT    {}: another client saved it after the attacker; the copy from before the attack is vault {} entry {} (`mamori restore {} --to DIR` puts it elsewhere)",
+            ui::escaped(path),
+            c.vault,
+            c.entry.id,
+            inc.id
+        );
     }
     if args.dry_run {
         for (path, c) in &plan.put_back {
@@ -138,9 +153,15 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
         }
         outcomes.insert(path.to_owned(), done);
     };
+    let mut beside = Vec::new();
     for (path, c) in &plan.put_back {
         bar.set_message(ui::escaped(path).into_owned());
-        outcome(path, put_back(&vaults[c.vault], c.entry, locate(path), in_place));
+        let vacated = in_place && plan.vacated.contains(path);
+        let done = put_back(&vaults[c.vault], c.entry, locate(path), in_place, vacated.then_some(inc.id.as_str()));
+        if let Ok((_, Some(name))) = &done {
+            beside.push((path.clone(), name.clone()));
+        }
+        outcome(path, done.map(|(r, _)| r));
         bar.inc(1);
     }
     for (path, now) in &plan.rename_back {
@@ -177,6 +198,13 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
     for f in &failed {
         println!("  FAILED {f}");
     }
+    for (path, name) in &beside {
+        println!(
+            "  BESIDE  {}: a new file was saved under its name after the attack and is kept; the original is back as {}",
+            ui::escaped(path),
+            ui::escaped(&name.to_string_lossy())
+        );
+    }
     for path in &plan.missing {
         println!("  NOT RESTORED {}: the vault holds no copy from before the change", ui::escaped(path));
         outcomes.insert(path.clone(), Restored::Failed("the vault holds no copy from before the change".into()));
@@ -193,8 +221,16 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
 /// Puts `entry` back at `dest` (a root and a path under it), unless the file
 /// there already has its content (restoring twice is harmless). Nothing on
 /// the way is followed if it is a link, and a destination that is not a
-/// regular file (a FIFO, say) is replaced, never read.
-fn put_back(vault: &Vault, entry: &Entry, dest: Result<(&Root, PathBuf)>, in_place: bool) -> Result<Restored> {
+/// regular file (a FIFO, say) is replaced, never read. A name the attacker
+/// vacated (`beside_for`: the incident) that holds a file again keeps it:
+/// the original goes beside it, under the name returned.
+fn put_back(
+    vault: &Vault,
+    entry: &Entry,
+    dest: Result<(&Root, PathBuf)>,
+    in_place: bool,
+    beside_for: Option<&str>,
+) -> Result<(Restored, Option<std::ffi::OsString>)> {
     let (root, rel) = dest?;
     let place = root.place(&rel, true)?;
     if in_place {
@@ -202,9 +238,42 @@ fn put_back(vault: &Vault, entry: &Entry, dest: Result<(&Root, PathBuf)>, in_pla
             mamori_vault::content_hash_at(place.dir(), &place.name).is_ok_and(|have| have == *want)
         });
         if intact {
-            return Ok(Restored::AlreadyIntact);
+            return Ok((Restored::AlreadyIntact, None));
         }
     }
+    let taken = rustix::fs::statat(place.dir(), place.name.as_os_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile);
+    if let Some(id) = beside_for.filter(|_| taken) {
+        let name = beside_name(&place.name, id);
+        vault.restore_at(entry, place.dir(), &name)?;
+        return Ok((Restored::Restored, Some(name)));
+    }
     vault.restore_at(entry, place.dir(), &place.name)?;
-    Ok(Restored::Restored)
+    Ok((Restored::Restored, None))
+}
+
+/// `report.docx` → `report (restored INC-0001).docx`: beside the new file,
+/// with its type, so it opens the same way.
+fn beside_name(name: &std::ffi::OsStr, id: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes = name.as_bytes();
+    let dot = bytes.iter().rposition(|&b| b == b'.').filter(|&i| i > 0).unwrap_or(bytes.len());
+    let mut out = bytes[..dot].to_vec();
+    out.extend_from_slice(format!(" (restored {id})").as_bytes());
+    out.extend_from_slice(&bytes[dot..]);
+    std::ffi::OsString::from_vec(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_original_goes_beside_with_its_type() {
+        let name = |n: &str| beside_name(std::ffi::OsStr::new(n), "INC-0003").into_string().unwrap();
+        assert_eq!(name("report.docx"), "report (restored INC-0003).docx");
+        assert_eq!(name("a.tar.gz"), "a.tar (restored INC-0003).gz");
+        assert_eq!(name(".profile"), ".profile (restored INC-0003)");
+        assert_eq!(name("README"), "README (restored INC-0003)");
+    }
 }

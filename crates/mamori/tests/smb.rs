@@ -86,7 +86,8 @@ fn attack(workload: &str, extra: &[&str]) {
     wait_until("the client's processes ended", Duration::from_secs(60), &agent, || {
         ws.incidents().first().is_some_and(|i| steps(i).iter().any(|(k, _)| k == "ended"))
     });
-    std::thread::sleep(Duration::from_secs(2));
+    // Long enough for the honest client to save each of its files again.
+    std::thread::sleep(Duration::from_secs(4));
     let honest = honest.stop();
     let incidents = ws.incidents();
     assert_eq!(incidents.len(), 1, "one incident per attacking client: {incidents:#?}\n{}", agent.log());
@@ -138,15 +139,35 @@ fn attack(workload: &str, extra: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
     let after = snapshot(lab.share());
-    let lost: Vec<&PathBuf> = before.iter().filter(|(p, bytes)| after.get(*p) != Some(bytes)).map(|(p, _)| p).collect();
+    // The honest client's own files are its to keep as it last wrote them.
+    let honest_final = |p: &Path| honest_files.iter().any(|h| Path::new(h) == p);
+    let lost: Vec<&PathBuf> =
+        before.iter().filter(|(p, bytes)| !honest_final(p) && after.get(*p) != Some(bytes)).map(|(p, _)| p).collect();
     assert!(lost.is_empty(), "{workload}: files not restored: {lost:?}");
     let made: Vec<&PathBuf> = after
         .keys()
-        .filter(|p| !before.contains_key(*p) && !honest_files.iter().any(|h| Path::new(h) == p.as_path()))
+        .filter(|p| !before.contains_key(*p) && !honest_final(p) && !p.to_string_lossy().contains(" (restored INC-"))
         .collect();
     assert!(made.is_empty(), "{workload}: what the attacker made is still there: {made:?}");
     for f in &honest_files {
-        assert!(after.contains_key(Path::new(f)), "the honest client's {f} was taken away");
+        let Some(bytes) = after.get(Path::new(f)) else { panic!("the honest client's {f} was taken away") };
+        // Each says when it was written: what the honest client saved after
+        // the verdict stands, not an older copy from before the attack.
+        let text = String::from_utf8_lossy(bytes);
+        let written: f64 = text
+            .split("written at ")
+            .nth(1)
+            .and_then(|t| {
+                t.split('.')
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(".")
+                    .trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("{f} is not the honest client's text: {text:.80}"));
+        assert!(written > detected, "{f}: restore put back an older copy ({written} < {detected})");
     }
     drop(attacker);
     agent.stop();

@@ -36,6 +36,14 @@ pub struct Plan<'a> {
     pub missing: Vec<String>,
     /// Decoys the actor touched: not the user's files; the agent places them again.
     pub decoys: Vec<String>,
+    /// Originals another client changed after the actor (a file share's
+    /// honest user saving over what the attacker encrypted): left as they
+    /// are, with the copy from before the actor that could be put back.
+    pub changed_since: Vec<(String, Candidate<'a>)>,
+    /// Originals whose name the actor renamed away and did not use again:
+    /// whatever is under that name at restore time is someone else's, made
+    /// since (a file share's honest user saving anew), and is kept.
+    pub vacated: BTreeSet<String>,
 }
 
 impl Plan<'_> {
@@ -111,7 +119,15 @@ pub fn plan<'a>(inc: &Incident, all: &[Candidate<'a>], is_decoy: &dyn Fn(&str) -
                 None => break,
             }
         }
+        if renamed.contains_key(orig) {
+            plan.vacated.insert(orig.to_owned());
+        }
         if let Some(c) = choose(&candidates, started) {
+            if inc.client.is_some() && changed_by_another(inc, by_path.get(orig).map(Vec::as_slice).unwrap_or_default())
+            {
+                plan.changed_since.push((orig.to_owned(), c));
+                continue;
+            }
             plan.put_back.push((orig.to_owned(), c));
         } else if path != orig && made.contains(path) && !deleted.contains(path) {
             // Renamed and never opened: what is under the last name is the
@@ -129,6 +145,17 @@ pub fn plan<'a>(inc: &Incident, all: &[Candidate<'a>], is_decoy: &dyn Fn(&str) -
         .map(str::to_owned)
         .collect();
     plan
+}
+
+/// Whether someone other than the actor opened the file to write after the
+/// actor last did: its content now is theirs, not the actor's. Only asked
+/// for a client actor, all of whose processes (every connection) the
+/// incident lists; a local actor's children that exited before the stop
+/// are not listed, and their copies must not count as someone else's.
+fn changed_by_another(inc: &Incident, entries: &[Candidate<'_>]) -> bool {
+    let ours = |c: &&Candidate<'_>| c.entry.by.is_some_and(|p| inc.procs.contains(&p));
+    let Some(last) = entries.iter().filter(ours).map(|c| c.entry.taken_ns).max() else { return false };
+    entries.iter().any(|c| c.entry.kind != Kind::Pin && c.entry.taken_ns > last && c.entry.by.is_some() && !ours(&c))
 }
 
 /// The content from just before the actor's first change: the earliest
@@ -209,6 +236,28 @@ mod tests {
     }
 
     #[test]
+    fn what_another_client_saved_after_the_attacker_stays() {
+        let other = ProcKey { pid: 77, start: 1 };
+        let mut inc = incident(&[(FileOp::Write, "/d/a.doc", None), (FileOp::Write, "/d/b.doc", None)]);
+        let entries = [
+            entry(1, Kind::Copy, "/d/a.doc", STARTED + 5, Some(ACTOR)),
+            entry(2, Kind::Copy, "/d/b.doc", STARTED + 6, Some(ACTOR)),
+            // An honest client opened a.doc to write after the attacker: its copy is of the ciphertext.
+            entry(3, Kind::Copy, "/d/a.doc", STARTED + 9, Some(other)),
+            // Only read b.doc afterwards: b.doc is still the attacker's work.
+            entry(4, Kind::Pin, "/d/b.doc", STARTED + 9, Some(other)),
+        ];
+        let local = plan(&inc, &in_vault(0, &entries), &no_decoys);
+        assert_eq!(local.put_back.len(), 2, "a local actor's exited children are not listed: no exception");
+        inc.client = Some(mamori_store::ClientCut { client: Default::default(), server: None, steps: Vec::new() });
+        let plan = plan(&inc, &in_vault(0, &entries), &no_decoys);
+        assert_eq!(plan.changed_since.len(), 1, "{plan:?}");
+        assert_eq!(plan.changed_since[0].0, "/d/a.doc");
+        assert_eq!(plan.changed_since[0].1.entry.id, 1, "the copy from before the attacker is named");
+        assert_eq!(plan.put_back.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["/d/b.doc"]);
+    }
+
+    #[test]
     fn a_file_renamed_and_never_opened_is_renamed_back() {
         let inc = incident(&[
             (FileOp::Rename, "/d/a.doc", Some("/d/a.doc.locked")),
@@ -219,6 +268,7 @@ mod tests {
         assert_eq!(plan.rename_back, vec![("/d/a.doc".to_owned(), "/d/a.doc.locked".to_owned())]);
         assert_eq!(plan.put_back.len(), 1, "b was encrypted under its new name: its copy goes back");
         assert_eq!(plan.remove, vec!["/d/b.x".to_owned()], "a.doc.locked is a.doc, not the actor's");
+        assert_eq!(plan.vacated, BTreeSet::from(["/d/a.doc".to_owned(), "/d/b.doc".to_owned()]));
         assert!(plan.missing.is_empty());
         assert_eq!(plan.user_files(), 2);
     }
