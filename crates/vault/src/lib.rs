@@ -23,6 +23,10 @@
 //! without a whole object; a torn last line is skipped. Pins are not fsynced
 //! (see [`Vault::pin`]).
 //!
+//! A file opened through another mount of the vault's filesystem (from
+//! another mount namespace: smbd under `ip netns exec`, a service with
+//! `PrivateTmp=`) is kept like any other (see [`mounts`](crate::mounts)).
+//!
 //! A vault is opened only where no one but root can change it, or a
 //! directory above it ([`check_private_dir`]), and its log, marker and
 //! objects are opened relative to the held directory, never through a link.
@@ -33,6 +37,7 @@
 //! filesystem. A copy that would cross any of them is skipped, counted for
 //! the file's owner ([`Vault::users`]), and reported as [`Preserved::Skipped`].
 
+mod mounts;
 mod private_dir;
 mod ranges;
 mod sys;
@@ -141,7 +146,8 @@ pub enum SkipReason {
     FreeSpaceFloor,
     /// Not a regular file.
     NotRegular,
-    /// A pin needs the vault on the file's own filesystem.
+    /// A pin needs the vault on the file's own filesystem (any mount of
+    /// it will do: another mount namespace's copy of the mount too).
     NotSameFilesystem,
 }
 
@@ -221,6 +227,8 @@ pub struct Vault {
     active: HashMap<(u64, u64), ranges::Active>,
     /// Free space last read, and when (see `Vault::refusal`).
     free: Option<(u64, std::time::Instant)>,
+    /// Whether the vault's filesystem can share blocks, once asked (see [`mounts::can_clone`]).
+    can_clone: Option<bool>,
     next_id: u64,
     usage: VaultUsage,
     /// By file owner (uid): what is charged to each share of the budget.
@@ -288,6 +296,7 @@ impl Vault {
             compact_pins: writable,
             active: HashMap::new(),
             free: None,
+            can_clone: None,
             next_id: 1,
             usage: VaultUsage::default(),
             users: HashMap::new(),
@@ -518,7 +527,20 @@ impl Vault {
         // in objects/ that a log line points at is always a whole copy.
         let objects = self.dir.join("objects");
         let tmp = objects.join(format!(".tmp-{id}"));
-        let hash = match copy_object(file, entry.meta.size, &tmp, reflink_only) {
+        let mut written =
+            copy_object(file, entry.meta.size, &tmp, if reflink_only { Copying::Reflink } else { Copying::Bytes });
+        if reflink_only && written.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EXDEV)) {
+            let _ = std::fs::remove_file(&tmp);
+            if !self.clones_across_mounts(file)? {
+                return Ok(None);
+            }
+            // Charged whole: the kernel may have copied the bytes rather than shared them.
+            if let Some(reason) = self.refusal(entry.meta.size, entry.meta.uid)? {
+                return Ok(Some(Preserved::Skipped(reason)));
+            }
+            written = copy_object(file, entry.meta.size, &tmp, Copying::InKernel);
+        }
+        let hash = match written {
             Ok(hash) => hash,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -540,6 +562,27 @@ impl Vault {
         self.append(Entry { hash, ..entry }, true).map(|e| Some(Preserved::Stored(e)))
     }
 
+    /// Whether `file`, whose reflink was refused for being on another mount
+    /// (kernels before 6.8), is on the vault's filesystem and that
+    /// filesystem can share blocks: then [`Copying::InKernel`] clones it.
+    fn clones_across_mounts(&mut self, file: &File) -> Result<bool, VaultError> {
+        if !mounts::same_filesystem(file, &self.dir_fd).map_err(io_err(&self.dir))? {
+            return Ok(false);
+        }
+        if self.can_clone.is_none() {
+            match mounts::can_clone(self.objects_fd.as_fd()) {
+                Ok(can) => self.can_clone = Some(can),
+                // Asked again next time; meanwhile the file is kept by range,
+                // which works on any filesystem.
+                Err(e) => {
+                    warn!(vault = %self.dir.display(), "cannot tell whether the vault's filesystem can clone: {e}");
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(self.can_clone == Some(true))
+    }
+
     /// Pins the inode of `file` (known as `path`) with a hard link.
     pub fn pin(&mut self, file: &File, path: &str, now_ns: u64, by: Option<ProcKey>) -> Result<Preserved, VaultError> {
         let Some(meta) = meta_of(file, path, false) else { return Ok(Preserved::Skipped(SkipReason::NotRegular)) };
@@ -551,7 +594,7 @@ impl Vault {
         let hash = if meta.size <= PIN_HASH_MAX { hash_of(file, meta.size).ok() } else { None };
         let entry = Entry { id, kind: Kind::Pin, meta, hash, object: id.to_string(), taken_ns: now_ns, by };
         let object = self.object_path(&entry);
-        match sys::link_open_file(file, &object) {
+        match mounts::link(file, &object, &self.dir_fd) {
             // Not fsynced: a pin is taken on every open while the opener
             // waits, and an fsync costs milliseconds. A crash loses the link
             // and its line together (the journal commits them in order).
@@ -581,7 +624,14 @@ impl Vault {
         self.next_id += 1;
         let entry = Entry { id, kind: Kind::Ranges, meta, hash: None, object: id.to_string(), taken_ns: now_ns, by };
         let objects = self.dir.join("objects");
-        let active = match ranges::Active::create(&objects, &entry.object, file, entry.meta.size, entry.meta.uid) {
+        let active = match ranges::Active::create(
+            &objects,
+            &entry.object,
+            file,
+            entry.meta.size,
+            entry.meta.uid,
+            &self.dir_fd,
+        ) {
             Ok(active) => active,
             Err(e) => {
                 for name in object_files(&entry) {
@@ -893,16 +943,32 @@ fn meta_of(file: &File, path: &str, with_xattrs: bool) -> Option<Meta> {
     })
 }
 
-/// Writes `file`'s content to a new object: a reflink where possible, else
-/// a copy (unless `reflink_only`, which fails instead and leaves the reflink
-/// unhashed). Returns the content's hash. `len` as in [`stream`].
-fn copy_object(file: &File, len: u64, object: &Path, reflink_only: bool) -> io::Result<Option<String>> {
+/// How [`copy_object`] writes an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Copying {
+    /// A reflink where the filesystem can, else the bytes; hashed either way.
+    Bytes,
+    /// A reflink or nothing (an error); unhashed.
+    Reflink,
+    /// `copy_file_range`, which clones where FICLONE refused to cross
+    /// mounts (see [`mounts`]); unhashed unless the bytes came through here.
+    InKernel,
+}
+
+/// Writes `file`'s content to a new object, as `how` says. Returns the
+/// content's hash, if it was read. `len` as in [`stream`].
+fn copy_object(file: &File, len: u64, object: &Path, how: Copying) -> io::Result<Option<String>> {
     let out = OpenOptions::new().write(true).read(true).create_new(true).mode(0o600).open(object)?;
-    let hash = match sys::reflink(file, &out) {
-        Ok(()) if reflink_only => None,
-        Ok(()) => Some(hash_of(&out, len)?),
-        Err(e) if reflink_only => return Err(e),
-        Err(_) => Some(copy_into(file, &out, len)?),
+    let hash = match how {
+        Copying::InKernel => mounts::copy_in_kernel(file, &out, len)?,
+        Copying::Reflink => {
+            sys::reflink(file, &out)?;
+            None
+        }
+        Copying::Bytes => match sys::reflink(file, &out) {
+            Ok(()) => Some(hash_of(&out, len)?),
+            Err(_) => Some(copy_into(file, &out, len)?),
+        },
     };
     out.sync_all()?;
     Ok(hash)

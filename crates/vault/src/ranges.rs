@@ -72,10 +72,18 @@ pub(crate) struct Kept {
 }
 
 impl Active {
-    /// Creates the entry's files for `file` (of `size` bytes) under `objects`.
-    pub(crate) fn create(objects: &Path, object: &str, file: &File, size: u64, uid: u32) -> io::Result<Active> {
+    /// Creates the entry's files for `file` (of `size` bytes) under
+    /// `objects`, in the vault whose directory is `vault`.
+    pub(crate) fn create(
+        objects: &Path,
+        object: &str,
+        file: &File,
+        size: u64,
+        uid: u32,
+        vault: &File,
+    ) -> io::Result<Active> {
         let log = OpenOptions::new().append(true).create_new(true).mode(0o600).open(objects.join(object))?;
-        crate::sys::link_open_file(file, &objects.join(format!("{object}.inode")))?;
+        crate::mounts::link(file, &objects.join(format!("{object}.inode")), vault)?;
         let src = file.try_clone()?;
         // Writes to a large file land anywhere: reading ahead of each kept
         // block would only read what nobody asked for.
@@ -351,7 +359,8 @@ mod tests {
         let original: Vec<u8> = (0..10 * BLOCK as usize + 100).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &original).unwrap();
         let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        let mut active = Active::create(&objects, "1", &file, original.len() as u64, 0).unwrap();
+        let mut active =
+            Active::create(&objects, "1", &file, original.len() as u64, 0, &File::open(dir.path()).unwrap()).unwrap();
 
         // Unaligned write across blocks 1..=2, then the same again, then the tail and past the end.
         let kept = |bytes| Kept { bytes, refused: false };
@@ -384,7 +393,7 @@ mod tests {
         let path = dir.path().join("disk.img");
         std::fs::write(&path, vec![7u8; 4 * BLOCK as usize]).unwrap();
         let file = File::open(&path).unwrap();
-        let mut active = Active::create(&objects, "1", &file, 4 * BLOCK, 0).unwrap();
+        let mut active = Active::create(&objects, "1", &file, 4 * BLOCK, 0, &File::open(dir.path()).unwrap()).unwrap();
         active.keep(0, BLOCK, u64::MAX).unwrap();
         // A byte of the kept block (past the record's header) changed.
         File::options().write(true).open(objects.join("1")).unwrap().write_all_at(b"x", HEADER as u64 + 5).unwrap();

@@ -1,11 +1,12 @@
 //! The few system calls the vault needs that std does not offer: reflink,
-//! linking an open file, extended attributes, free space, timestamps, and
-//! names opened, renamed and removed relative to a held directory.
+//! linking an open file, reopening one by handle, copying in the kernel,
+//! extended attributes, free space, timestamps, and names opened, renamed
+//! and removed relative to a held directory.
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -21,20 +22,82 @@ fn check(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Makes [`reflink`] on the test's thread refuse files on two mounts,
+    /// as kernels before 6.8 did (this one clones across mounts).
+    pub static REFLINK_WITHIN_ONE_MOUNT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn mount_id(file: &File) -> String {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", file.as_raw_fd())).unwrap_or_default();
+    info.lines().find(|l| l.starts_with("mnt_id:")).unwrap_or_default().to_owned()
+}
+
 /// FICLONE: make `dst` share `src`'s blocks (XFS, btrfs). Fails on ext4.
 pub fn reflink(src: &File, dst: &File) -> io::Result<()> {
     const FICLONE: libc::c_ulong = 0x4004_9409;
+    #[cfg(test)]
+    if REFLINK_WITHIN_ONE_MOUNT.get() && mount_id(src) != mount_id(dst) {
+        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+    }
     // SAFETY: both descriptors are open for the duration of the call.
     check(unsafe { libc::ioctl(dst.as_raw_fd(), FICLONE, src.as_raw_fd()) })
 }
 
 /// A new name for an open file (`linkat` with `AT_EMPTY_PATH`), even one
-/// another process is about to delete. Needs CAP_DAC_READ_SEARCH.
-pub fn link_open_file(file: &File, new: &Path) -> io::Result<()> {
-    let empty = CString::default();
+/// another process is about to delete. Needs CAP_DAC_READ_SEARCH. Fails
+/// with `EXDEV` unless `new` is on the very mount `file` was opened
+/// through (see [`reopen_path`]).
+pub fn link_open_file(file: BorrowedFd<'_>, new: &Path) -> io::Result<()> {
     let new = cstr(new)?;
     // SAFETY: valid fd and NUL-terminated strings.
-    check(unsafe { libc::linkat(file.as_raw_fd(), empty.as_ptr(), libc::AT_FDCWD, new.as_ptr(), libc::AT_EMPTY_PATH) })
+    check(unsafe { libc::linkat(file.as_raw_fd(), c"".as_ptr(), libc::AT_FDCWD, new.as_ptr(), libc::AT_EMPTY_PATH) })
+}
+
+/// A file handle and room for the largest one the kernel makes (`MAX_HANDLE_SZ`).
+#[repr(C)]
+struct Handle {
+    head: libc::file_handle,
+    bytes: [u8; libc::MAX_HANDLE_SZ as usize],
+}
+
+/// The inode `file` is, opened again with `O_PATH` through the mount that
+/// `mount` (any descriptor on it) is on, which must be `file`'s filesystem.
+/// `O_PATH` reads nothing, so fanotify asks no permission for it: the agent
+/// answers those on the thread that calls the vault, so an ordinary open of
+/// a watched file from there would wait on itself. Needs CAP_DAC_READ_SEARCH.
+pub fn reopen_path(file: &File, mount: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let head = libc::file_handle { handle_bytes: libc::MAX_HANDLE_SZ as libc::c_uint, handle_type: 0, f_handle: [] };
+    let mut handle = Handle { head, bytes: [0; libc::MAX_HANDLE_SZ as usize] };
+    // Derived from the whole struct: the kernel writes past the header, into `bytes`.
+    let ptr = std::ptr::addr_of_mut!(handle).cast::<libc::file_handle>();
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: `handle_bytes` is the room after the header, which the kernel does not write beyond.
+    check(unsafe { libc::name_to_handle_at(file.as_raw_fd(), c"".as_ptr(), ptr, &mut mount_id, libc::AT_EMPTY_PATH) })?;
+    // SAFETY: the handle just filled in, of the size the kernel set.
+    let fd = unsafe { libc::open_by_handle_at(mount.as_raw_fd(), ptr, libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `copy_file_range` of up to `len` bytes at `off` in `src` to `off` in
+/// `dst`, leaving both file positions alone. Returns the bytes copied (0 at the end).
+pub fn copy_range(src: &File, dst: &File, off: u64, len: usize) -> io::Result<usize> {
+    let (mut off_in, mut off_out) = (off as libc::loff_t, off as libc::loff_t);
+    // SAFETY: valid fds and offsets the kernel updates in place.
+    let n = unsafe {
+        libc::syscall(libc::SYS_copy_file_range, src.as_raw_fd(), &mut off_in, dst.as_raw_fd(), &mut off_out, len, 0)
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// Bytes available to root on the filesystem holding `path`.

@@ -418,3 +418,183 @@ fn a_log_line_with_an_id_at_the_top_of_the_range_is_dropped() {
         std::fs::write(dir.join("objects/1"), b"x").unwrap();
     }
 }
+
+/// Bytes that are not all alike, so a restore of the wrong ones shows.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// `data` mounted a second time at `tmp/door`: what a process in another
+/// mount namespace (smbd under `ip netns exec`, a service with
+/// `PrivateTmp=`) opens a file through, the vault's filesystem on a
+/// different vfsmount.
+fn second_mount(tmp: &Path, data: &Path) -> (Unmount, std::path::PathBuf) {
+    let door = tmp.join("door");
+    (mount(&["--bind"], data, &door), door)
+}
+
+// Regression: smbd in its own mount namespace read a file and deleted it
+// (delete-on-close); `linkat` from its descriptor into the vault failed with
+// EXDEV, the pin was skipped as NotSameFilesystem though the share and the
+// vault were on one filesystem, and the file was lost.
+#[test]
+fn a_pin_through_another_mount_of_the_vaults_filesystem_is_kept() {
+    let (tmp, data, dir) = setup();
+    let (_guard, door) = second_mount(tmp.path(), &data);
+    let content = pattern(300 << 10);
+    let f = data.join("minutes.docx");
+    std::fs::write(&f, &content).unwrap();
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    let e = stored(v.pin(&File::open(door.join("minutes.docx")).unwrap(), s(&f), 1, None).unwrap());
+    assert_eq!(e.kind, Kind::Pin);
+    std::fs::remove_file(door.join("minutes.docx")).unwrap();
+    v.restore_to(&e, &f).unwrap();
+    assert!(std::fs::read(&f).unwrap() == content, "the pin restores bit for bit");
+}
+
+#[test]
+fn a_range_keep_through_another_mount_of_the_vaults_filesystem_is_kept() {
+    let (tmp, data, dir) = setup();
+    let (_guard, door) = second_mount(tmp.path(), &data);
+    let content = pattern(300 << 10);
+    let f = data.join("disk.img");
+    std::fs::write(&f, &content).unwrap();
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(door.join("disk.img")).unwrap();
+    // No reflink on ext4, through this mount or any: the agent keeps it by range.
+    assert_eq!(v.preserve_reflink(&file, s(&f), 1, None).unwrap(), None);
+    let e = stored(v.begin_ranges(&file, s(&f), 1, None).unwrap());
+    assert_eq!(e.kind, Kind::Ranges);
+    let inode = (e.meta.dev, e.meta.ino);
+    assert_eq!(v.keep_range(inode, 4096 + 3, 9, &mut || false).unwrap(), Some(Preserved::AlreadyHeld));
+    file.write_all_at(b"ENCRYPTED", 4096 + 3).unwrap();
+    drop(file);
+    std::fs::remove_file(door.join("disk.img")).unwrap();
+    v.restore_to(&e, &f).unwrap();
+    assert!(std::fs::read(&f).unwrap() == content, "the kept blocks over the pinned inode restore bit for bit");
+}
+
+// A whole copy reads the opener's descriptor, which works through any mount:
+// this passed before the fix too, and must go on passing.
+#[test]
+fn a_copy_through_another_mount_of_the_vaults_filesystem_is_kept() {
+    let (tmp, data, dir) = setup();
+    let (_guard, door) = second_mount(tmp.path(), &data);
+    let content = pattern(70 << 10);
+    let f = data.join("budget.xlsx");
+    std::fs::write(&f, &content).unwrap();
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    let e = stored(v.preserve(&File::open(door.join("budget.xlsx")).unwrap(), s(&f), 1, None).unwrap());
+    std::fs::write(&f, b"encrypted").unwrap();
+    v.restore_to(&e, &f).unwrap();
+    assert!(std::fs::read(&f).unwrap() == content);
+}
+
+/// A file on another filesystem than the vault's cannot be pinned there,
+/// whatever mount it is opened through: that skip stays.
+#[test]
+fn a_file_on_another_filesystem_is_still_not_pinned() {
+    let (tmp, _data, dir) = setup();
+    let other = tmp.path().join("other");
+    let _guard = mount(&["-t", "tmpfs", "-o", "size=4m"], Path::new("tmpfs"), &other);
+    let f = other.join("notes.txt");
+    std::fs::write(&f, pattern(5000)).unwrap();
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    let skipped = Preserved::Skipped(SkipReason::NotSameFilesystem);
+    assert_eq!(v.pin(&File::open(&f).unwrap(), s(&f), 1, None).unwrap(), skipped);
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&f).unwrap();
+    assert_eq!(v.begin_ranges(&file, s(&f), 1, None).unwrap(), skipped);
+    assert_eq!(v.preserve_reflink(&file, s(&f), 1, None).unwrap(), None);
+    assert_eq!(std::fs::read_dir(dir.join("objects")).unwrap().count(), 0, "nothing left behind");
+    assert_eq!(v.usage().entries, 0);
+}
+
+/// The agent answers fanotify permission events on the thread that calls
+/// the vault: if keeping a file opened it the ordinary way, that open would
+/// wait for an answer from the thread making it. Here a listener answers
+/// instead, and counts.
+#[test]
+fn keeping_a_file_through_another_mount_asks_no_permission() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (tmp, data, dir) = setup();
+    let (_guard, door) = second_mount(tmp.path(), &data);
+    let (f, g) = (data.join("read.docx"), data.join("written.img"));
+    std::fs::write(&f, pattern(9000)).unwrap();
+    std::fs::write(&g, pattern(9000)).unwrap();
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    let read = File::open(door.join("read.docx")).unwrap();
+    let written = std::fs::OpenOptions::new().read(true).write(true).open(door.join("written.img")).unwrap();
+
+    // SAFETY: a plain syscall.
+    let fan = unsafe { libc::fanotify_init(libc::FAN_CLASS_CONTENT | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK, 0) };
+    assert!(fan >= 0, "fanotify_init: {}", std::io::Error::last_os_error());
+    // SAFETY: a new descriptor that nothing else owns.
+    let fan = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fan) };
+    // The files themselves, and their directory for its children as the agent marks it.
+    let marks = [(&f, 0), (&g, 0), (&data, libc::FAN_EVENT_ON_CHILD)];
+    for (p, on_child) in marks {
+        let c = std::ffi::CString::new(s(p)).unwrap();
+        let fan_fd = std::os::fd::AsRawFd::as_raw_fd(&fan);
+        // SAFETY: a valid group descriptor and NUL-terminated path.
+        let r = unsafe {
+            libc::fanotify_mark(fan_fd, libc::FAN_MARK_ADD, libc::FAN_OPEN_PERM | on_child, libc::AT_FDCWD, c.as_ptr())
+        };
+        assert_eq!(r, 0, "fanotify_mark: {}", std::io::Error::last_os_error());
+    }
+    let asked = |work: &mut (dyn FnMut() + Send)| -> usize {
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                work();
+                done.store(true, Ordering::SeqCst);
+            });
+            answer_all(&fan, &done)
+        })
+    };
+
+    let mut results = Vec::new();
+    let n = asked(&mut || {
+        results.push(v.pin(&read, s(&f), 1, None).unwrap());
+        results.push(v.begin_ranges(&written, s(&g), 1, None).unwrap());
+    });
+    assert_eq!(n, 0, "keeping asked fanotify for permission: {results:?}");
+    assert!(results.iter().all(|r| matches!(r, Preserved::Stored(_))), "{results:?}");
+    // The marks do catch an ordinary open, through the vault's own mount too.
+    assert_eq!(asked(&mut || drop(File::open(&f).unwrap())), 1);
+}
+
+/// Allows every permission event on `fan` until `done` and none is left; returns how many came.
+fn answer_all(fan: &std::os::fd::OwnedFd, done: &std::sync::atomic::AtomicBool) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut count = 0;
+    let mut buf = [0u64; 512];
+    loop {
+        let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+        let mut pfd = libc::pollfd { fd: fan.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 50) };
+        if ready <= 0 {
+            if finished {
+                return count;
+            }
+            continue;
+        }
+        // SAFETY: the buffer is as large as we say (u64s keep the records aligned).
+        let n = unsafe { libc::read(fan.as_raw_fd(), buf.as_mut_ptr().cast(), std::mem::size_of_val(&buf)) };
+        let mut off = 0usize;
+        while n > 0 && off + std::mem::size_of::<libc::fanotify_event_metadata>() <= n as usize {
+            // SAFETY: a whole record the kernel wrote at an 8-byte-aligned offset.
+            let meta = unsafe { &*buf.as_ptr().cast::<u8>().add(off).cast::<libc::fanotify_event_metadata>() };
+            if meta.fd >= 0 {
+                let answer = libc::fanotify_response { fd: meta.fd, response: libc::FAN_ALLOW };
+                // SAFETY: the response struct and the event's descriptor, closed once answered.
+                unsafe {
+                    libc::write(fan.as_raw_fd(), std::ptr::addr_of!(answer).cast(), std::mem::size_of_val(&answer));
+                    libc::close(meta.fd);
+                }
+                count += 1;
+            }
+            off += meta.event_len as usize;
+        }
+    }
+}
