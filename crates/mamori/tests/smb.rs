@@ -75,13 +75,17 @@ fn attack(workload: &str, extra: &[&str]) {
     let (lab, ws, agent, before) = defended(NO_DECOYS);
     let attacker = lab.client(1);
     let honest_client = lab.client(2);
-    let honest = honest_client.spawn(&["honest", "--interval", "0.05"]);
+    // In a folder of its own that the attacker's walk (sorted by name)
+    // reaches last: a file the attacker holds open is locked for everyone
+    // (a sharing violation) whatever mamori does.
+    let honest = honest_client.spawn(&["honest", "--interval", "0.05", "--dir", "zz-honest"]);
     // The honest client is at work before the attack starts.
     std::thread::sleep(Duration::from_secs(1));
     let mut args = vec![workload, "--limit", "30", "--op-timeout", "10"];
     args.extend_from_slice(extra);
     let attacked = attacker.run(&args);
-    wait_until("an incident", Duration::from_secs(30), &agent, || !ws.incidents().is_empty());
+    let what = format!("an incident (the attack: {}, touched {})", attacked.status, attacked.touched());
+    wait_until(&what, Duration::from_secs(30), &agent, || !ws.incidents().is_empty());
     // The cut is finished once the bundle is written and its processes ended.
     wait_until("the client's processes ended", Duration::from_secs(60), &agent, || {
         ws.incidents().first().is_some_and(|i| steps(i).iter().any(|(k, _)| k == "ended"))
