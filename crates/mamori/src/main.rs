@@ -105,6 +105,13 @@ enum Command {
 fn main() -> ExitCode {
     ui::init_logging();
     let cli = Cli::parse();
+    // A listing piped into `head` or `grep -q` ends quietly when the reader
+    // goes, as other command-line tools do, instead of panicking on the
+    // write. Not for the agent, whose sockets must never kill it.
+    if !matches!(cli.command, Command::Run(_) | Command::Demo(_) | Command::Record(_)) {
+        // SAFETY: setting a signal's disposition to its default, before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Run(args) => agent::run(args),
         Command::Status { state } => commands::status(state.state),
