@@ -15,10 +15,11 @@ use crate::IsolateError;
 /// Destroys every TCP socket of this thread's network namespace whose peer
 /// is `addr` (also in its IPv4-mapped IPv6 form); returns how many.
 pub fn reset_connections(addr: IpAddr) -> Result<usize, IsolateError> {
-    let mut peers = vec![addr.to_string()];
-    if let IpAddr::V4(v4) = addr {
-        peers.push(format!("[{}]", v4.to_ipv6_mapped()));
-    }
+    // ss reads a bare IPv6 address's last group as a port: brackets.
+    let peers = match addr {
+        IpAddr::V4(v4) => vec![v4.to_string(), format!("[{}]", v4.to_ipv6_mapped())],
+        IpAddr::V6(v6) => vec![format!("[{v6}]")],
+    };
     let mut destroyed = 0;
     for peer in peers {
         let program = std::path::PathBuf::from("ss");

@@ -72,8 +72,14 @@ fn seconds(rfc3339: &str) -> f64 {
 
 /// One attack by client 1 while client 2 works honestly all along.
 fn attack(workload: &str, extra: &[&str]) {
+    attack_over(workload, extra, false);
+}
+
+/// [`attack`], the attacker talking to the server over IPv6 if `v6`.
+fn attack_over(workload: &str, extra: &[&str], v6: bool) {
     let (lab, ws, agent, before) = defended(NO_DECOYS);
-    let attacker = lab.client(1);
+    let attacker = if v6 { lab.client(1).over_ipv6(lab.address6()) } else { lab.client(1) };
+    let attacker_address = if v6 { attacker.address6().to_string() } else { attacker.address().to_string() };
     let honest_client = lab.client(2);
     // In a folder of its own that the attacker's walk (sorted by name)
     // reaches last: a file the attacker holds open is locked for everyone
@@ -99,7 +105,7 @@ fn attack(workload: &str, extra: &[&str]) {
 
     // The client, not the server, was judged, and cut off step by step.
     let client = &inc["client"]["client"];
-    assert_eq!(client["address"], attacker.address().to_string(), "{inc:#}");
+    assert_eq!(client["address"], attacker_address, "{inc:#}");
     assert_eq!(client["server"], "samba");
     assert_eq!(client["user"], mamori_smblab::USER, "{inc:#}");
     assert!(client["shares"].as_array().is_some_and(|s| s.iter().any(|s| s == mamori_smblab::SHARE)), "{inc:#}");
@@ -107,6 +113,9 @@ fn attack(workload: &str, extra: &[&str]) {
     for kind in ["stopped", "blocked", "ended"] {
         assert!(done.contains(&(kind.to_owned(), true)), "{kind} missing or failed: {done:?}\n{inc:#}");
     }
+    let blocked = inc["client"]["steps"].as_array().unwrap().iter().find(|s| s["kind"] == "blocked").unwrap();
+    let detail = blocked["detail"].as_str().unwrap();
+    assert!(detail.contains(" open connection(s) reset") && !detail.contains(" 0 open"), "{detail}");
     assert_ne!(inc["actor"]["pid"].as_u64(), Some(u64::from(lab.smbd_pid())), "the smbd master is never the actor");
     assert!(lab.smbd_children().iter().all(|pid| !incident_pids(inc).contains(pid)), "its processes are gone");
 
@@ -200,6 +209,32 @@ fn notes_in_every_folder_over_smb_are_stopped_and_undone() {
 #[test]
 fn a_slow_attack_over_smb_is_stopped_and_undone() {
     attack("slow", &["--interval", "2"]);
+}
+
+#[test]
+fn an_attack_over_ipv6_is_stopped_and_undone() {
+    attack_over("overwrite", &[], true);
+}
+
+/// With `disable_account`, the account the client logged in with is
+/// disabled in Samba: a second machine with the same credentials is refused.
+#[test]
+fn the_account_is_disabled_when_asked() {
+    let (lab, ws, agent, _) = defended("[canary]\nenabled = false\n[clients]\ndisable_account = true\n");
+    let attacker = lab.client(1);
+    let attacked = attacker.run(&["overwrite", "--limit", "30", "--op-timeout", "5"]);
+    assert!(!attacked.status.success());
+    wait_until("the client's processes ended", Duration::from_secs(60), &agent, || {
+        ws.incidents().first().is_some_and(|i| steps(i).iter().any(|(k, _)| k == "ended"))
+    });
+    let inc = &ws.incidents()[0];
+    assert!(steps(inc).contains(&("account_disabled".to_owned(), true)), "{inc:#}");
+    let other_machine = lab.client(2);
+    let refused = other_machine.run(&["backup-read", "--op-timeout", "10"]);
+    assert!(!refused.status.success(), "a disabled account still logs in: {:#}", refused.summary);
+    let why = refused.summary["first_failure"]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(why.contains("DISABLED") || why.contains("LOGON") || why.contains("0xc0000072"), "{why}");
+    agent.stop();
 }
 
 /// A judged client is blocked until an administrator lifts it; then it works again.
