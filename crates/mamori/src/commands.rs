@@ -103,7 +103,7 @@ pub fn incidents(state: Option<PathBuf>, json: bool) -> Result<ExitCode> {
             inc.id.clone().into(),
             inc.detected_at.clone().into(),
             action,
-            format!("{} (pid {})", ui::escaped(&inc.actor.exe), inc.actor.pid).into(),
+            actor_label(inc).into(),
             inc.pids.len().into(),
             inc.files.len().into(),
             inc.reasons.first().map(ui::reason).unwrap_or_default().into(),
@@ -111,6 +111,23 @@ pub fn incidents(state: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     }
     println!("{table}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A file-share client is the actor, not the server process that served it.
+fn actor_label(inc: &Incident) -> String {
+    match &inc.client {
+        Some(cut) => {
+            let c = &cut.client;
+            let user = if c.user.is_empty() { "?" } else { c.user.as_str() };
+            format!(
+                "SMB client {} (user {}, via smbd pid {})",
+                ui::escaped(&c.address),
+                ui::escaped(user),
+                inc.actor.pid
+            )
+        }
+        None => format!("{} (pid {})", ui::escaped(&inc.actor.exe), inc.actor.pid),
+    }
 }
 
 fn incident(store: &Store, id: &str) -> Result<Incident> {

@@ -229,6 +229,21 @@ fn the_account_is_disabled_when_asked() {
     });
     let inc = &ws.incidents()[0];
     assert!(steps(inc).contains(&("account_disabled".to_owned(), true)), "{inc:#}");
+    // The sealed bundle names the client and the steps taken before it was sealed.
+    let bundle = ws.tmp.path().join("bundle");
+    let id = inc["id"].as_str().unwrap();
+    let out = mamori(&["evidence", id, "--out", bundle.to_str().unwrap(), "--state", ws.state.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sealed: Value = serde_json::from_slice(&std::fs::read(bundle.join("incident.json")).unwrap()).unwrap();
+    assert_eq!(sealed["client"]["client"]["address"], attacker.address().to_string(), "{sealed:#}");
+    assert_eq!(sealed["client"]["client"]["shares"][0], mamori_smblab::SHARE, "{sealed:#}");
+    let sealed_steps = steps(&sealed);
+    for kind in ["stopped", "blocked", "account_disabled"] {
+        assert!(sealed_steps.contains(&(kind.to_owned(), true)), "{kind}: {sealed_steps:?}");
+    }
+    let listed = mamori(&["incidents", "--state", ws.state.to_str().unwrap()]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains(&format!("SMB client {}", attacker.address())), "{listed}");
     let other_machine = lab.client(2);
     let refused = other_machine.run(&["backup-read", "--op-timeout", "10"]);
     assert!(!refused.status.success(), "a disabled account still logs in: {:#}", refused.summary);
