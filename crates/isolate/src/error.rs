@@ -24,7 +24,9 @@ pub enum IsolateError {
     /// blocks it lists may not be in force.
     #[error("the block table inet {table} was altered: {what}; block an address again to rewrite it, or unblock all to remove it")]
     BlockAltered { table: &'static str, what: String },
-    #[error("cannot reset the client's connections (ss -K, iproute2; the kernel needs CONFIG_INET_DIAG_DESTROY): {stderr}")]
+    #[error(
+        "cannot reset the client's connections (ss -K, iproute2; the kernel needs CONFIG_INET_DIAG_DESTROY): {stderr}"
+    )]
     Reset { stderr: String },
     #[error("{addr} cannot be blocked: {why}; only a remote client's own address can be")]
     NotBlockable { addr: IpAddr, why: &'static str },
