@@ -25,7 +25,7 @@ use nftables::schema::{
 use nftables::stmt::{Match, Operator, Reject, RejectType, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
 
-use crate::expr::{accept, field, matches, meta, neighbour_discovery, objects, rule, set_ref, str_expr};
+use crate::expr::{accept, chain_changed, field, matches, meta, neighbour_discovery, objects, rule, set_ref, str_expr};
 use crate::{Block, IsolateError};
 
 pub(crate) const TABLE: &str = "mamori_block";
@@ -216,16 +216,8 @@ fn altered(what: String) -> IsolateError {
 /// no longer blocks what its sets hold.
 pub(crate) fn read_blocks(listing: &Nftables<'_>) -> Result<Vec<Block>, IsolateError> {
     for (name, hook) in CHAINS {
-        let chain = objects(listing).find_map(|o| match o {
-            NfListObject::Chain(c) if c.name == name => Some(c),
-            _ => None,
-        });
-        match chain {
-            None => return Err(altered(format!("chain {name} is missing"))),
-            Some(c) if c.hook != Some(hook) || c.policy != Some(NfChainPolicy::Accept) => {
-                return Err(altered(format!("chain {name} is no longer on its hook, or no longer lets others pass")))
-            }
-            Some(_) => {}
+        if let Some(what) = chain_changed(listing, name, hook, NfChainPolicy::Accept) {
+            return Err(altered(what));
         }
         let held = objects(listing).filter(|o| matches!(o, NfListObject::Rule(r) if r.chain == name)).count();
         let written = rules(name).len();

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, SetItem};
 use nftables::schema::{NfListObject, NfObject, Nftables, Rule};
 use nftables::stmt::{Match, Operator, Statement};
-use nftables::types::NfFamily;
+use nftables::types::{NfChainPolicy, NfFamily, NfHook};
 
 /// Neighbour discovery (router solicit/advert, neighbour solicit/advert):
 /// IPv6's ARP. Without it no IPv6 peer on the link stays reachable, since a
@@ -77,4 +77,20 @@ pub(crate) fn objects<'a, 'b>(listing: &'a Nftables<'b>) -> impl Iterator<Item =
 /// Whether `nft list tables` shows the inet table `name`.
 pub(crate) fn has_table(listing: &Nftables<'_>, name: &str) -> bool {
     objects(listing).any(|o| matches!(o, NfListObject::Table(t) if t.family == NfFamily::INet && t.name == name))
+}
+
+/// Why a listed table's chain is not as mamori wrote it: missing, moved
+/// off its hook, or with another default policy. `None` when it is.
+pub(crate) fn chain_changed(listing: &Nftables<'_>, name: &str, hook: NfHook, policy: NfChainPolicy) -> Option<String> {
+    let chain = objects(listing).find_map(|o| match o {
+        NfListObject::Chain(c) if c.name == name => Some(c),
+        _ => None,
+    });
+    match chain {
+        None => Some(format!("chain {name} is missing")),
+        Some(c) if c.hook != Some(hook) || c.policy != Some(policy) => {
+            Some(format!("chain {name} is no longer on its hook with policy {policy:?}"))
+        }
+        Some(_) => None,
+    }
 }

@@ -11,7 +11,7 @@ use nftables::expr::{Expression, MetaKey, NamedExpression, Prefix};
 use nftables::schema::{Chain, NfListObject, Nftables, Set, SetFlag, SetType, SetTypeValue, Table};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
-use crate::expr::{accept, field, matches, meta, neighbour_discovery, objects, rule, set_ref, str_expr};
+use crate::expr::{accept, chain_changed, field, matches, meta, neighbour_discovery, objects, rule, set_ref, str_expr};
 use crate::{Allow, IsolateError};
 
 pub(crate) const TABLE: &str = "mamori_isolate";
@@ -103,16 +103,8 @@ fn net_expr(net: &IpNet) -> Expression<'static> {
 pub(crate) fn read_allow(listing: &Nftables<'_>) -> Result<Allow, IsolateError> {
     let altered = |what: String| IsolateError::Altered { table: TABLE, what };
     for (name, hook) in CHAINS {
-        let chain = objects(listing).find_map(|o| match o {
-            NfListObject::Chain(c) if c.name == name => Some(c),
-            _ => None,
-        });
-        match chain {
-            None => return Err(altered(format!("chain {name} is missing"))),
-            Some(c) if c.hook != Some(hook) || c.policy != Some(NfChainPolicy::Drop) => {
-                return Err(altered(format!("chain {name} no longer drops by default on its hook")))
-            }
-            Some(_) => {}
+        if let Some(what) = chain_changed(listing, name, hook, NfChainPolicy::Drop) {
+            return Err(altered(what));
         }
     }
     let mut nets = Vec::new();
