@@ -216,18 +216,26 @@ fn an_attack_over_ipv6_is_stopped_and_undone() {
     attack_over("overwrite", &[], true);
 }
 
+/// An agent with `config` on a lab whose client 1 attacked it and was cut
+/// off, with the incident once its processes were ended.
+fn cut_off(config: &str) -> (Lab, Workspace, Agent, Client, Value) {
+    let (lab, ws, agent, _) = defended(config);
+    let attacker = lab.client(1);
+    let attacked = attacker.run(&["overwrite", "--limit", "30", "--op-timeout", "5"]);
+    assert!(!attacked.status.success(), "the attack ran to its end: {:#}", attacked.summary);
+    wait_until("the client's processes ended", Duration::from_secs(60), &agent, || {
+        ws.incidents().first().is_some_and(|i| steps(i).iter().any(|(k, _)| k == "ended"))
+    });
+    let inc = ws.incidents().remove(0);
+    (lab, ws, agent, attacker, inc)
+}
+
 /// With `disable_account`, the account the client logged in with is
 /// disabled in Samba: a second machine with the same credentials is refused.
 #[test]
 fn the_account_is_disabled_when_asked() {
-    let (lab, ws, agent, _) = defended("[canary]\nenabled = false\n[clients]\ndisable_account = true\n");
-    let attacker = lab.client(1);
-    let attacked = attacker.run(&["overwrite", "--limit", "30", "--op-timeout", "5"]);
-    assert!(!attacked.status.success());
-    wait_until("the client's processes ended", Duration::from_secs(60), &agent, || {
-        ws.incidents().first().is_some_and(|i| steps(i).iter().any(|(k, _)| k == "ended"))
-    });
-    let inc = &ws.incidents()[0];
+    let (lab, ws, agent, attacker, inc) = cut_off("[canary]\nenabled = false\n[clients]\ndisable_account = true\n");
+    let inc = &inc;
     assert!(steps(inc).contains(&("account_disabled".to_owned(), true)), "{inc:#}");
     // The sealed bundle names the client and the steps taken before it was sealed.
     let bundle = ws.tmp.path().join("bundle");
@@ -255,13 +263,7 @@ fn the_account_is_disabled_when_asked() {
 /// A judged client is blocked until an administrator lifts it; then it works again.
 #[test]
 fn an_unblocked_client_can_work_again() {
-    let (lab, ws, agent, _) = defended(NO_DECOYS);
-    let attacker = lab.client(1);
-    let attacked = attacker.run(&["overwrite", "--limit", "30", "--op-timeout", "5"]);
-    assert!(!attacked.status.success());
-    wait_until("the client's processes ended", Duration::from_secs(60), &agent, || {
-        ws.incidents().first().is_some_and(|i| steps(i).iter().any(|(k, _)| k == "ended"))
-    });
+    let (_lab, ws, agent, attacker, _) = cut_off(NO_DECOYS);
     let state = ws.state.to_str().unwrap();
     let status = mamori(&["status", "--state", state]);
     let listed = String::from_utf8_lossy(&status.stdout);
