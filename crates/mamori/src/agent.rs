@@ -163,10 +163,20 @@ struct Agent {
     /// Puts decoys back (`None` with decoys off).
     decoys: Option<canary::Keeper>,
     last_expire: Instant,
-    /// Incidents of this run, with their actor and how many files they list:
-    /// operations in flight when the actor was stopped still land, and
-    /// restore must know of them.
-    open_incidents: Vec<(String, mamori_event::ProcKey, usize)>,
+    /// Incidents of this run: operations in flight when the actor was
+    /// stopped still land, and restore must know of them.
+    open_incidents: Vec<OpenIncident>,
+}
+
+/// An incident of this run, followed as its actor's last operations land.
+struct OpenIncident {
+    id: String,
+    root: ProcKey,
+    /// How many files and processes it lists.
+    files: usize,
+    procs: usize,
+    /// Its actor is a remote client, whose new connections join it.
+    client: bool,
 }
 
 /// How long a stopping agent waits for evidence bundles being written.
@@ -308,11 +318,12 @@ impl Agent {
     /// incident; so do the steps of its cut finished on other threads.
     fn complete_incidents(&mut self) {
         let mut cuts: Vec<clients::Update> = self.cut_updates.1.try_iter().collect();
-        for (id, root, listed) in &mut self.open_incidents {
-            let touched = self.engine.touched(*root).filter(|t| t.len() != *listed);
-            let members = self.engine.members(*root);
+        for open in &mut self.open_incidents {
+            let (id, root) = (&open.id, open.root);
+            let touched = self.engine.touched(root).filter(|t| t.len() != open.files);
+            let members = if open.client { self.engine.members(root) } else { Vec::new() };
             let cut = cuts.iter().position(|(i, _)| i == id).map(|at| cuts.swap_remove(at).1);
-            if touched.is_none() && cut.is_none() && members.len() <= 1 {
+            if touched.is_none() && cut.is_none() && members.len() <= open.procs {
                 continue;
             }
             let Ok(Some(mut inc)) = self.store.incident(id) else { continue };
@@ -342,7 +353,7 @@ impl Agent {
                 continue;
             }
             match self.store.update_incident(&inc) {
-                Ok(()) => *listed = inc.files.len(),
+                Ok(()) => (open.files, open.procs) = (inc.files.len(), inc.procs.len()),
                 Err(e) => warn!("cannot update incident {id}: {e}"),
             }
         }
@@ -353,7 +364,7 @@ impl Agent {
     fn forgive_unblocked(&mut self) {
         let store = &self.store;
         let engine = &mut self.engine;
-        self.open_incidents.retain(|(id, root, _)| {
+        self.open_incidents.retain(|OpenIncident { id, root, .. }| {
             let unblocked = store
                 .incident(id)
                 .ok()
@@ -376,7 +387,7 @@ impl Agent {
         if alerts.is_empty() {
             return;
         }
-        for (id, _, _) in &self.open_incidents {
+        for OpenIncident { id, .. } in &self.open_incidents {
             let Ok(Some(mut inc)) = self.store.incident(id) else { continue };
             inc.notes.extend(alerts.iter().cloned());
             if let Err(e) = self.store.update_incident(&inc) {
@@ -509,7 +520,15 @@ impl Agent {
                 started_ns: roots.iter().filter_map(|k| mamori_proc::started_ns(k.start)).min(),
             },
             pids: procs.iter().map(|k| k.pid).collect(),
-            procs: if procs.is_empty() { vec![verdict.actor] } else { procs },
+            procs: {
+                let mut procs = if procs.is_empty() { vec![verdict.actor] } else { procs };
+                // A client's connections that ended before the verdict are
+                // still its: restore looks for what their opens kept.
+                if cut.is_some() {
+                    procs.extend(verdict.procs.iter().filter(|k| !procs.contains(k)).copied().collect::<Vec<_>>());
+                }
+                procs
+            },
             action,
             score: verdict.score,
             reasons: verdict.reasons,
@@ -554,7 +573,13 @@ impl Agent {
         } else if let Some(cut) = cut {
             cut.spawn(incident.procs.clone());
         }
-        self.open_incidents.push((incident.id.clone(), verdict.actor, incident.files.len()));
+        self.open_incidents.push(OpenIncident {
+            id: incident.id.clone(),
+            root: verdict.actor,
+            files: incident.files.len(),
+            procs: incident.procs.len(),
+            client: incident.client.is_some(),
+        });
         self.incidents += 1;
         self.publish(true);
     }

@@ -216,6 +216,61 @@ fn an_attack_over_ipv6_is_stopped_and_undone() {
     attack_over("overwrite", &[], true);
 }
 
+/// The attack that used to cost 15 incidents: a new SMB connection (a new
+/// smbd process) per file, as `smbclient` invocations in a loop make, so
+/// stopping one process changes nothing. One incident, the client cut off,
+/// every file back.
+#[test]
+fn an_attacker_that_reconnects_for_every_file_is_one_incident() {
+    let (lab, ws, agent, before) = defended(NO_DECOYS);
+    let attacker = lab.client(1);
+    let server = lab.address().to_string();
+    // Consent first: the marker must be in the share, read over SMB.
+    let script = r#"
+        set -u
+        smb() { smbclient "//$SERVER/share" -U "$USER%$PASS" -m SMB3 -t 5 -c "$1" >/dev/null 2>&1; }
+        smb "get $MARKER /dev/null" || { echo refused; exit 3; }
+        done=0
+        for f in $(cd "$SHARE" && find . -type f -name '*.pdf' | sed 's|^\./||' | sort | head -30); do
+          size=$(stat -c %s "$SHARE/$f")
+          head -c "$size" /dev/urandom > "$TMP/cipher"
+          if ! smb "get "$f" /dev/null; put $TMP/cipher "$f""; then break; fi
+          done=$((done + 1))
+        done
+        echo "$done"
+    "#;
+    let tmp = ws.tmp.path().join("attacker");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", attacker.namespace(), "bash", "-c", script])
+        .env("SERVER", &server)
+        .env("USER", mamori_smblab::USER)
+        .env("PASS", mamori_smblab::PASSWORD)
+        .env("MARKER", mamori_sim::MARKER)
+        .env("SHARE", lab.share())
+        .env("TMP", &tmp)
+        .output()
+        .unwrap();
+    let done: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("the loop says how far it got");
+    wait_until("the client's processes ended", Duration::from_secs(60), &agent, || {
+        ws.incidents().first().is_some_and(|i| steps(i).iter().any(|(k, _)| k == "ended"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let incidents = ws.incidents();
+    assert_eq!(incidents.len(), 1, "its reconnections are one client: {incidents:#?}");
+    let inc = &incidents[0];
+    assert_eq!(inc["client"]["client"]["address"], attacker.address().to_string());
+    record_result("smb.txt", &format!("a connection per file: {done} files done by the attacker"));
+    assert!(done <= 10, "the attacker finished {done} files:\n{}", agent.log());
+    assert!(inc["procs"].as_array().unwrap().len() >= 2, "each connection is in the incident: {inc:#}");
+    let out = mamori(&["restore", inc["id"].as_str().unwrap(), "--state", ws.state.to_str().unwrap()]);
+    assert!(out.status.success(), "restore: {}", String::from_utf8_lossy(&out.stdout));
+    let after = snapshot(lab.share());
+    let lost: Vec<&PathBuf> = before.iter().filter(|(p, bytes)| after.get(*p) != Some(bytes)).map(|(p, _)| p).collect();
+    assert!(lost.is_empty(), "files not restored: {lost:?}");
+    agent.stop();
+}
+
 /// An agent with `config` on a lab whose client 1 attacked it and was cut
 /// off, with the incident once its processes were ended.
 fn cut_off(config: &str) -> (Lab, Workspace, Agent, Client, Value) {
