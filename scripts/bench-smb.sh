@@ -338,9 +338,9 @@ def ratio(kind):
 
 rounds = len(per["none"])
 print()
-where = f"a folder of its own seeded with {docs} documents" if layout == "own" else f"one folder seeded with {docs} documents"
+where = f"a folder of its own seeded with {docs} documents" if layout == "own" else f"one folder for all, seeded with {docs} documents"
 print(f"{clients} SMB clients at once, each `honest --limit {honest} --interval 0` then `backup-read --limit {backup}`, "
-      f"each in {where}; {rounds} rounds, order reversed every other round")
+      f"in {where}; {rounds} rounds, order reversed every other round")
 print()
 print("| | no listener | answer-only floor | mamori (`--record`) |")
 print("|---|---|---|---|")
