@@ -29,12 +29,40 @@ pub struct Syscalls {
     files: HashMap<i32, File>,
 }
 
+/// How many times a thread caught awake is read again, and the pause
+/// between later tries: 2 ms at most in all.
+const AWAKE_RETRIES: usize = 24;
+const AWAKE_PAUSE: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// Descriptors kept at most; past it they are all closed and reopened as needed.
 const FILES_MAX: usize = 256;
 
 impl Syscalls {
-    /// The line of thread `tid` ("NR arg0 ... sp pc"), into `buf`.
+    /// The line of thread `tid` ("NR arg0 ... sp pc"), into `buf`. Every
+    /// answer to a permission event wakes all the group's blocked openers,
+    /// which check whether it was theirs and sleep again: one caught awake
+    /// reads "running". Read again a few times, briefly, before taking that
+    /// for an opener that left its system call; on a busy file share one
+    /// open in four was read as "running" and so counted as a write.
     fn read<'b>(&mut self, tid: i32, buf: &'b mut [u8]) -> Option<&'b str> {
+        for attempt in 0..AWAKE_RETRIES {
+            let n = self.read_once(tid, buf)?;
+            if !buf[..n].starts_with(b"running") {
+                return std::str::from_utf8(&buf[..n]).ok();
+            }
+            // Awake, it is runnable until a core is free to let it check and
+            // sleep again: a yield may be enough, on a busy machine a pause.
+            if attempt < 4 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(AWAKE_PAUSE);
+            }
+        }
+        let n = self.read_once(tid, buf)?;
+        std::str::from_utf8(&buf[..n]).ok()
+    }
+
+    fn read_once(&mut self, tid: i32, buf: &mut [u8]) -> Option<usize> {
         let mut n = self.files.get(&tid).and_then(|f| f.read_at(buf, 0).ok());
         if n.is_none() {
             self.files.remove(&tid);
@@ -45,7 +73,7 @@ impl Syscalls {
             }
             self.files.insert(tid, file);
         }
-        std::str::from_utf8(&buf[..n?]).ok()
+        n
     }
 
     /// The open mode of thread `tid`, which must be blocked in its open.

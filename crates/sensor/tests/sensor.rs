@@ -777,3 +777,43 @@ fn a_pinned_file_deleted_while_open_keeps_its_name() {
         .collect();
     assert_eq!(closes, [doc.as_str(), named.as_str()], "{evs:#?}");
 }
+
+/// Every answer wakes all of the group's blocked openers for a moment; one
+/// caught awake must still be read as what it asked for, not as an unknown
+/// mode (which counts as a write: a backup reading a decoy would be a
+/// verdict). Sixteen readers at once, each blocked in its open.
+#[test]
+fn many_blocked_readers_are_each_read_as_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = canon(&dir);
+    for i in 0..40 {
+        std::fs::write(root.join(format!("f{i}")), b"some text to read\n".repeat(50)).unwrap();
+    }
+    let run = Running::start(protect(&root), None);
+    let readers: Vec<_> = (0..16)
+        .map(|_| {
+            Command::new("sh")
+                .arg("-c")
+                .arg("for round in 1 2 3 4 5; do cat f* > /dev/null; done")
+                .current_dir(&root)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut r in readers {
+        assert!(r.wait().unwrap().success());
+    }
+    let evs = run.wait_for("the readers' opens", |evs| {
+        evs.iter().filter(|e| matches!(e.kind, EventKind::Open { .. })).count() >= 16 * 5 * 40
+    });
+    let opens: Vec<OpenMode> = evs
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Open { mode, .. } => Some(*mode),
+            _ => None,
+        })
+        .collect();
+    let unknown = opens.iter().filter(|m| **m == OpenMode::Unknown).count();
+    assert_eq!(unknown, 0, "{unknown} of {} reads taken for unknown opens", opens.len());
+    assert!(opens.iter().all(|m| *m == OpenMode::Read));
+}
