@@ -124,27 +124,7 @@ mkdir -p "$work/smb" "$work/out"
 for sub in private lock state cache pid ncalrpc; do mkdir "$work/smb/$sub"; done
 {
   d=$work/smb
-  cat <<EOF
-[global]
-interfaces = br0
-bind interfaces only = yes
-smb ports = 445
-disable netbios = yes
-server role = standalone server
-server min protocol = SMB2
-private dir = $d/private
-lock directory = $d/lock
-state directory = $d/state
-cache directory = $d/cache
-pid directory = $d/pid
-ncalrpc dir = $d/ncalrpc
-log file = $d/log.%m
-max log size = 1000
-passdb backend = tdbsam:$d/private/passdb.tdb
-load printers = no
-printcap name = /dev/null
-disable spoolss = yes
-EOF
+  sed "s|@DIR@|$d|g" crates/smblab/smb.conf.in
   # %I: the client's address.
   sub=; if [ "$layout" = own ]; then sub=/%I; fi
   for r in $(seq "$runs"); do printf '\n[run%d]\npath = %s/share%d%s\nread only = no\n' "$r" "$d" "$r" "$sub"; done

@@ -54,29 +54,11 @@ mkdir -p "$work"/{private,lock,state,cache,pid,ncalrpc,log}
 "$mamori" sim corpus "$work/share" --docs 60 --large 0 >/dev/null
 id "$user" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
 chown -R "$user:" "$work/share"
-cat >"$work/smb.conf" <<EOF
-[global]
-  netbios name = MAMORIDEMO
-  workgroup = DEMO
-  interfaces = 10.79.0.1/24
-  bind interfaces only = yes
-  private dir = $work/private
-  lock directory = $work/lock
-  state directory = $work/state
-  cache directory = $work/cache
-  pid directory = $work/pid
-  ncalrpc dir = $work/ncalrpc
-  log file = $work/log/%m.log
-  passdb backend = tdbsam:$work/private/passdb.tdb
-  server role = standalone server
-  load printers = no
-  printcap name = /dev/null
-  disable spoolss = yes
-  server min protocol = SMB2
-[share]
-  path = $work/share
-  read only = no
-EOF
+{
+  # The lab's server config (crates/smblab/smb.conf.in), with one share.
+  sed "s|@DIR@|$work|g" crates/smblab/smb.conf.in
+  printf '\n[share]\npath = %s/share\nread only = no\n' "$work"
+} >"$work/smb.conf"
 printf '%s\n%s\n' "$password" "$password" | smbpasswd -c "$work/smb.conf" -s -a "$user" >/dev/null
 ip netns add "$ns"
 ip -n "$ns" link set lo up

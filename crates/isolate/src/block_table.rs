@@ -25,7 +25,9 @@ use nftables::schema::{
 use nftables::stmt::{Match, Operator, Reject, RejectType, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
 
-use crate::expr::{accept, chain_changed, field, matches, meta, neighbour_discovery, objects, rule, set_ref, str_expr};
+use crate::expr::{
+    accept, chain_changed, field, matches, meta, neighbour_discovery, objects, rule, set_ref, str_expr, CHAINS,
+};
 use crate::{Block, IsolateError};
 
 pub(crate) const TABLE: &str = "mamori_block";
@@ -36,8 +38,6 @@ const SET6: &str = "blocked6";
 /// first. Conntrack (-200) has run by then, which costs nothing here: the
 /// rules never look at connection state.
 const PRIORITY: i32 = -10;
-const CHAINS: [(&str, NfHook); 3] =
-    [("input", NfHook::Input), ("output", NfHook::Output), ("forward", NfHook::Forward)];
 
 /// One address family's names: payload protocol, set, ICMP protocol.
 struct Family {

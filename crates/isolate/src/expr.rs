@@ -15,6 +15,10 @@ use nftables::types::{NfChainPolicy, NfFamily, NfHook};
 const NEIGHBOUR_DISCOVERY: [&str; 4] =
     ["nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert"];
 
+/// The hooks each of mamori's tables has a chain on, named after them.
+pub(crate) const CHAINS: [(&str, NfHook); 3] =
+    [("input", NfHook::Input), ("output", NfHook::Output), ("forward", NfHook::Forward)];
+
 pub(crate) fn rule(table: &'static str, chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
     NfListObject::Rule(Rule {
         family: NfFamily::INet,

@@ -9,9 +9,11 @@ use ipnet::IpNet;
 use nftables::batch::Batch;
 use nftables::expr::{Expression, MetaKey, NamedExpression, Prefix};
 use nftables::schema::{Chain, NfListObject, Nftables, Set, SetFlag, SetType, SetTypeValue, Table};
-use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily};
 
-use crate::expr::{accept, chain_changed, field, matches, meta, neighbour_discovery, objects, rule, set_ref, str_expr};
+use crate::expr::{
+    accept, chain_changed, field, matches, meta, neighbour_discovery, objects, rule, set_ref, str_expr, CHAINS,
+};
 use crate::{Allow, IsolateError};
 
 pub(crate) const TABLE: &str = "mamori_isolate";
@@ -21,8 +23,6 @@ const SET6: &str = "allow6";
 /// packets never create connection-tracking entries. Another table's accept
 /// cannot undo a drop here; a drop anywhere stays final.
 const PRIORITY: i32 = -300;
-const CHAINS: [(&str, NfHook); 3] =
-    [("input", NfHook::Input), ("output", NfHook::Output), ("forward", NfHook::Forward)];
 
 fn table() -> Table<'static> {
     Table { family: NfFamily::INet, name: TABLE.into(), handle: None }

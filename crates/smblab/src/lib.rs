@@ -437,36 +437,8 @@ pub fn script() -> PathBuf {
 }
 
 fn smb_conf(dir: &Path) -> String {
-    let d = dir.display();
-    // `interfaces = br0` with `bind interfaces only`: smbd listens on the
-    // lab's bridge in its own namespace, never on the host's addresses.
-    // NetBIOS stays off so only port 445 is served, as on current servers.
-    format!(
-        "[global]
-interfaces = br0
-bind interfaces only = yes
-smb ports = 445
-disable netbios = yes
-server role = standalone server
-server min protocol = SMB2
-private dir = {d}/private
-lock directory = {d}/lock
-state directory = {d}/state
-cache directory = {d}/cache
-pid directory = {d}/pid
-ncalrpc dir = {d}/ncalrpc
-log file = {d}/log.%m
-max log size = 1000
-passdb backend = tdbsam:{d}/private/passdb.tdb
-load printers = no
-printcap name = /dev/null
-disable spoolss = yes
-
-[{SHARE}]
-path = {d}/share
-read only = no
-"
-    )
+    let global = include_str!("../smb.conf.in").replace("@DIR@", &dir.display().to_string());
+    format!("{global}\n[{SHARE}]\npath = {}/share\nread only = no\n", dir.display())
 }
 
 /// smbd's path; panics with what to install unless every tool the lab uses is here.
