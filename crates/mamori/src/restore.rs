@@ -247,9 +247,10 @@ fn put_back(
     // from a copy too large to have been hashed when it was taken).
     let original_there = || {
         let whole = matches!(entry.kind, mamori_vault::Kind::Copy | mamori_vault::Kind::Pin);
-        let want = entry.hash.clone().or_else(|| {
-            whole.then(|| mamori_vault::content_hash(&vault.object_path(entry)).ok()).flatten()
-        });
+        let want = entry
+            .hash
+            .clone()
+            .or_else(|| whole.then(|| mamori_vault::content_hash(&vault.object_path(entry)).ok()).flatten());
         want.is_some_and(|want| mamori_vault::content_hash_at(place.dir(), &place.name).is_ok_and(|have| have == want))
     };
     let ranges = entry.kind == mamori_vault::Kind::Ranges;
