@@ -26,7 +26,8 @@ use nftables::stmt::{Match, Operator, Reject, RejectType, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
 
 use crate::expr::{
-    accept, chain_changed, field, matches, meta, neighbour_discovery, objects, rule, set_ref, str_expr, CHAINS,
+    accept, chain_changed, field, inet_table, matches, meta, neighbour_discovery, objects, remove_table_batch, rule,
+    set_ref, str_expr, CHAINS,
 };
 use crate::{Block, IsolateError};
 
@@ -50,7 +51,7 @@ const FAMILIES: [Family; 2] =
     [Family { ip: "ip", set: SET4, icmp: "icmp" }, Family { ip: "ip6", set: SET6, icmp: "icmpv6" }];
 
 fn table() -> Table<'static> {
-    Table { family: NfFamily::INet, name: TABLE.into(), handle: None }
+    inet_table(TABLE)
 }
 
 fn set(name: &'static str, kind: SetType) -> NfListObject<'static> {
@@ -202,10 +203,7 @@ pub(crate) fn unblock_batch(addr: IpAddr) -> Nftables<'static> {
 
 /// Removes mamori's block table, and nothing else, whether or not it exists.
 pub(crate) fn remove_batch() -> Nftables<'static> {
-    let mut batch = Batch::new();
-    batch.add(NfListObject::Table(table()));
-    batch.delete(NfListObject::Table(table()));
-    batch.to_nftables()
+    remove_table_batch(TABLE)
 }
 
 fn altered(what: String) -> IsolateError {

@@ -3,8 +3,9 @@
 
 use std::borrow::Cow;
 
+use nftables::batch::Batch;
 use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, SetItem};
-use nftables::schema::{NfListObject, NfObject, Nftables, Rule};
+use nftables::schema::{NfListObject, NfObject, Nftables, Rule, Table};
 use nftables::stmt::{Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfFamily, NfHook};
 
@@ -18,6 +19,20 @@ const NEIGHBOUR_DISCOVERY: [&str; 4] =
 /// The hooks each of mamori's tables has a chain on, named after them.
 pub(crate) const CHAINS: [(&str, NfHook); 3] =
     [("input", NfHook::Input), ("output", NfHook::Output), ("forward", NfHook::Forward)];
+
+/// An `inet` table of mamori's by name.
+pub(crate) fn inet_table(name: &'static str) -> Table<'static> {
+    Table { family: NfFamily::INet, name: name.into(), handle: None }
+}
+
+/// Removes the table `name`, and nothing else, whether or not it exists
+/// (adding it first makes the delete always apply).
+pub(crate) fn remove_table_batch(name: &'static str) -> Nftables<'static> {
+    let mut batch = Batch::new();
+    batch.add(NfListObject::Table(inet_table(name)));
+    batch.delete(NfListObject::Table(inet_table(name)));
+    batch.to_nftables()
+}
 
 pub(crate) fn rule(table: &'static str, chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
     NfListObject::Rule(Rule {

@@ -12,7 +12,8 @@ use nftables::schema::{Chain, NfListObject, Nftables, Set, SetFlag, SetType, Set
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily};
 
 use crate::expr::{
-    accept, chain_changed, field, matches, meta, neighbour_discovery, objects, rule, set_ref, str_expr, CHAINS,
+    accept, chain_changed, field, inet_table, matches, meta, neighbour_discovery, objects, remove_table_batch, rule,
+    set_ref, str_expr, CHAINS,
 };
 use crate::{Allow, IsolateError};
 
@@ -25,7 +26,7 @@ const SET6: &str = "allow6";
 const PRIORITY: i32 = -300;
 
 fn table() -> Table<'static> {
-    Table { family: NfFamily::INet, name: TABLE.into(), handle: None }
+    inet_table(TABLE)
 }
 
 /// Replaces whatever mamori's table holds by the isolation for `allow`, in
@@ -65,10 +66,7 @@ pub(crate) fn isolate_batch(allow: &Allow) -> Nftables<'static> {
 
 /// Removes mamori's table, and nothing else, whether or not it exists.
 pub(crate) fn remove_batch() -> Nftables<'static> {
-    let mut batch = Batch::new();
-    batch.add(NfListObject::Table(table()));
-    batch.delete(NfListObject::Table(table()));
-    batch.to_nftables()
+    remove_table_batch(TABLE)
 }
 
 /// Accepts packets whose `end` (`saddr` or `daddr`) is on the allow-list.

@@ -220,18 +220,7 @@ fn the_incident_form_names_the_client_not_the_server_program() {
 fn markdown_tables_keep_their_shape_with_a_client() {
     for lang in [Lang::Ja, Lang::En] {
         let md = render(&client_case(), lang, Format::Markdown);
-        let mut width = None;
-        for line in md.lines() {
-            if !line.starts_with('|') {
-                width = None;
-                continue;
-            }
-            let pipes = line.len() - line.replace('|', "").len() - line.matches("\\|").count();
-            match width {
-                None => width = Some(pipes),
-                Some(w) => assert_eq!(pipes, w, "broken table row: {line}"),
-            }
-        }
+        crate::render::assert_tables_keep_their_shape(&md);
     }
 }
 

@@ -229,19 +229,7 @@ fn markdown_tables_keep_their_shape_whatever_the_paths() {
     for lang in [Lang::Ja, Lang::En] {
         let md = render(&case(), lang, Format::Markdown);
         assert!(md.contains("\\<script\\>alert(1)\\</script\\>\\|pipe\\|.docx"), "{md}");
-        // Every table line has as many unescaped pipes as its header.
-        let mut width = None;
-        for line in md.lines() {
-            if !line.starts_with('|') {
-                width = None;
-                continue;
-            }
-            let pipes = line.len() - line.replace('|', "").len() - line.matches("\\|").count();
-            match width {
-                None => width = Some(pipes),
-                Some(w) => assert_eq!(pipes, w, "broken table row: {line}"),
-            }
-        }
+        assert_tables_keep_their_shape(&md);
         // The note's own code fence cannot close the verbatim block.
         assert!(md.contains("````text\nYOUR FILES ARE ENCRYPTED."));
     }
@@ -388,4 +376,20 @@ fn a_timeline_across_midnight_dates_its_rows() {
     assert!(md.contains("| 2026-11-17 20:06:40.000 | 4242 |"), "{md}");
     let same_day = render(&case(), Lang::En, Format::Markdown);
     assert!(same_day.contains("| 20:06:40.000 | 4242 |"));
+}
+
+/// Every Markdown table line has as many unescaped pipes as its header.
+pub fn assert_tables_keep_their_shape(md: &str) {
+    let mut width = None;
+    for line in md.lines() {
+        if !line.starts_with('|') {
+            width = None;
+            continue;
+        }
+        let pipes = line.len() - line.replace('|', "").len() - line.matches("\\|").count();
+        match width {
+            None => width = Some(pipes),
+            Some(w) => assert_eq!(pipes, w, "broken table row: {line}"),
+        }
+    }
 }
