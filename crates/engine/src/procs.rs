@@ -84,9 +84,13 @@ impl Procs {
             (info.uid, &info.exe).hash(&mut h);
             h.finish()
         });
+        // A client whose address is unknown is only this connection.
         let client = info.client.as_ref().map(|c| {
             let mut h = FxHasher::default();
             (&c.server, &c.address).hash(&mut h);
+            if c.address.is_empty() {
+                info.key.hash(&mut h);
+            }
             h.finish()
         });
         let key = info.key;

@@ -688,3 +688,25 @@ fn two_clients_each_below_the_threshold_are_not_added_up() {
     }
     assert_eq!(verdicts(&t), vec![]);
 }
+
+#[test]
+fn connections_of_unknown_address_are_each_their_own_and_never_the_server() {
+    let mut t = Trace::default();
+    let master = samba(&mut t);
+    let a = t.served(60, 50, "");
+    let b = t.served(61, 50, "");
+    for i in 0..2u64 {
+        t.rewrite(a, &format!("/share/a{i}.txt"), &prose(i, 20_000), &random_bytes(i, 20_000));
+        t.rewrite(b, &format!("/share/b{i}.txt"), &prose(i + 9, 20_000), &random_bytes(i + 9, 20_000));
+    }
+    assert_eq!(verdicts(&t), vec![], "two unknown connections are not one client");
+    for i in 2..6u64 {
+        t.rewrite(a, &format!("/share/a{i}.txt"), &prose(i, 20_000), &random_bytes(i, 20_000));
+    }
+    let mut engine = Engine::new(Config::default());
+    let v: Vec<Verdict> = t.events.iter().filter_map(|ev| engine.process(ev)).collect();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].procs, vec![a]);
+    assert!(!engine.is_suspect(master), "the server holds nothing");
+    assert!(!engine.is_judged(b), "the other unknown connection is not judged with it");
+}

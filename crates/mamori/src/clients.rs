@@ -46,6 +46,9 @@ pub fn step(kind: CutKind, result: Result<String>) -> CutStep {
 /// namespace of `served` (a stopped process of the client's, so its pid is
 /// still its own).
 pub fn block(client: &Client, served: ProcKey, settings: &ClientsSection) -> Result<String> {
+    if client.address.is_empty() {
+        bail!("the address of its connection could not be read from its smbd process: nothing to block");
+    }
     let addr: IpAddr = client
         .address
         .parse()

@@ -40,8 +40,9 @@ const MAX_CMDLINE: u64 = 64 << 10;
 /// walks the kernel's whole connection hash (~4 ms per table on a machine
 /// with 262 144 buckets, however few sockets it holds), too slow for the
 /// sensor thread on every new smbd. `None` for anything else: the smbd master, its
-/// helpers (no such connection), any other program, a process that holds
-/// connections to more than one address, or one that is gone.
+/// helpers (no such connection), any other program, or one that is gone. A
+/// connection process whose peer cannot be read (or that holds connections
+/// to more than one address) is a client with an empty address.
 ///
 /// The user is whoever the process runs as when asked: before the client
 /// has logged in that is root, and a connection carrying sessions of
@@ -58,24 +59,28 @@ pub fn client_of(pid: u32) -> Option<Client> {
         return None;
     }
     let sockets = socket_fds(pid);
-    if sockets.is_empty() {
-        return None;
-    }
     let remote = match ask_sockets(pid, &sockets, &SMB_PORTS) {
         Ok(remote) => remote,
         Err(Refused) => {
             let inodes: HashSet<u64> = sockets.iter().map(|(_, inode)| *inode).collect();
             search_tables(pid, &inodes, &SMB_PORTS)
         }
-    }?;
+    };
     let uid = mamori_proc::read_status(pid)?.uid?;
-    Some(Client {
-        server: SAMBA.to_string(),
-        address: remote.ip().to_string(),
-        port: remote.port(),
-        user: user_name(uid),
-        ..Client::default()
-    })
+    let (address, port) = match remote {
+        Some(remote) => (remote.ip().to_string(), remote.port()),
+        // A connection process whose peer could not be read is still one
+        // client's, never the master's: judged on its own, with no address
+        // to block. smbd names its helpers (smbd-notifyd, cleanupd); a
+        // connection process keeps the name smbd.
+        None if comm_is_smbd(pid) => (String::new(), 0),
+        None => return None,
+    };
+    Some(Client { server: SAMBA.to_string(), address, port, user: user_name(uid), ..Client::default() })
+}
+
+fn comm_is_smbd(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_ascii_end() == b"smbd")
 }
 
 /// The smb.conf an smbd process was started with (`-s X`, `-sX`,
