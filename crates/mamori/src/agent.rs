@@ -458,7 +458,14 @@ impl Agent {
                     .map(|p| format!("server process(es) {} stopped", p.join(", ")))
                     .map_err(|e| anyhow::anyhow!("{e}")),
             ));
-            steps.push(clients::step(CutKind::Blocked, clients::block(&client, verdict.actor, &self.clients)));
+            let blocked = clients::block(&client, verdict.actor, &self.clients);
+            // The master outlives the connection: where `unblock` finds the block.
+            if let (Ok(_), Some(server)) = (&blocked, verdict.actor_info.as_ref().and_then(|i| i.parent)) {
+                if let Err(e) = self.state.note_blocked_in(server) {
+                    warn!("{e:#}");
+                }
+            }
+            steps.push(clients::step(CutKind::Blocked, blocked));
             clients::Cut {
                 incident: String::new(),
                 cut: ClientCut { client, server: verdict.actor_info.as_ref().and_then(|i| i.parent), steps },

@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use crate::agent::now_rfc3339;
 use crate::settings::ClientsSection;
+use crate::state::StateDir;
 
 /// How long Samba may take to report its sessions, and an account command to run.
 const SERVER_WAIT: Duration = Duration::from_secs(5);
@@ -101,20 +102,19 @@ pub fn in_netns_of<T: Send>(
     })
 }
 
-/// The network namespaces where incidents blocked clients: the servers'
-/// (those still running), and this process's own.
-fn block_places(store: &mamori_store::Store) -> Result<Vec<Option<ProcKey>>> {
+/// The network namespaces where clients were blocked: the servers' (those
+/// still running), and this process's own.
+fn block_places(state: &StateDir) -> Vec<Option<ProcKey>> {
     let mut places: Vec<Option<ProcKey>> = vec![None];
     let mut seen = vec![netns_id(std::process::id())];
-    for inc in store.incidents()? {
-        let Some(server) = inc.client.and_then(|c| c.server) else { continue };
+    for server in state.blocked_in() {
         let id = netns_id(server.pid);
         if mamori_response::proc_key(server.pid) == Some(server) && id.is_some() && !seen.contains(&id) {
             seen.push(id);
             places.push(Some(server));
         }
     }
-    Ok(places)
+    places
 }
 
 fn netns_id(pid: u32) -> Option<std::path::PathBuf> {
@@ -122,18 +122,18 @@ fn netns_id(pid: u32) -> Option<std::path::PathBuf> {
 }
 
 /// Every client blocked, where.
-pub fn blocks(store: &mamori_store::Store) -> Result<Vec<mamori_isolate::Block>> {
+pub fn blocks(state: &StateDir) -> Result<Vec<mamori_isolate::Block>> {
     let mut all = Vec::new();
-    for place in block_places(store)? {
+    for place in block_places(state) {
         all.extend(in_netns_of(place, |nft| Ok(nft.blocks()?))?);
     }
     Ok(all)
 }
 
-/// Lifts the block on `addr` wherever an incident put one; whether there was one.
-pub fn unblock(store: &mamori_store::Store, addr: IpAddr) -> Result<bool> {
+/// Lifts the block on `addr` wherever one was put; whether there was one.
+pub fn unblock(state: &StateDir, addr: IpAddr) -> Result<bool> {
     let mut any = false;
-    for place in block_places(store)? {
+    for place in block_places(state) {
         any |= in_netns_of(place, |nft| Ok(nft.unblock(addr)?))?;
     }
     Ok(any)

@@ -16,15 +16,13 @@ pub fn status(state: Option<PathBuf>) -> Result<ExitCode> {
     let state = StateDir::at(state);
     let code = agent_status(&state)?;
     // Blocks outlive the agent: listed whether it runs or not.
-    if let Ok(store) = state.store() {
-        match crate::clients::blocks(&store) {
-            Ok(blocks) => {
-                for b in blocks {
-                    println!("  client blocked: {b} (lift: mamori unblock {})", b.addr);
-                }
+    match crate::clients::blocks(&state) {
+        Ok(blocks) => {
+            for b in blocks {
+                println!("  client blocked: {b} (lift: mamori unblock {})", b.addr);
             }
-            Err(e) => println!("  WARNING: cannot list blocked clients: {e:#}"),
         }
+        Err(e) => println!("  WARNING: cannot list blocked clients: {e:#}"),
     }
     Ok(code)
 }
@@ -199,8 +197,9 @@ fn acted_in(inc: &Incident) -> Vec<String> {
 pub fn unblock(state: Option<PathBuf>, addr: &str) -> Result<ExitCode> {
     let parsed: std::net::IpAddr =
         addr.parse().with_context(|| format!("{addr:?} is not an IPv4 or IPv6 address (see `mamori status`)"))?;
-    let store = StateDir::at(state).store()?;
-    if crate::clients::unblock(&store, parsed)? {
+    let state = StateDir::at(state);
+    if crate::clients::unblock(&state, parsed)? {
+        let store = state.store()?;
         // The agent reads this and lets the client's connections work again.
         for mut inc in store.incidents()? {
             let Some(cut) = &mut inc.client else { continue };

@@ -16,6 +16,10 @@ const EVIDENCE_DIR: &str = "evidence";
 const SEAL_KEY: &str = "evidence.key";
 const FAMILIES: &str = "families.toml";
 const RESTORES_DIR: &str = "restores";
+/// The servers (pid + start) in whose network namespace a client was
+/// blocked: read by `status` and `unblock` without opening the database,
+/// which an agent may be creating at that moment.
+const BLOCKED_IN: &str = "blocked-in.json";
 
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -81,6 +85,32 @@ impl StateDir {
     /// Where the outcome of restoring incident `id`, file by file, is kept.
     pub fn restore_outcomes(&self, id: &str) -> PathBuf {
         self.path.join(RESTORES_DIR).join(format!("{id}.json"))
+    }
+
+    /// The servers in whose network namespaces clients were blocked; none
+    /// when the directory is not safe to trust or the file is unreadable.
+    pub fn blocked_in(&self) -> Vec<mamori_event::ProcKey> {
+        if self.check().is_err() {
+            return Vec::new();
+        }
+        std::fs::read(self.path.join(BLOCKED_IN))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Notes that a client was blocked in `server`'s network namespace.
+    pub fn note_blocked_in(&self, server: mamori_event::ProcKey) -> Result<()> {
+        let mut servers = self.blocked_in();
+        if servers.contains(&server) {
+            return Ok(());
+        }
+        servers.push(server);
+        let path = self.path.join(BLOCKED_IN);
+        let tmp = self.path.join(format!("{BLOCKED_IN}.new"));
+        std::fs::write(&tmp, serde_json::to_vec(&servers)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
     }
 
     pub fn save_restore_outcomes(&self, id: &str, outcomes: &BTreeMap<String, Restored>) -> Result<()> {
