@@ -29,9 +29,9 @@ pub struct Syscalls {
     files: HashMap<i32, File>,
 }
 
-/// How many times a thread caught awake is read again, and the pause
-/// between later tries: 2 ms at most in all.
-const AWAKE_RETRIES: usize = 24;
+/// How many times a thread caught awake is read again, and the first pause
+/// between later tries (doubling to 0.8 ms): 10 ms at most in all.
+const AWAKE_RETRIES: usize = 18;
 const AWAKE_PAUSE: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// Descriptors kept at most; past it they are all closed and reopened as needed.
@@ -55,7 +55,7 @@ impl Syscalls {
             if attempt < 4 {
                 std::thread::yield_now();
             } else {
-                std::thread::sleep(AWAKE_PAUSE);
+                std::thread::sleep(AWAKE_PAUSE * (1u32 << (attempt - 4).min(3)));
             }
         }
         let n = self.read_once(tid, buf)?;
