@@ -364,13 +364,15 @@ impl Agent {
     fn forgive_unblocked(&mut self) {
         let store = &self.store;
         let engine = &mut self.engine;
-        self.open_incidents.retain(|OpenIncident { id, root, .. }| {
-            let unblocked = store
-                .incident(id)
-                .ok()
-                .flatten()
-                .and_then(|i| i.client)
-                .is_some_and(|c| c.steps.iter().any(|s| s.kind == CutKind::Unblocked));
+        self.open_incidents.retain(|OpenIncident { id, root, client, .. }| {
+            // Only a client is ever unblocked: no other incident is read.
+            let unblocked = *client
+                && store
+                    .incident(id)
+                    .ok()
+                    .flatten()
+                    .and_then(|i| i.client)
+                    .is_some_and(|c| c.steps.iter().any(|s| s.kind == CutKind::Unblocked));
             if unblocked {
                 info!(id, "client unblocked: its verdict is lifted");
                 engine.absolve(*root);
@@ -486,10 +488,8 @@ impl Agent {
                     then_kill = Some(procs.clone());
                     (Action::Killed, procs)
                 }
-                Policy::Kill if cut.is_some() => {
-                    then_kill = Some(procs.clone());
-                    (Action::Killed, procs)
-                }
+                // Without a bundle to wait for, the cut's own thread ends them.
+                Policy::Kill if cut.is_some() => (Action::Killed, procs),
                 Policy::Kill => {
                     let killed = mamori_response::kill(&procs);
                     if let Some(e) = killed.cgroup {

@@ -243,15 +243,16 @@ fn put_back(
     }
     let taken = rustix::fs::statat(place.dir(), place.name.as_os_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
         .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile);
-    // What stands there may be the original already (restored once before,
-    // from a copy too large to have been hashed when it was taken).
+    // What stands there may be the original already (restored once before).
+    // A hashed copy was compared above; one too large to have been hashed
+    // when it was taken is compared through its object.
     let original_there = || {
         let whole = matches!(entry.kind, mamori_vault::Kind::Copy | mamori_vault::Kind::Pin);
-        let want = entry
-            .hash
-            .clone()
-            .or_else(|| whole.then(|| mamori_vault::content_hash(&vault.object_path(entry)).ok()).flatten());
-        want.is_some_and(|want| mamori_vault::content_hash_at(place.dir(), &place.name).is_ok_and(|have| have == want))
+        entry.hash.is_none()
+            && whole
+            && mamori_vault::content_hash(&vault.object_path(entry)).is_ok_and(|want| {
+                mamori_vault::content_hash_at(place.dir(), &place.name).is_ok_and(|have| have == want)
+            })
     };
     let ranges = entry.kind == mamori_vault::Kind::Ranges;
     if let Some(id) = beside_for.filter(|_| taken && !ranges) {

@@ -141,7 +141,8 @@ impl Procs {
 
 fn proc_info(stat: &Stat, parent: Option<ProcKey>) -> ProcInfo {
     let pid = stat.pid;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map(mamori_event::names::encode).unwrap_or_default();
+    let exe_path = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let exe = exe_path.as_ref().map(mamori_event::names::encode).unwrap_or_default();
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|raw| {
             raw.split(|&b| b == 0)
@@ -159,7 +160,7 @@ fn proc_info(stat: &Stat, parent: Option<ProcKey>) -> ProcInfo {
         exe,
         cmdline,
         // Once per process, and cheap (its sockets in /proc): no server is asked.
-        client: mamori_served::client_of(pid),
+        client: exe_path.and_then(|exe| mamori_served::client_of_exe(pid, &exe)),
     }
 }
 

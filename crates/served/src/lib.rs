@@ -15,7 +15,7 @@ mod sys;
 mod tcp;
 
 pub use error::ServedError;
-pub use procfs::{client_of, samba_config};
+pub use procfs::{client_of, client_of_exe, samba_config};
 pub use smbstatus::{parse_smbstatus, samba_sessions};
 
 /// What [`mamori_event::Client::server`] says for a Samba client.

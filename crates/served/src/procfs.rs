@@ -49,8 +49,14 @@ const MAX_CMDLINE: u64 = 64 << 10;
 /// several users runs as each in turn. Samba's own account of the session
 /// comes from [`crate::samba_sessions`].
 pub fn client_of(pid: u32) -> Option<Client> {
-    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    if !is_smbd(&exe) {
+    client_of_exe(pid, &fs::read_link(format!("/proc/{pid}/exe")).ok()?)
+}
+
+/// [`client_of`] for a caller that has read the process's executable
+/// already (the sensor, introducing every new process), so it is not read
+/// twice.
+pub fn client_of_exe(pid: u32, exe: &Path) -> Option<Client> {
+    if !is_smbd(exe) {
         return None;
     }
     let parent = mamori_proc::read_stat(pid)?.ppid;
