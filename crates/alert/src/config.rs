@@ -1,0 +1,217 @@
+//! `[alerts]` in mamori.toml: one table per output, each off unless present.
+//! Every key but an output's address has a default; secrets may come from a
+//! file (`*_file`), so the config itself can be world-readable.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::text::Language;
+use crate::AlertError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The language of the words sent (e-mail, chat, the journal), unless an output says otherwise.
+    pub lang: Language,
+    /// Longest pause between two tries of an output that is down (seconds).
+    pub retry_max_seconds: u64,
+    /// Most events kept on disk for outputs that are down; beyond, the oldest go.
+    pub queue_max_events: u64,
+    pub syslog: Option<SyslogConfig>,
+    pub cef: Option<SyslogConfig>,
+    pub journal: Option<JournalConfig>,
+    pub ecs: Option<EcsFileConfig>,
+    pub elasticsearch: Option<ElasticConfig>,
+    pub webhook: Option<WebhookConfig>,
+    pub email: Option<EmailConfig>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            lang: Language::En,
+            retry_max_seconds: 60,
+            queue_max_events: 10_000,
+            syslog: None,
+            cef: None,
+            journal: None,
+            ecs: None,
+            elasticsearch: None,
+            webhook: None,
+            email: None,
+        }
+    }
+}
+
+/// A syslog receiver: `udp://HOST:PORT`, `tcp://HOST:PORT` or `tls://HOST:PORT`
+/// (RFC 5426, RFC 6587 octet counting, RFC 5425).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyslogConfig {
+    pub url: String,
+    /// PEM certificates the receiver's certificate must chain to (TLS);
+    /// the system's when absent.
+    pub ca_file: Option<PathBuf>,
+    /// The syslog facility, by name (`auth`, `authpriv`, `daemon`, `local0`…).
+    pub facility: String,
+    pub app_name: String,
+    pub timeout_seconds: u64,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        SyslogConfig {
+            url: String::new(),
+            ca_file: None,
+            facility: "auth".into(),
+            app_name: "mamori".into(),
+            timeout_seconds: 5,
+        }
+    }
+}
+
+/// The local journal (its native socket).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalConfig {
+    pub lang: Option<Language>,
+}
+
+/// ECS JSON, one object a line, appended to a file for a shipper.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EcsFileConfig {
+    pub path: PathBuf,
+    /// The file is renamed to `PATH.1` (one generation) when it would grow beyond this.
+    pub max_mib: u64,
+}
+
+impl Default for EcsFileConfig {
+    fn default() -> Self {
+        EcsFileConfig { path: PathBuf::from("/var/log/mamori/alerts.json"), max_mib: 100 }
+    }
+}
+
+/// An Elasticsearch or OpenSearch `_bulk` endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ElasticConfig {
+    /// The cluster's base URL (`https://es.example:9200`).
+    pub url: String,
+    pub index: String,
+    pub api_key_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_seconds: u64,
+}
+
+impl Default for ElasticConfig {
+    fn default() -> Self {
+        ElasticConfig {
+            url: String::new(),
+            index: "mamori-alerts".into(),
+            api_key_file: None,
+            username: None,
+            password_file: None,
+            ca_file: None,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+/// The shape of a webhook's body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Template {
+    /// The event as mamori's own JSON.
+    #[default]
+    Json,
+    Slack,
+    Teams,
+    #[serde(rename = "google-chat", alias = "googlechat")]
+    GoogleChat,
+}
+
+/// An HTTP(S) endpoint that gets a JSON POST per event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// A file holding the URL instead (chat webhook URLs are secrets).
+    pub url_file: Option<PathBuf>,
+    pub template: Template,
+    pub lang: Option<Language>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_seconds: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            url: String::new(),
+            url_file: None,
+            template: Template::Json,
+            lang: None,
+            ca_file: None,
+            timeout_seconds: 5,
+        }
+    }
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (refused if the server cannot).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on this host or a trusted network.
+    None,
+}
+
+/// E-mail through an SMTP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    pub server: String,
+    pub port: Option<u16>,
+    pub security: SmtpSecurity,
+    pub from: String,
+    pub to: Vec<String>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub lang: Option<Language>,
+    /// Attach the incident report (HTML) to an incident's mail.
+    pub attach_report: bool,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_seconds: u64,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            server: String::new(),
+            port: None,
+            security: SmtpSecurity::Starttls,
+            from: String::new(),
+            to: Vec::new(),
+            username: None,
+            password_file: None,
+            lang: None,
+            attach_report: true,
+            ca_file: None,
+            timeout_seconds: 15,
+        }
+    }
+}
+
+/// Reads a secret from a file, trimmed of the line end; the file's contents
+/// are never shown in an error.
+pub fn read_secret(path: &Path) -> Result<String, AlertError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AlertError::Secret { path: path.to_owned(), source })?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}

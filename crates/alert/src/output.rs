@@ -1,0 +1,43 @@
+//! The seam between the queue and the world: an output takes one event and
+//! says whether it got through. Each output bounds its own waits, so a dead
+//! receiver costs its own thread a timeout and nothing else.
+
+use crate::config::AlertsConfig;
+use crate::{Alert, AlertError};
+
+pub trait Output: Send {
+    /// The output's name in the config (`syslog`, `webhook`…) and in the
+    /// queue's cursors: stable, one output per name.
+    fn name(&self) -> &'static str;
+    /// Delivers one event, or says why not (it is then tried again later).
+    fn send(&mut self, alert: &Alert) -> Result<(), AlertError>;
+    /// Where it sends, for people (`udp://127.0.0.1:5514`), without secrets.
+    fn target(&self) -> String;
+}
+
+/// Every output the config names, in a fixed order.
+pub fn outputs(config: &AlertsConfig) -> Result<Vec<Box<dyn Output>>, AlertError> {
+    let mut all: Vec<Box<dyn Output>> = Vec::new();
+    if let Some(c) = &config.syslog {
+        all.push(crate::syslog::output(c, crate::syslog::Format::Rfc5424)?);
+    }
+    if let Some(c) = &config.cef {
+        all.push(crate::syslog::output(c, crate::syslog::Format::Cef)?);
+    }
+    if let Some(c) = &config.journal {
+        all.push(crate::journal::output(c, config.lang)?);
+    }
+    if let Some(c) = &config.ecs {
+        all.push(crate::ecs::file_output(c)?);
+    }
+    if let Some(c) = &config.elasticsearch {
+        all.push(crate::ecs::bulk_output(c)?);
+    }
+    if let Some(c) = &config.webhook {
+        all.push(crate::webhook::output(c, config.lang)?);
+    }
+    if let Some(c) = &config.email {
+        all.push(crate::email::output(c, config.lang)?);
+    }
+    Ok(all)
+}
