@@ -13,6 +13,11 @@ pub trait Output: Send {
     fn send(&mut self, alert: &Alert) -> Result<(), AlertError>;
     /// Where it sends, for people (`udp://127.0.0.1:5514`), without secrets.
     fn target(&self) -> String;
+    /// Whether the receiver is there, without sending an event (for
+    /// `mamori check`): connects, shakes hands (TLS, SMTP EHLO), or checks
+    /// that the file can be written. Bounded like `send`. UDP cannot tell,
+    /// and says so in the `Ok` text.
+    fn probe(&mut self) -> Result<String, AlertError>;
 }
 
 /// Every output the config names, in a fixed order.
