@@ -18,6 +18,7 @@ pub struct Settings {
     pub evidence: EvidenceSection,
     pub isolate: IsolateSection,
     pub clients: ClientsSection,
+    pub alerts: mamori_alert::AlertsConfig,
     pub detect: Detect,
     pub weights: Weights,
 }
