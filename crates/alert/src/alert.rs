@@ -27,8 +27,8 @@ pub enum What {
         /// The command that puts back what it did, as the user types it.
         restore_command: String,
     },
-    /// `mamori restore` finished.
-    RestoreFinished { incident_id: String, restored: u64, failed: u64, dry_run: bool },
+    /// `mamori restore` finished (a dry run tells no one).
+    RestoreFinished { incident_id: String, restored: u64, failed: u64 },
     /// Protection is weaker than configured.
     Degraded { cause: Cause, detail: String },
     /// A finding of `mamori audit`.

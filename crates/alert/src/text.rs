@@ -90,29 +90,18 @@ pub fn text(alert: &Alert, lang: Language) -> Text {
                 lines,
             }
         }
-        What::RestoreFinished { incident_id, restored, failed, dry_run } => {
-            let dry = if *dry_run {
-                if ja {
-                    " (試行のみ)"
-                } else {
-                    " (dry run)"
-                }
+        What::RestoreFinished { incident_id, restored, failed } => Text {
+            title: if ja {
+                format!("[mamori] {host}: {incident_id} の復元が終わりました")
             } else {
-                ""
-            };
-            Text {
-                title: if ja {
-                    format!("[mamori] {host}: {incident_id} の復元が終わりました{dry}")
-                } else {
-                    format!("[mamori] {host}: restore of {incident_id} finished{dry}")
-                },
-                lines: vec![if ja {
-                    format!("復元: {restored} 件、失敗: {failed} 件")
-                } else {
-                    format!("Restored: {restored}, failed: {failed}")
-                }],
-            }
-        }
+                format!("[mamori] {host}: restore of {incident_id} finished")
+            },
+            lines: vec![if ja {
+                format!("復元: {restored} 件、失敗: {failed} 件")
+            } else {
+                format!("Restored: {restored}, failed: {failed}")
+            }],
+        },
         What::Degraded { cause, detail } => {
             let what = match (cause, ja) {
                 (Cause::AgentStopping, true) => "エージェントが停止します。再開するまで保護されません",
