@@ -75,7 +75,11 @@ impl Default for SyslogConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JournalConfig {
+    /// The language of the journal's words; the alerts' when absent.
     pub lang: Option<Language>,
+    /// journald's native socket, when not `/run/systemd/journal/socket`:
+    /// for tests, and for a container that mounts the host's socket elsewhere.
+    pub socket: Option<PathBuf>,
 }
 
 /// ECS JSON, one object a line, appended to a file for a shipper.
