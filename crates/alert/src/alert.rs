@@ -38,7 +38,7 @@ pub enum What {
 }
 
 /// Why protection degraded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     /// The agent is stopping: nothing is protected until it runs again.

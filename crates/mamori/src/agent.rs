@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use mamori_alert::Cause;
 use mamori_engine::{Engine, Verdict};
 use mamori_event::ProcKey;
 use mamori_event::{names, Event, EventKind};
@@ -17,6 +19,7 @@ use mamori_sensor::{Decision, Handler, Sensor, SensorConfig};
 use mamori_store::{Action, ActorInfo, AgentLock, AgentStatus, ClientCut, CutKind, CutStep, Incident, Store};
 use tracing::{error, info, warn};
 
+use crate::alerting::Alerts;
 use crate::canary;
 use crate::clients;
 use crate::evidence::{self, Recent};
@@ -72,10 +75,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         )),
         None => None,
     };
+    let alerts = Alerts::start(&settings.alerts, &state).context("cannot start the alert outputs")?;
     let keeper =
         settings.canary.enabled.then(|| canary::Keeper::new(protect.clone(), settings.canary.names.clone(), &canaries));
     let mut agent = Agent::new(settings, store, lock, state_dir, protect.clone(), record, vaults)?;
     agent.decoys = keeper;
+    agent.alerts = alerts;
     for path in &canaries {
         agent.inject(EventKind::Canary { path: names::encode(path) })?;
     }
@@ -107,6 +112,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
     }
     agent.publish(false);
+    if let Some(alerts) = agent.alerts.take() {
+        alerts.stop(match &result {
+            Ok(()) => "the agent was asked to stop".to_owned(),
+            Err(e) => format!("the sensor failed: {e}"),
+        });
+    }
     agent.flush_record()?;
     result.context("the sensor failed")?;
     info!("agent stopped");
@@ -166,6 +177,14 @@ struct Agent {
     /// Incidents of this run: operations in flight when the actor was
     /// stopped still land, and restore must know of them.
     open_incidents: Vec<OpenIncident>,
+    /// The alert outputs (`None` with none configured).
+    alerts: Option<Alerts>,
+    /// Queue overflows already told.
+    overflows_told: u64,
+    /// Each protected folder as it was at the start (device, inode): one
+    /// removed or replaced is no longer watched.
+    folders: Vec<(PathBuf, u64, u64)>,
+    last_folder_check: Instant,
 }
 
 /// An incident of this run, followed as its actor's last operations land.
@@ -184,6 +203,7 @@ const STOP_WAIT: Duration = Duration::from_secs(5);
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 const TRUST_EVERY: Duration = Duration::from_secs(2);
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+const FOLDERS_EVERY: Duration = Duration::from_secs(5);
 
 impl Agent {
     fn new(
@@ -196,6 +216,13 @@ impl Agent {
         vaults: Option<Vaults>,
     ) -> Result<Agent> {
         let incidents = store.incidents()?.len() as u64;
+        let folders = protected
+            .iter()
+            .map(|p| {
+                let meta = p.metadata().with_context(|| format!("cannot read {}", p.display()))?;
+                Ok((p.clone(), meta.dev(), meta.ino()))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let guard = mamori_response::Guard::new();
         let mut engine = Engine::new(settings.engine());
         engine.spare(guard.ancestors());
@@ -223,6 +250,10 @@ impl Agent {
             decoys: None,
             last_expire: Instant::now(),
             open_incidents: Vec::new(),
+            alerts: None,
+            overflows_told: 0,
+            folders,
+            last_folder_check: Instant::now(),
         })
     }
 
@@ -389,11 +420,42 @@ impl Agent {
         if alerts.is_empty() {
             return;
         }
+        if let Some(tell) = &mut self.alerts {
+            tell.degraded(Cause::VaultSkipped, alerts.join("\n"));
+        }
         for OpenIncident { id, .. } in &self.open_incidents {
             let Ok(Some(mut inc)) = self.store.incident(id) else { continue };
             inc.notes.extend(alerts.iter().cloned());
             if let Err(e) = self.store.update_incident(&inc) {
                 warn!("cannot update incident {id}: {e}");
+            }
+        }
+    }
+
+    /// Tells of a queue overflow or a protected folder gone (the vault's
+    /// skipped copies are told as they are noted).
+    fn tell_degraded(&mut self) {
+        let Some(alerts) = &mut self.alerts else { return };
+        let overflows = self.engine.stats().overflows;
+        if overflows > self.overflows_told {
+            self.overflows_told = overflows;
+            alerts.degraded(
+                Cause::QueueOverflow,
+                format!("the kernel's event queue overflowed {overflows} time(s) since the agent started"),
+            );
+        }
+        if self.last_folder_check.elapsed() < FOLDERS_EVERY {
+            return;
+        }
+        self.last_folder_check = Instant::now();
+        for (path, dev, ino) in &self.folders {
+            let now = std::fs::symlink_metadata(path).map(|m| (m.dev(), m.ino()));
+            if now.as_ref().ok() != Some(&(*dev, *ino)) {
+                let why = match now {
+                    Err(e) => format!("{}: {e}", path.display()),
+                    Ok(_) => format!("{} was replaced by another folder, which is not watched", path.display()),
+                };
+                alerts.degraded(Cause::FolderGone, format!("{why}; restart mamori once the folder is back"));
             }
         }
     }
@@ -562,6 +624,9 @@ impl Agent {
         if let Err(e) = self.store.add_incident(&incident) {
             error!("cannot store incident {}: {e}", incident.id);
         }
+        if let Some(alerts) = &self.alerts {
+            alerts.incident(&incident);
+        }
         if let Some(cut) = &mut cut {
             cut.incident = incident.id.clone();
         }
@@ -641,6 +706,7 @@ impl Handler for Agent {
         }
         self.complete_incidents();
         self.note_vault_alerts();
+        self.tell_degraded();
         if self.last_publish.elapsed() >= PUBLISH_EVERY {
             self.publish(true);
         }

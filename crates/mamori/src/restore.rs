@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use mamori_alert::What;
 use mamori_event::names;
 use mamori_report::Restored;
 use mamori_restore::{Candidate, Root};
@@ -214,6 +215,14 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
         if let Err(e) = state.save_restore_outcomes(&inc.id, &outcomes) {
             warn!("{e:#}");
         }
+    }
+    let what = What::RestoreFinished {
+        incident_id: inc.id.clone(),
+        restored: back as u64,
+        failed: (failed.len() + plan.missing.len()) as u64,
+    };
+    if let Err(e) = crate::alerting::tell_once(&settings.alerts, state.path(), what) {
+        warn!("the restore was not told to the alert outputs: {e:#}");
     }
     Ok(if failed.is_empty() && plan.missing.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
