@@ -16,6 +16,7 @@ mod dispatch;
 mod ecs;
 mod email;
 mod error;
+mod http;
 mod journal;
 mod output;
 mod spool;
