@@ -213,6 +213,13 @@ fn without_journald_send_and_probe_say_so() {
     // A socket file nobody listens on any more (journald stopped).
     let path = dir.path().join("stale");
     drop(UnixDatagram::bind(&path).unwrap());
+    // A child forked by the other test may hold the socket until its exec:
+    // wait (bounded) until it is really gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while UnixDatagram::unbound().unwrap().connect(&path).is_ok() {
+        assert!(Instant::now() < deadline, "the socket stayed open");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut out = journal_output(path, None);
     let err = out.send(&Alert::new(What::Test)).unwrap_err().to_string();
     assert!(err.contains("nothing listens"), "{err}");
