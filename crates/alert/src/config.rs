@@ -173,7 +173,8 @@ pub enum SmtpSecurity {
     Starttls,
     /// TLS from the first byte (port 465).
     Tls,
-    /// No encryption: only for a relay on this host or a trusted network.
+    /// No encryption: only for a relay on this host (`localhost:25`), where
+    /// the mail does not cross a network; no login is allowed with it.
     None,
 }
 
@@ -181,17 +182,27 @@ pub enum SmtpSecurity {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmailConfig {
+    /// The SMTP server's name (checked against its certificate) or address.
     pub server: String,
+    /// 587 for `starttls`, 465 for `tls`, 25 for `none` when absent.
     pub port: Option<u16>,
     pub security: SmtpSecurity,
+    /// The sender, `mamori@example.jp` or `mamori <mamori@example.jp>`.
     pub from: String,
+    /// One or more recipients, each as `from`.
     pub to: Vec<String>,
+    /// Log in (AUTH PLAIN or LOGIN) as this user; needs `password_file`.
     pub username: Option<String>,
+    /// The file holding the password (its first line), readable by root only.
     pub password_file: Option<PathBuf>,
+    /// The mail's language, when not `alerts.lang`.
     pub lang: Option<Language>,
     /// Attach the incident report (HTML) to an incident's mail.
     pub attach_report: bool,
+    /// PEM certificates the server's certificate must chain to (a company
+    /// CA); only these are then trusted. The system's roots when absent.
     pub ca_file: Option<PathBuf>,
+    /// Bounds connecting and each wait for the server's reply (seconds).
     pub timeout_seconds: u64,
 }
 
