@@ -49,13 +49,17 @@ impl Default for AlertsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SyslogConfig {
+    /// Where to send: `udp://HOST:PORT`, `tcp://HOST:PORT` or `tls://HOST:PORT`
+    /// (an IPv6 address in brackets). Over TLS, the certificate must name HOST.
     pub url: String,
     /// PEM certificates the receiver's certificate must chain to (TLS);
     /// the system's when absent.
     pub ca_file: Option<PathBuf>,
     /// The syslog facility, by name (`auth`, `authpriv`, `daemon`, `local0`…).
     pub facility: String,
+    /// The APP-NAME of each message (1 to 48 printable ASCII characters).
     pub app_name: String,
+    /// Longest wait to connect (and shake hands) and to write one message.
     pub timeout_seconds: u64,
 }
 

@@ -286,32 +286,41 @@ fn rfc5424_over_tcp_keeps_the_connection_and_reconnects_after_the_receiver_resta
 fn rfc5424_over_tls_checks_the_certificate_and_the_host_name() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::make(dir.path());
-    let rsyslog = Rsyslog::start(dir.path(), Input::Tls, Some(&pki));
+    let mut rsyslog = Rsyslog::start(dir.path(), Input::Tls, Some(&pki));
     let url = format!("tls://localhost:{}", rsyslog.port);
     let mut out = syslog_output(&url, Some(&pki.ca));
     let said = out.probe().unwrap();
     assert!(said.contains("TLS") && said.contains("certificate valid for localhost"), "{said}");
-    let alert = incident_alert(1);
-    out.send(&alert).unwrap();
-    let got = rsyslog.received(1);
-    check_incident(&got[0].0, &got[0].1, &alert);
+    // The probe's connection is kept and used (with whatever the server
+    // sent after the handshake, such as TLS 1.3 session tickets, read and
+    // dropped); then the receiver restarts, and the next send reconnects.
+    let alerts: Vec<Alert> = (1..=3).map(incident_alert).collect();
+    out.send(&alerts[0]).unwrap();
+    out.send(&alerts[1]).unwrap();
+    rsyslog.received(2);
+    rsyslog.restart();
+    out.send(&alerts[2]).unwrap();
+    let got = rsyslog.received(3);
+    for (alert, (raw, parsed)) in alerts.iter().zip(&got) {
+        check_incident(raw, parsed, alert);
+    }
 
     // Signed by a CA we were not told to trust.
     let mut wrong_ca = syslog_output(&url, Some(&pki.other_ca));
     let err = wrong_ca.probe().unwrap_err().to_string();
     assert!(err.contains("certificate") && err.contains("UnknownIssuer"), "{err}");
-    let err = wrong_ca.send(&incident_alert(2)).unwrap_err().to_string();
+    let err = wrong_ca.send(&incident_alert(4)).unwrap_err().to_string();
     assert!(err.contains("UnknownIssuer"), "{err}");
 
     // The certificate names localhost only: the right CA, the wrong name.
     let mut wrong_name = syslog_output(&format!("tls://127.0.0.1:{}", rsyslog.port), Some(&pki.ca));
-    let err = wrong_name.send(&incident_alert(3)).unwrap_err().to_string();
+    let err = wrong_name.send(&incident_alert(5)).unwrap_err().to_string();
     assert!(err.contains("not valid for name \"127.0.0.1\""), "{err}");
 
     // Neither refused message reached rsyslog.
     std::thread::sleep(std::time::Duration::from_millis(300));
     let raw = std::fs::read_to_string(dir.path().join("raw.log")).unwrap();
-    assert_eq!(raw.lines().count(), 1, "{raw}");
+    assert_eq!(raw.lines().count(), 3, "{raw}");
 }
 
 /// CEF extensions: `key=value` pairs split at unescaped `=`, each value
