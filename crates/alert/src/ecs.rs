@@ -40,7 +40,7 @@ use crate::{AlertError, Severity};
 /// Most paths listed in `mamori.paths`.
 pub const MAX_PATHS: usize = 50;
 /// Most bytes of paths listed in `mamori.paths` together.
-const MAX_PATHS_BYTES: usize = 16 * 1024;
+const MAX_PATHS_BYTES: usize = 8 * 1024;
 /// Most bytes of any one free text (message, a detail, a command line).
 const MAX_TEXT: usize = 4 * 1024;
 /// Most arguments listed in `process.args`.
@@ -103,7 +103,7 @@ pub fn ecs_document(alert: &Alert) -> Value {
                 event["reason"] = clip(&reasons.join("; "), MAX_TEXT).into();
             }
             let actor = &incident.actor;
-            let args: Vec<String> = actor.cmdline.iter().take(MAX_ARGS).map(|a| clip(a, MAX_TEXT)).collect();
+            let args = bounded(actor.cmdline.iter().map(String::as_str), MAX_ARGS, MAX_TEXT);
             doc.insert(
                 "process".into(),
                 json!({
@@ -157,7 +157,8 @@ pub fn ecs_document(alert: &Alert) -> Value {
             mamori.insert("action".into(), incident.action.as_str().into());
             mamori.insert("pids".into(), incident.pids.clone().into());
             mamori.insert("files".into(), incident.files.len().into());
-            mamori.insert("paths".into(), paths(incident.files.iter().map(|f| f.path.as_str())).into());
+            let paths = bounded(incident.files.iter().map(|f| f.path.as_str()), MAX_PATHS, MAX_PATHS_BYTES);
+            mamori.insert("paths".into(), paths.into());
             mamori.insert("restore_command".into(), clip(restore_command, MAX_TEXT).into());
             if let Some(us) = incident.stop_latency_us {
                 mamori.insert("stop_latency_us".into(), us.into());
@@ -218,16 +219,17 @@ fn cause_name(cause: Cause) -> String {
     serde_json::to_value(cause).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-fn paths<'a>(all: impl Iterator<Item = &'a str>) -> Vec<String> {
+/// The first strings, at most `count` of them and `max_bytes` together.
+fn bounded<'a>(all: impl Iterator<Item = &'a str>, count: usize, max_bytes: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut bytes = 0;
-    for path in all.take(MAX_PATHS) {
-        let path = clip(path, MAX_TEXT);
-        bytes += path.len();
-        if bytes > MAX_PATHS_BYTES {
+    for s in all.take(count) {
+        let s = clip(s, MAX_TEXT);
+        bytes += s.len();
+        if bytes > max_bytes {
             break;
         }
-        out.push(path);
+        out.push(s);
     }
     out
 }
