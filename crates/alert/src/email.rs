@@ -49,6 +49,8 @@ struct Email {
     security: SmtpSecurity,
     target: String,
     username: Option<String>,
+    /// [`MAX_ATTACHMENT`]; smaller in tests.
+    max_attachment: usize,
 }
 
 fn default_port(security: SmtpSecurity) -> u16 {
@@ -138,6 +140,7 @@ impl Email {
             security: c.security,
             target,
             username: c.username.clone(),
+            max_attachment: MAX_ATTACHMENT,
         })
     }
 
@@ -178,7 +181,7 @@ impl Email {
                 format!("mamori report {id} --lang {} --format html --out report.html", if ja { "ja" } else { "en" });
             if self.attach_report {
                 let html = mamori_report::render(&case(alert, incident), self.lang.into(), Format::Html);
-                if html.len() <= MAX_ATTACHMENT {
+                if html.len() <= self.max_attachment {
                     attachment = Some((report_file_name(id, self.lang), html));
                     body.push_str(&if ja {
                         format!("インシデントレポートを添付しました。証拠と復元の結果を含む完全なレポートは、あとで次のコマンドで作れます:\n  {command}\n")
@@ -188,13 +191,13 @@ impl Email {
                 } else {
                     body.push_str(&if ja {
                         format!(
-                            "インシデントレポートは大きすぎるため ({} MiB) 添付していません。次のコマンドで作れます:\n  {command}\n",
-                            html.len() >> 20
+                            "インシデントレポートは大きすぎるため ({}) 添付していません。次のコマンドで作れます:\n  {command}\n",
+                            size(html.len())
                         )
                     } else {
                         format!(
-                            "The incident report is too large to attach ({} MiB). Make it with:\n  {command}\n",
-                            html.len() >> 20
+                            "The incident report is too large to attach ({}). Make it with:\n  {command}\n",
+                            size(html.len())
                         )
                     });
                 }
@@ -234,6 +237,14 @@ impl Email {
             }
         };
         built.map_err(|e| AlertError::send(NAME, format!("cannot build the mail: {e}")))
+    }
+}
+
+fn size(bytes: usize) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
@@ -407,12 +418,52 @@ mod tests {
         assert_eq!(e.target, "smtp://mail.example.jp:2525 (STARTTLS)");
     }
 
+    fn incident() -> Alert {
+        let incident: Incident = serde_json::from_value(serde_json::json!({
+            "id": "INC-0007", "detected_at": "2026-12-04T02:00:00Z",
+            "actor": {"pid": 7, "start": 1, "exe": "/tmp/enc", "cmdline": ["/tmp/enc"], "uid": 1000},
+            "pids": [7], "procs": [{"pid": 7, "start": 1}], "action": "suspended", "score": 90.0,
+            "reasons": [], "files": [{"path": "/srv/a.docx", "op": "write"}], "protected": ["/srv"],
+            "stop_latency_us": null, "notes": []
+        }))
+        .unwrap();
+        Alert::new(What::Incident { incident: Box::new(incident), restore_command: "mamori restore INC-0007".into() })
+    }
+
+    fn formatted(e: &Email, alert: &Alert) -> String {
+        String::from_utf8(e.message(alert).unwrap().formatted()).unwrap()
+    }
+
+    #[test]
+    fn a_report_too_large_is_left_out_and_the_body_says_how_to_get_it() {
+        let mut e = Email::new(&config(), Language::En).unwrap();
+        let alert = incident();
+        let attached = formatted(&e, &alert);
+        assert!(attached.contains("filename=\"mamori-INC-0007-en.html\""), "{attached}");
+        assert!(attached.contains("The incident report is attached."));
+        assert!(attached.contains("Content-Disposition: attachment"), "{attached}");
+
+        e.max_attachment = 100;
+        let left_out = formatted(&e, &alert);
+        assert!(!left_out.contains("Content-Disposition: attachment"), "{left_out}");
+        assert!(left_out.contains("The incident report is too large to attach ("), "{left_out}");
+        assert!(left_out.contains("mamori report INC-0007 --lang en --format html --out report.html"), "{left_out}");
+    }
+
+    #[test]
+    fn only_incidents_carry_a_report() {
+        let e = Email::new(&config(), Language::En).unwrap();
+        let mail = formatted(&e, &Alert::new(What::Test));
+        assert!(!mail.contains("multipart"), "{mail}");
+        assert!(!mail.contains("mamori report"), "{mail}");
+    }
+
     #[test]
     fn message_id_is_the_events_and_well_formed() {
         let mut alert = Alert::new(What::Test);
         alert.host = "srv 01_東京".into();
         alert.id = "18a-2f-0".into();
-        assert_eq!(message_id(&alert), "<18a-2f-0.mamori@srv-01-->");
+        assert_eq!(message_id(&alert), "<18a-2f-0.mamori@srv-01--->");
         alert.host = String::new();
         assert_eq!(message_id(&alert), "<18a-2f-0.mamori@localhost>");
     }

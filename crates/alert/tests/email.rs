@@ -211,6 +211,7 @@ fn a_server_certificate_from_another_ca_is_refused() {
     let mut out = email(EmailConfig { ca_file: Some(other.ca.clone()), ..config(&postfix, &["ops"]) }, Language::En);
     let err = out.send(&incident_alert()).expect_err("trusted a certificate of another CA");
     let said = err.to_string();
+    eprintln!("another CA: {said}");
     assert!(said.contains("certificate"), "{said}");
     assert!(out.probe().is_err());
     // And without `ca_file`, the system's roots do not know the test's CA either.
@@ -218,6 +219,27 @@ fn a_server_certificate_from_another_ca_is_refused() {
     assert!(system.send(&Alert::new(What::Test)).is_err());
     std::thread::sleep(Duration::from_millis(300));
     assert!(postfix.mails("ops").is_empty());
+}
+
+#[test]
+fn a_server_that_is_not_there_fails_at_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let c = EmailConfig {
+        server: "127.0.0.1".into(),
+        port: Some(port),
+        from: "mamori@mamori.test".into(),
+        to: vec![format!("ops@{DOMAIN}")],
+        timeout_seconds: 2,
+        ..EmailConfig::default()
+    };
+    let mut out = email(c, Language::En);
+    let started = Instant::now();
+    let err = out.send(&Alert::new(What::Test)).expect_err("sent to nobody");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    let said = err.to_string();
+    eprintln!("nobody there: {said}");
+    assert!(said.contains(&format!("127.0.0.1:{port}")), "{said}");
+    assert!(out.probe().is_err());
 }
 
 fn password_file(postfix: &Postfix, name: &str, password: &str) -> PathBuf {
