@@ -64,11 +64,24 @@ impl Endpoint {
         Ok(Endpoint { scheme, host: host.to_owned(), port })
     }
 
-    fn resolve(&self) -> Result<Vec<SocketAddr>, Problem> {
-        let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {}: {e}", self.host))?
-            .collect();
+    /// The host's addresses. A name is looked up on a thread of its own,
+    /// so a resolver that hangs costs `timeout`, not the output's thread.
+    fn resolve(&self, timeout: Duration) -> Result<Vec<SocketAddr>, Problem> {
+        if let Ok(ip) = self.host.parse::<std::net::IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, self.port)]);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (host, port) = (self.host.clone(), self.port);
+        std::thread::Builder::new()
+            .name("syslog-resolve".into())
+            .spawn(move || {
+                let _ = tx.send((host.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
+            })
+            .map_err(|e| e.to_string())?;
+        let addrs = match rx.recv_timeout(timeout) {
+            Ok(result) => result.map_err(|e| format!("cannot resolve {}: {e}", self.host))?,
+            Err(_) => return Err(format!("cannot resolve {}: no answer in {timeout:?}", self.host)),
+        };
         if addrs.is_empty() {
             return Err(format!("{} has no address", self.host));
         }
@@ -197,7 +210,7 @@ impl Transport {
     pub fn probe(&mut self) -> Result<String, Problem> {
         let target = self.endpoint.to_string();
         if self.endpoint.scheme == Scheme::Udp {
-            let addrs = self.endpoint.resolve()?;
+            let addrs = self.endpoint.resolve(self.timeout)?;
             return Ok(format!(
                 "{target} ({}): UDP has no connection, so whether a receiver listens cannot be told; \
                  send a test alert and look for it there",
@@ -224,7 +237,7 @@ impl Transport {
 
     fn connect(&self) -> Result<Conn, Problem> {
         let target = &self.endpoint;
-        let addrs = target.resolve()?;
+        let addrs = target.resolve(self.timeout)?;
         if target.scheme == Scheme::Udp {
             let addr = addrs[0];
             let local: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
