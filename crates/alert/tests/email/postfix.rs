@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const DOMAIN: &str = "example.test";
@@ -239,16 +239,12 @@ smtpd_sasl_authenticated_header = yes
         for _ in 0..5 {
             postfix.port = free_port();
             postfix.tls_port = free_port();
+            if postfix.port == postfix.tls_port {
+                continue;
+            }
             postfix.write_master_cf(options.tls);
-            let check = Command::new("postfix").arg("-c").arg(&postfix.conf).arg("check").output().unwrap();
-            assert!(
-                check.status.success(),
-                "postfix check: {}\n{}",
-                String::from_utf8_lossy(&check.stderr),
-                postfix.log()
-            );
-            let out = Command::new("postfix").arg("-c").arg(&postfix.conf).arg("start").output().unwrap();
-            if out.status.success() {
+            assert_eq!(postfix.postfix("check"), Some(true), "postfix check failed:\n{}", postfix.log());
+            if postfix.postfix("start") == Some(true) {
                 postfix.running = true;
                 break;
             }
@@ -257,6 +253,34 @@ smtpd_sasl_authenticated_header = yes
         assert!(postfix.running, "postfix would not start:\n{}", postfix.log());
         postfix.wait_listening();
         postfix
+    }
+
+    /// `postfix -c CONF VERB`, bounded: whether it succeeded, `None` when
+    /// it could not run or took too long (then it is killed). What it has
+    /// to say goes to `maillog`.
+    fn postfix(&self, verb: &str) -> Option<bool> {
+        let mut child = Command::new("postfix")
+            .arg("-c")
+            .arg(&self.conf)
+            .arg(verb)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().ok()? {
+                return Some(status.success());
+            }
+            if Instant::now() > deadline {
+                eprintln!("postfix {verb} took more than 30 s; killed");
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn write_master_cf(&self, tls: bool) {
@@ -345,8 +369,7 @@ impl Drop for Postfix {
         }
         // `postfix stop` ends the master this instance started (its pid file
         // is in our queue directory) and with it every daemon it runs.
-        let stopped = Command::new("postfix").arg("-c").arg(&self.conf).arg("stop").output();
-        if !matches!(stopped, Ok(ref o) if o.status.success()) {
+        if self.postfix("stop") != Some(true) {
             let pid_file = self.dir.path().join("queue/pid/master.pid");
             if let Some(pid) = std::fs::read_to_string(pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
                 // SAFETY: kill(2) with a pid read from our own instance's pid file.
