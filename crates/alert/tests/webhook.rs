@@ -216,3 +216,151 @@ fn probe_asks_with_head_and_posts_nothing() {
     assert_eq!(requests[0].method, "HEAD");
     assert!(requests[0].body.is_empty());
 }
+
+/// A certificate for 127.0.0.1 made by `openssl` (its own CA), and a TLS
+/// server answering one request per connection with 200.
+mod tls {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    fn openssl(args: &[&str], dir: &Path) {
+        let out =
+            Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (Debian package openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A CA, and a certificate for 127.0.0.1 it signed: returns (CA, cert, key).
+    pub fn certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &["-days", "1", "-subj", "/CN=mamori test CA", "-keyout", "ca.key", "-out", "ca.pem"],
+            ]
+            .concat(),
+            dir,
+        );
+        openssl(
+            &[&["req", "-new"][..], &ec, &["-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "req.csr"]].concat(),
+            dir,
+        );
+        std::fs::write(dir.join("ext.cnf"), "basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1\n")
+            .unwrap();
+        openssl(
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "req.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                "ext.cnf",
+                "-out",
+                "cert.pem",
+            ],
+            dir,
+        );
+        (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+    }
+
+    /// Serves until the test ends; returns the port and the bodies received.
+    pub fn serve(cert: &Path, key: &Path) -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(cert).unwrap().map(|c| c.unwrap()).collect();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let got = Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().take(8) {
+                let Ok(conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let Ok(tls) = rustls::ServerConnection::new(Arc::clone(&config)) else { continue };
+                let mut stream = BufReader::new(rustls::StreamOwned::new(tls, conn));
+                let mut len = 0;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if stream.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        let mut body = vec![0; len];
+                        if stream.read_exact(&mut body).is_ok() {
+                            got.lock().unwrap().push(body);
+                            let _ = stream
+                                .get_mut()
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                        }
+                        break;
+                    }
+                }
+            }
+        });
+        (port, bodies)
+    }
+}
+
+#[test]
+fn https_verifies_the_receiver_against_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls::certificate(dir.path());
+    let (port, bodies) = tls::serve(&cert, &key);
+    let url = format!("https://127.0.0.1:{port}/hook");
+
+    let c = WebhookConfig { ca_file: Some(ca), ..config(url.clone(), Template::Json) };
+    let mut out = webhook(c, Language::En);
+    out.send(&Alert::new(What::Test)).expect("delivered over TLS to a receiver the CA file vouches for");
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&got[0]).unwrap()["kind"], "test");
+    assert!(out.target().starts_with("https://127.0.0.1:"));
+
+    // The system's roots do not know this CA: refused (on a host with no
+    // roots at all, the config is refused instead, which is checked too).
+    let system = outputs(&AlertsConfig { webhook: Some(config(url, Template::Json)), ..AlertsConfig::default() });
+    match system {
+        Ok(mut all) => {
+            let err = all[0].send(&Alert::new(What::Test)).expect_err("an unknown issuer is refused").to_string();
+            assert!(err.contains("UnknownIssuer"), "{err}");
+        }
+        Err(e) => assert!(e.to_string().contains("no CA certificates"), "{e}"),
+    }
+    assert_eq!(bodies.lock().unwrap().len(), 1, "nothing reached the receiver without verification");
+
+    let bad = dir.path().join("not-a-cert.pem");
+    std::fs::write(&bad, "hello").unwrap();
+    let config_err = outputs(&AlertsConfig {
+        webhook: Some(WebhookConfig { ca_file: Some(bad), ..config("https://127.0.0.1:1/".into(), Template::Json) }),
+        ..AlertsConfig::default()
+    })
+    .err()
+    .expect("a CA file without certificates is refused")
+    .to_string();
+    assert!(config_err.contains("webhook.ca_file"), "{config_err}");
+}
