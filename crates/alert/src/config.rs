@@ -90,8 +90,10 @@ pub struct JournalConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EcsFileConfig {
+    /// An absolute path; its directory is made (0750) if missing, the file is 0640.
     pub path: PathBuf,
-    /// The file is renamed to `PATH.1` (one generation) when it would grow beyond this.
+    /// The file is renamed to `PATH.1` (one generation) when it would grow
+    /// beyond this; 0: never here (another tool, such as logrotate, rotates it).
     pub max_mib: u64,
 }
 
@@ -107,11 +109,16 @@ impl Default for EcsFileConfig {
 pub struct ElasticConfig {
     /// The cluster's base URL (`https://es.example:9200`).
     pub url: String,
+    /// The index or data stream (documents are sent with `create`, which both take).
     pub index: String,
+    /// A file holding an API key in its encoded form (`Authorization: ApiKey …`).
     pub api_key_file: Option<PathBuf>,
+    /// For basic authentication, with `password_file`; not with `api_key_file`.
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// PEM certificates the cluster's certificate must chain to; the system's when absent.
     pub ca_file: Option<PathBuf>,
+    /// The whole exchange (connect, TLS, request, answer) must end within this.
     pub timeout_seconds: u64,
 }
 
@@ -146,12 +153,17 @@ pub enum Template {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookConfig {
+    /// `http://` or `https://`; only scheme, host and port are ever shown.
     pub url: String,
-    /// A file holding the URL instead (chat webhook URLs are secrets).
+    /// A file holding the URL instead (chat webhook URLs are secrets); read
+    /// when mamori starts.
     pub url_file: Option<PathBuf>,
     pub template: Template,
+    /// The language of the words; `alerts.lang` when absent.
     pub lang: Option<Language>,
+    /// PEM certificates the receiver's certificate must chain to; the system's when absent.
     pub ca_file: Option<PathBuf>,
+    /// The whole exchange (connect, TLS, request, answer) must end within this.
     pub timeout_seconds: u64,
 }
 
