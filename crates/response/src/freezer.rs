@@ -219,6 +219,22 @@ impl Freezer {
     }
 }
 
+/// Whether a stopped tree can be held frozen here, for `mamori check`: a
+/// cgroup is made where [`Freezer::create`] makes them, looked at for
+/// `cgroup.freeze`, and removed at once. Returns the v2 mount.
+pub fn probe() -> Result<PathBuf, FreezeError> {
+    let mount = mount().ok_or(FreezeError::NoHierarchy)?;
+    let dir = mount.join(format!("{SUBTREE}-probe-{}", std::process::id()));
+    make_dir(&dir)?;
+    let has = dir.join("cgroup.freeze").exists();
+    remove_dir(&dir)?;
+    if has {
+        Ok(mount)
+    } else {
+        Err(FreezeError::NoFreezer)
+    }
+}
+
 /// Whether the process's cgroup is frozen.
 pub(crate) fn in_frozen_cgroup(pid: u32) -> bool {
     let (Some(mount), Some(cgroup)) = (mount(), cgroup_of(pid)) else { return false };

@@ -16,8 +16,8 @@ pub use mamori_event::ProcKey;
 pub use mamori_proc::start_time;
 use rustix::process::Signal;
 
-pub use freezer::FreezeError;
 use freezer::Freezer;
+pub use freezer::{probe as probe_freezer, FreezeError};
 pub use guard::Guard;
 pub use tree::{suspend_tree, Suspension};
 

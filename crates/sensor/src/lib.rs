@@ -58,6 +58,14 @@ pub use trusted::{pidfd_open, Admitted, Trusted};
 pub use sensor::FAN_PRE_ACCESS;
 pub use watch::{FID_MASK, PERM_MASK};
 
+/// Whether the kernel lets the vault lock attach, for `mamori check`: a
+/// guard is started on `dir` (an empty directory of the caller's) as the
+/// sensor starts one on the vaults, and dropped at once.
+pub fn probe_vault_lock(dir: &std::path::Path) -> Result<(), mamori_guard::GuardError> {
+    let allow = mamori_guard::Allow { pid: std::process::id(), exe: None };
+    mamori_guard::Guard::start(&[dir.to_path_buf()], allow).map(drop)
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SensorConfig {
     /// Directory trees to watch.
