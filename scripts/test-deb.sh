@@ -195,12 +195,25 @@ if [ -d /run/systemd/system ]; then
 		fail "mamori.service did not start within 60 s of the config being saved"
 	}
 else
-	# What systemd would run: ExecStart in the unit's capability bounding set,
-	# without new privileges, then ExecStartPost until protection is reported.
+	# What systemd would run: ExecStart in a mount namespace of its own with
+	# /usr, /etc and /boot read-only and its own /tmp and /var/tmp (the unit's
+	# ProtectSystem=full and PrivateTmp=yes), in the unit's capability bounding
+	# set, without new privileges; then ExecStartPost until protection is
+	# reported. (The unit's seccomp-based settings are not reproduced.)
+	[ "$(line ProtectSystem)" = full ] && [ "$(line PrivateTmp)" = yes ] || fail "the unit's sandbox changed: update this test"
 	caps=$(echo "$bounding" | tr 'A-Z' 'a-z' | sed 's/cap_//g; s/ \+/,+/g; s/^/-all,+/')
 	read -r -a argv <<<"$start"
-	say "systemd is not PID 1 here: running ExecStart under setpriv --bounding-set=$caps --no-new-privs"
-	setpriv --bounding-set="$caps" --inh-caps=-all --no-new-privs -- "${argv[@]}" >"$work.agent.log" 2>&1 &
+	say "systemd is not PID 1 here: running ExecStart with /usr /etc /boot read-only, a private /tmp, under setpriv --bounding-set=$caps --no-new-privs"
+	sandbox='set -e
+		mount --make-rslave /
+		for d in /usr /etc /boot /efi; do
+			if [ -d "$d" ]; then mount --bind "$d" "$d"; mount -o remount,bind,ro "$d"; fi
+		done
+		for d in /tmp /var/tmp; do mount -t tmpfs -o mode=1777 tmpfs "$d"; done
+		exec "$@"'
+	# unshare and sh exec in turn: $! is the agent's pid.
+	unshare --mount -- sh -c "$sandbox" sh \
+		setpriv --bounding-set="$caps" --inh-caps=-all --no-new-privs -- "${argv[@]}" >"$work.agent.log" 2>&1 &
 	agent=$!
 	# systemd ends ExecStartPost when the agent exits; so does this.
 	eval "timeout 120 $post" &
@@ -220,6 +233,11 @@ if [ -z "${agent:-}" ]; then agent_pid=$pid; else agent_pid=$agent; fi
 capeff=$(awk '/^CapEff:/ {print $2}' "/proc/$agent_pid/status")
 [ -n "$capeff" ] || fail "cannot read the agent's capabilities"
 (((16#$capeff >> 16) & 1)) && fail "the agent holds CAP_SYS_MODULE (CapEff $capeff): the bounding set was not applied"
+if [ -n "$agent" ]; then
+	[ "$pid" = "$agent" ] || fail "mamori status names pid $pid, not the agent started ($agent)"
+	[ "$(readlink "/proc/$agent/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || fail "the agent runs in this mount namespace"
+	grep -q ' /usr [^ ]* ro[, ]' "/proc/$agent/mountinfo" || fail "/usr is writable for the agent"
+fi
 say "protecting $folder (agent pid $pid)"
 
 # An ordinary file dropped in the folder is let through.
@@ -239,9 +257,14 @@ for _ in $(seq 1 300); do
 	sleep 0.2
 done
 [ -n "$id" ] || fail "no incident within 60 s of the attack"
-/usr/bin/mamori kill "$id" --state "$state" >/dev/null || fail "mamori kill $id"
-wait "$attacker" 2>/dev/null || true
+# bash reports a job killed by a signal on stderr: expected here, so muted.
+exec 3>&2 2>/dev/null
+kill_rc=0
+/usr/bin/mamori kill "$id" --state "$state" >"$work/kill.log" 2>&1 || kill_rc=$?
+wait "$attacker" || true
+exec 2>&3 3>&-
 attacker=""
+[ "$kill_rc" = 0 ] || { cat "$work/kill.log" >&2; fail "mamori kill $id"; }
 /usr/bin/mamori restore "$id" --state "$state" >"$work/restore.log" 2>&1 \
 	|| { cat "$work/restore.log" >&2; fail "mamori restore $id"; }
 sum_after=$(cd "$folder" && find . -type f ! -name '.0-*' -print0 | sort -z | xargs -0 sha256sum | sha256sum)
