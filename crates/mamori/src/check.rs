@@ -95,8 +95,12 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
     let checks = assess(&args);
     let code = exit_code(&checks);
     if args.json {
-        let out = serde_json::json!({ "ok": code == 0, "checks": checks });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        #[derive(Serialize)]
+        struct Report<'a> {
+            ok: bool,
+            checks: &'a [Check],
+        }
+        println!("{}", serde_json::to_string_pretty(&Report { ok: code == 0, checks: &checks })?);
     } else {
         print(&checks, code, args.quiet);
     }
@@ -127,7 +131,10 @@ fn condition(args: &CheckArgs) -> ExitCode {
 
 fn assess(args: &CheckArgs) -> Vec<Check> {
     let mut checks = Vec::new();
-    let config = args.config.as_deref().map_or("no config file (defaults)".into(), |p| p.display().to_string());
+    let config = args
+        .config
+        .as_deref()
+        .map_or("no config file given: the defaults".into(), |p| format!("{} is valid", p.display()));
     let settings = match Settings::load(args.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -139,7 +146,7 @@ fn assess(args: &CheckArgs) -> Vec<Check> {
             return checks;
         }
     };
-    checks.push(Check::ok("config", format!("{config}: valid")));
+    checks.push(Check::ok("config", config));
 
     let mut named = args.protect.clone();
     named.extend(settings.agent.protect.iter().cloned());
@@ -222,7 +229,12 @@ fn print(checks: &[Check], code: u8, quiet: bool) {
         }
         println!("{title}");
         for c in these {
-            println!("  - {}: {}", c.check, escaped(&c.detail));
+            // A config error quotes the file over several lines: kept as lines, each escaped.
+            let mut lines = c.detail.lines();
+            println!("  - {}: {}", c.check, escaped(lines.next().unwrap_or_default()));
+            for line in lines {
+                println!("      {}", escaped(line));
+            }
             if let Some(fix) = &c.fix {
                 println!("      what to do: {}", escaped(fix));
             }

@@ -270,7 +270,8 @@ pub fn vaults(found: &[Folder], state: &Path, cfg: &VaultSection, checks: &mut V
 /// Where the agent would put the vault of `root`'s filesystem, whether
 /// or not the state directory exists yet.
 fn vault_location(state: &Path, root: &Path) -> anyhow::Result<PathBuf> {
-    let anchor = nearest_existing(state);
+    let state = absolute(state);
+    let anchor = nearest_existing(&state);
     let dir = crate::vaults::vault_dir(&anchor, root)?;
     Ok(if anchor != state && dir == anchor.join("vault") { state.join("vault") } else { dir })
 }
@@ -352,10 +353,13 @@ fn unsafe_ancestor(dir: &Path) -> Option<String> {
 
 /// `path` if it exists, else its nearest ancestor that does.
 pub fn nearest_existing(path: &Path) -> PathBuf {
-    let abs = if path.is_absolute() {
+    absolute(path).ancestors().find(|p| p.exists()).map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
         path.to_path_buf()
     } else {
         std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")).join(path)
-    };
-    abs.ancestors().find(|p| p.exists()).map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
+    }
 }
