@@ -228,3 +228,39 @@ fn an_unsafe_state_directory_and_nested_folders_are_named() {
     assert_eq!(code(&out), 0, "{json:#}");
     assert_eq!(findings(&json, "state directory")[0]["status"], "ok");
 }
+
+/// On XFS the vault sits at the filesystem's mount point and its copies
+/// share blocks; a filesystem with less free space than the floor keeps no
+/// copies, which is said (protection still runs).
+#[test]
+fn an_xfs_folder_gets_reflink_copies_and_a_full_one_is_warned_of() {
+    let ws = Workspace::new();
+    let image = ws.tmp.path().join("xfs.img");
+    std::fs::File::create(&image).unwrap().set_len(512 << 20).unwrap();
+    let made = Command::new("mkfs.xfs").args(["-q", "-f", "-m", "reflink=1"]).arg(&image).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfs.xfs failed: apt-get install xfsprogs");
+    let mnt = ws.tmp.path().join("xfs");
+    std::fs::create_dir(&mnt).unwrap();
+    assert!(Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&mnt).status().unwrap().success());
+    let _mounted = Mounted(mnt.clone());
+    let share = mnt.join("share");
+    std::fs::create_dir(&share).unwrap();
+
+    let roomy = ws.config("[vault]\nfree_floor_mib = 16\n");
+    let (out, json) = check(&["--config", s(&roomy), "--protect", s(&share), "--state", s(&ws.state)]);
+    assert_eq!(code(&out), 0, "{json:#}");
+    assert_eq!(finding(&json, "folder", s(&share))["detail"], format!("{} (XFS)", s(&share)));
+    let vault = &findings(&json, "vault")[0];
+    assert_eq!(vault["status"], "ok", "{vault}");
+    let detail = vault["detail"].as_str().unwrap();
+    assert!(detail.starts_with(&format!("{}/.mamori-vault: copies share blocks", s(&mnt))), "{detail}");
+    assert!(!mnt.join(".mamori-vault").exists(), "check makes nothing");
+    assert_eq!(std::fs::read_dir(&share).unwrap().count(), 0, "the reflink probe leaves nothing behind");
+
+    // The default floor (1 GiB) is more than this filesystem has.
+    let (out, json) = check(&["--protect", s(&share), "--state", s(&ws.state)]);
+    assert_eq!(code(&out), 0, "{json:#}");
+    let vault = &findings(&json, "vault")[0];
+    assert_eq!(vault["status"], "warn", "{vault}");
+    assert!(vault["detail"].as_str().unwrap().contains("no copy is kept"), "{vault}");
+}
