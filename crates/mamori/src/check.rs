@@ -32,6 +32,9 @@ use crate::settings::Settings;
 use crate::ui::escaped;
 
 #[derive(clap::Args)]
+#[command(after_help = "Exit status: 0 protection can run (warnings allowed), 1 nothing to protect (no folder \
+named), 2 something must be fixed first. An alert output that does not answer is a warning: the agent \
+keeps its events on disk until it does.")]
 pub struct CheckArgs {
     /// Configuration file (TOML), as given to `mamori run`.
     #[arg(long, value_name = "FILE")]
