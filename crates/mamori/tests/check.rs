@@ -67,6 +67,14 @@ fn a_valid_config_with_a_folder_can_run_and_this_kernel_has_permission_and_pre_c
     assert!(vault["detail"].as_str().unwrap().starts_with(&format!("{}/vault: copies ", s(&ws.state))), "{vault}");
     assert!(findings(&json, "state directory")[0]["detail"].as_str().unwrap().contains("does not exist yet"));
     assert!(!ws.state.exists(), "check makes nothing");
+    // A cgroup was made to see the freezer, and removed.
+    let freezer = &findings(&json, "cgroup freezer")[0];
+    assert_eq!(freezer["status"], "ok", "{freezer}");
+    let detail = freezer["detail"].as_str().unwrap();
+    let mount = detail.split("cgroup v2 at ").nth(1).and_then(|r| r.split(')').next()).expect("the mount named");
+    let left =
+        std::fs::read_dir(mount).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("-probe-"));
+    assert_eq!(left.count(), 0, "no probe cgroup left in {mount}");
 
     // The same, for people.
     let out = mamori(&["check", "--config", s(&config)]);
