@@ -243,6 +243,15 @@ impl Default for EmailConfig {
 /// Reads a secret from a file, trimmed of the line end; the file's contents
 /// are never shown in an error.
 pub fn read_secret(path: &Path) -> Result<String, AlertError> {
-    let text = std::fs::read_to_string(path).map_err(|source| AlertError::Secret { path: path.to_owned(), source })?;
+    use std::io::Read;
+    let err = |source| AlertError::Secret { path: path.to_owned(), source };
+    let mut text = String::new();
+    std::fs::File::open(path).map_err(err)?.take(MAX_SECRET + 1).read_to_string(&mut text).map_err(err)?;
+    if text.len() as u64 > MAX_SECRET {
+        return Err(err(std::io::Error::other("larger than 64 KiB: not a password, key or URL")));
+    }
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
+
+/// Largest secret file read.
+const MAX_SECRET: u64 = 64 << 10;

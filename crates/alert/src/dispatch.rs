@@ -7,7 +7,6 @@
 
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::output::Output;
@@ -73,7 +72,8 @@ impl Sender {
 
 pub struct Dispatcher {
     sender: Sender,
-    writer: JoinHandle<()>,
+    /// Told when the writer has queued the last event handed over.
+    queued: mpsc::Receiver<()>,
     signal: Arc<Signal>,
     done: mpsc::Receiver<&'static str>,
     outputs: usize,
@@ -92,7 +92,8 @@ impl Dispatcher {
         }
         let signal = Arc::new(Signal::default());
         let (tx, rx) = mpsc::channel::<Alert>();
-        let writer = {
+        let (queued_tx, queued) = mpsc::channel();
+        {
             let (spool, signal) = (spool.clone(), Arc::clone(&signal));
             std::thread::Builder::new()
                 .name("alert-queue".into())
@@ -104,12 +105,10 @@ impl Dispatcher {
                             Err(e) => tracing::error!(id = alert.id, "alert not queued: {e}"),
                         }
                     }
-                    if let Err(e) = spool.prune(&names) {
-                        tracing::warn!("{e}");
-                    }
+                    let _ = queued_tx.send(());
                 })
-                .expect("spawn the alert queue thread")
-        };
+                .expect("spawn the alert queue thread");
+        }
         let (done_tx, done) = mpsc::channel();
         let count = outputs.len();
         for output in outputs {
@@ -123,7 +122,7 @@ impl Dispatcher {
                 })
                 .expect("spawn an alert output thread");
         }
-        Dispatcher { sender: Sender { tx }, writer, signal, done, outputs: count }
+        Dispatcher { sender: Sender { tx }, queued, signal, done, outputs: count }
     }
 
     pub fn sender(&self) -> Sender {
@@ -134,9 +133,13 @@ impl Dispatcher {
     /// to deliver it. What is left stays queued for the next start.
     pub fn shutdown(self, within: Duration) {
         let deadline = Instant::now() + within;
-        let Dispatcher { sender, writer, signal, done, outputs } = self;
+        let Dispatcher { sender, queued, signal, done, outputs } = self;
+        // The writer ends once the last sender is gone; a clone kept
+        // elsewhere must not hold the caller past its deadline.
         drop(sender);
-        let _ = writer.join();
+        if queued.recv_timeout(within).is_err() {
+            tracing::warn!("an alert sender outlived the dispatcher; events handed to it later are lost");
+        }
         signal.close();
         for _ in 0..outputs {
             let left = deadline.saturating_duration_since(Instant::now());

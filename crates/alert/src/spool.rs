@@ -130,20 +130,25 @@ impl Spool {
     /// The last event `output` took; an output never seen before starts
     /// after the newest event, so adding one does not replay history.
     pub fn cursor(&self, output: &str) -> Result<u64, AlertError> {
-        let path = self.dir.join("sent").join(output);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse().map_err(|_| AlertError::QueueCorrupt {
-                path: path.clone(),
-                problem: format!("not a number: {text:?}; remove it to start this output at the newest event"),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let _lock = Flock::take(&self.dir.join("lock"))?;
-                let last = self.next()?.saturating_sub(1);
-                self.set_cursor(output, last)?;
-                Ok(last)
-            }
-            Err(e) => Err(queue_err(&path, e)),
+        let _lock = self.delivering(output)?;
+        self.cursor_locked(output)
+    }
+
+    /// Held while `output` delivers or its cursor is first set: a second
+    /// process then waits, and reads the cursor the first one moved.
+    fn delivering(&self, output: &str) -> Result<Flock, AlertError> {
+        Flock::take(&self.dir.join("sent").join(format!("{output}.lock")))
+    }
+
+    /// [`Spool::cursor`], with `output`'s lock held by the caller.
+    fn cursor_locked(&self, output: &str) -> Result<u64, AlertError> {
+        if let Some(seq) = self.cursor_no_init(output)? {
+            return Ok(seq);
         }
+        let _lock = Flock::take(&self.dir.join("lock"))?;
+        let last = self.next()?.saturating_sub(1);
+        self.set_cursor(output, last)?;
+        Ok(last)
     }
 
     fn set_cursor(&self, output: &str, seq: u64) -> Result<(), AlertError> {
@@ -158,14 +163,17 @@ impl Spool {
     /// progress) and returns it; `Ok(n)` is how many were sent.
     pub fn deliver(&self, output: &mut dyn crate::Output) -> Result<usize, AlertError> {
         let name = output.name();
-        let _lock = Flock::take(&self.dir.join("sent").join(format!("{name}.lock")))?;
-        let cursor = self.cursor(name)?;
+        let _lock = self.delivering(name)?;
+        let cursor = self.cursor_locked(name)?;
         let mut sent = 0;
         for seq in self.numbers()?.into_iter().filter(|&n| n > cursor) {
             let Some(alert) = self.read(seq)? else { continue };
             output.send(&alert)?;
             self.set_cursor(name, seq)?;
             sent += 1;
+        }
+        if sent > 0 {
+            self.prune()?;
         }
         Ok(sent)
     }
@@ -192,13 +200,14 @@ impl Spool {
             .map_err(|e| AlertError::QueueCorrupt { path, problem: format!("{e}; remove the file to go on") })
     }
 
-    /// Removes events every output has taken, given the outputs configured
-    /// now, and the oldest beyond the queue's limit.
-    pub fn prune(&self, outputs: &[&str]) -> Result<(), AlertError> {
+    /// Removes the events every output with a cursor has taken. Any
+    /// process may: a command telling through fewer outputs than the agent
+    /// still leaves what the agent's others have not taken.
+    fn prune(&self) -> Result<(), AlertError> {
         let _lock = Flock::take(&self.dir.join("lock"))?;
         let mut low = u64::MAX;
-        for name in outputs {
-            low = low.min(self.cursor_no_init(name)?.unwrap_or(0));
+        for name in self.cursor_names()? {
+            low = low.min(self.cursor_no_init(&name)?.unwrap_or(0));
         }
         for seq in self.numbers()?.into_iter().take_while(|&n| n <= low) {
             remove(&self.event_path(seq))?;
@@ -206,10 +215,32 @@ impl Spool {
         Ok(())
     }
 
+    /// Forgets the outputs not in `keep` (no longer configured), so the
+    /// events they never took do not stay queued for them. Only the agent,
+    /// whose config is the one in force, calls this.
+    pub fn forget_others(&self, keep: &[&str]) -> Result<(), AlertError> {
+        for name in self.cursor_names()?.into_iter().filter(|n| !keep.contains(&n.as_str())) {
+            remove(&self.dir.join("sent").join(&name))?;
+        }
+        Ok(())
+    }
+
+    fn cursor_names(&self) -> Result<Vec<String>, AlertError> {
+        let dir = self.dir.join("sent");
+        Ok(std::fs::read_dir(&dir)
+            .map_err(|e| queue_err(&dir, e))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.') && !n.ends_with(".lock"))
+            .collect())
+    }
+
     fn cursor_no_init(&self, output: &str) -> Result<Option<u64>, AlertError> {
         let path = self.dir.join("sent").join(output);
         match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(text.trim().parse().ok()),
+            Ok(text) => text.trim().parse().map(Some).map_err(|_| AlertError::QueueCorrupt {
+                path: path.clone(),
+                problem: format!("not a number: {text:?}; remove it to start this output at the newest event"),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(queue_err(&path, e)),
         }

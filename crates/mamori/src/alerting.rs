@@ -55,6 +55,8 @@ impl Alerts {
         if outputs.is_empty() {
             return Ok(None);
         }
+        let names: Vec<&str> = outputs.iter().map(|o| o.name()).collect();
+        spool.forget_others(&names)?;
         let dispatcher = Dispatcher::start(spool, outputs, Duration::from_secs(config.retry_max_seconds));
         let sender = dispatcher.sender();
         Ok(Some(Alerts { dispatcher, sender, state: state.to_owned(), told: HashMap::new() }))
@@ -78,8 +80,11 @@ impl Alerts {
 
     /// The agent is stopping: tells so, then gives the outputs a few seconds.
     pub fn stop(self, detail: String) {
-        self.sender.send(Alert::new(What::Degraded { cause: Cause::AgentStopping, detail }));
-        self.dispatcher.shutdown(STOP_WAIT);
+        let Alerts { dispatcher, sender, .. } = self;
+        sender.send(Alert::new(What::Degraded { cause: Cause::AgentStopping, detail }));
+        // The queue's writer ends once every sender is gone.
+        drop(sender);
+        dispatcher.shutdown(STOP_WAIT);
     }
 }
 

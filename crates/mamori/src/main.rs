@@ -2,7 +2,9 @@
 //! file only parses arguments and dispatches.
 
 mod agent;
+mod alerting;
 mod canary;
+mod check;
 mod clients;
 mod commands;
 mod demo;
@@ -89,6 +91,11 @@ enum Command {
     Record(trace::RecordArgs),
     /// Replay a recorded trace through the engine and print the verdicts.
     Replay(trace::ReplayArgs),
+    /// Alert outputs ([alerts] in the config): `mamori alert test` sends a test event to each.
+    #[command(subcommand)]
+    Alert(alerting::AlertCommand),
+    /// Check the configuration, the folders, the alert outputs and the kernel: say what protection is on and what is missing.
+    Check(check::CheckArgs),
     /// The built-in attack simulator (only ever runs inside marked test folders).
     #[command(subcommand)]
     Sim(commands::SimCommand),
@@ -127,6 +134,8 @@ fn main() -> ExitCode {
         Command::Isolate(args) => isolation::run(args),
         Command::Record(args) => trace::record(args),
         Command::Replay(args) => trace::replay(args),
+        Command::Alert(cmd) => alerting::run(cmd),
+        Command::Check(args) => check::run(args),
         Command::Sim(cmd) => commands::sim(cmd),
         Command::Demo(args) => demo::run(args),
         Command::SimChild { args } => mamori_sim::child_main(&args).map(|()| ExitCode::SUCCESS).map_err(Into::into),
