@@ -148,3 +148,23 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// There is no man page: `--help` and the README's command list are the
+    /// manual, so every command `--help` lists must be in the README.
+    #[test]
+    fn the_readme_lists_every_command() {
+        let readme = include_str!("../../../README.md");
+        for cmd in super::Cli::command().get_subcommands().filter(|c| !c.is_hide_set()) {
+            let name = cmd.get_name();
+            assert!(readme.contains(&format!("mamori {name}")), "README lacks `mamori {name}`");
+            for sub in cmd.get_subcommands() {
+                let full = format!("{name} {}", sub.get_name());
+                assert!(readme.contains(&full) || sub.get_name() == "help", "README lacks `mamori {full}`");
+            }
+        }
+    }
+}

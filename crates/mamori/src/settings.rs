@@ -213,6 +213,29 @@ mod tests {
         assert_eq!(parsed.clients.block_minutes, default.clients.block_minutes);
         assert_eq!(parsed.clients.disable_account, default.clients.disable_account);
         assert_eq!(parsed.clients.disable_command, default.clients.disable_command);
+        assert_eq!(parsed.alerts.lang, default.alerts.lang);
+        assert_eq!(parsed.alerts.retry_max_seconds, default.alerts.retry_max_seconds);
+        assert_eq!(parsed.alerts.queue_max_events, default.alerts.queue_max_events);
+        assert!(mamori_alert::outputs(&parsed.alerts).unwrap().is_empty(), "the example turns on no output");
+    }
+
+    #[test]
+    fn the_smallest_alert_tables_make_their_outputs() {
+        let text =
+            "[alerts.syslog]\nurl = \"udp://127.0.0.1:5514\"\n[alerts.webhook]\nurl = \"http://127.0.0.1:8080/hook\"\n";
+        let settings = Settings::parse(text).unwrap();
+        let outputs = mamori_alert::outputs(&settings.alerts).unwrap();
+        let made: Vec<(&str, String)> = outputs.iter().map(|o| (o.name(), o.target())).collect();
+        assert_eq!(made.len(), 2, "{made:?}");
+        assert_eq!(made[0].0, "syslog");
+        assert!(made[0].1.contains("udp://127.0.0.1:5514"), "{made:?}");
+        assert_eq!(made[1].0, "webhook");
+        assert!(made[1].1.contains("127.0.0.1:8080"), "{made:?}");
+        let err = format!(
+            "{:#}",
+            Settings::parse("[alerts.syslog]\nurl = \"udp://127.0.0.1:5514\"\nport = 1\n").unwrap_err()
+        );
+        assert!(err.contains("port"), "{err}");
     }
 
     #[test]
