@@ -88,7 +88,7 @@ impl Alert {
     /// A new event from this host, now.
     pub fn new(what: What) -> Alert {
         let time_ns = now_ns();
-        Alert { id: unique_id(time_ns), time_ns, host: hostname(), what }
+        Alert { id: unique_id(time_ns), time_ns, host: mamori_report::hostname(), what }
     }
 
     pub fn severity(&self) -> Severity {
@@ -127,10 +127,6 @@ pub(crate) fn rfc3339(ns: u64) -> String {
 
 pub(crate) fn now_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-}
-
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
 }
 
 /// Time, process and a per-process counter: unique on one host without a

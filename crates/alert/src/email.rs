@@ -292,14 +292,8 @@ fn case(alert: &Alert, incident: &Incident) -> Case {
     Case {
         incident: incident.clone(),
         timeline: Vec::new(),
-        host: Host {
-            hostname: alert.host.clone(),
-            // The queue is on the host the event happened on, so these are its own.
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map(|k| k.trim().to_owned())
-                .unwrap_or_default(),
-            os: os_name(),
-        },
+        // The queue is on the host the event happened on, so its kernel and OS are this one's.
+        host: Host { hostname: alert.host.clone(), ..Host::this_machine() },
         files: incident
             .files
             .iter()
@@ -313,14 +307,6 @@ fn case(alert: &Alert, incident: &Incident) -> Case {
         evidence: None,
         timezone: jiff::tz::TimeZone::system().iana_name().map(str::to_owned),
     }
-}
-
-fn os_name() -> String {
-    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-        .map(|v| v.trim_matches('"').to_owned())
-        .unwrap_or_else(|| "Linux".to_owned())
 }
 
 impl Output for Email {

@@ -28,6 +28,6 @@ pub use alert::{Alert, Cause, Finding, Severity, What};
 pub use config::AlertsConfig;
 pub use dispatch::{Dispatcher, Sender};
 pub use error::AlertError;
-pub use output::{outputs, Output};
+pub use output::{each_output, outputs, Output};
 pub use spool::Spool;
 pub use text::{text, Language, Text};

@@ -22,27 +22,36 @@ pub trait Output: Send {
 
 /// Every output the config names, in a fixed order.
 pub fn outputs(config: &AlertsConfig) -> Result<Vec<Box<dyn Output>>, AlertError> {
-    let mut all: Vec<Box<dyn Output>> = Vec::new();
+    each_output(config).into_iter().map(|(_, made)| made).collect()
+}
+
+/// One output as built from its table, or why it could not be.
+pub type Made = Result<Box<dyn Output>, AlertError>;
+
+/// Every output the config names, each built on its own with its table's
+/// name, so one bad table does not hide the others (`mamori check`).
+pub fn each_output(config: &AlertsConfig) -> Vec<(&'static str, Made)> {
+    let mut all = Vec::new();
     if let Some(c) = &config.syslog {
-        all.push(crate::syslog::output(c, crate::syslog::Format::Rfc5424)?);
+        all.push(("syslog", crate::syslog::output(c, crate::syslog::Format::Rfc5424)));
     }
     if let Some(c) = &config.cef {
-        all.push(crate::syslog::output(c, crate::syslog::Format::Cef)?);
+        all.push(("cef", crate::syslog::output(c, crate::syslog::Format::Cef)));
     }
     if let Some(c) = &config.journal {
-        all.push(crate::journal::output(c, config.lang)?);
+        all.push(("journal", crate::journal::output(c, config.lang)));
     }
     if let Some(c) = &config.ecs {
-        all.push(crate::ecs::file_output(c)?);
+        all.push(("ecs", crate::ecs::file_output(c)));
     }
     if let Some(c) = &config.elasticsearch {
-        all.push(crate::ecs::bulk_output(c)?);
+        all.push(("elasticsearch", crate::ecs::bulk_output(c)));
     }
     if let Some(c) = &config.webhook {
-        all.push(crate::webhook::output(c, config.lang)?);
+        all.push(("webhook", crate::webhook::output(c, config.lang)));
     }
     if let Some(c) = &config.email {
-        all.push(crate::email::output(c, config.lang)?);
+        all.push(("email", crate::email::output(c, config.lang)));
     }
-    Ok(all)
+    all
 }

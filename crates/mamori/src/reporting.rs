@@ -66,10 +66,13 @@ pub fn case(state: &StateDir, inc: Incident) -> Case {
         .collect();
     let isolation = inc.notes.iter().find(|n| n.starts_with("network isolation")).cloned();
     Case {
-        host: Host {
-            hostname: host.as_ref().and_then(|h| h.hostname.clone()).unwrap_or_else(hostname),
-            kernel: host.as_ref().and_then(|h| h.kernel.as_ref()).map(|k| k.release.clone()).unwrap_or_default(),
-            os: os_name(),
+        host: {
+            let here = Host::this_machine();
+            Host {
+                hostname: host.as_ref().and_then(|h| h.hostname.clone()).unwrap_or(here.hostname),
+                kernel: host.as_ref().and_then(|h| h.kernel.as_ref()).map(|k| k.release.clone()).unwrap_or_default(),
+                os: here.os,
+            }
         },
         incident: inc,
         timeline,
@@ -82,18 +85,6 @@ pub fn case(state: &StateDir, inc: Incident) -> Case {
         evidence,
         timezone: jiff::tz::TimeZone::system().iana_name().map(str::to_owned),
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
-}
-
-fn os_name() -> String {
-    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-        .map(|v| v.trim_matches('"').to_owned())
-        .unwrap_or_else(|| "Linux".to_owned())
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]

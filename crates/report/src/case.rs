@@ -36,6 +36,28 @@ pub struct Host {
     pub os: String,
 }
 
+impl Host {
+    /// The machine this runs on, for a case whose bundle does not record
+    /// its host (or has none yet).
+    pub fn this_machine() -> Host {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|k| k.trim().to_owned());
+        Host { hostname: hostname(), kernel: kernel.unwrap_or_default(), os: os_name() }
+    }
+}
+
+/// This machine's name, as the kernel has it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+}
+
+fn os_name() -> String {
+    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .unwrap_or_else(|| "Linux".to_owned())
+}
+
 /// One file the actor touched and whether it was put back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileOutcome {

@@ -27,7 +27,7 @@ mod time;
 mod timeline;
 mod timesketch;
 
-pub use case::{Case, Decryptor, EvidenceRef, Family, FileOutcome, Host, NoteFound, Restored};
+pub use case::{hostname, Case, Decryptor, EvidenceRef, Family, FileOutcome, Host, NoteFound, Restored};
 pub use ecs::{ecs, ECS_VERSION};
 pub use error::ReportError;
 pub use personal::{personal_data, PersonalData, Reason};

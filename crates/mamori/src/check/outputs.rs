@@ -14,8 +14,8 @@ const CHECK: &str = "alert output";
 const GRACE: Duration = Duration::from_secs(5);
 
 pub fn check(cfg: &AlertsConfig, checks: &mut Vec<Check>) {
-    let singles = singles(cfg);
-    if singles.is_empty() {
+    let each = mamori_alert::each_output(cfg);
+    if each.is_empty() {
         checks.push(Check::warn(
             "alert outputs",
             "none configured: incidents reach only the agent's log and `mamori incidents`",
@@ -25,9 +25,9 @@ pub fn check(cfg: &AlertsConfig, checks: &mut Vec<Check>) {
         return;
     }
     let mut built: Vec<Box<dyn Output>> = Vec::new();
-    for (table, single) in &singles {
-        match mamori_alert::outputs(single) {
-            Ok(outputs) => built.extend(outputs),
+    for (table, made) in each {
+        match made {
+            Ok(output) => built.push(output),
             Err(e) => checks.push(Check::fail(
                 CHECK,
                 format!("{table}: {e}"),
@@ -74,43 +74,6 @@ fn unreachable(name: &str, target: &str, why: &str, queue: u64) -> Check {
              wait in the queue on disk (up to {queue}), sent once it answers"
         ),
     )
-}
-
-/// Each configured output as a config of its own.
-fn singles(cfg: &AlertsConfig) -> Vec<(&'static str, AlertsConfig)> {
-    let none = AlertsConfig {
-        syslog: None,
-        cef: None,
-        journal: None,
-        ecs: None,
-        elasticsearch: None,
-        webhook: None,
-        email: None,
-        ..cfg.clone()
-    };
-    let mut out = Vec::new();
-    if cfg.syslog.is_some() {
-        out.push(("syslog", AlertsConfig { syslog: cfg.syslog.clone(), ..none.clone() }));
-    }
-    if cfg.cef.is_some() {
-        out.push(("cef", AlertsConfig { cef: cfg.cef.clone(), ..none.clone() }));
-    }
-    if cfg.journal.is_some() {
-        out.push(("journal", AlertsConfig { journal: cfg.journal.clone(), ..none.clone() }));
-    }
-    if cfg.ecs.is_some() {
-        out.push(("ecs", AlertsConfig { ecs: cfg.ecs.clone(), ..none.clone() }));
-    }
-    if cfg.elasticsearch.is_some() {
-        out.push(("elasticsearch", AlertsConfig { elasticsearch: cfg.elasticsearch.clone(), ..none.clone() }));
-    }
-    if cfg.webhook.is_some() {
-        out.push(("webhook", AlertsConfig { webhook: cfg.webhook.clone(), ..none.clone() }));
-    }
-    if cfg.email.is_some() {
-        out.push(("email", AlertsConfig { email: cfg.email.clone(), ..none }));
-    }
-    out
 }
 
 fn longest_timeout(cfg: &AlertsConfig) -> Duration {
