@@ -111,7 +111,7 @@ else
 		cargo build -p mamori --quiet || fail "cargo build -p mamori"
 	fi
 	say "packaging the dev-profile binary (cargo deb --profile dev --no-build)"
-	cargo deb -p mamori --profile dev --no-build --fast -o "$work/" >"$work/build.log" 2>&1 \
+	cargo deb -p mamori --profile dev --no-build --no-dbgsym --fast -o "$work/" >"$work/build.log" 2>&1 \
 		|| { cat "$work/build.log" >&2; fail "cargo deb"; }
 fi
 deb=$(find "$work" -maxdepth 1 -name 'mamori_*.deb' | head -1)
