@@ -30,11 +30,13 @@ fi
 # The SMB tests run a real smbd (samba) in network namespaces, and
 # user-space clients (smbclient, and the Python package smbprotocol below).
 # The alert outputs are tested against a real rsyslog (with TLS: its gnutls
-# module; certificates made with openssl) and a real postfix. The Debian
+# module; certificates made with openssl), a real systemd-journald in a
+# mount namespace of its own, and a real postfix (SASL through sasl2-bin's
+# sasldb). The Debian
 # package is checked with systemd-analyze (systemd) and installed with apt.
 packages=(attr xfsprogs git rsync restic ccrypt fio sqlite3 zip unzip p7zip-full imagemagick qemu-utils python3
 	nftables iproute2 util-linux chromium fonts-ipafont-gothic clang libbpf-dev samba smbclient python3-pip
-	rsyslog rsyslog-gnutls postfix openssl systemd)
+	rsyslog rsyslog-gnutls postfix sasl2-bin libsasl2-modules openssl systemd)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
