@@ -224,3 +224,24 @@ fn alert_test_says_which_output_works() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no output"), "{out:?}");
 }
+
+#[test]
+fn a_protected_folder_moved_away_is_told_as_protection_degraded() {
+    let ws = Workspace::new();
+    let hook = Hook::on(0);
+    ws.corpus(5, 0);
+    let config = ws.config(&format!(
+        "[canary]\nenabled = false\n[alerts.webhook]\nurl = \"http://127.0.0.1:{}/hook\"\n",
+        hook.port
+    ));
+    let agent = ws.start_agent(Some(&config));
+    let moved = ws.tmp.path().join("data.moved");
+    std::fs::rename(&ws.data, &moved).unwrap();
+    std::fs::create_dir(&ws.data).unwrap();
+    let got = hook.wait_for("folder_gone", 1, Duration::from_secs(15));
+    assert_eq!(got.len(), 1, "no alert for the folder replaced:\n{}", agent.log());
+    assert!(got[0].contains(ws.data.to_str().unwrap()), "{}", got[0]);
+    // Told once per cause, not at every look.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(hook.wait_for("folder_gone", 2, Duration::ZERO).len(), 1);
+}
