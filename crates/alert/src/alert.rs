@@ -114,6 +114,15 @@ impl Alert {
         }
     }
 
+    /// The incident the event is about, if any.
+    pub fn incident_id(&self) -> Option<&str> {
+        match &self.what {
+            What::Incident { incident, .. } => Some(&incident.id),
+            What::RestoreFinished { incident_id, .. } => Some(incident_id),
+            What::Degraded { .. } | What::Finding(_) | What::Test => None,
+        }
+    }
+
     /// RFC 3339, UTC, with milliseconds.
     pub fn time_rfc3339(&self) -> String {
         rfc3339(self.time_ns)

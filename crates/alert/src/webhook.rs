@@ -61,14 +61,18 @@ pub fn output(c: &WebhookConfig, lang: Language) -> Result<Box<dyn Output>, Aler
 pub fn body(template: Template, alert: &Alert, lang: Language) -> Value {
     let words = text(alert, lang);
     match template {
+        // `text` (title and lines in one string) is what Mattermost's and
+        // Rocket.Chat's incoming webhooks show; the rest is for scripts.
         Template::Json => json!({
             "id": alert.id,
             "time": alert.time_rfc3339(),
             "host": alert.host,
             "kind": alert.kind(),
             "severity": alert.severity().as_str(),
+            "incident": alert.incident_id(),
             "title": words.title,
             "lines": words.lines,
+            "text": std::iter::once(&words.title).chain(&words.lines).cloned().collect::<Vec<_>>().join("\n"),
             "alert": alert,
         }),
         Template::Slack => slack(alert, &words, lang),

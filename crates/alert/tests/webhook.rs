@@ -44,6 +44,9 @@ fn json_template_carries_the_words_and_the_event() {
     assert_eq!(body["kind"], "incident");
     assert_eq!(body["severity"], "critical");
     assert_eq!(body["host"], alert.host.as_str());
+    assert_eq!(body["incident"], "INC-0042");
+    let text = body["text"].as_str().unwrap();
+    assert!(text.starts_with(body["title"].as_str().unwrap()) && text.contains(FIRST_FILE), "{body}");
     assert!(body["time"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok());
     assert!(body["title"].as_str().unwrap().contains("ransomware detected and stopped (INC-0042)"), "{body}");
     let lines: Vec<&str> = body["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
