@@ -48,6 +48,10 @@ impl Signal {
         *guard
     }
 
+    fn closed(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
     /// Waits `timeout` unless the signal closes first.
     fn pause(&self, timeout: Duration) -> (u64, bool) {
         let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -98,13 +102,7 @@ impl Dispatcher {
             std::thread::Builder::new()
                 .name("alert-queue".into())
                 .spawn(move || {
-                    for alert in rx {
-                        match spool.append(&alert) {
-                            Ok(_) => signal.bump(),
-                            // Not even the disk took it: say so where the agent's log goes.
-                            Err(e) => tracing::error!(id = alert.id, "alert not queued: {e}"),
-                        }
-                    }
+                    write_loop(&spool, &rx, &signal, retry_max.max(FIRST_RETRY));
                     let _ = queued_tx.send(());
                 })
                 .expect("spawn the alert queue thread");
@@ -138,7 +136,7 @@ impl Dispatcher {
         // elsewhere must not hold the caller past its deadline.
         drop(sender);
         if queued.recv_timeout(within).is_err() {
-            tracing::warn!("an alert sender outlived the dispatcher; events handed to it later are lost");
+            tracing::warn!("not every alert handed over reached the queue on disk in time");
         }
         signal.close();
         for _ in 0..outputs {
@@ -148,6 +146,53 @@ impl Dispatcher {
                 return;
             }
         }
+    }
+}
+
+/// The writer's life: each event handed over goes to the queue on disk, in
+/// order. A disk that refuses (full, say: ransomware filling it is no
+/// rarity) keeps the events in memory, tried again after a pause that
+/// doubles, so they are sent once it takes them, unless the agent stops first.
+fn write_loop(spool: &Spool, rx: &mpsc::Receiver<Alert>, signal: &Signal, retry_max: Duration) {
+    let mut waiting: std::collections::VecDeque<Alert> = std::collections::VecDeque::new();
+    let mut pause = FIRST_RETRY;
+    loop {
+        if waiting.is_empty() {
+            match rx.recv() {
+                Ok(alert) => waiting.push_back(alert),
+                Err(_) => return,
+            }
+        }
+        waiting.extend(rx.try_iter());
+        while let Some(alert) = waiting.front() {
+            match spool.append(alert) {
+                Ok(_) => {
+                    waiting.pop_front();
+                    signal.bump();
+                    pause = FIRST_RETRY;
+                }
+                Err(e) => {
+                    if pause == FIRST_RETRY {
+                        tracing::error!(waiting = waiting.len(), "alerts not queued, kept in memory to try again: {e}");
+                    }
+                    break;
+                }
+            }
+        }
+        if waiting.is_empty() {
+            continue;
+        }
+        if signal.closed() {
+            tracing::error!(lost = waiting.len(), "alerts never queued: the disk refused them until the end");
+            return;
+        }
+        match rx.recv_timeout(pause) {
+            Ok(alert) => waiting.push_back(alert),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Shutting down: one more pause for the disk, then one more try.
+            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(pause),
+        }
+        pause = (pause * 2).min(retry_max);
     }
 }
 

@@ -167,3 +167,53 @@ fn two_processes_sharing_the_queue_never_send_an_event_twice() {
     let left = std::fs::read_dir(queue.join("queue")).unwrap().count();
     assert_eq!(left, 0, "{left} events left in the queue after all were sent");
 }
+
+/// A small filesystem of the test's own, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn new(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot mount a tmpfs (the tests run as root)");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn events_the_full_disk_refused_are_sent_in_order_once_it_takes_them() {
+    let fs = Tmpfs::new("256k");
+    let queue = fs.0.path().join("queue");
+    let server = Recorder::start(|_| Reply::status(200, "ok"));
+    let dispatcher =
+        Dispatcher::start(Spool::open(&queue, 100).unwrap(), vec![webhook(server.url("/hook"), 5)], RETRY_MAX);
+    // Fill the disk, then hand three events over.
+    let filler = fs.0.path().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let alerts = test_alerts(3);
+    for a in &alerts {
+        dispatcher.sender().send(a.clone());
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(server.requests().is_empty(), "sent without being queued first");
+    // Space again: the events, kept in memory, reach the queue and the receiver.
+    std::fs::remove_file(&filler).unwrap();
+    let got = ids(&server.wait_for(3, Duration::from_secs(10)));
+    let sent: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
+    assert_eq!(got, sent, "in order, each once");
+    dispatcher.shutdown(Duration::from_secs(2));
+}
