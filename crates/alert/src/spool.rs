@@ -102,12 +102,22 @@ impl Spool {
     /// The number the next event will get.
     fn next(&self) -> Result<u64, AlertError> {
         let path = self.dir.join("next");
+        // Past every event queued and every event an output took: a number
+        // at or below a cursor would never be sent.
+        let after_last = || -> Result<u64, AlertError> {
+            let queued = self.numbers()?.last().copied().unwrap_or(0);
+            let taken = self.cursor_names()?.iter().filter_map(|n| self.cursor_no_init(n).ok().flatten()).max();
+            Ok(queued.max(taken.unwrap_or(0)) + 1)
+        };
         match std::fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse().map_err(|_| AlertError::QueueCorrupt {
-                path: path.clone(),
-                problem: format!("not a number: {text:?}; remove it and the queue starts again"),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(self.numbers()?.last().map_or(1, |n| n + 1)),
+            Ok(text) => match text.trim().parse() {
+                Ok(n) => Ok(n),
+                Err(_) => {
+                    tracing::error!("{}: not a number: {text:?}; numbering on after the newest event", path.display());
+                    after_last()
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => after_last(),
             Err(e) => Err(queue_err(&path, e)),
         }
     }
@@ -140,10 +150,14 @@ impl Spool {
         Flock::take(&self.dir.join("sent").join(format!("{output}.lock")))
     }
 
-    /// [`Spool::cursor`], with `output`'s lock held by the caller.
+    /// [`Spool::cursor`], with `output`'s lock held by the caller. A
+    /// damaged cursor starts the output again at the newest event.
     fn cursor_locked(&self, output: &str) -> Result<u64, AlertError> {
-        if let Some(seq) = self.cursor_no_init(output)? {
-            return Ok(seq);
+        match self.cursor_no_init(output) {
+            Ok(Some(seq)) => return Ok(seq),
+            Ok(None) => {}
+            Err(e @ AlertError::QueueCorrupt { .. }) => tracing::error!(output, "{e}; starting at the newest event"),
+            Err(e) => return Err(e),
         }
         let _lock = Flock::take(&self.dir.join("lock"))?;
         let last = self.next()?.saturating_sub(1);
@@ -167,13 +181,21 @@ impl Spool {
         let cursor = self.cursor_locked(name)?;
         let mut sent = 0;
         for seq in self.numbers()?.into_iter().filter(|&n| n > cursor) {
-            let Some(alert) = self.read(seq)? else { continue };
-            output.send(&alert)?;
+            match self.read(seq) {
+                Ok(Some(alert)) => output.send(&alert)?,
+                Ok(None) => continue,
+                // Only a damaged disk makes one (events are renamed into
+                // place whole): skipped, or it would stop this output for good.
+                Err(e @ AlertError::QueueCorrupt { .. }) => tracing::error!(output = name, "event skipped: {e}"),
+                Err(e) => return Err(e),
+            }
             self.set_cursor(name, seq)?;
             sent += 1;
         }
         if sent > 0 {
-            self.prune()?;
+            if let Err(e) = self.prune() {
+                tracing::warn!("{e}");
+            }
         }
         Ok(sent)
     }
@@ -195,9 +217,7 @@ impl Spool {
         };
         let mut body = Vec::new();
         file.take(MAX_EVENT_BYTES).read_to_end(&mut body).map_err(|e| queue_err(&path, e))?;
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| AlertError::QueueCorrupt { path, problem: format!("{e}; remove the file to go on") })
+        serde_json::from_slice(&body).map(Some).map_err(|e| AlertError::QueueCorrupt { path, problem: e.to_string() })
     }
 
     /// Removes the events every output with a cursor has taken. Any
@@ -207,7 +227,8 @@ impl Spool {
         let _lock = Flock::take(&self.dir.join("lock"))?;
         let mut low = u64::MAX;
         for name in self.cursor_names()? {
-            low = low.min(self.cursor_no_init(&name)?.unwrap_or(0));
+            // A cursor that cannot be read keeps everything.
+            low = low.min(self.cursor_no_init(&name).ok().flatten().unwrap_or(0));
         }
         for seq in self.numbers()?.into_iter().take_while(|&n| n <= low) {
             remove(&self.event_path(seq))?;
@@ -239,7 +260,7 @@ impl Spool {
         match std::fs::read_to_string(&path) {
             Ok(text) => text.trim().parse().map(Some).map_err(|_| AlertError::QueueCorrupt {
                 path: path.clone(),
-                problem: format!("not a number: {text:?}; remove it to start this output at the newest event"),
+                problem: format!("not a number: {text:?}"),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(queue_err(&path, e)),
@@ -279,4 +300,78 @@ fn write_synced(path: &Path, body: &[u8]) -> Result<(), AlertError> {
 
 fn sync_dir(dir: &Path) -> Result<(), AlertError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| queue_err(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Output, What};
+
+    /// Records the ids it is sent.
+    struct Kept(Vec<String>);
+
+    impl Output for Kept {
+        fn name(&self) -> &'static str {
+            "kept"
+        }
+        fn send(&mut self, alert: &Alert) -> Result<(), AlertError> {
+            self.0.push(alert.id.clone());
+            Ok(())
+        }
+        fn target(&self) -> String {
+            String::new()
+        }
+        fn probe(&mut self) -> Result<String, AlertError> {
+            Ok(String::new())
+        }
+    }
+
+    fn queued(spool: &Spool, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let a = Alert::new(What::Test);
+                spool.append(&a).unwrap();
+                a.id
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_damaged_event_is_skipped_not_a_wall() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 100).unwrap();
+        let mut out = Kept(Vec::new());
+        spool.cursor("kept").unwrap();
+        let ids = queued(&spool, 3);
+        std::fs::write(spool.event_path(2), b"{\"id\": tru").unwrap();
+        assert_eq!(spool.deliver(&mut out).unwrap(), 3);
+        assert_eq!(out.0, [ids[0].clone(), ids[2].clone()]);
+        assert!(!spool.pending("kept").unwrap());
+    }
+
+    #[test]
+    fn damaged_numbers_never_hide_a_new_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 100).unwrap();
+        let mut out = Kept(Vec::new());
+        spool.cursor("kept").unwrap();
+        queued(&spool, 3);
+        spool.deliver(&mut out).unwrap();
+        // Everything taken is pruned; then the counter is damaged.
+        assert_eq!(spool.numbers().unwrap(), Vec::<u64>::new());
+        std::fs::write(dir.path().join("next"), b"garbage").unwrap();
+        let new = queued(&spool, 1);
+        out.0.clear();
+        spool.deliver(&mut out).unwrap();
+        assert_eq!(out.0, new, "numbered at or below the cursor, it would never be sent");
+        // A damaged cursor starts the output at the newest event.
+        std::fs::write(dir.path().join("sent/kept"), b"x").unwrap();
+        let newer = queued(&spool, 1);
+        out.0.clear();
+        spool.deliver(&mut out).unwrap();
+        assert!(out.0.is_empty(), "{:?}", out.0);
+        let newest = queued(&spool, 1);
+        spool.deliver(&mut out).unwrap();
+        assert_eq!(out.0, newest, "{newer:?}");
+    }
 }
