@@ -55,7 +55,7 @@ pub use sensor::Sensor;
 pub use trusted::{pidfd_open, Admitted, Trusted};
 // What the sensor marks every protected directory with, for a tool that
 // must take the same events (the overhead bench's answer-only listener).
-pub use sensor::FAN_PRE_ACCESS;
+pub use sensor::{FAN_PRE_ACCESS, FID_GROUP, PERM_EVENT_FD, PERM_GROUP};
 pub use watch::{FID_MASK, PERM_MASK};
 
 /// Whether the kernel lets the vault lock attach, for `mamori check`: a

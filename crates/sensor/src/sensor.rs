@@ -72,6 +72,25 @@ pub struct Sensor {
     bpf: Option<Guard>,
 }
 
+/// The permission group's `fanotify_init` flags (`mamori check` makes one the same way).
+pub const PERM_GROUP: libc::c_uint = libc::FAN_CLASS_PRE_CONTENT
+    | libc::FAN_CLOEXEC
+    | libc::FAN_NONBLOCK
+    | libc::FAN_REPORT_TID
+    | libc::FAN_UNLIMITED_MARKS;
+/// Its event fds' flags. O_NONBLOCK: the kernel opens the event fd itself;
+/// a FIFO must not stall it. O_NOATIME: access times are evidence, and each
+/// read for facts or a kept block would otherwise dirty the inode once more.
+pub const PERM_EVENT_FD: libc::c_uint =
+    (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOATIME) as libc::c_uint;
+/// The entry-event group's flags, before the optional target and thread reports.
+pub const FID_GROUP: libc::c_uint = libc::FAN_CLASS_NOTIF
+    | libc::FAN_CLOEXEC
+    | libc::FAN_NONBLOCK
+    | libc::FAN_UNLIMITED_MARKS
+    | libc::FAN_REPORT_DFID_NAME
+    | libc::FAN_REPORT_FID;
+
 impl Sensor {
     /// Creates both groups and marks every directory under each root.
     pub fn new(cfg: SensorConfig) -> Result<Sensor, SensorError> {
@@ -86,24 +105,8 @@ impl Sensor {
         // An exclusion may not exist yet (a state dir made later): keep it as given.
         let exclude = cfg.exclude.iter().map(|e| e.canonicalize().unwrap_or_else(|_| e.clone())).collect();
 
-        let perm = Group::init(
-            libc::FAN_CLASS_PRE_CONTENT
-                | libc::FAN_CLOEXEC
-                | libc::FAN_NONBLOCK
-                | libc::FAN_REPORT_TID
-                | libc::FAN_UNLIMITED_MARKS,
-            // O_NONBLOCK: the kernel opens the event fd itself; a FIFO must not stall it.
-            // O_NOATIME: access times are evidence, and each read for facts or
-            // a kept block would otherwise dirty the inode once more.
-            (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOATIME) as u32,
-        )
-        .map_err(SensorError::Init)?;
-        let fid_flags = libc::FAN_CLASS_NOTIF
-            | libc::FAN_CLOEXEC
-            | libc::FAN_NONBLOCK
-            | libc::FAN_UNLIMITED_MARKS
-            | libc::FAN_REPORT_DFID_NAME
-            | libc::FAN_REPORT_FID;
+        let perm = Group::init(PERM_GROUP, PERM_EVENT_FD).map_err(SensorError::Init)?;
+        let fid_flags = FID_GROUP;
         // The created file's own handle (5.17+) names a new file's open
         // without a walk of /proc; thread ids attribute to the thread.
         let fid = Group::init(fid_flags | libc::FAN_REPORT_TARGET_FID | libc::FAN_REPORT_TID, libc::O_RDONLY as u32)

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mamori_sensor::{FAN_PRE_ACCESS, FID_MASK, PERM_MASK};
+use mamori_sensor::{FAN_PRE_ACCESS, FID_GROUP, FID_MASK, PERM_EVENT_FD, PERM_GROUP, PERM_MASK};
 
 use super::{shown, Check};
 use crate::settings::IsolateSection;
@@ -47,20 +47,10 @@ impl Group {
     }
 }
 
-/// The sensor's permission group (as `mamori_sensor::Sensor::new` makes it).
+/// The sensor's permission group, made as `mamori_sensor::Sensor::new` makes it.
 fn perm_group() -> io::Result<Group> {
-    Group::init(
-        libc::FAN_CLASS_PRE_CONTENT
-            | libc::FAN_CLOEXEC
-            | libc::FAN_NONBLOCK
-            | libc::FAN_REPORT_TID
-            | libc::FAN_UNLIMITED_MARKS,
-        (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOATIME) as u32,
-    )
+    Group::init(PERM_GROUP, PERM_EVENT_FD)
 }
-
-const FID_FLAGS: libc::c_uint =
-    libc::FAN_CLASS_NOTIF | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK | libc::FAN_REPORT_DFID_NAME | libc::FAN_REPORT_FID;
 
 fn fix_for(e: &io::Error, what: &str) -> String {
     match e.raw_os_error() {
@@ -83,9 +73,9 @@ pub fn fanotify(dirs: &[PathBuf], checks: &mut Vec<Check>) {
         checks.push(Check::fail(PERM, format!("the kernel refuses a permission group: {e}"), fix));
         return;
     }
-    match Group::init(FID_FLAGS | libc::FAN_REPORT_TARGET_FID, libc::O_RDONLY as u32) {
+    match Group::init(FID_GROUP | libc::FAN_REPORT_TARGET_FID, libc::O_RDONLY as u32) {
         Ok(_) => {}
-        Err(_) if Group::init(FID_FLAGS, libc::O_RDONLY as u32).is_ok() => checks.push(Check::warn(
+        Err(_) if Group::init(FID_GROUP, libc::O_RDONLY as u32).is_ok() => checks.push(Check::warn(
             NAMES,
             "the kernel does not report a created file's own handle (FAN_REPORT_TARGET_FID): new files are \
              named by a walk of /proc, a little later",
@@ -131,8 +121,8 @@ pub fn fanotify(dirs: &[PathBuf], checks: &mut Vec<Check>) {
                 ));
             }
         }
-        let names = Group::init(FID_FLAGS | libc::FAN_REPORT_TARGET_FID, libc::O_RDONLY as u32)
-            .or_else(|_| Group::init(FID_FLAGS, libc::O_RDONLY as u32))
+        let names = Group::init(FID_GROUP | libc::FAN_REPORT_TARGET_FID, libc::O_RDONLY as u32)
+            .or_else(|_| Group::init(FID_GROUP, libc::O_RDONLY as u32))
             .and_then(|g| g.mark(FID_MASK, &file));
         match names {
             Ok(()) => checks.push(Check::ok(NAMES, format!("{name}: creates, deletes and renames are seen by name"))),
