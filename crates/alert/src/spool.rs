@@ -200,6 +200,23 @@ impl Spool {
         Ok(sent)
     }
 
+    /// Each output with a cursor, and how many queued events it has not
+    /// taken yet (for `mamori status`). Reads only.
+    pub fn backlog(&self) -> Result<Vec<(String, usize)>, AlertError> {
+        let numbers = self.numbers()?;
+        let mut all: Vec<(String, usize)> = self
+            .cursor_names()?
+            .into_iter()
+            .map(|name| {
+                let cursor = self.cursor_no_init(&name).ok().flatten().unwrap_or(0);
+                let waiting = numbers.iter().filter(|&&n| n > cursor).count();
+                (name, waiting)
+            })
+            .collect();
+        all.sort();
+        Ok(all)
+    }
+
     /// Whether `output` has events waiting.
     pub fn pending(&self, output: &str) -> Result<bool, AlertError> {
         let cursor = self.cursor(output)?;

@@ -88,6 +88,31 @@ impl Alerts {
     }
 }
 
+/// Prints the alert outputs' backlog (`mamori status`): an output whose
+/// receiver is down shows events waiting for it.
+pub fn status(state: &Path) {
+    let dir = state.join(QUEUE);
+    if !dir.join("sent").is_dir() {
+        return;
+    }
+    let backlog = Spool::open(&dir, u64::MAX).and_then(|spool| spool.backlog());
+    match backlog {
+        Ok(outputs) => {
+            for (name, waiting) in outputs {
+                if waiting == 0 {
+                    println!("  alerts:    {name}: all sent");
+                } else {
+                    println!(
+                        "  WARNING: alerts: {name}: {waiting} event(s) waiting for its receiver \
+                         (sent once it answers; `mamori check` tries it)"
+                    );
+                }
+            }
+        }
+        Err(e) => println!("  WARNING: cannot read the alert queue: {e}"),
+    }
+}
+
 /// The restore command as the user types it.
 pub fn restore_command(id: &str, state: &Path) -> String {
     if state == Path::new(DEFAULT_STATE) {

@@ -24,6 +24,7 @@ pub fn status(state: Option<PathBuf>) -> Result<ExitCode> {
         }
         Err(e) => println!("  WARNING: cannot list blocked clients: {e:#}"),
     }
+    crate::alerting::status(state.path());
     Ok(code)
 }
 

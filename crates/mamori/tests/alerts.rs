@@ -170,6 +170,9 @@ fn a_webhook_down_for_the_whole_incident_gets_it_once_when_back() {
     let _ = sim.0.wait();
     let second = incs[1]["id"].as_str().unwrap().to_owned();
     std::thread::sleep(Duration::from_secs(2));
+    let state = ws.state.to_str().unwrap();
+    let said = String::from_utf8_lossy(&mamori(&["status", "--state", state]).stdout).into_owned();
+    assert!(said.contains("alerts: webhook: 2 event(s) waiting"), "{said}");
 
     let hook = Hook::on(port);
     let got = hook.wait_for(&second, 1, Duration::from_secs(15));
@@ -181,6 +184,8 @@ fn a_webhook_down_for_the_whole_incident_gets_it_once_when_back() {
     assert!(first_at.is_some() && first_at < second_at, "not in order: {texts:#?}");
     assert_eq!(texts.iter().filter(|t| t.contains(&id)).count(), 1, "{id} twice: {texts:#?}");
     assert_eq!(texts.iter().filter(|t| t.contains(&second)).count(), 1, "{second} twice: {texts:#?}");
+    let said = String::from_utf8_lossy(&mamori(&["status", "--state", state]).stdout).into_owned();
+    assert!(said.contains("alerts:    webhook: all sent"), "{said}");
 }
 
 #[test]
