@@ -250,3 +250,21 @@ fn a_protected_folder_moved_away_is_told_as_protection_degraded() {
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(hook.wait_for("folder_gone", 2, Duration::ZERO).len(), 1);
 }
+
+#[test]
+fn a_copy_not_kept_for_lack_of_space_is_told_as_protection_degraded() {
+    let ws = Workspace::new();
+    let hook = Hook::on(0);
+    let big = ws.data.join("ledger.csv");
+    std::fs::write(&big, "date,amount\n".repeat(200_000)).unwrap();
+    let config = ws.config(&format!(
+        "[canary]\nenabled = false\n[vault]\nbudget_mib = 1\nper_user_budget_percent = 100\n\
+         [alerts.webhook]\nurl = \"http://127.0.0.1:{}/hook\"\n",
+        hook.port
+    ));
+    let agent = ws.start_agent(Some(&config));
+    std::fs::write(&big, "date,amount\n2026-12-04,1\n").unwrap();
+    let got = hook.wait_for("vault_skipped", 1, Duration::from_secs(15));
+    assert_eq!(got.len(), 1, "no alert for the copy not kept:\n{}", agent.log());
+    assert!(got[0].contains("uid 0") && got[0].contains("stopped being kept"), "{}", got[0]);
+}
