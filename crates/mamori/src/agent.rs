@@ -522,7 +522,10 @@ impl Agent {
                     .map(|p| format!("server process(es) {} stopped", p.join(", ")))
                     .map_err(|e| anyhow::anyhow!("{e}")),
             ));
-            let blocked = clients::block(&client, verdict.actor, &self.clients);
+            let server = verdict.actor_info.as_ref().and_then(|i| i.parent);
+            let places: Vec<ProcKey> =
+                std::iter::once(verdict.actor).chain(verdict.procs.iter().copied()).chain(server).collect();
+            let blocked = clients::block(&client, &places, &self.clients);
             // The master outlives the connection: where `unblock` finds the block.
             if let (Ok(_), Some(server)) = (&blocked, verdict.actor_info.as_ref().and_then(|i| i.parent)) {
                 if let Err(e) = self.state.note_blocked_in(server) {

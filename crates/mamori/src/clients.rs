@@ -46,7 +46,9 @@ pub fn step(kind: CutKind, result: Result<String>) -> CutStep {
 /// Blocks the client's address where its connection is: in the network
 /// namespace of `served` (a stopped process of the client's, so its pid is
 /// still its own).
-pub fn block(client: &Client, served: ProcKey, settings: &ClientsSection) -> Result<String> {
+/// `served` lists the client's server processes and the server that
+/// started them: the first still running tells the network namespace.
+pub fn block(client: &Client, served: &[ProcKey], settings: &ClientsSection) -> Result<String> {
     if client.address.is_empty() {
         bail!("the address of its connection could not be read from its smbd process: nothing to block");
     }
@@ -56,7 +58,13 @@ pub fn block(client: &Client, served: ProcKey, settings: &ClientsSection) -> Res
         .with_context(|| format!("the client's address {:?} is not an address", client.address))?;
     let minutes = settings.block_minutes;
     let duration = (minutes > 0).then(|| Duration::from_secs(minutes.saturating_mul(60)));
-    let (blocked, reset) = in_netns_of(Some(served), |nft| {
+    // The connection that crossed the threshold may be gone already (a
+    // client that reconnects for every file): any process of the same
+    // server is in the same namespace.
+    let place = served.iter().copied().find(|k| mamori_response::proc_key(k.pid) == Some(*k)).with_context(|| {
+        "its server processes and the server that started them have all exited: no network namespace to block it in"
+    })?;
+    let (blocked, reset) = in_netns_of(Some(place), |nft| {
         let blocked = nft.block(addr, duration)?;
         // After the block, so the client cannot open a new one meanwhile.
         let reset = mamori_isolate::reset_connections(blocked.addr);

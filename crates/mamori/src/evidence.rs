@@ -197,6 +197,7 @@ impl Job {
         let spawned = std::thread::Builder::new().name("evidence".into()).spawn(move || {
             let id = self.incident.id.clone();
             let then_kill = self.then_kill.take();
+            let procs = self.incident.procs.clone();
             let cut = self.cut.take().map(|mut cut| {
                 cut.learn_session(&self.incident.procs);
                 self.incident.client = Some(cut.cut.clone());
@@ -210,7 +211,11 @@ impl Job {
             match (then_kill, cut) {
                 (Some(procs), Some(cut)) => cut.end(&procs),
                 (Some(procs), None) => drop(mamori_response::kill(&procs)),
-                (None, _) => {}
+                // The stop failed (a client that reconnects for every file
+                // had already closed the deciding connection): what is left
+                // of it is ended all the same, and the cut is recorded.
+                (None, Some(cut)) => cut.end(&procs),
+                (None, None) => {}
             }
         });
         spawned.inspect_err(|e| warn!("EVIDENCE: cannot start the collector: {e}")).ok()
