@@ -243,15 +243,54 @@ impl Default for EmailConfig {
 /// Reads a secret from a file, trimmed of the line end; the file's contents
 /// are never shown in an error.
 pub fn read_secret(path: &Path) -> Result<String, AlertError> {
-    use std::io::Read;
     let err = |source| AlertError::Secret { path: path.to_owned(), source };
-    let mut text = String::new();
-    std::fs::File::open(path).map_err(err)?.take(MAX_SECRET + 1).read_to_string(&mut text).map_err(err)?;
-    if text.len() as u64 > MAX_SECRET {
-        return Err(err(std::io::Error::other("larger than 64 KiB: not a password, key or URL")));
-    }
+    let bytes = read_regular(path, MAX_SECRET).map_err(err)?;
+    let text = String::from_utf8(bytes).map_err(|_| err(std::io::Error::other("not UTF-8 text")))?;
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 /// Largest secret file read.
 const MAX_SECRET: u64 = 64 << 10;
+
+/// Reads a file the config names (a secret, a CA bundle): a regular file
+/// of at most `max` bytes. Opened without blocking, so a FIFO put there
+/// fails instead of holding the output's thread.
+pub(crate) fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {} KiB", max >> 10)));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_file_must_be_a_small_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Without O_NONBLOCK this open would wait for a writer forever.
+        let err = read_regular(&fifo, 1024).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; 2048]).unwrap();
+        assert!(read_regular(&big, 1024).unwrap_err().to_string().contains("larger than 1 KiB"));
+        std::fs::write(&big, "s3cret\n").unwrap();
+        assert_eq!(read_secret(&big).unwrap(), "s3cret");
+    }
+}

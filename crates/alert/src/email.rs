@@ -250,18 +250,14 @@ fn size(bytes: usize) -> String {
 
 fn tls_parameters(server: &str, ca_file: Option<&Path>) -> Result<TlsParameters, AlertError> {
     let mut builder = TlsParameters::builder(server.to_owned());
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| AlertError::config("email.ca_file", format!("cannot read {}: {e}", path.display())))?;
-        // lettre takes a file without a single certificate as an empty
-        // list, which would only fail later, at the first alert.
-        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-            return Err(AlertError::config("email.ca_file", format!("{} holds no PEM certificate", path.display())));
-        }
-        let cert = Certificate::from_pem(&pem)
-            .map_err(|e| AlertError::config("email.ca_file", format!("{}: {e}", path.display())))?;
+    if ca_file.is_some() {
         // The CA named is the only one trusted, as for every other output's `ca_file`.
-        builder = builder.certificate_store(CertificateStore::None).add_root_certificate(cert);
+        builder = builder.certificate_store(CertificateStore::None);
+        for der in crate::tls::ca_roots(ca_file).map_err(|p| AlertError::config("email.ca_file", p))? {
+            let cert = Certificate::from_der(der.to_vec())
+                .map_err(|e| AlertError::config("email.ca_file", format!("TLS setup: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
     }
     builder.build_rustls().map_err(|e| AlertError::config("email.ca_file", format!("TLS setup: {e}")))
 }

@@ -180,32 +180,9 @@ fn describe(e: ureq::Error) -> String {
     }
 }
 
-/// The certificates in `ca_file`, or the system's.
+/// The certificates in `ca_file`, or the system's, as ureq takes them.
 fn roots(ca_file: Option<&Path>) -> Result<Vec<Certificate<'static>>, String> {
-    match ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let mut certs = Vec::new();
-            for item in ureq::tls::parse_pem(&pem) {
-                match item.map_err(|e| format!("{}: {e}", path.display()))? {
-                    ureq::tls::PemItem::Certificate(c) => certs.push(c),
-                    _ => continue,
-                }
-            }
-            if certs.is_empty() {
-                return Err(format!("{}: no PEM certificate in it", path.display()));
-            }
-            Ok(certs)
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            let certs: Vec<_> = found.certs.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect();
-            if certs.is_empty() {
-                return Err("no CA certificates on this system (install ca-certificates, or set ca_file)".into());
-            }
-            Ok(certs)
-        }
-    }
+    Ok(crate::tls::ca_roots(ca_file)?.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect())
 }
 
 /// Base64 (RFC 4648, padded) for HTTP Basic credentials.

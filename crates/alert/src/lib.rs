@@ -22,6 +22,7 @@ mod output;
 mod spool;
 mod syslog;
 mod text;
+mod tls;
 mod webhook;
 
 pub use alert::{Alert, Cause, Finding, Severity, What};

@@ -9,8 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
 /// Why a message did not get through, in words for the log.
@@ -109,24 +108,18 @@ impl fmt::Display for Endpoint {
 /// is ambiguous when another crate in the build enables a second one.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, Problem> {
     let mut roots = RootCertStore::empty();
+    let certs = crate::tls::ca_roots(ca_file)?;
     match ca_file {
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
             for cert in certs {
                 roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
             }
-            if roots.is_empty() {
-                return Err(format!("{}: no PEM certificate in it", path.display()));
-            }
         }
+        // The system's store may hold a certificate rustls cannot use: the others still serve.
         None => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
+            roots.add_parsable_certificates(certs);
             if roots.is_empty() {
-                return Err("no CA certificates on this system (install ca-certificates, or set ca_file)".into());
+                return Err("no CA certificate on this system that rustls can use".into());
             }
         }
     }
