@@ -2,6 +2,8 @@
 //! `email/postfix.rs`): what arrives in the mailbox is read back and
 //! decoded as a mail client would.
 
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "email/postfix.rs"]
 mod postfix;
 

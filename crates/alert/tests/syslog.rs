@@ -3,6 +3,8 @@
 //! is read back twice: the raw line, parsed here by the RFC, and rsyslog's
 //! own parse of it, which shows a real receiver reads every field.
 
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "common/syslog_rsyslog.rs"]
 mod rsyslog;
 

@@ -4,7 +4,6 @@
 //! the raw message as it came, and rsyslog's own parse of it as JSON.
 
 use std::fs;
-use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -116,7 +115,10 @@ impl Rsyslog {
                 "rsyslog's TLS driver is missing (apt install rsyslog-gnutls)"
             );
         }
-        let port = free_port(input);
+        let port = match input {
+            Input::Udp => crate::ports::free_udp(),
+            _ => crate::ports::free_tcp(),
+        };
         let pki = pki.map(|p| (p.ca.clone(), p.cert.clone(), p.key.clone()));
         let mut r = Rsyslog { child: None, dir: dir.to_owned(), input, port, pki };
         r.launch();
@@ -280,13 +282,5 @@ ruleset(name="in") {{
 impl Drop for Rsyslog {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// A loopback port free at the time of asking (the kernel's pick).
-fn free_port(input: Input) -> u16 {
-    match input {
-        Input::Udp => UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
-        _ => TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
     }
 }

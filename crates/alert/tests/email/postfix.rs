@@ -3,7 +3,6 @@
 //! or the system's instance. Mail for `@example.test` is delivered into
 //! Maildirs under the temp dir; `maillog` there says what postfix did.
 
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -102,10 +101,6 @@ pub struct Postfix {
     pub tls_port: u16,
     pub pki: Pki,
     running: bool,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn ids(user: &str) -> (u32, u32) {
@@ -237,8 +232,8 @@ smtpd_sasl_authenticated_header = yes
         // A port found free may be taken by another test before postfix
         // binds it; try a few pairs.
         for _ in 0..5 {
-            postfix.port = free_port();
-            postfix.tls_port = free_port();
+            postfix.port = crate::ports::free_tcp();
+            postfix.tls_port = crate::ports::free_tcp();
             if postfix.port == postfix.tls_port {
                 continue;
             }
