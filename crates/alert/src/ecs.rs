@@ -309,16 +309,22 @@ impl FileOutput {
     }
 
     /// Opens for appending; never through a link (the directory may be one
-    /// a log shipper's package made, but the file is mamori's).
+    /// a log shipper's package made, but the file is mamori's), and never
+    /// anything but a regular file (a FIFO put there would hold the thread).
     fn open(&self) -> Result<File, AlertError> {
         self.make_dir()?;
-        OpenOptions::new()
+        let err = |e: std::io::Error| AlertError::send("ecs", format!("{}: {e}", self.path.display()));
+        let file = OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o640)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(&self.path)
-            .map_err(|e| AlertError::send("ecs", format!("{}: {e}", self.path.display())))
+            .map_err(err)?;
+        if !file.metadata().map_err(err)?.is_file() {
+            return Err(err(std::io::Error::other("not a regular file")));
+        }
+        Ok(file)
     }
 }
 

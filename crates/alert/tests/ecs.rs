@@ -307,6 +307,19 @@ fn a_link_in_the_files_place_is_not_followed() {
 }
 
 #[test]
+fn a_fifo_in_place_of_the_file_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.json");
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a path the test owns.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut out = file_output(&path, 100);
+    // Opened to write without a reader, a FIFO would wait forever.
+    let err = out.send(&Alert::new(What::Test)).unwrap_err().to_string();
+    assert!(err.contains("alerts.json"), "{err}");
+}
+
+#[test]
 fn the_file_rotates_before_it_would_pass_the_limit() {
     const MIB: usize = 1 << 20;
     let dir = tempfile::tempdir().unwrap();
