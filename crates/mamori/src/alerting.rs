@@ -127,16 +127,18 @@ pub fn restore_command(id: &str, state: &Path) -> String {
 /// seconds for it to get out; the agent sends what is left.
 pub fn tell_once(config: &AlertsConfig, state: &Path, what: What) -> Result<()> {
     let dir = state.join(QUEUE);
-    let config = if mamori_alert::outputs(config)?.is_empty() {
-        match std::fs::read(dir.join(OUTPUTS)) {
-            Ok(saved) => serde_json::from_slice(&saved).context("the agent's saved alert outputs")?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e).context("cannot read the agent's saved alert outputs"),
+    let (config, outputs) = match mamori_alert::outputs(config)? {
+        outputs if !outputs.is_empty() => (config.clone(), outputs),
+        _ => {
+            let saved: AlertsConfig = match std::fs::read(dir.join(OUTPUTS)) {
+                Ok(saved) => serde_json::from_slice(&saved).context("the agent's saved alert outputs")?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e).context("cannot read the agent's saved alert outputs"),
+            };
+            let outputs = mamori_alert::outputs(&saved)?;
+            (saved, outputs)
         }
-    } else {
-        config.clone()
     };
-    let outputs = mamori_alert::outputs(&config)?;
     if outputs.is_empty() {
         return Ok(());
     }
