@@ -5,12 +5,14 @@
 #   (b) compiling a generated C project of 400 files (make -j2),
 #   (c) 4 KiB random writes into a 1 GiB file (fio, 64 MiB of writes),
 #   (d) reading 20,000 files of 4-64 KiB that were there before (tar), the
-#       first time since the agent started, and (e) again.
+#       first time since the agent started, and (e) again,
+#   (f) writing 20,000 new files as (a), then rewriting 2,000 files of 4-64
+#       KiB that were there before the agent started (each kept once).
 # Each round has a middle arm: the same work under a listener that takes the
 # events mamori takes and only answers them (crates/sensor/examples/
 # answer_only.rs). Its ratio is the floor any agent built on fanotify pays on
 # this machine; mamori's ratio over it is what mamori's own work costs.
-# Usage: sudo [PAIRS=N] [WORKLOADS="small_files c_project random_writes reading rereading"] scripts/bench-overhead.sh [--ext4|--xfs]
+# Usage: sudo [PAIRS=N] [WORKLOADS="small_files c_project random_writes reading rereading rewriting"] scripts/bench-overhead.sh [--ext4|--xfs]
 #   --ext4, --xfs: run everything on a new loop-mounted filesystem of that
 #   kind (ext4 with its journal; XFS with reflinks, so large files are kept
 #   as reflinks instead of by range). Without either, in /var/tmp, on
@@ -66,6 +68,26 @@ reading() { read_all "$1"; }
 rereading_setup() { small_files "$1"; }
 rereading_warm() { read_all "$1"; }
 rereading() { read_all "$1"; }
+rewriting_setup() {
+  python3 - "$1/old" <<'PY'
+import os, random, sys
+random.seed(11)
+os.makedirs(sys.argv[1])
+for i in range(2000):
+    with open(os.path.join(sys.argv[1], f"o{i}.dat"), "wb") as f:
+        f.write(os.urandom(random.randint(4, 64) * 1024))
+PY
+}
+rewriting() {
+  small_files "$1"
+  python3 - "$1/old" <<'PY'
+import os, random, sys
+random.seed(13)
+for i in range(2000):
+    with open(os.path.join(sys.argv[1], f"o{i}.dat"), "wb") as f:
+        f.write(os.urandom(random.randint(4, 64) * 1024))
+PY
+}
 random_writes() {
   fio --name=rw --filename="$1/disk.img" --size=1G --rw=randwrite --bs=4k --io_size=64M --ioengine=psync \
       --refill_buffers --end_fsync=1 --output=/dev/null
@@ -116,7 +138,7 @@ arm() {
 # each workload runs in PAIRS rounds of three (without, answering, mamori),
 # the order reversed every other round, and the median ratio is the figure.
 pairs=${PAIRS:-3}
-for w in ${WORKLOADS:-small_files c_project random_writes reading rereading}; do
+for w in ${WORKLOADS:-small_files c_project random_writes reading rereading rewriting}; do
   : >"$work/incidents"; : >"$work/without"; : >"$work/floor"; : >"$work/with"; : >"$work/agent_ticks"
   for i in $(seq "$pairs"); do
     if [ $((i % 2)) -eq 1 ]; then

@@ -25,6 +25,6 @@ pub use digest::similarity;
 pub use entropy::entropy;
 pub use facts::{facts, facts_of_bytes};
 pub use plan::{plan, Depth};
-pub use read::read_facts;
+pub use read::{read_facts, read_facts_sized};
 
 pub use mamori_event::{BlockSample, ContentFacts, Digest, FileKind, Format};

@@ -16,7 +16,12 @@ use crate::plan::{plan, Depth};
 /// The size comes from `fstat`. If the file shrinks meanwhile, reading stops
 /// at the first end of file met and the facts describe a file ending there.
 pub fn read_facts(file: &File, depth: Depth) -> io::Result<ContentFacts> {
-    let size = file.metadata()?.len();
+    read_facts_sized(file, file.metadata()?.len(), depth)
+}
+
+/// [`read_facts`] of a file whose size the caller has just read (a `statx`
+/// fewer on the sensor's path).
+pub fn read_facts_sized(file: &File, size: u64, depth: Depth) -> io::Result<ContentFacts> {
     let regions = plan(size, depth);
     let mut buf = vec![0u8; regions.iter().map(|&(_, len)| len).sum()];
     // (offset, start in buf, bytes read) of each region read.

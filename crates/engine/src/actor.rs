@@ -39,6 +39,9 @@ pub(crate) struct ActorState {
     /// Opened a file that had content, or deleted or renamed one: the
     /// user's data has been within its reach, so what it writes is weighed.
     pub touched_existing: bool,
+    /// Deleted, renamed or opened to write a file that had content: what it
+    /// only read may be what it changes next.
+    pub changed_existing: bool,
     /// Path hashes this actor opened (any mode): originals it may later replace.
     pub read: Recent<u64, ()>,
     /// Path hashes this actor created.

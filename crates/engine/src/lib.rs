@@ -169,6 +169,15 @@ impl Engine {
         })
     }
 
+    /// Whether this process, or an ancestor it is credited to, has evidence
+    /// against it or has changed a file that existed (deleted, renamed or
+    /// opened one with content to write): the files it only read are then
+    /// worth keeping on disk, as it may change them next. A backup or an
+    /// indexer, which only reads, never is.
+    pub fn has_changed_files(&self, key: ProcKey) -> bool {
+        self.any_in_chain(key, |_, a| a.judged || a.has_evidence() || a.changed_existing)
+    }
+
     /// Whether `f` holds for this process or an ancestor it is credited to.
     fn any_in_chain(&self, key: ProcKey, f: impl Fn(ActorId, &ActorState) -> bool) -> bool {
         let mut chain = Vec::new();
@@ -294,6 +303,7 @@ impl Engine {
                 self.each(chain, |a, _, _| {
                     a.read.insert(h, ());
                     a.touched_existing |= existing;
+                    a.changed_existing |= existing && op.is_some();
                     if let Some(op) = op {
                         a.touch(h, op, path, None);
                     }
@@ -397,6 +407,7 @@ impl Engine {
         self.each(chain, |a, cfg, hl| {
             a.touch(h, FileOp::Delete, path, None);
             a.touched_existing = true;
+            a.changed_existing = true;
             if canary {
                 a.hit_canary(cfg.weights.canary, path, t, hl);
             }
@@ -443,6 +454,7 @@ impl Engine {
         self.each(chain, |a, cfg, hl| {
             a.touch(fh, FileOp::Rename, from, Some(to));
             a.touched_existing = true;
+            a.changed_existing = true;
             if a.read.remove(&fh).is_some() {
                 a.read.insert(th, ());
             }

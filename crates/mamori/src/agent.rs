@@ -672,8 +672,17 @@ impl Handler for Agent {
         }
         // Keep the before-image while the opener still waits: nothing is written yet.
         let mut by_range = false;
-        if let (EventKind::Open { path, mode, .. }, Some(file), Some(vaults)) = (&ev.kind, file, &mut self.vaults) {
-            by_range = vaults.keep(file, path, *mode, ev.time_ns, ev.proc);
+        if let Some(vaults) = &mut self.vaults {
+            let engine = &self.engine;
+            let changed = |p| engine.has_changed_files(p);
+            match (&ev.kind, file) {
+                (EventKind::Open { path, mode, .. }, Some(file)) => {
+                    by_range = vaults.keep(file, path, *mode, ev.time_ns, ev.proc, &changed);
+                }
+                (EventKind::Delete { path, dir: false }, _) => vaults.gone(path, ev.time_ns, ev.proc),
+                (EventKind::Rename { from, to, dir }, _) => vaults.renamed(from, to, *dir, ev.time_ns, ev.proc),
+                _ => {}
+            }
         }
         if let Some(verdict) = self.engine.process(ev) {
             self.respond(verdict, ev.time_ns);
@@ -708,6 +717,10 @@ impl Handler for Agent {
             }
         }
         self.complete_incidents();
+        if let Some(vaults) = &mut self.vaults {
+            let engine = &self.engine;
+            vaults.let_go_expired(now_ns(), &|p| engine.has_changed_files(p));
+        }
         self.note_vault_alerts();
         self.tell_degraded();
         if self.last_publish.elapsed() >= PUBLISH_EVERY {

@@ -39,9 +39,10 @@ fn agent_status(state: &StateDir) -> Result<ExitCode> {
             match st.vault {
                 Some(v) => {
                     println!(
-                        "  vault:     {} entries, {:.1} MiB of copies",
+                        "  vault:     {} entries, {:.1} MiB of copies, {} files read held open",
                         v.entries,
-                        v.bytes as f64 / (1 << 20) as f64
+                        v.bytes as f64 / (1 << 20) as f64,
+                        v.held_files
                     );
                     let skipped = v.skipped_budget + v.skipped_user_budget + v.skipped_floor;
                     if skipped > 0 {

@@ -173,6 +173,11 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
             if !in_place {
                 bail!("renamed by the attacker, not copied: it is back only in place (restore without --to)");
             }
+            // Back already: a restore before this one renamed it (the
+            // attacker's name is gone and the original name is there).
+            if !root.exists(&from) && root.exists(&to) {
+                return Ok(Restored::AlreadyIntact);
+            }
             root.rename_back(&from, &to)?;
             Ok(Restored::Restored)
         })();

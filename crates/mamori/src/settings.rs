@@ -84,6 +84,11 @@ pub struct VaultSection {
     /// Files at least this large (MiB) opened to write are kept by range:
     /// only the blocks about to be overwritten, not the whole file.
     pub range_copy_from_mib: u64,
+    /// Most files opened only to read that are held open (in memory, not
+    /// on disk) so a delete or a rename over them loses nothing.
+    pub hold_files: usize,
+    /// How long such a file is held (minutes).
+    pub hold_minutes: u64,
 }
 
 impl Default for VaultSection {
@@ -95,6 +100,8 @@ impl Default for VaultSection {
             per_user_budget_percent: 25,
             free_floor_mib: 1024,
             range_copy_from_mib: 64,
+            hold_files: 16_384,
+            hold_minutes: 10,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use mamori_event::{OpenMode, ProcKey};
 use mamori_store::{VaultStatus, VaultUserStatus};
-use mamori_vault::{Limits, Preserved, SkipReason, Vault};
+use mamori_vault::{Held, HeldFile, Limits, Preserved, SkipReason, Vault};
 use tracing::warn;
 
 use crate::settings::VaultSection;
@@ -34,6 +34,25 @@ pub fn vault_dir(state: &Path, root: &Path) -> Result<PathBuf> {
         top = parent.to_path_buf();
     }
     Ok(top.join(".mamori-vault"))
+}
+
+/// How many files this process may have open: the soft limit raised to
+/// the hard one first (held files count against it).
+fn open_files_allowed() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
 }
 
 /// The distinct vault directories for a set of protected folders.
@@ -64,9 +83,20 @@ pub fn limits(cfg: &VaultSection) -> Limits {
     }
 }
 
+/// Descriptors the agent keeps for itself, beyond the held files: the
+/// groups, the vaults, the queue, the store, the evidence being written.
+const OWN_FDS: u64 = 4096;
+
+/// Whether a process, or an ancestor credited with its work, has changed
+/// a file that existed or has evidence against it (the engine's
+/// `has_changed_files`): what it reads may be what it changes next.
+pub type Changed<'a> = &'a dyn Fn(ProcKey) -> bool;
+
 /// The agent's vaults, by device.
 pub struct Vaults {
     by_dev: BTreeMap<u64, Vault>,
+    /// Files opened only to read, held open instead of pinned on disk.
+    held: Held,
     range_from: u64,
     /// When each (reason, file owner) was last alerted.
     alerted: HashMap<(SkipReason, u32), Instant>,
@@ -87,8 +117,18 @@ impl Vaults {
                 Vault::open(&dir, limits(cfg)).with_context(|| format!("cannot open the vault {}", dir.display()))?;
             by_dev.insert(dev, vault);
         }
+        let hold = cfg.hold_files.min(open_files_allowed().saturating_sub(OWN_FDS) as usize);
+        if hold < cfg.hold_files {
+            warn!(
+                hold_files = cfg.hold_files,
+                hold,
+                "VAULT: the open-file limit lets the agent hold fewer files read than [vault] hold_files \
+                 (raise LimitNOFILE)"
+            );
+        }
         Ok(Vaults {
             by_dev,
+            held: Held::new(hold, cfg.hold_minutes.saturating_mul(60_000_000_000)),
             range_from: cfg.range_copy_from_mib.saturating_mul(1 << 20),
             alerted: HashMap::new(),
             alerts: Vec::new(),
@@ -96,11 +136,20 @@ impl Vaults {
     }
 
     /// Keeps what an open is about to put at risk: the content, for an
-    /// open with write intent; the inode itself (a pin), for any other, so a
-    /// later delete or rename-over cannot free it. Returns true when a large
-    /// file is kept by range: its writes are then to be announced to
-    /// [`Vaults::keep_range`].
-    pub fn keep(&mut self, file: &File, path: &str, mode: OpenMode, now_ns: u64, by: Option<ProcKey>) -> bool {
+    /// open with write intent; for any other, the inode, so a later delete
+    /// or rename-over cannot free it: held open in memory (nothing written),
+    /// or pinned on disk when its opener has `changed` files already.
+    /// Returns true when a large file is kept by range: its writes are then
+    /// to be announced to [`Vaults::keep_range`].
+    pub fn keep(
+        &mut self,
+        file: &File,
+        path: &str,
+        mode: OpenMode,
+        now_ns: u64,
+        by: Option<ProcKey>,
+        changed: Changed<'_>,
+    ) -> bool {
         let Ok(meta) = file.metadata() else { return false };
         // An empty file has nothing to lose; most are being created right now.
         if !meta.is_file() || meta.len() == 0 {
@@ -125,11 +174,79 @@ impl Vaults {
             }
         } else if mode.writes() {
             vault.preserve(file, path, now_ns, by)
-        } else {
+        } else if by.is_some_and(changed) {
             vault.pin(file, path, now_ns, by)
+        } else {
+            match self.held.hold(file, (meta.dev(), meta.ino()), path, by, now_ns) {
+                Ok(released) => {
+                    for h in released {
+                        self.let_go(h, now_ns, changed);
+                    }
+                }
+                Err(e) => warn!(path, "VAULT: cannot hold a file read: {e}"),
+            }
+            return false;
         };
         let kept = self.note(path, meta.uid(), result);
         by_range && kept
+    }
+
+    /// A name was deleted: a file held under it that has no name left is
+    /// copied from its descriptor before it is let go.
+    pub fn gone(&mut self, path: &str, now_ns: u64, by: Option<ProcKey>) {
+        let Some(h) = self.held.take(path) else { return };
+        match h.unlinked() {
+            Ok(true) => self.keep_unlinked(&h, now_ns, by),
+            // Still linked elsewhere (a hard link): nothing is lost yet.
+            Ok(false) => match h.file.metadata() {
+                Ok(m) => self.held.put_back((m.dev(), m.ino()), h),
+                Err(e) => warn!(path, "VAULT: cannot read a held file: {e}"),
+            },
+            Err(e) => warn!(path, "VAULT: cannot read a held file: {e}"),
+        }
+    }
+
+    /// A rename: a held file renamed over is gone from that name; what is
+    /// held under `from` is now known by `to`.
+    pub fn renamed(&mut self, from: &str, to: &str, dir: bool, now_ns: u64, by: Option<ProcKey>) {
+        if !dir {
+            self.gone(to, now_ns, by);
+        }
+        self.held.renamed(from, to, dir);
+    }
+
+    /// Lets go of the files held longer than `[vault] hold_minutes`.
+    pub fn let_go_expired(&mut self, now_ns: u64, changed: Changed<'_>) {
+        for h in self.held.expired(now_ns) {
+            self.let_go(h, now_ns, changed);
+        }
+    }
+
+    /// A held file no longer held: copied if its name went meanwhile (its
+    /// delete is yet to be reported), pinned on disk if its opener has
+    /// `changed` files since, else forgotten: nothing that read it ever
+    /// changed a file.
+    fn let_go(&mut self, h: HeldFile, now_ns: u64, changed: Changed<'_>) {
+        match h.unlinked() {
+            Ok(true) => self.keep_unlinked(&h, now_ns, None),
+            Ok(false) if h.by.is_some_and(changed) => {
+                let Ok(meta) = h.file.metadata() else { return };
+                if let Some(vault) = self.by_dev.get_mut(&meta.dev()) {
+                    let result = vault.pin(&h.file, &h.path, now_ns, h.by);
+                    self.note(&h.path, meta.uid(), result);
+                }
+            }
+            Ok(false) => {}
+            Err(e) => warn!(path = h.path, "VAULT: cannot read a held file: {e}"),
+        }
+    }
+
+    fn keep_unlinked(&mut self, h: &HeldFile, now_ns: u64, by: Option<ProcKey>) {
+        let Ok(meta) = h.file.metadata() else { return };
+        if let Some(vault) = self.by_dev.get_mut(&meta.dev()) {
+            let result = vault.keep_unlinked(h, now_ns, by);
+            self.note(&h.path, meta.uid(), result);
+        }
     }
 
     /// Keeps the blocks of a large file that a write is about to overwrite;
@@ -244,6 +361,7 @@ impl Vaults {
             st.skipped_floor += u.skipped_floor;
         }
         st.users = self.users();
+        st.held_files = self.held.len() as u64;
         st
     }
 

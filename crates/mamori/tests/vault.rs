@@ -192,3 +192,62 @@ fn a_user_flooding_the_vault_spends_only_its_own_share() {
         assert_eq!(std::fs::read(path).unwrap(), text(tag), "{}", path.display());
     }
 }
+
+/// A file only read is held open, not copied: when the attacker that read
+/// it deletes it (an encrypted copy beside it, the original unlinked), the
+/// vault copies it from the held descriptor (once the attacker has deleted
+/// a file, what it reads next is pinned on disk), and the restore brings back
+/// every deleted original bit for bit, though no read wrote to disk.
+#[test]
+fn files_read_then_deleted_come_back_from_the_held_descriptors() {
+    let ws = Workspace::new();
+    ws.corpus(40, 0);
+    let agent = ws.start_agent(Some(&ws.config("[canary]\nenabled = false\n")));
+    let before = Snapshot::take(&ws.data).unwrap();
+    // A backup's pass: everything read, nothing written to the vault.
+    let read = std::process::Command::new("sh")
+        .args(["-c", "find . -type f -exec cat {} + > /dev/null"])
+        .current_dir(&ws.data)
+        .status()
+        .unwrap();
+    assert!(read.success());
+    let start = Instant::now();
+    let vault = loop {
+        let st: Value =
+            serde_json::from_slice(&std::fs::read(ws.state.join("agent.json")).unwrap_or_default()).unwrap_or_default();
+        if st["vault"]["held_files"].as_u64().unwrap_or(0) >= 40 {
+            break st["vault"].clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the files read are not held: {st}\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(vault["entries"], 0, "reading wrote to the vault: {vault}");
+    let mut sim = ws.simulate("new-then-delete");
+    let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
+    assert_eq!(incidents.len(), 1, "{incidents:#?}\n{}", agent.log());
+    ws.kill(&incidents[0]);
+    let _ = sim.0.wait();
+    agent.stop();
+    let entries = vault_entries(&ws);
+    let deleted: Vec<String> = incidents[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["op"] == "delete")
+        .map(|f| f["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!deleted.is_empty(), "the attacker deleted nothing: {:#?}", incidents[0]);
+    // Its first reads were held; once it had deleted a file, what it read
+    // next was pinned on disk at the open.
+    let mut from_held = 0;
+    for path in &deleted {
+        let kept = entries
+            .iter()
+            .find(|e| e["meta"]["path"] == path.as_str())
+            .unwrap_or_else(|| panic!("{path} was not kept: {entries:#?}"));
+        from_held += usize::from(kept["kind"] == "copy");
+    }
+    assert!(from_held > 0, "no deleted file was copied from its held descriptor: {entries:#?}");
+    let said = restore(&ws, &incidents[0]);
+    assert_eq!(before.diff(&Snapshot::take(&ws.data).unwrap()), Default::default(), "{said}");
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mamori_content::{read_facts, Depth};
+use mamori_content::{read_facts_sized, Depth};
 use mamori_event::{ContentFacts, Event, EventKind, OpenMode, ProcKey};
 
 use crate::closes::{Closed, Closes};
@@ -464,7 +464,8 @@ impl Sensor {
             match meta.as_ref().and_then(|m| self.known.facts(m)) {
                 Some(known_facts) if by_known => Some(known_facts),
                 known_facts => {
-                    let light = known_facts.or_else(|| facts(&file, Depth::Light, false));
+                    let light =
+                        known_facts.or_else(|| meta.as_ref().and_then(|m| facts_as(&file, m, Depth::Light, false)));
                     // Its one name, as it was before the vault pins it.
                     let unique = meta.as_ref().is_some_and(|m| m.nlink() == 1);
                     remember = Some((unique.then(|| path.clone()), light.clone()));
@@ -481,10 +482,11 @@ impl Sensor {
             return (None, None);
         }
         let decision = self.emit(handler, Event { time_ns, proc, kind }, Some(&file));
-        // As the file is after the handler kept it: the vault's pin is a
-        // second name, and a change.
-        if let (Some((path, light)), Ok(now)) = (remember, file.metadata()) {
-            self.known.note(&now, path.as_deref(), self.renames, light.as_ref());
+        // As the file was before the handler kept it: a read is held open,
+        // which changes nothing; a pin on disk (a second name, a change)
+        // only makes the next open read it afresh, which is the safe side.
+        if let (Some((path, light)), Some(meta)) = (remember, meta.as_ref()) {
+            self.known.note(meta, path.as_deref(), self.renames, light.as_ref());
         }
         (Some(decision), Some(file))
     }
@@ -733,11 +735,17 @@ struct Created {
 /// Facts of a regular file; `None` when it is not one, is unreadable, or is
 /// empty and `empty_ok` is false (an empty file before an open says nothing).
 pub(crate) fn facts(file: &File, depth: Depth, empty_ok: bool) -> Option<ContentFacts> {
-    let meta = file.metadata().ok()?;
+    facts_as(file, &file.metadata().ok()?, depth, empty_ok)
+}
+
+/// [`facts`] of a file whose metadata was just read.
+fn facts_as(file: &File, meta: &std::fs::Metadata, depth: Depth, empty_ok: bool) -> Option<ContentFacts> {
     if !meta.is_file() || (meta.len() == 0 && !empty_ok) {
         return None;
     }
-    read_facts(file, depth).inspect_err(|e| tracing::debug!(error = %e, "reading content facts failed")).ok()
+    read_facts_sized(file, meta.len(), depth)
+        .inspect_err(|e| tracing::debug!(error = %e, "reading content facts failed"))
+        .ok()
 }
 
 /// The kernel names a file whose name was removed "<last path> (deleted)";

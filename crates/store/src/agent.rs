@@ -53,6 +53,9 @@ pub struct VaultStatus {
     pub skipped_user_budget: u64,
     /// Before-images not kept because the free-space floor was reached.
     pub skipped_floor: u64,
+    /// Files read and held open (in memory) instead of kept on disk.
+    #[serde(default)]
+    pub held_files: u64,
     /// The owners whose files had before-images skipped, by uid. Only
     /// those: a file server has thousands of users, and this file is
     /// rewritten every second.

@@ -72,6 +72,7 @@ fn status() -> AgentStatus {
             skipped_budget: 1,
             skipped_user_budget: 2,
             skipped_floor: 0,
+            held_files: 12,
             users: vec![VaultUserStatus {
                 uid: 1000,
                 bytes: 4096,

@@ -1,6 +1,10 @@
 //! The vault: before-images of protected files, on the same filesystem,
 //! out of an attacker's reach, and the way back.
 //!
+//! Files opened only to read are not kept here at all while they are
+//! [`Held`] open in memory; one whose name goes meanwhile is copied from the
+//! held descriptor ([`Vault::keep_unlinked`]).
+//!
 //! Three kinds of entry. A **copy** keeps a file's content and metadata from
 //! the moment a process opened it to write (a reflink where the filesystem
 //! can, bytes where it cannot). A **pin** is a hard link to a file some
@@ -37,11 +41,13 @@
 //! filesystem. A copy that would cross any of them is skipped, counted for
 //! the file's owner ([`Vault::users`]), and reported as [`Preserved::Skipped`].
 
+mod held;
 mod mounts;
 mod private_dir;
 mod ranges;
 mod sys;
 
+pub use held::{Held, HeldFile};
 pub use private_dir::{check_private_dir, UnsafeDir};
 
 use std::collections::{HashMap, HashSet};
@@ -581,6 +587,19 @@ impl Vault {
             }
         }
         Ok(self.can_clone == Some(true))
+    }
+
+    /// Keeps a held file whose last name went (deleted, or replaced by a
+    /// rename) as a copy under the name it had, taken now for `by` (who
+    /// removed it, when known): its descriptor still reaches the content
+    /// the name had, and nothing else does.
+    pub fn keep_unlinked(
+        &mut self,
+        held: &HeldFile,
+        now_ns: u64,
+        by: Option<ProcKey>,
+    ) -> Result<Preserved, VaultError> {
+        self.preserve(&held.file, &held.path, now_ns, by.or(held.by))
     }
 
     /// Pins the inode of `file` (known as `path`) with a hard link.

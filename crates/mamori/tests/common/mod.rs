@@ -136,13 +136,13 @@ impl Workspace {
         (agent, sim, incidents.remove(0))
     }
 
-    /// Reads (and so pins) every file of the data folder, then waits until the
-    /// vault holds something. The vault is closed to the tests too: its size
+    /// Opens every file of the data folder to write, changing nothing (so
+    /// each is copied), then waits until the vault holds something. The vault is closed to the tests too: its size
     /// is read from the agent's status.
     pub fn fill_the_vault(&self, agent: &Agent) {
         let read = Command::new("sh")
             .arg("-c")
-            .arg("find . -type f -exec cat {} + > /dev/null")
+            .arg("find . -type f -exec sh -c 'for f; do : >> \"$f\"; done' _ {} +")
             .current_dir(&self.data)
             .status()
             .unwrap();
@@ -154,7 +154,7 @@ impl Workspace {
             if st["vault"]["entries"].as_u64().unwrap_or(0) > 0 {
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "no pins were taken:\n{}", agent.log());
+            assert!(start.elapsed() < Duration::from_secs(20), "no copies were taken:\n{}", agent.log());
             std::thread::sleep(Duration::from_millis(100));
         }
     }

@@ -1,0 +1,262 @@
+//! Files held open instead of pinned on disk: the before-image of a file
+//! opened only to read.
+//!
+//! A read cannot change a file; what can lose it is a later delete, or a
+//! rename over its name. An open descriptor keeps the inode and its blocks
+//! alive through both (the kernel frees an unlinked inode only when its last
+//! descriptor closes), so holding the descriptor the open's event handed us
+//! keeps the content reachable at the cost of a `dup` and some kernel memory,
+//! with nothing written to disk. When its name goes, the vault copies it
+//! from the held descriptor (see `Vault::gone`); while it is held and
+//! unchanged, nothing else is needed.
+//!
+//! Bounded by count and by age: what must be let go is handed back to the
+//! caller, which pins it on disk or forgets it (see `Vaults::let_go` in the
+//! agent).
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+
+use mamori_event::ProcKey;
+
+/// One file held open.
+#[derive(Debug)]
+pub struct HeldFile {
+    pub file: File,
+    /// The name it was last opened or renamed by.
+    pub path: String,
+    /// Who opened it last.
+    pub by: Option<ProcKey>,
+    /// When it was first held.
+    pub since_ns: u64,
+    seq: u64,
+}
+
+impl HeldFile {
+    /// Whether its last name is gone: then this descriptor is all that
+    /// reaches its content.
+    pub fn unlinked(&self) -> io::Result<bool> {
+        Ok(self.file.metadata()?.nlink() == 0)
+    }
+}
+
+/// The set of held files, by inode and by name.
+#[derive(Debug)]
+pub struct Held {
+    files: HashMap<(u64, u64), HeldFile>,
+    by_path: HashMap<u64, (u64, u64)>,
+    /// Oldest first; an entry whose `seq` no longer matches was dropped or renewed.
+    order: VecDeque<((u64, u64), u64)>,
+    next_seq: u64,
+    max_files: usize,
+    max_age_ns: u64,
+}
+
+impl Held {
+    pub fn new(max_files: usize, max_age_ns: u64) -> Held {
+        Held {
+            files: HashMap::new(),
+            by_path: HashMap::new(),
+            order: VecDeque::new(),
+            next_seq: 0,
+            max_files,
+            max_age_ns,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    pub fn contains(&self, inode: (u64, u64)) -> bool {
+        self.files.contains_key(&inode)
+    }
+
+    /// Holds `file` (inode `inode`, opened as `path` by `by`), unless it is
+    /// held already (its name and opener are then brought up to date).
+    /// Returns what the count bound makes it let go, oldest first.
+    pub fn hold(
+        &mut self,
+        file: &File,
+        inode: (u64, u64),
+        path: &str,
+        by: Option<ProcKey>,
+        now_ns: u64,
+    ) -> io::Result<Vec<HeldFile>> {
+        if let Some(h) = self.files.get_mut(&inode) {
+            if h.path != path {
+                let old = hash(&h.path);
+                if self.by_path.get(&old) == Some(&inode) {
+                    self.by_path.remove(&old);
+                }
+                h.path = path.to_owned();
+                self.by_path.insert(hash(path), inode);
+            }
+            h.by = by;
+            return Ok(Vec::new());
+        }
+        if self.max_files == 0 {
+            return Ok(Vec::new());
+        }
+        let file = file.try_clone()?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        // Another inode held under this name was replaced meanwhile (its
+        // rename was not seen): it stays held by inode, found no more by name.
+        self.by_path.insert(hash(path), inode);
+        self.files.insert(inode, HeldFile { file, path: path.to_owned(), by, since_ns: now_ns, seq });
+        self.order.push_back((inode, seq));
+        let mut out = Vec::new();
+        while self.files.len() > self.max_files {
+            match self.pop_oldest() {
+                Some(h) => out.push(h),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lets go of every file held longer than the age bound.
+    pub fn expired(&mut self, now_ns: u64) -> Vec<HeldFile> {
+        let mut out = Vec::new();
+        while let Some(&(inode, seq)) = self.order.front() {
+            match self.files.get(&inode) {
+                Some(h) if h.seq == seq => {
+                    if now_ns.saturating_sub(h.since_ns) < self.max_age_ns {
+                        break;
+                    }
+                    out.extend(self.pop_oldest());
+                }
+                _ => {
+                    self.order.pop_front();
+                }
+            }
+        }
+        out
+    }
+
+    /// Lets go of the file last known by `path`, if one is held: its name
+    /// was deleted or replaced.
+    pub fn take(&mut self, path: &str) -> Option<HeldFile> {
+        let inode = *self.by_path.get(&hash(path))?;
+        if self.files.get(&inode).is_none_or(|h| h.path != path) {
+            return None;
+        }
+        self.by_path.remove(&hash(path));
+        self.files.remove(&inode)
+    }
+
+    /// Puts back a file [`Held::take`] gave: its name went, but it had another.
+    pub fn put_back(&mut self, inode: (u64, u64), h: HeldFile) {
+        self.by_path.insert(hash(&h.path), inode);
+        self.order.push_back((inode, h.seq));
+        self.files.insert(inode, h);
+    }
+
+    /// A file or folder was renamed: what is held under `from` is now under `to`.
+    pub fn renamed(&mut self, from: &str, to: &str, dir: bool) {
+        if !dir {
+            if let Some(inode) = self.by_path.remove(&hash(from)) {
+                if let Some(h) = self.files.get_mut(&inode) {
+                    h.path = to.to_owned();
+                }
+                self.by_path.insert(hash(to), inode);
+            }
+            return;
+        }
+        // A folder moved: every name under it moved with it. Rare enough
+        // (and bounded by the held count) to walk the set.
+        let prefix = format!("{from}/");
+        let mut moved = Vec::new();
+        for (inode, h) in &mut self.files {
+            if let Some(rest) = h.path.strip_prefix(&prefix) {
+                let old = hash(&h.path);
+                h.path = format!("{to}/{rest}");
+                moved.push((old, hash(&h.path), *inode));
+            }
+        }
+        for (old, new, inode) in moved {
+            if self.by_path.get(&old) == Some(&inode) {
+                self.by_path.remove(&old);
+            }
+            self.by_path.insert(new, inode);
+        }
+    }
+
+    fn pop_oldest(&mut self) -> Option<HeldFile> {
+        while let Some((inode, seq)) = self.order.pop_front() {
+            if self.files.get(&inode).is_some_and(|h| h.seq == seq) {
+                let h = self.files.remove(&inode)?;
+                let p = hash(&h.path);
+                if self.by_path.get(&p) == Some(&inode) {
+                    self.by_path.remove(&p);
+                }
+                return Some(h);
+            }
+        }
+        None
+    }
+}
+
+fn hash(path: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(dir: &std::path::Path, name: &str) -> (File, (u64, u64)) {
+        let p = dir.join(name);
+        std::fs::File::create(&p).unwrap().write_all(b"content").unwrap();
+        let f = File::open(&p).unwrap();
+        let m = f.metadata().unwrap();
+        (f, (m.dev(), m.ino()))
+    }
+
+    #[test]
+    fn the_count_bound_lets_the_oldest_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut held = Held::new(2, u64::MAX);
+        let mut gone = Vec::new();
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            let (f, ino) = file(dir.path(), name);
+            gone.extend(held.hold(&f, ino, name, None, i as u64).unwrap());
+        }
+        assert_eq!(held.len(), 2);
+        assert_eq!(gone.iter().map(|h| h.path.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert!(held.take("a").is_none());
+        assert!(held.take("b").is_some());
+    }
+
+    #[test]
+    fn the_age_bound_lets_old_files_go_and_a_rename_follows_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut held = Held::new(10, 100);
+        let (a, ia) = file(dir.path(), "a");
+        let (b, ib) = file(dir.path(), "b");
+        held.hold(&a, ia, "/d/a", None, 0).unwrap();
+        held.hold(&b, ib, "/d/b", None, 50).unwrap();
+        held.renamed("/d", "/e", true);
+        held.renamed("/e/b", "/e/c", false);
+        let old = held.expired(120);
+        assert_eq!(old.iter().map(|h| h.path.as_str()).collect::<Vec<_>>(), ["/e/a"]);
+        assert!(held.take("/e/b").is_none());
+        let c = held.take("/e/c").unwrap();
+        assert!(!c.unlinked().unwrap());
+        std::fs::remove_file(dir.path().join("b")).unwrap();
+        assert!(c.unlinked().unwrap(), "the held descriptor sees its last name go");
+        assert_eq!(
+            std::fs::read_to_string(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&c.file))).unwrap(),
+            "content"
+        );
+    }
+}
