@@ -21,10 +21,12 @@
 //! entries.log   one JSON line per entry, appended; the index is rebuilt from it
 //! ```
 //!
-//! A copy is written under a temp name, fsynced and renamed into place
-//! before its line is appended and fsynced, so after a crash an object
-//! without a line is an orphan (removed at the next open) and a line is never
-//! without a whole object; a torn last line is skipped. Pins are not fsynced
+//! A copy is written under a temp name and renamed into place before its
+//! line is appended; neither is fsynced while the opener waits: a thread
+//! syncs the vault's filesystem within a second of a write (see `syncer`).
+//! After a crash an object without a line is an orphan (removed at the next
+//! open), a line whose object is missing or shorter than the file it copied
+//! is dropped, and a torn last line is skipped. Pins are not fsynced either
 //! (see [`Vault::pin`]).
 //!
 //! A file opened through another mount of the vault's filesystem (from
@@ -45,6 +47,7 @@ mod held;
 mod mounts;
 mod private_dir;
 mod ranges;
+mod syncer;
 mod sys;
 
 pub use held::{Held, HeldFile};
@@ -240,6 +243,8 @@ pub struct Vault {
     /// By file owner (uid): what is charged to each share of the budget.
     users: HashMap<u32, UserUsage>,
     log: Option<File>,
+    /// Makes copies and log lines durable off the writer's path (writable vaults only).
+    syncer: Option<syncer::Syncer>,
 }
 
 impl Vault {
@@ -307,9 +312,12 @@ impl Vault {
             usage: VaultUsage::default(),
             users: HashMap::new(),
             log: None,
+            syncer: None,
         };
         let held = vault.read_log()?;
         if writable {
+            let fd = vault.objects_fd.try_clone().map_err(io_err(dir))?;
+            vault.syncer = Some(syncer::Syncer::start(fd).map_err(io_err(dir))?);
             vault.remove_orphans(&held)?;
             vault.log = Some(vault.open_log(libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT)?);
         }
@@ -365,11 +373,18 @@ impl Vault {
         Ok(())
     }
 
-    /// Whether every file of `e` is under `objects/`, a regular file (not a link).
+    /// Whether every file of `e` is under `objects/`, a regular file (not a
+    /// link), and a copy's object as long as the file it copied: a copy is
+    /// not fsynced before its line (see `syncer`), and one that a crash cut
+    /// short is dropped, never restored as the file.
     fn has_objects(&self, e: &Entry) -> bool {
         object_files(e).iter().all(|name| {
-            sys::lstat_in(self.objects_fd.as_fd(), OsStr::new(name))
-                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+            sys::lstat_in(self.objects_fd.as_fd(), OsStr::new(name)).is_ok_and(|st| {
+                st.st_mode & libc::S_IFMT == libc::S_IFREG
+                    && (e.kind != Kind::Copy
+                        || name != &e.object
+                        || u64::try_from(st.st_size).ok() == Some(e.meta.size))
+            })
         })
     }
 
@@ -417,6 +432,8 @@ impl Vault {
         log.write_all(line.as_bytes()).map_err(io_err(&path))?;
         if durable {
             log.sync_data().map_err(io_err(&path))?;
+        } else if let Some(s) = &self.syncer {
+            s.written();
         }
         self.index(e.clone());
         Ok(e)
@@ -561,11 +578,12 @@ impl Vault {
             }
         };
         let object = self.object_path(&entry);
-        if let Err(e) = std::fs::rename(&tmp, &object).and_then(|()| sys::sync_dir(&objects)) {
+        if let Err(e) = std::fs::rename(&tmp, &object) {
             let _ = std::fs::remove_file(&tmp);
             return Err(io_err(&object)(e));
         }
-        self.append(Entry { hash, ..entry }, true).map(|e| Some(Preserved::Stored(e)))
+        // Made durable with the object by the syncer (see `syncer`).
+        self.append(Entry { hash, ..entry }, false).map(|e| Some(Preserved::Stored(e)))
     }
 
     /// Whether `file`, whose reflink was refused for being on another mount
@@ -989,7 +1007,6 @@ fn copy_object(file: &File, len: u64, object: &Path, how: Copying) -> io::Result
             Err(_) => Some(copy_into(file, &out, len)?),
         },
     };
-    out.sync_all()?;
     Ok(hash)
 }
 
