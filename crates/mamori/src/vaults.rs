@@ -138,7 +138,8 @@ impl Vaults {
     /// Keeps what an open is about to put at risk: the content, for an
     /// open with write intent; for any other, the inode, so a later delete
     /// or rename-over cannot free it: held open in memory (nothing written),
-    /// or pinned on disk when its opener has `changed` files already.
+    /// or pinned on disk when its opener has `changed` files already or the
+    /// file is as large as those kept by range.
     /// Returns true when a large file is kept by range: its writes are then
     /// to be announced to [`Vaults::keep_range`].
     pub fn keep(
@@ -174,7 +175,9 @@ impl Vaults {
             }
         } else if mode.writes() {
             vault.preserve(file, path, now_ns, by)
-        } else if by.is_some_and(changed) {
+        } else if by.is_some_and(changed) || meta.len() >= self.range_from {
+            // A large file is pinned, not held: its delete would otherwise
+            // copy all of it on the sensor's thread while every opener waits.
             vault.pin(file, path, now_ns, by)
         } else {
             match self.held.hold(file, (meta.dev(), meta.ino()), path, by, now_ns) {
