@@ -83,6 +83,13 @@ pub fn limits(cfg: &VaultSection) -> Limits {
     }
 }
 
+/// Files read that are larger than this are pinned on disk at once, not
+/// held: a held file is copied when it is deleted, on the sensor's thread,
+/// and that copy must stay short (a MiB is about a millisecond here). Most
+/// documents are smaller; the larger files are few, and a pin costs them a
+/// link and a log line.
+pub const HOLD_MAX_BYTES: u64 = 1 << 20;
+
 /// Descriptors the agent keeps for itself, beyond the held files: the
 /// groups, the vaults, the queue, the store, the evidence being written.
 const OWN_FDS: u64 = 4096;
@@ -139,7 +146,7 @@ impl Vaults {
     /// open with write intent; for any other, the inode, so a later delete
     /// or rename-over cannot free it: held open in memory (nothing written),
     /// or pinned on disk when its opener has `changed` files already or the
-    /// file is as large as those kept by range.
+    /// file is larger than [`HOLD_MAX_BYTES`].
     /// Returns true when a large file is kept by range: its writes are then
     /// to be announced to [`Vaults::keep_range`].
     pub fn keep(
@@ -175,7 +182,7 @@ impl Vaults {
             }
         } else if mode.writes() {
             vault.preserve(file, path, now_ns, by)
-        } else if by.is_some_and(changed) || meta.len() >= self.range_from {
+        } else if by.is_some_and(changed) || meta.len() > HOLD_MAX_BYTES {
             // A large file is pinned, not held: its delete would otherwise
             // copy all of it on the sensor's thread while every opener waits.
             vault.pin(file, path, now_ns, by)
