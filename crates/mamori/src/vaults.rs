@@ -192,10 +192,17 @@ impl Vaults {
                     for h in released {
                         self.let_go(h, now_ns, changed);
                     }
+                    return false;
                 }
-                Err(e) => warn!(path, "VAULT: cannot hold a file read: {e}"),
+                // Out of descriptors, say: a pin on disk keeps it all the same.
+                Err(e) => {
+                    warn!(path, "VAULT: cannot hold a file read, pinning it: {e}");
+                    match self.by_dev.get_mut(&meta.dev()) {
+                        Some(vault) => vault.pin(file, path, now_ns, by),
+                        None => return false,
+                    }
+                }
             }
-            return false;
         };
         let kept = self.note(path, meta.uid(), result);
         by_range && kept
