@@ -136,13 +136,13 @@ impl Workspace {
         (agent, sim, incidents.remove(0))
     }
 
-    /// Opens every file of the data folder to write, changing nothing (so
-    /// each is copied), then waits until the vault holds something. The vault is closed to the tests too: its size
+    /// Opens every file of the data folder but the decoys to write, changing
+    /// nothing (so each is copied), then waits until the vault holds something. The vault is closed to the tests too: its size
     /// is read from the agent's status.
     pub fn fill_the_vault(&self, agent: &Agent) {
         let read = Command::new("sh")
             .arg("-c")
-            .arg("find . -type f -exec sh -c 'for f; do : >> \"$f\"; done' _ {} +")
+            .arg("find . -type f ! -name '.0-*' -exec sh -c 'for f; do : >> \"$f\"; done' _ {} +")
             .current_dir(&self.data)
             .status()
             .unwrap();
