@@ -43,8 +43,10 @@ PY
 sync
 
 slab() {
-  # Active objects x object size of the caches that marks and held descriptors use, in KiB.
-  awk '$1 ~ /^(fanotify_mark|fsnotify_mark_connector|fanotify_fid_event|fanotify_perm_event|filp|dentry|ext4_inode_cache)$/ {
+  # All slab memory (marks share merged caches with others, so they show
+  # only in the total), and the caches that held descriptors keep, in KiB.
+  awk '/^Slab:/ {printf "Slab=%d KiB ", $2}' /proc/meminfo
+  awk '$1 ~ /^(filp|dentry|ext4_inode_cache)$/ {
          kib[$1] = $2 * $4 / 1024 } END { for (c in kib) printf "%s=%d KiB ", c, kib[c]; print "" }' /proc/slabinfo
 }
 rss() { awk '/^VmRSS/ {print $2 " KiB"}' "/proc/$1/status"; }
