@@ -211,14 +211,11 @@ impl Vaults {
     /// A name was deleted: a file held under it that has no name left is
     /// copied from its descriptor before it is let go.
     pub fn gone(&mut self, path: &str, now_ns: u64, by: Option<ProcKey>) {
-        let Some(h) = self.held.take(path) else { return };
-        match h.unlinked() {
-            Ok(true) => self.keep_unlinked(&h, now_ns, by),
+        let Some((inode, h)) = self.held.take(path) else { return };
+        match h.file.metadata() {
+            Ok(meta) if meta.nlink() == 0 => self.keep_unlinked(&h, &meta, now_ns, by),
             // Still linked elsewhere (a hard link): nothing is lost yet.
-            Ok(false) => match h.file.metadata() {
-                Ok(m) => self.held.put_back((m.dev(), m.ino()), h),
-                Err(e) => warn!(path, "VAULT: cannot read a held file: {e}"),
-            },
+            Ok(_) => self.held.put_back(inode, h),
             Err(e) => warn!(path, "VAULT: cannot read a held file: {e}"),
         }
     }
@@ -244,22 +241,21 @@ impl Vaults {
     /// `changed` files since, else forgotten: nothing that read it ever
     /// changed a file.
     fn let_go(&mut self, h: HeldFile, now_ns: u64, changed: Changed<'_>) {
-        match h.unlinked() {
-            Ok(true) => self.keep_unlinked(&h, now_ns, None),
-            Ok(false) if h.by.is_some_and(changed) => {
-                let Ok(meta) = h.file.metadata() else { return };
+        match h.file.metadata() {
+            Ok(meta) if meta.nlink() == 0 => self.keep_unlinked(&h, &meta, now_ns, None),
+            Ok(meta) if h.by.is_some_and(changed) => {
                 if let Some(vault) = self.by_dev.get_mut(&meta.dev()) {
                     let result = vault.pin(&h.file, &h.path, now_ns, h.by);
                     self.note(&h.path, meta.uid(), result);
                 }
             }
-            Ok(false) => {}
+            Ok(_) => {}
             Err(e) => warn!(path = h.path, "VAULT: cannot read a held file: {e}"),
         }
     }
 
-    fn keep_unlinked(&mut self, h: &HeldFile, now_ns: u64, by: Option<ProcKey>) {
-        let Ok(meta) = h.file.metadata() else { return };
+    /// Copies a held file whose last name went (`meta` is its metadata, just read).
+    fn keep_unlinked(&mut self, h: &HeldFile, meta: &std::fs::Metadata, now_ns: u64, by: Option<ProcKey>) {
         if let Some(vault) = self.by_dev.get_mut(&meta.dev()) {
             let result = vault.keep_unlinked(h, now_ns, by);
             self.note(&h.path, meta.uid(), result);

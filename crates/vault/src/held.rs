@@ -7,8 +7,9 @@
 //! descriptor closes), so holding the descriptor the open's event handed us
 //! keeps the content reachable at the cost of a `dup` and some kernel memory,
 //! with nothing written to disk. When its name goes, the vault copies it
-//! from the held descriptor (see `Vault::gone`); while it is held and
-//! unchanged, nothing else is needed.
+//! from the held descriptor (`Vault::keep_unlinked`, called by
+//! `Vaults::gone` in the agent); while it is held and unchanged, nothing
+//! else is needed.
 //!
 //! Bounded by count and by age: what must be let go is handed back to the
 //! caller, which pins it on disk or forgets it (see `Vaults::let_go` in the
@@ -17,9 +18,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 
 use mamori_event::ProcKey;
+
+use crate::path_key;
 
 /// One file held open.
 #[derive(Debug)]
@@ -32,14 +34,6 @@ pub struct HeldFile {
     /// When it was first held.
     pub since_ns: u64,
     seq: u64,
-}
-
-impl HeldFile {
-    /// Whether its last name is gone: then this descriptor is all that
-    /// reaches its content.
-    pub fn unlinked(&self) -> io::Result<bool> {
-        Ok(self.file.metadata()?.nlink() == 0)
-    }
 }
 
 /// The set of held files, by inode and by name.
@@ -74,10 +68,6 @@ impl Held {
         self.files.is_empty()
     }
 
-    pub fn contains(&self, inode: (u64, u64)) -> bool {
-        self.files.contains_key(&inode)
-    }
-
     /// Holds `file` (inode `inode`, opened as `path` by `by`), unless it is
     /// held already (its name and opener are then brought up to date).
     /// Returns what the count bound makes it let go, oldest first.
@@ -90,15 +80,13 @@ impl Held {
         now_ns: u64,
     ) -> io::Result<Vec<HeldFile>> {
         if let Some(h) = self.files.get_mut(&inode) {
-            if h.path != path {
-                let old = hash(&h.path);
-                if self.by_path.get(&old) == Some(&inode) {
-                    self.by_path.remove(&old);
-                }
-                h.path = path.to_owned();
-                self.by_path.insert(hash(path), inode);
-            }
             h.by = by;
+            if h.path != path {
+                let old = path_key(&h.path);
+                h.path = path.to_owned();
+                self.unname(old, inode);
+                self.by_path.insert(path_key(path), inode);
+            }
             return Ok(Vec::new());
         }
         if self.max_files == 0 {
@@ -109,7 +97,7 @@ impl Held {
         self.next_seq += 1;
         // Another inode held under this name was replaced meanwhile (its
         // rename was not seen): it stays held by inode, found no more by name.
-        self.by_path.insert(hash(path), inode);
+        self.by_path.insert(path_key(path), inode);
         self.files.insert(inode, HeldFile { file, path: path.to_owned(), by, since_ns: now_ns, seq });
         self.order.push_back((inode, seq));
         let mut out = Vec::new();
@@ -141,20 +129,21 @@ impl Held {
         out
     }
 
-    /// Lets go of the file last known by `path`, if one is held: its name
-    /// was deleted or replaced.
-    pub fn take(&mut self, path: &str) -> Option<HeldFile> {
-        let inode = *self.by_path.get(&hash(path))?;
+    /// Lets go of the file last known by `path`, if one is held (with its
+    /// inode): its name was deleted or replaced.
+    pub fn take(&mut self, path: &str) -> Option<((u64, u64), HeldFile)> {
+        let key = path_key(path);
+        let inode = *self.by_path.get(&key)?;
         if self.files.get(&inode).is_none_or(|h| h.path != path) {
             return None;
         }
-        self.by_path.remove(&hash(path));
-        self.files.remove(&inode)
+        self.by_path.remove(&key);
+        Some((inode, self.files.remove(&inode)?))
     }
 
     /// Puts back a file [`Held::take`] gave: its name went, but it had another.
     pub fn put_back(&mut self, inode: (u64, u64), h: HeldFile) {
-        self.by_path.insert(hash(&h.path), inode);
+        self.by_path.insert(path_key(&h.path), inode);
         self.order.push_back((inode, h.seq));
         self.files.insert(inode, h);
     }
@@ -162,11 +151,11 @@ impl Held {
     /// A file or folder was renamed: what is held under `from` is now under `to`.
     pub fn renamed(&mut self, from: &str, to: &str, dir: bool) {
         if !dir {
-            if let Some(inode) = self.by_path.remove(&hash(from)) {
+            if let Some(inode) = self.by_path.remove(&path_key(from)) {
                 if let Some(h) = self.files.get_mut(&inode) {
                     h.path = to.to_owned();
                 }
-                self.by_path.insert(hash(to), inode);
+                self.by_path.insert(path_key(to), inode);
             }
             return;
         }
@@ -176,16 +165,22 @@ impl Held {
         let mut moved = Vec::new();
         for (inode, h) in &mut self.files {
             if let Some(rest) = h.path.strip_prefix(&prefix) {
-                let old = hash(&h.path);
+                let old = path_key(&h.path);
                 h.path = format!("{to}/{rest}");
-                moved.push((old, hash(&h.path), *inode));
+                moved.push((old, path_key(&h.path), *inode));
             }
         }
         for (old, new, inode) in moved {
-            if self.by_path.get(&old) == Some(&inode) {
-                self.by_path.remove(&old);
-            }
+            self.unname(old, inode);
             self.by_path.insert(new, inode);
+        }
+    }
+
+    /// Forgets the name `key` if it still names `inode` (another file may
+    /// have taken it since).
+    fn unname(&mut self, key: u64, inode: (u64, u64)) {
+        if self.by_path.get(&key) == Some(&inode) {
+            self.by_path.remove(&key);
         }
     }
 
@@ -193,10 +188,7 @@ impl Held {
         while let Some((inode, seq)) = self.order.pop_front() {
             if self.files.get(&inode).is_some_and(|h| h.seq == seq) {
                 let h = self.files.remove(&inode)?;
-                let p = hash(&h.path);
-                if self.by_path.get(&p) == Some(&inode) {
-                    self.by_path.remove(&p);
-                }
+                self.unname(path_key(&h.path), inode);
                 return Some(h);
             }
         }
@@ -204,15 +196,11 @@ impl Held {
     }
 }
 
-fn hash(path: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
 
     fn file(dir: &std::path::Path, name: &str) -> (File, (u64, u64)) {
         let p = dir.join(name);
@@ -250,10 +238,11 @@ mod tests {
         let old = held.expired(120);
         assert_eq!(old.iter().map(|h| h.path.as_str()).collect::<Vec<_>>(), ["/e/a"]);
         assert!(held.take("/e/b").is_none());
-        let c = held.take("/e/c").unwrap();
-        assert!(!c.unlinked().unwrap());
+        let (inode, c) = held.take("/e/c").unwrap();
+        assert_eq!(inode, ib);
+        assert_eq!(c.file.metadata().unwrap().nlink(), 1);
         std::fs::remove_file(dir.path().join("b")).unwrap();
-        assert!(c.unlinked().unwrap(), "the held descriptor sees its last name go");
+        assert_eq!(c.file.metadata().unwrap().nlink(), 0, "the held descriptor sees its last name go");
         assert_eq!(
             std::fs::read_to_string(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&c.file))).unwrap(),
             "content"

@@ -381,9 +381,7 @@ impl Vault {
         object_files(e).iter().all(|name| {
             sys::lstat_in(self.objects_fd.as_fd(), OsStr::new(name)).is_ok_and(|st| {
                 st.st_mode & libc::S_IFMT == libc::S_IFREG
-                    && (e.kind != Kind::Copy
-                        || name != &e.object
-                        || u64::try_from(st.st_size).ok() == Some(e.meta.size))
+                    && (e.kind != Kind::Copy || u64::try_from(st.st_size).ok() == Some(e.meta.size))
             })
         })
     }

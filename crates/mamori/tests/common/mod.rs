@@ -137,8 +137,9 @@ impl Workspace {
     }
 
     /// Opens every file of the data folder but the decoys to write, changing
-    /// nothing (so each is copied), then waits until the vault holds something. The vault is closed to the tests too: its size
-    /// is read from the agent's status.
+    /// nothing (so each is copied), then waits until the vault holds
+    /// something. The vault is closed to the tests too: its size is read
+    /// from the agent's status.
     pub fn fill_the_vault(&self, agent: &Agent) {
         let read = Command::new("sh")
             .arg("-c")
