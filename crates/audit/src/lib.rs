@@ -1,0 +1,21 @@
+//! `mamori audit`: the questions a ransomware intrusion answers for the
+//! attacker, asked before it does. Can they get in (what this host exposes:
+//! [`exposure`]), and would the backups survive and come back ([`backups`])?
+//!
+//! Each problem is a [`Finding`]: a stable check id, a severity, what was
+//! found (the evidence: a config line, a socket, a snapshot's date), why it
+//! matters for ransomware and the fix. The words of each check, in English
+//! and Japanese, are in one [`CheckText`] per check id, so the JSON, the
+//! alerts and both reports say the same thing.
+//!
+//! The checks read the system (sockets, configs, the firewall, the backup
+//! repositories) and run the real tools (`sshd -T`, `testparm`, `restic`);
+//! nothing they do changes a configuration or deletes data.
+
+pub mod backups;
+mod config;
+pub mod exposure;
+mod finding;
+
+pub use config::{AuditConfig, BorgRepo, ResticRepo};
+pub use finding::{Audit, CheckText, Finding, Severity, Summary, Words};
