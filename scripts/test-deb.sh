@@ -127,6 +127,7 @@ dpkg-query -W -f='${Status}' mamori | grep -q "ok installed" || fail "dpkg does 
 
 unit=/usr/lib/systemd/system/mamori.service
 for f in /usr/bin/mamori "$unit" /usr/lib/systemd/system/mamori.path /usr/lib/systemd/system/mamori-reload.service \
+	/usr/lib/systemd/system/mamori-audit.service /usr/lib/systemd/system/mamori-audit.timer \
 	/etc/mamori/mamori.toml /usr/share/doc/mamori/mamori.example.toml /usr/share/doc/mamori/copyright; do
 	dpkg -L mamori | grep -qx "$f" || fail "the package does not list $f"
 	[ -f "$f" ] || fail "$f was not installed"
@@ -140,10 +141,13 @@ dpkg-query -W -f='${Conffiles}' mamori | grep -q ' /etc/mamori/mamori.toml ' \
 for u in mamori.service mamori.path; do
 	[ -L "/etc/systemd/system/multi-user.target.wants/$u" ] || fail "$u is not enabled (no symlink in multi-user.target.wants)"
 done
+[ -L /etc/systemd/system/timers.target.wants/mamori-audit.timer ] \
+	|| fail "mamori-audit.timer is not enabled (no symlink in timers.target.wants)"
 # No [Install]: started by mamori.path only.
 [ ! -e /etc/systemd/system/multi-user.target.wants/mamori-reload.service ] || fail "mamori-reload.service is enabled"
 if command -v systemd-analyze >/dev/null; then
 	systemd-analyze verify "$unit" /usr/lib/systemd/system/mamori.path /usr/lib/systemd/system/mamori-reload.service \
+		/usr/lib/systemd/system/mamori-audit.service /usr/lib/systemd/system/mamori-audit.timer \
 		>"$work/verify.log" 2>&1 || { cat "$work/verify.log" >&2; fail "systemd-analyze verify"; }
 	# verify exits 0 on some complaints (an unknown key is only logged).
 	! grep -q . "$work/verify.log" || { cat "$work/verify.log" >&2; fail "systemd-analyze verify complained"; }
@@ -192,6 +196,15 @@ grep -qx "protect = \[\"$folder\"\]" /etc/mamori/mamori.toml || fail "the packag
 # (the suspension alone is a cgroup freeze).
 printf '\n[response]\npolicy = "kill"\n' >>/etc/mamori/mamori.toml
 [ "$(condition_rc)" = 0 ] || fail "ExecCondition with policy = kill exited $(condition_rc): $(cat "$work/condition.err")"
+
+# --- The daily audit's command, as its unit runs it ---------------------------
+audit=$(sed -n 's/^ExecStart=//p' /usr/lib/systemd/system/mamori-audit.service)
+rc=0
+eval "$audit" >"$work/audit.out" 2>"$work/audit.err" || rc=$?
+case $rc in 0 | 3 | 4 | 5) ;; *) fail "the audit unit's command exited $rc: $(cat "$work/audit.err")" ;; esac
+grep -q '<html lang="ja">' /var/lib/mamori/audit-report.html || fail "the audit unit wrote no Japanese HTML report"
+grep -q '"findings"' /var/lib/mamori/audit/last.json || fail "the audit did not remember its findings"
+say "the audit unit's command: exit $rc (worst finding), report and last.json written"
 
 if [ -d /run/systemd/system ]; then
 	# Saving the config started it through mamori.path and mamori-reload.service.

@@ -16,6 +16,12 @@ pub mod backups;
 mod config;
 pub mod exposure;
 mod finding;
+pub mod own;
 
 pub use config::{AuditConfig, BorgRepo, ResticRepo};
 pub use finding::{Audit, CheckText, Finding, Severity, Summary, Words};
+
+/// The words of check `id`, for the reports.
+pub fn check_text(id: &str) -> Option<&'static CheckText> {
+    [exposure::CHECKS, backups::CHECKS, own::CHECKS].into_iter().flatten().find(|t| t.id == id)
+}

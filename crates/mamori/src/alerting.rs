@@ -122,10 +122,10 @@ pub fn restore_command(id: &str, state: &Path) -> String {
     }
 }
 
-/// Tells one event from a command, through the outputs of `config` or, when
+/// Tells events from a command, through the outputs of `config` or, when
 /// it names none, those of the agent that last ran on `state`. Waits a few
-/// seconds for it to get out; the agent sends what is left.
-pub fn tell_once(config: &AlertsConfig, state: &Path, what: What) -> Result<()> {
+/// seconds for them to get out; the agent sends what is left.
+pub fn tell(config: &AlertsConfig, state: &Path, events: Vec<What>) -> Result<()> {
     let dir = state.join(QUEUE);
     let (config, outputs) = match mamori_alert::outputs(config)? {
         outputs if !outputs.is_empty() => (config.clone(), outputs),
@@ -139,12 +139,16 @@ pub fn tell_once(config: &AlertsConfig, state: &Path, what: What) -> Result<()> 
             (saved, outputs)
         }
     };
-    if outputs.is_empty() {
+    if outputs.is_empty() || events.is_empty() {
         return Ok(());
     }
     let spool = Spool::open(&dir, config.queue_max_events)?;
     let dispatcher = Dispatcher::start(spool, outputs, Duration::from_secs(config.retry_max_seconds));
-    dispatcher.sender().send(Alert::new(what));
+    let sender = dispatcher.sender();
+    for what in events {
+        sender.send(Alert::new(what));
+    }
+    drop(sender);
     dispatcher.shutdown(ONCE_WAIT);
     Ok(())
 }

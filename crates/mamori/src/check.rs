@@ -19,7 +19,7 @@
 //! stderr goes to the journal).
 
 mod folders;
-mod kernel;
+pub mod kernel;
 mod outputs;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 
 mod agent;
 mod alerting;
+mod audit;
 mod canary;
 mod check;
 mod clients;
@@ -96,6 +97,8 @@ enum Command {
     Alert(alerting::AlertCommand),
     /// Check the configuration, the folders, the alert outputs and the kernel: say what protection is on and what is missing.
     Check(check::CheckArgs),
+    /// Audit what this host exposes to ransomware, whether its backups would survive and restore, and mamori itself.
+    Audit(audit::AuditArgs),
     /// The built-in attack simulator (only ever runs inside marked test folders).
     #[command(subcommand)]
     Sim(commands::SimCommand),
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => trace::replay(args),
         Command::Alert(cmd) => alerting::run(cmd),
         Command::Check(args) => check::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Sim(cmd) => commands::sim(cmd),
         Command::Demo(args) => demo::run(args),
         Command::SimChild { args } => mamori_sim::child_main(&args).map(|()| ExitCode::SUCCESS).map_err(Into::into),

@@ -99,6 +99,24 @@ pub enum ReportFormat {
     Html,
 }
 
+impl From<LangArg> for mamori_report::Lang {
+    fn from(lang: LangArg) -> mamori_report::Lang {
+        match lang {
+            LangArg::Ja => mamori_report::Lang::Ja,
+            LangArg::En => mamori_report::Lang::En,
+        }
+    }
+}
+
+impl From<ReportFormat> for mamori_report::Format {
+    fn from(format: ReportFormat) -> mamori_report::Format {
+        match format {
+            ReportFormat::Md => mamori_report::Format::Markdown,
+            ReportFormat::Html => mamori_report::Format::Html,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct ReportArgs {
     #[arg(long, value_name = "DIR")]
@@ -141,7 +159,7 @@ fn load_case(state: Option<PathBuf>, id: &str) -> Result<Case> {
     Ok(case(&state, inc))
 }
 
-fn output(out: Option<&Path>) -> Result<Box<dyn Write>> {
+pub fn output(out: Option<&Path>) -> Result<Box<dyn Write>> {
     Ok(match out {
         Some(path) => {
             Box::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?)
@@ -152,16 +170,8 @@ fn output(out: Option<&Path>) -> Result<Box<dyn Write>> {
 
 pub fn report(args: ReportArgs) -> Result<ExitCode> {
     let case = load_case(args.state, &args.id)?;
-    let lang = match args.lang {
-        LangArg::Ja => mamori_report::Lang::Ja,
-        LangArg::En => mamori_report::Lang::En,
-    };
-    let format = match args.format {
-        ReportFormat::Md => mamori_report::Format::Markdown,
-        ReportFormat::Html => mamori_report::Format::Html,
-    };
     let mut out = output(args.out.as_deref())?;
-    out.write_all(mamori_report::render(&case, lang, format).as_bytes())?;
+    out.write_all(mamori_report::render(&case, args.lang.into(), args.format.into()).as_bytes())?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

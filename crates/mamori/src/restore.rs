@@ -226,7 +226,7 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
         restored: back as u64,
         failed: (failed.len() + plan.missing.len()) as u64,
     };
-    if let Err(e) = crate::alerting::tell_once(&settings.alerts, state.path(), what) {
+    if let Err(e) = crate::alerting::tell(&settings.alerts, state.path(), vec![what]) {
         warn!("the restore was not told to the alert outputs: {e:#}");
     }
     Ok(if failed.is_empty() && plan.missing.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })

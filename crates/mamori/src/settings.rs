@@ -19,6 +19,7 @@ pub struct Settings {
     pub isolate: IsolateSection,
     pub clients: ClientsSection,
     pub alerts: mamori_alert::AlertsConfig,
+    pub audit: mamori_audit::AuditConfig,
     pub detect: Detect,
     pub weights: Weights,
 }
@@ -201,6 +202,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_audit_repository_needs_its_password_file() {
+        let err = Settings::parse("[[audit.restic]]\nrepository = \"/srv/backup\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("password_file"), "{err:#}");
+        let ok =
+            Settings::parse("[[audit.restic]]\nrepository = \"/srv/backup\"\npassword_file = \"/etc/p\"\n").unwrap();
+        assert_eq!(ok.audit.restic[0].rpo_hours, 24, "the default objective");
+    }
+
+    #[test]
     fn the_example_config_parses_and_matches_the_defaults() {
         let text = include_str!("../../../mamori.example.toml");
         let parsed = Settings::parse(text).unwrap();
@@ -213,6 +223,11 @@ mod tests {
         assert_eq!(parsed.vault.per_user_budget_percent, default.vault.per_user_budget_percent);
         assert_eq!(parsed.vault.retention_hours, default.vault.retention_hours);
         assert_eq!(parsed.vault.range_copy_from_mib, default.vault.range_copy_from_mib);
+        assert_eq!(parsed.audit.data_folders, default.audit.data_folders);
+        assert_eq!(parsed.audit.check_subsets, default.audit.check_subsets);
+        assert_eq!(parsed.audit.check_minutes, default.audit.check_minutes);
+        assert_eq!(parsed.audit.drill_files, default.audit.drill_files);
+        assert_eq!(parsed.audit.drill_mib, default.audit.drill_mib);
         assert_eq!(parsed.evidence.enabled, default.evidence.enabled);
         assert_eq!(parsed.evidence.memory_image, default.evidence.memory_image);
         assert_eq!(parsed.isolate.allow, default.isolate.allow);

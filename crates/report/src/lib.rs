@@ -13,6 +13,7 @@
 //! One composer builds a language- and format-neutral document from a string
 //! table per language; one writer per format prints it.
 
+mod audit;
 mod case;
 mod compose;
 mod doc;
@@ -59,6 +60,15 @@ impl Lang {
 /// The incident report for people.
 pub fn render(case: &Case, lang: Lang, format: Format) -> String {
     let doc = compose::compose(case, lang.text());
+    match format {
+        Format::Markdown => markdown::markdown(&doc),
+        Format::Html => html::html(&doc),
+    }
+}
+
+/// The audit report for people (`mamori audit --format md|html`).
+pub fn render_audit(audit: &mamori_audit::Audit, lang: Lang, format: Format) -> String {
+    let doc = audit::compose(audit, lang);
     match format {
         Format::Markdown => markdown::markdown(&doc),
         Format::Html => html::html(&doc),

@@ -158,12 +158,7 @@ pub fn vault_lock(vault: bool, checks: &mut Vec<Check>) {
         return;
     }
     let lsm = std::fs::read_to_string("/sys/kernel/security/lsm").map(|l| format!(" (active LSMs: {})", l.trim()));
-    let result = scratch_dir().and_then(|dir| {
-        let started = mamori_sensor::probe_vault_lock(&dir).map_err(|e| e.to_string());
-        let _ = std::fs::remove_dir(&dir);
-        started
-    });
-    match result {
+    match vault_lock_probe() {
         Ok(()) => checks.push(Check::ok(CHECK, "deletes and renames in the vault are refused by the kernel")),
         Err(why) => checks.push(Check::warn(
             CHECK,
@@ -174,6 +169,15 @@ pub fn vault_lock(vault: bool, checks: &mut Vec<Check>) {
             why,
         )),
     }
+}
+
+/// Starts the BPF vault lock on a scratch directory and drops it: why not, if it cannot start.
+pub fn vault_lock_probe() -> Result<(), String> {
+    scratch_dir().and_then(|dir| {
+        let started = mamori_sensor::probe_vault_lock(&dir).map_err(|e| e.to_string());
+        let _ = std::fs::remove_dir(&dir);
+        started
+    })
 }
 
 /// An empty directory for the lock to guard, only this process's.
