@@ -4,9 +4,9 @@
 //! mamori's own facts, runs the checks, prints the JSON or the report, and
 //! tells the alert outputs what is new since the last audit.
 //!
-//! Exit codes: 0 nothing above information, 3 low, 4 medium, 5 high (1 the
-//! audit itself failed, 2 a usage error): a timer or a script can act on
-//! the worst finding without reading the output.
+//! Exit codes: 0 nothing above information, 3 low, 4 medium, 5 high (2 the
+//! audit could not run, as for every command): a timer or a script can act
+//! on the worst finding without reading the output.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -24,7 +24,7 @@ use crate::settings::Settings;
 
 #[derive(clap::Args)]
 #[command(after_help = "Exit status: 0 nothing above information, 3 low, 4 medium, 5 high (the worst finding); \
-1 the audit could not run. A full run tells the alert outputs the findings above information that are new \
+2 the audit could not run. A full run tells the alert outputs the findings above information that are new \
 since the last full run.")]
 pub struct AuditArgs {
     /// Configuration file (TOML): `[[audit.restic]]`, `[[audit.borg]]` and the agent's settings.
@@ -146,6 +146,12 @@ fn own_facts(settings: &Settings, state: &Path) -> OwnFacts {
 /// record only makes every finding new once.
 fn tell_new(settings: &Settings, state: &Path, audit: &Audit) {
     let path = state.join(LAST);
+    let dir = path.parent().expect("LAST has a folder");
+    // The state directory too, where no agent ran yet: root's alone, as the agent makes it.
+    if let Err(e) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        warn!("cannot make {}: {e}: the findings are not remembered, nor told", dir.display());
+        return;
+    }
     let before: Vec<Finding> = std::fs::read(&path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Audit>(&bytes).ok())
@@ -184,12 +190,6 @@ fn alert_finding(f: &Finding) -> mamori_alert::Finding {
 
 /// Saves the audit, root's alone (it names weaknesses), replacing the last.
 fn remember(path: &Path, audit: &Audit) -> Result<()> {
-    let dir = path.parent().expect("LAST has a folder");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot make {}", dir.display()))?;
     let tmp = path.with_extension("json.tmp");
     std::fs::OpenOptions::new()
         .create(true)
