@@ -23,6 +23,9 @@ struct Words {
     why: &'static str,
     fix: &'static str,
     severities: [&'static str; 4],
+    /// A severity's section: its name and how many.
+    section: fn(&str, usize) -> String,
+    check: &'static str,
     footer: &'static str,
 }
 
@@ -40,6 +43,8 @@ const EN: Words = Words {
     why: "Why it matters",
     fix: "Fix",
     severities: ["Information", "Low", "Medium", "High"],
+    section: |severity, n| format!("{severity} ({n})"),
+    check: "Check id",
     footer: "mamori audit. The same findings as JSON: mamori audit --json. Run it again after each fix.",
 };
 
@@ -58,6 +63,8 @@ const JA: Words = Words {
     why: "なぜ問題か",
     fix: "対処",
     severities: ["情報", "低", "中", "高"],
+    section: |severity, n| format!("重要度 {severity}({n} 件)"),
+    check: "点検 ID",
     footer: "mamori audit。同じ内容の JSON: mamori audit --json。対処のたびに再実行してください。",
 };
 
@@ -107,18 +114,19 @@ pub(crate) fn compose(audit: &Audit, lang: Lang) -> Doc {
     }
     for sev in [Severity::High, Severity::Medium, Severity::Low, Severity::Info] {
         let mut blocks = Vec::new();
-        for f in audit.findings.iter().filter(|f| f.severity == sev) {
+        let of_sev: Vec<&Finding> = audit.findings.iter().filter(|f| f.severity == sev).collect();
+        for f in &of_sev {
             let (title, why, fix) = said(f, lang);
             blocks.push(Block::Sub(format!("{title} — {}", f.target)));
             blocks.push(Block::Facts(vec![
                 (w.found.to_owned(), f.detail.clone()),
                 (w.why.to_owned(), why),
                 (w.fix.to_owned(), fix),
-                ("check".to_owned(), f.check.clone()),
+                (w.check.to_owned(), f.check.clone()),
             ]));
         }
         if !blocks.is_empty() {
-            sections.push(Section { heading: severity(w, sev).to_owned(), blocks });
+            sections.push(Section { heading: (w.section)(severity(w, sev), of_sev.len()), blocks });
         }
     }
     Doc { lang: w.lang, title: format!("{}: {}", w.title, audit.host), sections, footer: w.footer.to_owned() }
