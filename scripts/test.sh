@@ -32,11 +32,14 @@ fi
 # The alert outputs are tested against a real rsyslog (with TLS: its gnutls
 # module; certificates made with openssl), a real systemd-journald in a
 # mount namespace of its own, and a real postfix (SASL through sasl2-bin's
-# sasldb). The Debian
-# package is checked with systemd-analyze (systemd) and installed with apt.
+# sasldb). `mamori audit` is tested against what it audits: a real sshd
+# (openssh-server), smbd with vfs_full_audit (samba-vfs-modules), restic and
+# borg (borgbackup) repositories, one served append-only by rclone. The
+# Debian package is checked with systemd-analyze (systemd) and installed with apt.
 packages=(attr xfsprogs git rsync restic ccrypt fio sqlite3 zip unzip p7zip-full imagemagick qemu-utils python3
 	nftables iproute2 util-linux chromium fonts-ipafont-gothic clang libbpf-dev samba smbclient python3-pip
-	rsyslog rsyslog-gnutls postfix sasl2-bin libsasl2-modules openssl systemd)
+	rsyslog rsyslog-gnutls postfix sasl2-bin libsasl2-modules openssl systemd
+	openssh-server samba-vfs-modules rclone borgbackup)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -17,6 +17,7 @@ mod config;
 pub mod exposure;
 mod finding;
 pub mod own;
+mod run;
 
 pub use config::{AuditConfig, BorgRepo, ResticRepo};
 pub use finding::{Audit, CheckText, Finding, Severity, Summary, Words};

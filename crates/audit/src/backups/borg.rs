@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use super::age::Newest;
-use super::run::{self, RunError};
+use crate::run::{self, RunError};
 use crate::BorgRepo;
 
 const LIST_LIMIT: Duration = Duration::from_secs(5 * 60);

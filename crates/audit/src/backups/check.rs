@@ -1,6 +1,6 @@
 //! A repository's health check (`restic check`, `borg check`) as findings.
 
-use super::run::RunError;
+use crate::run::RunError;
 use crate::{CheckText, Finding, Severity, Words};
 
 pub const CHECK_FAILED: CheckText = CheckText {
@@ -50,10 +50,11 @@ pub fn judge(target: &str, part: &str, result: Result<(), RunError>) -> Option<F
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_stopped_check_is_low_and_a_failed_one_high() {
-        let stopped = RunError::Stopped { program: "restic".into(), minutes: 10 };
+        let stopped = RunError::Stopped { program: "restic".into(), limit: Duration::from_secs(600) };
         let f = judge("r", "data subset 3/20", Err(stopped)).unwrap();
         assert_eq!((f.check.as_str(), f.severity), ("backup.check_stopped", Severity::Low));
         assert_eq!(f.detail, "data subset 3/20: restic did not finish within 10 min and was stopped");

@@ -20,7 +20,7 @@ use rand::RngExt;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::restic::{Node, Restic, Snapshot};
-use super::run::RunError;
+use crate::run::RunError;
 use crate::{AuditConfig, CheckText, Finding, Severity, Words};
 
 pub const DRILL: CheckText = CheckText {

@@ -16,7 +16,6 @@ mod reach;
 mod restic;
 mod rotation;
 mod rule321;
-mod run;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -30,7 +29,7 @@ use self::place::Place;
 use self::restic::{Restic, Snapshot};
 use self::rotation::Rotation;
 use self::rule321::Copy;
-use self::run::RunError;
+use crate::run::RunError;
 use crate::{AuditConfig, BorgRepo, CheckText, Finding, ResticRepo, Severity, Words};
 
 pub const UNREACHABLE: CheckText = CheckText {

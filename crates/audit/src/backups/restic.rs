@@ -1,5 +1,5 @@
 //! Talking to restic: the few read-only commands the checks need, each a
-//! bounded child (see [`super::run`]).
+//! bounded child (see [`crate::run`]).
 //!
 //! Every command opens the repository with `--no-lock` (a check must not
 //! stand in the way of a backup, and must not leave a lock behind when it
@@ -14,7 +14,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::run::{self, Ran, RunError};
+use crate::run::{self, Ran, RunError};
 use crate::ResticRepo;
 
 /// The most a listing command (`snapshots`, `stats`) may take.

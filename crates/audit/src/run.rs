@@ -1,12 +1,14 @@
-//! Running the backup tools as bounded children.
+//! Running the tools the checks ask (`restic`, `borg`, `sshd -T`,
+//! `testparm`, `nft`, `apt-get -s`) as bounded children.
 //!
-//! A repository is hostile input and its server may hang: every child gets
-//! no shell, no stdin, an environment cleared of the tool's own variables
-//! (a `RESTIC_REPOSITORY` left in root's environment must not redirect a
-//! check), a deadline, and a cap on what is kept of its output. Each child
-//! leads a process group of its own, so the deadline also stops what it
-//! started (restic's `rclone` back end, borg's `ssh`).
+//! What they read is hostile input and a repository's server may hang:
+//! every child gets no shell, no stdin, an environment cleared of the
+//! tool's own variables (a `RESTIC_REPOSITORY` left in root's environment
+//! must not redirect a check), a deadline, and a cap on what is kept of its
+//! output. Each child leads a process group of its own, so the deadline also
+//! stops what it started (restic's `rclone` back end, borg's `ssh`).
 
+use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -25,19 +27,29 @@ const EXCERPT: usize = 600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    #[error("{program} is not installed")]
+    Missing { program: String },
     #[error("cannot run {program}: {source}")]
     Spawn { program: String, source: io::Error },
-    #[error("{program} did not finish within {minutes} min and was stopped")]
-    Stopped { program: String, minutes: u64 },
+    #[error("{program} did not finish within {} and was stopped", shown(*.limit))]
+    Stopped { program: String, limit: Duration },
     #[error("{0}")]
     Failed(String),
     #[error("unexpected output from {program}: {why}")]
     Output { program: String, why: String },
 }
 
+/// A limit as people say it: seconds up to two minutes, then minutes.
+fn shown(limit: Duration) -> String {
+    match limit.as_secs() {
+        s if s < 120 => format!("{s} s"),
+        s => format!("{} min", s.div_ceil(60)),
+    }
+}
+
 /// A command for `program` with no stdin, its output piped, and the
 /// variables starting with one of `clear` removed from its environment.
-pub fn command(program: &str, clear: &[&str]) -> Command {
+pub fn command(program: impl AsRef<OsStr>, clear: &[&str]) -> Command {
     let mut cmd = Command::new(program);
     for (key, _) in std::env::vars_os() {
         if clear.iter().any(|p| key.as_encoded_bytes().starts_with(p.as_bytes())) {
@@ -108,7 +120,10 @@ fn run(
 ) -> Result<Ran, RunError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| RunError::Spawn { program: program.clone(), source })?;
+    let mut child = cmd.spawn().map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => RunError::Missing { program: program.clone() },
+        _ => RunError::Spawn { program: program.clone(), source },
+    })?;
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let (stopped, stderr) = std::thread::scope(|s| {
@@ -128,7 +143,7 @@ fn run(
     });
     let status = child.wait().map_err(|source| RunError::Spawn { program: program.clone(), source })?;
     if stopped {
-        return Err(RunError::Stopped { program, minutes: limit.as_secs().div_ceil(60) });
+        return Err(RunError::Stopped { program, limit });
     }
     Ok(Ran { status, stderr, elapsed: start.elapsed() })
 }
