@@ -403,9 +403,7 @@ pub fn bulk_output(c: &ElasticConfig) -> Result<Box<dyn Output>, AlertError> {
             ))
         }
         (Some(key), None, None) => Some(format!("ApiKey {}", read_secret(key)?.trim())),
-        (None, Some(user), Some(pw)) => {
-            Some(format!("Basic {}", crate::http::base64(format!("{user}:{}", read_secret(pw)?).as_bytes())))
-        }
+        (None, Some(user), Some(pw)) => Some(mamori_http::basic_auth(user.as_bytes(), read_secret(pw)?.as_bytes())),
         (None, Some(_), None) => return Err(AlertError::config("elasticsearch.password_file", "needed with username")),
         (None, None, Some(_)) => return Err(AlertError::config("elasticsearch.username", "needed with password_file")),
         (None, None, None) => None,

@@ -1,21 +1,15 @@
-//! HTTP for the outputs that POST (webhook, Elasticsearch): one blocking
-//! agent per output with a single deadline for the whole exchange, TLS by
-//! rustls with ring and the roots the config names (or the system's), and
-//! no redirect followed: a webhook that answers 3xx is misconfigured, and
-//! following it would hand the body (and an `Authorization` header) to
-//! wherever the redirect points.
-//!
-//! Proxies come from the environment (`HTTPS_PROXY`, `NO_PROXY`…), as for
-//! any daemon: set them in the service's environment when the receiver is
-//! only reachable through one.
+//! HTTP for the outputs that POST (webhook, Elasticsearch): one agent per
+//! output (see `mamori-http`: one deadline, no redirect followed: a webhook
+//! that answers 3xx is misconfigured) trusting the roots the config names,
+//! or the system's. Proxies come from the service's environment.
 
 use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
+use mamori_http::ureq;
 use ureq::http::Uri;
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::tls::Certificate;
 
 use crate::AlertError;
 
@@ -115,20 +109,7 @@ impl Client {
         } else {
             Vec::new()
         };
-        let tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .root_certs(RootCerts::Specific(Arc::new(roots)))
-            .build();
-        let agent = ureq::Agent::config_builder()
-            .tls_config(tls)
-            .timeout_global(Some(timeout))
-            .max_redirects(0)
-            // Every status is an answer to read: the body says why it failed.
-            .http_status_as_error(false)
-            .user_agent(concat!("mamori/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+        let agent = mamori_http::agent(roots, timeout);
         Ok(Client { agent })
     }
 
@@ -185,36 +166,9 @@ fn roots(ca_file: Option<&Path>) -> Result<Vec<Certificate<'static>>, String> {
     Ok(crate::tls::ca_roots(ca_file)?.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect())
 }
 
-/// Base64 (RFC 4648, padded) for HTTP Basic credentials.
-pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        for (plain, encoded) in
-            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("foobar", "Zm9vYmFy")]
-        {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
-    }
 
     #[test]
     fn origin_hides_path_query_and_user_info() {

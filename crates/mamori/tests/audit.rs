@@ -16,23 +16,11 @@ fn audit(args: &[&str]) -> Output {
     Command::new("unshare").args(["--net", "--", BIN, "audit"]).args(args).output().expect("run unshare")
 }
 
-fn findings(out: &Output) -> Vec<(String, String, String)> {
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-    });
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            let s = |k: &str| f[k].as_str().unwrap().to_owned();
-            (s("check"), s("severity"), s("target"))
-        })
-        .collect()
-}
-
-fn mamori_findings(out: &Output) -> Vec<(String, String, String)> {
-    findings(out).into_iter().filter(|f| f.0.starts_with("mamori.")).collect()
+/// The findings of mamori's own checks, as (check, severity, target, detail).
+fn mamori_findings(out: &Output) -> Vec<(String, String, String, String)> {
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(!json.is_empty(), "no JSON: {}", String::from_utf8_lossy(&out.stderr));
+    common::audit_findings(&json).into_iter().filter(|f| f.0.starts_with("mamori.")).collect()
 }
 
 fn alerted(path: &Path) -> Vec<String> {
@@ -66,7 +54,12 @@ fn the_audit_finds_what_mamori_leaves_unprotected_and_tells_each_finding_once() 
     let out = audit(&["--json", "--config", cfg, "--state", state]);
     assert_eq!(out.status.code(), Some(5), "high findings exit 5: {}", String::from_utf8_lossy(&out.stderr));
     let found = mamori_findings(&out);
-    assert!(found.contains(&("mamori.agent_not_running".into(), "high".into(), "mamori".into())), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|f| (f.0.as_str(), f.1.as_str(), f.2.as_str()) == ("mamori.agent_not_running", "high", "mamori")),
+        "{found:?}"
+    );
     let unprotected: Vec<_> = found.iter().filter(|f| f.0 == "mamori.unprotected_folder").collect();
     assert_eq!(unprotected.len(), 1, "only the folder with data outside protection: {found:?}");
     assert_eq!(unprotected[0].2, other.display().to_string());

@@ -13,9 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mamori");
+use common::BIN;
+
 const SSHD: &str = "/usr/sbin/sshd";
 const SMBD: &str = "/usr/sbin/smbd";
 
@@ -87,17 +88,7 @@ impl Netns {
             .arg(state);
         let (code, stdout, stderr) = run_bounded(cmd, Duration::from_secs(300));
         assert!(matches!(code, Some(0 | 3 | 4 | 5)), "mamori audit exited {code:?}: {stderr}");
-        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
-        v["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                let s = |k: &str| f[k].as_str().unwrap().to_owned();
-                (s("check"), s("severity"), s("target"), s("detail"))
-            })
-            .filter(|f| f.0.starts_with(prefix))
-            .collect()
+        common::audit_findings(&stdout).into_iter().filter(|f| f.0.starts_with(prefix)).collect()
     }
 }
 

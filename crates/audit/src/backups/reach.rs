@@ -4,14 +4,13 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
+use mamori_http::ureq;
 use rand::RngExt;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::tls::Certificate;
 
 use super::place::Place;
 use crate::{CheckText, Finding, Severity, Words};
@@ -138,27 +137,13 @@ fn probe_rest(url: &str) -> Result<u16, String> {
     } else {
         Vec::new()
     };
-    let tls = TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .root_certs(RootCerts::Specific(Arc::new(roots)))
-        .build();
-    let agent = ureq::Agent::config_builder()
-        .tls_config(tls)
-        .timeout_global(Some(HTTP_TIMEOUT))
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .user_agent(concat!("mamori/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent();
+    let agent = mamori_http::agent(roots, HTTP_TIMEOUT);
     let mut request = agent.delete(&probe);
     if let Some(user_info) = user_info {
         // As restic sends them: the URL's user and password, percent-decoded.
         let (user, password) = user_info.split_once(':').unwrap_or((user_info, ""));
         let decode = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
-        let pair = [decode(user), b":".to_vec(), decode(password)].concat();
-        request = request
-            .header("Authorization", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)));
+        request = request.header("Authorization", mamori_http::basic_auth(&decode(user), &decode(password)));
     }
     match request.call() {
         Ok(response) => Ok(response.status().as_u16()),

@@ -236,3 +236,17 @@ pub fn record_result(file: &str, line: &str) {
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(file)).unwrap();
     writeln!(f, "{line}").unwrap();
 }
+
+/// The findings of `mamori audit --json` as (check, severity, target, detail).
+pub fn audit_findings(json: &str) -> Vec<(String, String, String, String)> {
+    let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap().to_owned();
+            (s("check"), s("severity"), s("target"), s("detail"))
+        })
+        .collect()
+}
