@@ -26,3 +26,35 @@ pub use finding::{Audit, CheckText, Finding, Severity, Summary, Words};
 pub fn check_text(id: &str) -> Option<&'static CheckText> {
     [exposure::CHECKS, backups::CHECKS, own::CHECKS].into_iter().flatten().find(|t| t.id == id)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_check_has_one_id_and_its_words_in_both_languages() {
+        let all: Vec<_> = [super::exposure::CHECKS, super::backups::CHECKS, super::own::CHECKS].concat();
+        let mut ids = HashSet::new();
+        for t in &all {
+            assert!(ids.insert(t.id), "{} twice", t.id);
+            assert!(
+                t.id.contains('.')
+                    && t.id.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_' || c.is_ascii_digit()),
+                "{}",
+                t.id
+            );
+            for w in [&t.en, &t.ja] {
+                assert!(!w.title.is_empty() && !w.why.is_empty() && !w.fix.is_empty(), "{}", t.id);
+            }
+            assert_eq!(
+                t.en.fix.contains("{target}"),
+                t.ja.fix.contains("{target}"),
+                "{}: both fixes name the target, or neither",
+                t.id
+            );
+            assert!(t.ja.title.chars().any(|c| !c.is_ascii()), "{}: the Japanese words are Japanese", t.id);
+            assert_eq!(super::check_text(t.id).map(|f| f.id), Some(t.id));
+        }
+        assert!(all.len() >= 30, "{} checks", all.len());
+    }
+}

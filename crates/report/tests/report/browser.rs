@@ -100,3 +100,47 @@ fn chromium_renders_a_page_with_content() {
     let red = pixels.chunks(channels).filter(|p| p[0] > 150 && p[1] < 40 && p[2] < 40).count();
     assert!(red > 500, "no red heading rule drawn ({red} pixels)");
 }
+
+/// An audit with mamori's own findings and one whose evidence carries markup.
+fn audit() -> mamori_audit::Audit {
+    let mut findings = mamori_audit::own::own(&mamori_audit::own::OwnFacts {
+        agent_running: false,
+        protected: vec!["/srv/share".into()],
+        data_folders: vec!["/home".into()],
+        vault_on: true,
+        vault_skipped: 2,
+        decoys_on: true,
+        decoys_missing: Vec::new(),
+        vault_lock: Ok(()),
+        alert_outputs: 0,
+    });
+    findings[0].detail = MARKUP.into();
+    mamori_audit::Audit::new("fs01".into(), jiff::Timestamp::UNIX_EPOCH, findings)
+}
+
+#[test]
+fn chromium_builds_the_audit_report_in_both_languages() {
+    for (lang, tag, expected) in [
+        (
+            Lang::Ja,
+            "<html lang=\"ja\">",
+            ["ランサムウェア対策の点検結果: fs01", "mamori のエージェントが動いていない", "重要度 高(2 件)"],
+        ),
+        (
+            Lang::En,
+            "<html lang=\"en\">",
+            ["Ransomware readiness audit: fs01", "The mamori agent is not running", "High (2)"],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let page = dir.path().join("audit.html");
+        std::fs::write(&page, mamori_report::render_audit(&audit(), lang, Format::Html)).unwrap();
+        let dom = run(&page, &dir.path().join("profile"), &["--dump-dom"]);
+        assert!(dom.contains(tag), "lang attribute lost: {}", &dom[..dom.len().min(300)]);
+        for text in expected {
+            assert!(dom.contains(text), "{text:?} not in the DOM Chromium built");
+        }
+        assert!(!dom.contains(MARKUP), "the evidence injected markup");
+        assert!(!dom.contains("<script"), "the evidence injected a script element");
+    }
+}
