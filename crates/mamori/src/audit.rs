@@ -28,6 +28,7 @@ use crate::settings::Settings;
 since the last full run.")]
 pub struct AuditArgs {
     /// Configuration file (TOML): `[[audit.restic]]`, `[[audit.borg]]` and the agent's settings.
+    /// Default: /etc/mamori/mamori.toml where it exists (the package's), else the defaults.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// State directory, as given to `mamori run`. Default: the config's, else /var/lib/mamori.
@@ -40,6 +41,7 @@ pub struct AuditArgs {
     /// The report's format.
     #[arg(long, value_enum)]
     pub format: Option<ReportFormat>,
+    /// The report's language.
     #[arg(long, value_enum, default_value = "ja")]
     pub lang: LangArg,
     /// Write to this file instead of the terminal.
@@ -60,11 +62,16 @@ pub enum Part {
     Mamori,
 }
 
+/// The Debian package's config.
+const PACKAGE_CONFIG: &str = "/etc/mamori/mamori.toml";
+
 /// The last full audit's findings, for telling only what is new.
 const LAST: &str = "audit/last.json";
 
 pub fn run(args: AuditArgs) -> Result<ExitCode> {
-    let settings = Settings::load(args.config.as_deref())?;
+    // Run by hand after installing the package, it audits what the package configured.
+    let config = args.config.clone().or_else(|| Some(PathBuf::from(PACKAGE_CONFIG)).filter(|p| p.exists()));
+    let settings = Settings::load(config.as_deref())?;
     let state = settings.state_dir(args.state.as_deref());
     let runs = |part| args.only.is_empty() || args.only.contains(&part);
     let own_facts = own_facts(&settings, &state);
