@@ -1,0 +1,182 @@
+//! Derives phrase markers from a collection of real ransom notes (one
+//! folder per family, named by its catalog id), for `families.toml`.
+//!
+//! A phrase is a run of six words of one family's notes that no other
+//! family's note and no ordinary text (the benign folders given) contains,
+//! not even four of its words in a row (so it is the family's own wording,
+//! not the common wording of ransom notes), with nothing in it that changes
+//! between campaigns (digits, addresses, links, long ids). Phrases shown by several of a family's notes come
+//! first; the rest are taken spread over the note, so that a note missing
+//! half of its paragraphs still shows some. Each phrase is checked with the
+//! catalog's own matcher against the note it came from and every other
+//! family's notes before it is printed.
+//!
+//! cargo run --release -p mamori-identify --example derive_phrases -- NOTES_DIR PER_FAMILY BENIGN_DIR...
+//! prints TOML: `[phrases]` with one `id = [..]` line per family.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use mamori_identify::{Catalog, Sample};
+
+const WORDS: usize = 6;
+const MIN_CHARS: usize = 28;
+/// No run of this many of a phrase's words may be in another family's notes.
+const SHORT: usize = 4;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [notes_dir, per_family, benign @ ..] = args.as_slice() else {
+        eprintln!("usage: derive_phrases NOTES_DIR PER_FAMILY BENIGN_DIR...");
+        std::process::exit(2);
+    };
+    let per_family: usize = per_family.parse().expect("PER_FAMILY is a number");
+    let families = read_notes(Path::new(notes_dir));
+    // Every six words of ordinary text, and which families' notes hold each.
+    let mut ordinary: HashSet<String> = HashSet::new();
+    for dir in benign {
+        for path in files(Path::new(dir)) {
+            if let Ok(bytes) = std::fs::read(&path) {
+                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1 << 20)]).into_owned();
+                ordinary.extend(grams(&words(&text)));
+            }
+        }
+    }
+    let mut owners: HashMap<String, HashSet<&str>> = HashMap::new();
+    for (id, notes) in &families {
+        for text in notes {
+            let ws = words(text);
+            for g in grams(&ws).into_iter().chain(ws.windows(SHORT).map(|w| w.join(" "))) {
+                owners.entry(g).or_default().insert(id);
+            }
+        }
+    }
+    let own = |g: &String| {
+        owners[g].len() == 1
+            && g.split(' ')
+                .collect::<Vec<_>>()
+                .windows(SHORT)
+                .all(|w| owners.get(&w.join(" ")).is_none_or(|o| o.len() == 1))
+    };
+    println!("[phrases]");
+    for (id, notes) in &families {
+        let mut shared: BTreeMap<String, usize> = BTreeMap::new();
+        let mut chosen: Vec<String> = Vec::new();
+        for text in notes {
+            let ws = words(text);
+            let usable: Vec<String> =
+                grams(&ws).into_iter().filter(|g| own(g) && !ordinary.contains(g) && campaign_free(g)).collect();
+            for g in &usable {
+                *shared.entry(g.clone()).or_default() += 1;
+            }
+        }
+        // Shown by several notes of the family first, then spread over each note.
+        let mut several: Vec<&String> = shared.iter().filter(|(_, n)| **n > 1).map(|(g, _)| g).collect();
+        several.sort();
+        for g in several {
+            if chosen.len() < per_family && !overlaps(&chosen, g) {
+                chosen.push(g.clone());
+            }
+        }
+        for text in notes {
+            let ws = words(text);
+            let usable: Vec<String> =
+                grams(&ws).into_iter().filter(|g| own(g) && !ordinary.contains(g) && campaign_free(g)).collect();
+            let want = per_family.saturating_sub(chosen.len()).div_ceil(1);
+            let step = (usable.len() / want.max(1)).max(1);
+            for g in usable.iter().step_by(step) {
+                if chosen.len() < per_family && !overlaps(&chosen, g) {
+                    chosen.push(g.clone());
+                }
+            }
+        }
+        let checked: Vec<String> = chosen.into_iter().filter(|g| matches_only_family(g, id, &families)).collect();
+        let quoted: Vec<String> = checked.iter().map(|g| format!("{g:?}")).collect();
+        println!("{id:?} = [{}]", quoted.join(", "));
+    }
+}
+
+/// The notes' texts by family folder.
+fn read_notes(dir: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for family in std::fs::read_dir(dir).expect("NOTES_DIR").flatten().filter(|e| e.path().is_dir()) {
+        let id = family.file_name().to_string_lossy().into_owned();
+        for path in files(&family.path()) {
+            if let Ok(Sample::Note { text, .. }) = Sample::from_path(&path) {
+                out.entry(id.clone()).or_default().push(text);
+            }
+        }
+    }
+    out
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Lower-case words, markup dropped (a crude pass: every phrase is checked
+/// with the catalog's own normalisation before it is printed).
+fn words(text: &str) -> Vec<String> {
+    let mut plain = String::with_capacity(text.len());
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                plain.push(' ');
+            }
+            _ if in_tag => {}
+            '\u{2018}' | '\u{2019}' => plain.push('\''),
+            '\u{201c}' | '\u{201d}' => plain.push('"'),
+            c => plain.extend(c.to_lowercase()),
+        }
+    }
+    plain.split_whitespace().map(str::to_owned).collect()
+}
+
+fn grams(words: &[String]) -> Vec<String> {
+    words.windows(WORDS).map(|w| w.join(" ")).filter(|g| g.len() >= MIN_CHARS).collect()
+}
+
+/// Nothing in it that another campaign of the family would change.
+fn campaign_free(gram: &str) -> bool {
+    gram.split(' ').all(|w| {
+        !w.chars().any(|c| c.is_ascii_digit())
+            && !w.contains('@')
+            && !w.contains(".onion")
+            && !w.contains("http")
+            && !w.contains("www.")
+            && w.chars().count() <= 20
+            && w.chars().all(|c| c.is_alphanumeric() || ".,;:'\"!?()-".contains(c))
+    })
+}
+
+/// Whether `gram` shares words with a phrase already chosen.
+fn overlaps(chosen: &[String], gram: &str) -> bool {
+    chosen.iter().any(|c| {
+        let a: Vec<&str> = c.split(' ').collect();
+        let b: Vec<&str> = gram.split(' ').collect();
+        (1..WORDS).any(|k| a[a.len() - k..] == b[..k] || b[b.len() - k..] == a[..k]) || c == gram
+    })
+}
+
+/// Checked with the real matcher: it names `id` in one of its notes, and
+/// no other family in any of theirs.
+fn matches_only_family(gram: &str, id: &str, families: &BTreeMap<String, Vec<String>>) -> bool {
+    let toml = format!("[[family]]\nid = \"x\"\nname = \"X\"\ncontacts = [{gram:?}]\n");
+    let Ok(catalog) = Catalog::from_toml(&toml) else { return false };
+    let hit =
+        |text: &String| catalog.identify(&[Sample::Note { name: "n.txt".into(), text: text.clone() }]).family.is_some();
+    families.iter().all(|(other, notes)| if other == id { notes.iter().any(hit) } else { !notes.iter().any(hit) })
+}
