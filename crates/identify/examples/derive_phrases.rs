@@ -60,31 +60,30 @@ fn main() {
     };
     println!("[phrases]");
     for (id, notes) in &families {
-        let mut shared: BTreeMap<String, usize> = BTreeMap::new();
-        let mut chosen: Vec<String> = Vec::new();
-        for text in notes {
-            let ws = words(text);
-            let usable: Vec<String> =
-                grams(&ws).into_iter().filter(|g| own(g) && !ordinary.contains(g) && campaign_free(g)).collect();
-            for g in &usable {
-                *shared.entry(g.clone()).or_default() += 1;
-            }
+        // Each note's usable phrases, in the order they come.
+        let usable: Vec<Vec<String>> = notes
+            .iter()
+            .map(|text| {
+                grams(&words(text))
+                    .into_iter()
+                    .filter(|g| own(g) && !ordinary.contains(g) && campaign_free(g))
+                    .collect()
+            })
+            .collect();
+        let mut shared: BTreeMap<&String, usize> = BTreeMap::new();
+        for g in usable.iter().flatten() {
+            *shared.entry(g).or_default() += 1;
         }
         // Shown by several notes of the family first, then spread over each note.
-        let mut several: Vec<&String> = shared.iter().filter(|(_, n)| **n > 1).map(|(g, _)| g).collect();
-        several.sort();
-        for g in several {
+        let mut chosen: Vec<String> = Vec::new();
+        for (g, _) in shared.iter().filter(|(_, n)| **n > 1) {
             if chosen.len() < per_family && !overlaps(&chosen, g) {
-                chosen.push(g.clone());
+                chosen.push((*g).clone());
             }
         }
-        for text in notes {
-            let ws = words(text);
-            let usable: Vec<String> =
-                grams(&ws).into_iter().filter(|g| own(g) && !ordinary.contains(g) && campaign_free(g)).collect();
-            let want = per_family.saturating_sub(chosen.len()).div_ceil(1);
-            let step = (usable.len() / want.max(1)).max(1);
-            for g in usable.iter().step_by(step) {
+        for note in &usable {
+            let step = (note.len() / per_family.saturating_sub(chosen.len()).max(1)).max(1);
+            for g in note.iter().step_by(step) {
                 if chosen.len() < per_family && !overlaps(&chosen, g) {
                     chosen.push(g.clone());
                 }
