@@ -296,6 +296,7 @@ fn case(alert: &Alert, incident: &Incident) -> Case {
             .map(|f| FileOutcome { path: f.path.clone(), op: f.op, to: f.to.clone(), restored: None })
             .collect(),
         family: None,
+        candidates: Vec::new(),
         notes: Vec::new(),
         exe_sha256: None,
         remote_addrs: Vec::new(),

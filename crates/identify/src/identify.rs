@@ -18,6 +18,8 @@ const NAME_AT: u32 = 3;
 /// Weight from which the verdict is "high": two strong markers, three
 /// phrases, or two phrases and a note name.
 const HIGH_AT: u32 = 6;
+/// Candidates listed at most when no family is named.
+const MAX_CANDIDATES: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,6 +41,15 @@ impl Confidence {
     }
 }
 
+/// A family the samples point to without naming it: too little matched,
+/// or another family matched about as much.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub family: String,
+    /// The weight of its markers that matched (a family is named from 3).
+    pub weight: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Identification {
     /// Display name of the family, `None` when unknown or ambiguous.
@@ -49,6 +60,10 @@ pub struct Identification {
     pub evidence: Vec<String>,
     /// A free decryptor for the family, when one is known.
     pub decryptor: Option<Decryptor>,
+    /// When no family is named: the families that matched something, most
+    /// first, for a responder to confirm by other means; never a verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
 }
 
 impl Catalog {
@@ -96,7 +111,15 @@ impl Catalog {
         let name = |family: usize| self.family_at(family).name.as_str();
 
         let Some(&(top, top_score)) = scores.first() else {
-            return unknown(vec!["no marker of any known family found".into()]);
+            return unknown(vec!["no marker of any known family found".into()], Vec::new());
+        };
+        let candidates = |above: u32| -> Vec<Candidate> {
+            scores
+                .iter()
+                .filter(|&&(_, score)| score > above)
+                .take(MAX_CANDIDATES)
+                .map(|&(family, weight)| Candidate { family: name(family).to_owned(), weight })
+                .collect()
         };
         let runner_up = scores.get(1).copied();
         if top_score < NAME_AT {
@@ -105,7 +128,7 @@ impl Catalog {
                 name(top)
             )];
             evidence.extend(describe(top).into_iter().map(|line| format!("{}: {line}", name(top))));
-            return unknown(evidence);
+            return unknown(evidence, candidates(0));
         }
         if let Some((other, other_score)) = runner_up.filter(|&(_, s)| s * 2 > top_score) {
             let mut evidence = vec![format!(
@@ -116,7 +139,7 @@ impl Catalog {
             for family in [top, other] {
                 evidence.extend(describe(family).into_iter().map(|line| format!("{}: {line}", name(family))));
             }
-            return unknown(evidence);
+            return unknown(evidence, candidates(top_score / 2));
         }
         let mut confidence = if top_score >= HIGH_AT { Confidence::High } else { Confidence::Medium };
         let mut evidence = vec![format!("{}: weight {top_score}", name(top))];
@@ -130,12 +153,18 @@ impl Catalog {
             ));
         }
         let family = self.family_at(top);
-        Identification { family: Some(family.name.clone()), confidence, evidence, decryptor: family.decryptor.clone() }
+        Identification {
+            family: Some(family.name.clone()),
+            confidence,
+            evidence,
+            decryptor: family.decryptor.clone(),
+            candidates: Vec::new(),
+        }
     }
 }
 
-fn unknown(evidence: Vec<String>) -> Identification {
-    Identification { family: None, confidence: Confidence::None, evidence, decryptor: None }
+fn unknown(evidence: Vec<String>, candidates: Vec<Candidate>) -> Identification {
+    Identification { family: None, confidence: Confidence::None, evidence, decryptor: None, candidates }
 }
 
 fn evidence_line(marker: &Marker, sample: &str) -> String {

@@ -19,6 +19,6 @@ mod text;
 
 pub use catalog::{Catalog, Decryptor, Family, CATALOG_LIMIT};
 pub use error::{IdentifyError, SampleError};
-pub use identify::{Confidence, Identification};
+pub use identify::{Candidate, Confidence, Identification};
 pub use note::looks_like_ransom_note;
 pub use sample::{Sample, NOTE_LIMIT, TAIL_LIMIT};

@@ -172,6 +172,8 @@ fn a_close_second_family_makes_the_verdict_unknown() {
     let found = catalog.identify(&[note("n.txt", "AlphaLocker and BetaLocker were here")]);
     assert_eq!(found.family, None);
     assert_eq!(found.evidence[0], "ambiguous: Alpha (weight 3) and Beta (weight 3)");
+    let candidates: Vec<(&str, u32)> = found.candidates.iter().map(|c| (c.family.as_str(), c.weight)).collect();
+    assert_eq!(candidates, [("Alpha", 3), ("Beta", 3)], "both, for a responder to confirm");
 }
 
 #[test]
@@ -182,6 +184,7 @@ fn a_far_second_family_lowers_confidence_and_is_named() {
     assert_eq!(found.family.as_deref(), Some("Alpha"));
     assert_eq!(found.confidence, Confidence::Medium);
     assert!(found.evidence.last().unwrap().starts_with("also matched Beta with weight 2"));
+    assert!(found.candidates.is_empty(), "a named family has no candidates");
 }
 
 #[test]
@@ -190,6 +193,10 @@ fn one_phrase_is_only_a_hint() {
     let found = catalog.identify(&[note("n.txt", "Do it the beta way.")]);
     assert_eq!(found.family, None);
     assert!(found.evidence[0].starts_with("too little to name a family: best is Beta"));
+    assert_eq!(found.candidates.len(), 1);
+    assert_eq!((found.candidates[0].family.as_str(), found.candidates[0].weight), ("Beta", 2));
+    let json = serde_json::to_value(&found).unwrap();
+    assert_eq!(json["candidates"][0]["family"], "Beta");
 }
 
 #[test]

@@ -242,7 +242,13 @@ impl Job {
                     warn!(id = self.incident.id, "EVIDENCE: {e:#}; the bundle is written without it");
                     let evidence = vec![format!("not identified: {e:#}")];
                     (
-                        Identification { family: None, confidence: Confidence::None, evidence, decryptor: None },
+                        Identification {
+                            family: None,
+                            confidence: Confidence::None,
+                            evidence,
+                            decryptor: None,
+                            candidates: Vec::new(),
+                        },
                         Vec::new(),
                     )
                 });

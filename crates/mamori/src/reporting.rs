@@ -43,6 +43,11 @@ pub fn case(state: &StateDir, inc: Incident) -> Case {
         key_fingerprint: s.fingerprint,
     });
     let identification: Option<mamori_identify::Identification> = read_json(&bundle.join(evidence::IDENTIFICATION));
+    let candidates = identification
+        .iter()
+        .flat_map(|id| &id.candidates)
+        .map(|c| format!("{} (weight {})", c.family, c.weight))
+        .collect();
     let family = identification.and_then(|id| {
         Some(Family {
             name: id.family?,
@@ -78,6 +83,7 @@ pub fn case(state: &StateDir, inc: Incident) -> Case {
         timeline,
         files,
         family,
+        candidates,
         notes,
         exe_sha256,
         remote_addrs,
@@ -221,6 +227,10 @@ pub fn identify(args: IdentifyArgs) -> Result<ExitCode> {
     match &id.family {
         Some(name) => println!("family: {name} (confidence {:?})", id.confidence),
         None => println!("family: unknown (no known family's markers match well enough; mamori does not guess)"),
+    }
+    if !id.candidates.is_empty() {
+        let listed: Vec<String> = id.candidates.iter().map(|c| format!("{} (weight {})", c.family, c.weight)).collect();
+        println!("candidates, not confirmed: {}", listed.join(", "));
     }
     for line in &id.evidence {
         println!("  {line}");

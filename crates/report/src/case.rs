@@ -15,6 +15,10 @@ pub struct Case {
     pub files: Vec<FileOutcome>,
     /// `None` when the family is unknown: the report then says so and never guesses.
     pub family: Option<Family>,
+    /// When no family is named: those the notes and files point to without
+    /// enough to name one (`"LockBit (weight 2)"`), never presented as the answer.
+    #[serde(default)]
+    pub candidates: Vec<String>,
     pub notes: Vec<NoteFound>,
     /// SHA-256 (hex) of the actor's executable.
     pub exe_sha256: Option<String>,

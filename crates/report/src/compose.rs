@@ -613,7 +613,15 @@ fn automatic(case: &Case, t: &Text, f: &Facts) -> Section {
 
 fn family(case: &Case, t: &Text) -> Section {
     let blocks = match &case.family {
-        None => vec![Block::Para(t.family_unknown.into()), Block::Para(t.family_hint.into())],
+        None => {
+            let mut blocks = vec![Block::Para(t.family_unknown.into())];
+            if !case.candidates.is_empty() {
+                blocks.push(Block::Sub(t.family_candidates.into()));
+                blocks.push(Block::List(case.candidates.clone()));
+            }
+            blocks.push(Block::Para(t.family_hint.into()));
+            blocks
+        }
         Some(fam) => {
             let decryptor = fam
                 .decryptor

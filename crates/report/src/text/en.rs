@@ -129,6 +129,7 @@ pub(crate) const EN: Text = Text {
 
     h_family: "7. Ransomware family and decryptor",
     family_unknown: "The ransomware family is unknown: neither the notes nor the new file extensions identified it. mamori does not guess a name.",
+    family_candidates: "Candidates, not confirmed (some markers matched, too few to name a family, or two families alike): confirm with a vendor or No More Ransom before acting on them",
     family_hint: "Submitting a ransom note and an encrypted file to Crypto Sheriff on No More Ransom (https://www.nomoreransom.org/) may name the family and a decryptor.",
     family_evidence: "What the identification rests on",
     family_caution: "The family is inferred from clues such as the note and extensions, not proven. Copy the encrypted files before trying any decryptor.",

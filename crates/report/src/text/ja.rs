@@ -129,6 +129,7 @@ pub(crate) const JA: Text = Text {
 
     h_family: "7. ランサムウェアの種類と復号ツール",
     family_unknown: "ランサムウェアの種類は不明です。脅迫文や暗号化後の拡張子などからは特定できませんでした。mamori は推測で名前を挙げることはしません。",
+    family_candidates: "候補(未確定。一部の特徴は一致したが、種類を特定するには足りないか、複数の種類に同程度一致した):対応に使う前にベンダーや No More Ransom で確認してください",
     family_hint: "No More Ransom（https://www.nomoreransom.org/）の「Crypto Sheriff」に脅迫文と暗号化されたファイルを提出すると、種類や使える復号ツールが分かることがあります。",
     family_evidence: "判断の根拠",
     family_caution: "この判定は脅迫文や拡張子などの手がかりによるもので、確定ではありません。復号ツールを試す前に、暗号化されたファイルの写しを必ず取っておいてください。",

@@ -55,6 +55,7 @@ pub(crate) struct Text {
     pub family_caution: &'static str,
     pub family_evidence: &'static str,
     pub family_hint: &'static str,
+    pub family_candidates: &'static str,
     pub family_unknown: &'static str,
     pub files_intro: &'static str,
     pub files_more: &'static str,

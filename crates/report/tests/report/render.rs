@@ -191,6 +191,9 @@ fn an_unknown_family_is_called_unknown_and_a_known_one_is_named() {
     assert!(ja.contains("ランサムウェアの種類**: 不明"));
     let en = render(&case(), Lang::En, Format::Html);
     assert!(en.contains("The ransomware family is unknown"));
+    // Candidates are shown as such, never as the family.
+    assert!(ja.contains("候補(未確定") && ja.contains("LockBit (weight 2)"), "{ja}");
+    assert!(en.contains("Candidates, not confirmed") && en.contains("LockBit (weight 2)"));
 
     let mut known = case();
     known.family = Some(Family {
