@@ -69,6 +69,13 @@ const PACKAGE_CONFIG: &str = "/etc/mamori/mamori.toml";
 const LAST: &str = "audit/last.json";
 
 pub fn run(args: AuditArgs) -> Result<ExitCode> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!(
+            "mamori audit reads every process's sockets, the services' configs and the backups' password files: \
+             run it as root (sudo mamori audit)"
+        );
+    }
     // Run by hand after installing the package, it audits what the package configured.
     let config = args.config.clone().or_else(|| Some(PathBuf::from(PACKAGE_CONFIG)).filter(|p| p.exists()));
     let settings = Settings::load(config.as_deref())?;

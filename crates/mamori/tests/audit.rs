@@ -110,3 +110,13 @@ fn a_bad_audit_table_is_refused_with_the_key_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("pasword_file"), "{err}");
 }
+
+#[test]
+fn an_ordinary_user_is_told_to_run_it_as_root() {
+    let user = mamori_testuser::ordinary();
+    let out = user.command(BIN).args(["audit", "--json", "--state", "/nonexistent"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run it as root"), "{err}");
+    assert!(out.stdout.is_empty(), "no partial audit");
+}
