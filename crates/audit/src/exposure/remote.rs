@@ -75,13 +75,16 @@ const KINDS: &[Kind] = &[
     },
 ];
 
-/// The finding for `service` if it is a remote desktop or a database; `None` if not.
+/// The findings for `service`, one per kind it is (a program may serve a
+/// remote desktop and a database at once); `None` if it is none of them.
 pub fn check(service: &Service) -> Option<Vec<Finding>> {
     let name = service.name();
-    let kind = KINDS
+    let found: Vec<Finding> = KINDS
         .iter()
-        .find(|k| k.names.contains(&name) || service.ports().any(|p| k.ports.iter().any(|r| r.contains(&p))))?;
-    Some(vec![Finding::new(kind.check, service.severity(Severity::High), service.target(name), service.evidence())])
+        .filter(|k| k.names.contains(&name) || service.ports().any(|p| k.ports.iter().any(|r| r.contains(&p))))
+        .map(|k| Finding::new(k.check, service.severity(Severity::High), service.target(name), service.evidence()))
+        .collect();
+    (!found.is_empty()).then_some(found)
 }
 
 #[cfg(test)]
@@ -95,6 +98,17 @@ mod tests {
         let l = Listener { addr: "10.0.0.1".parse().unwrap(), port, procs };
         let service = Service { sockets: vec![&l], verdict: Verdict { reach, limited: false, why: "t".into() } };
         check(&service).map(|f| (f[0].check.clone(), f[0].severity, f[0].target.clone()))
+    }
+
+    #[test]
+    fn one_program_serving_a_desktop_and_a_database_is_both() {
+        let procs = vec![Proc { pid: 3, name: "python3".into() }];
+        let rdp = Listener { addr: "0.0.0.0".parse().unwrap(), port: 3389, procs: procs.clone() };
+        let db = Listener { addr: "0.0.0.0".parse().unwrap(), port: 5432, procs };
+        let verdict = Verdict { reach: Reach::Exposed, limited: false, why: "t".into() };
+        let service = Service { sockets: vec![&rdp, &db], verdict };
+        let checks: Vec<String> = check(&service).unwrap().into_iter().map(|f| f.check).collect();
+        assert_eq!(checks, ["rdp.exposed", "db.exposed"]);
     }
 
     #[test]
