@@ -38,7 +38,7 @@ pub struct AuditArgs {
     /// "detail", "why", "fix"}], "summary": {"high", "medium", "low", "info", "worst"}}.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
-    /// The report's format.
+    /// The report's format: plain text for the terminal unless asked otherwise.
     #[arg(long, value_enum)]
     pub format: Option<ReportFormat>,
     /// The report's language.
@@ -97,7 +97,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
     let text = if args.json {
         serde_json::to_string_pretty(&audit)? + "\n"
     } else {
-        mamori_report::render_audit(&audit, args.lang.into(), args.format.unwrap_or(ReportFormat::Md).into())
+        mamori_report::render_audit(&audit, args.lang.into(), args.format.unwrap_or(ReportFormat::Text).into())
     };
     let mut out = crate::reporting::output(args.out.as_deref())?;
     out.write_all(text.as_bytes())?;

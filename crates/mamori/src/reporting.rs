@@ -103,6 +103,8 @@ pub enum LangArg {
 pub enum ReportFormat {
     Md,
     Html,
+    /// Plain text, for a terminal.
+    Text,
 }
 
 impl From<LangArg> for mamori_report::Lang {
@@ -119,6 +121,7 @@ impl From<ReportFormat> for mamori_report::Format {
         match format {
             ReportFormat::Md => mamori_report::Format::Markdown,
             ReportFormat::Html => mamori_report::Format::Html,
+            ReportFormat::Text => mamori_report::Format::Text,
         }
     }
 }

@@ -97,6 +97,10 @@ fn the_report_is_written_in_the_language_and_format_asked() {
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<html lang=\"ja\">"));
     assert!(html.contains("mamori のエージェントが動いていない"), "{html}");
     assert!(html.contains("通知先が設定されていない"), "no [alerts] here: {html}");
+    // On the terminal: plain text, in the language asked.
+    let out = audit(&["--only", "mamori", "--lang", "en", "--config", cfg, "--state", state]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Ransomware readiness audit: ") && text.contains("\n  Fix: "), "{text}");
     // A partial run is not remembered: a later full run still tells everything.
     assert!(!ws.state.join("audit/last.json").exists());
 }

@@ -24,6 +24,7 @@ mod indicators;
 mod markdown;
 mod personal;
 mod text;
+mod text_out;
 mod time;
 mod timeline;
 mod timesketch;
@@ -41,11 +42,21 @@ pub enum Lang {
     En,
 }
 
-/// Markdown (GitHub-flavoured) or a self-contained, printable HTML page.
+/// Markdown (GitHub-flavoured), a self-contained, printable HTML page, or
+/// plain text for a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Markdown,
     Html,
+    Text,
+}
+
+fn write(doc: &doc::Doc, format: Format) -> String {
+    match format {
+        Format::Markdown => markdown::markdown(doc),
+        Format::Html => html::html(doc),
+        Format::Text => text_out::text(doc),
+    }
 }
 
 impl Lang {
@@ -59,20 +70,12 @@ impl Lang {
 
 /// The incident report for people.
 pub fn render(case: &Case, lang: Lang, format: Format) -> String {
-    let doc = compose::compose(case, lang.text());
-    match format {
-        Format::Markdown => markdown::markdown(&doc),
-        Format::Html => html::html(&doc),
-    }
+    write(&compose::compose(case, lang.text()), format)
 }
 
 /// The audit report for people (`mamori audit --format md|html`).
 pub fn render_audit(audit: &mamori_audit::Audit, lang: Lang, format: Format) -> String {
-    let doc = audit::compose(audit, lang);
-    match format {
-        Format::Markdown => markdown::markdown(&doc),
-        Format::Html => html::html(&doc),
-    }
+    write(&audit::compose(audit, lang), format)
 }
 
 /// One of an incident's reasons as a line, as the report words it (for the

@@ -213,6 +213,14 @@ fn an_unknown_family_is_called_unknown_and_a_known_one_is_named() {
 }
 
 #[test]
+fn the_text_report_is_plain_and_keeps_the_facts() {
+    let text = render(&case(), Lang::En, Format::Text);
+    assert!(text.starts_with("Ransomware incident report (INC-0007)\n===="), "{text}");
+    assert!(text.contains(MARKUP), "paths are shown as they are, not escaped for markup: {text}");
+    assert!(!text.contains("**") && !text.contains("<p>"), "{text}");
+}
+
+#[test]
 fn html_escapes_paths_and_sets_the_language() {
     for (lang, tag) in [(Lang::Ja, "<html lang=\"ja\">"), (Lang::En, "<html lang=\"en\">")] {
         let html = render(&case(), lang, Format::Html);
