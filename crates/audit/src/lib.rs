@@ -18,9 +18,11 @@ pub mod exposure;
 mod finding;
 pub mod own;
 mod run;
+mod saved;
 
 pub use config::{AuditConfig, BorgRepo, ResticRepo};
 pub use finding::{Audit, CheckText, Finding, Severity, Summary, Words};
+pub use saved::save_private;
 
 /// The words of check `id`, for the reports.
 pub fn check_text(id: &str) -> Option<&'static CheckText> {

@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -81,17 +81,22 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
     let settings = Settings::load(config.as_deref())?;
     let state = settings.state_dir(args.state.as_deref());
     let runs = |part| args.only.is_empty() || args.only.contains(&part);
-    let own_facts = own_facts(&settings, &state);
+    let status = running_agent(&state);
+    let protected: Vec<PathBuf> = match &status {
+        Some(st) => st.protected.iter().map(PathBuf::from).collect(),
+        None => settings.agent.protect.clone(),
+    };
     let mut findings = Vec::new();
     if runs(Part::Exposure) {
-        let scope = mamori_audit::exposure::Scope { protected: own_facts.protected.clone() };
+        let scope = mamori_audit::exposure::Scope { protected: protected.clone() };
         findings.extend(mamori_audit::exposure::exposure(&scope));
     }
     if runs(Part::Backups) {
         findings.extend(mamori_audit::backups::backups(&settings.audit, &state.join("audit")));
     }
+    // Its facts (the vault lock started and dropped among them) only when asked for.
     if runs(Part::Mamori) {
-        findings.extend(mamori_audit::own::own(&own_facts));
+        findings.extend(mamori_audit::own::own(&own_facts(&settings, status.as_ref(), protected)));
     }
     let audit = Audit::new(mamori_report::hostname(), jiff::Timestamp::now(), findings);
     let text = if args.json {
@@ -117,20 +122,21 @@ fn exit_code(worst: Option<Severity>) -> u8 {
     }
 }
 
-/// mamori as it runs here: the agent's own account when it runs, else the config's.
-fn own_facts(settings: &Settings, state: &Path) -> OwnFacts {
-    let status = match mamori_store::agent_status(state) {
+/// The agent's own account of itself, if one runs on `state`.
+fn running_agent(state: &Path) -> Option<mamori_store::AgentStatus> {
+    match mamori_store::agent_status(state) {
         Ok(status) => status.filter(|s| s.active),
         Err(e) => {
             warn!("cannot read the agent's status in {}: {e}", state.display());
             None
         }
-    };
-    let protected: Vec<PathBuf> = match &status {
-        Some(st) => st.protected.iter().map(PathBuf::from).collect(),
-        None => settings.agent.protect.clone(),
-    };
-    let decoys_missing = match (&status, settings.canary.enabled) {
+    }
+}
+
+/// mamori as it runs here: the running agent's account (`status`) and the
+/// folders it protects, else the config's.
+fn own_facts(settings: &Settings, status: Option<&mamori_store::AgentStatus>, protected: Vec<PathBuf>) -> OwnFacts {
+    let decoys_missing = match (status, settings.canary.enabled) {
         (Some(_), true) => protected
             .iter()
             .flat_map(|folder| settings.canary.names.iter().map(move |name| folder.join(name)))
@@ -138,10 +144,8 @@ fn own_facts(settings: &Settings, state: &Path) -> OwnFacts {
             .collect(),
         _ => Vec::new(),
     };
-    let vault_skipped = status
-        .as_ref()
-        .and_then(|s| s.vault.as_ref())
-        .map_or(0, |v| v.skipped_budget + v.skipped_user_budget + v.skipped_floor);
+    let vault_skipped =
+        status.and_then(|s| s.vault.as_ref()).map_or(0, |v| v.skipped_budget + v.skipped_user_budget + v.skipped_floor);
     OwnFacts {
         agent_running: status.is_some(),
         data_folders: settings.audit.data_folders.iter().filter(|f| holds_data(f)).cloned().collect(),
@@ -204,14 +208,6 @@ fn alert_finding(f: &Finding) -> mamori_alert::Finding {
 
 /// Saves the audit, root's alone (it names weaknesses), replacing the last.
 fn remember(path: &Path, audit: &Audit) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(&serde_json::to_vec_pretty(audit).expect("an audit always serialises")))
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("cannot save the audit in {}", path.display()))
+    let bytes = serde_json::to_vec_pretty(audit).expect("an audit always serialises");
+    mamori_audit::save_private(path, &bytes).with_context(|| format!("cannot save the audit in {}", path.display()))
 }

@@ -3,9 +3,7 @@
 //! turn). Kept in a small JSON file of mamori's own under its state folder.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -67,13 +65,7 @@ impl Rotation {
     }
 
     fn write(&self) -> io::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        file.write_all(&serde_json::to_vec_pretty(&self.saved)?)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &self.path)
+        crate::save_private(&self.path, &serde_json::to_vec_pretty(&self.saved)?)
     }
 }
 
@@ -85,6 +77,8 @@ fn read(path: &Path) -> io::Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
