@@ -8,6 +8,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::IdentifyError;
+use crate::signals::{self, IdShape};
 use crate::text;
 
 /// The catalog shipped with mamori (`families.toml` next to this crate's
@@ -46,13 +47,38 @@ pub(crate) enum Kind {
     NoteName,
     Extension,
     Trailer,
+    /// Weak: a kind of contact channel the family's notes use.
+    Channel,
+    /// Weak: how the family's notes label the victim's id.
+    IdShape,
 }
 
 impl Kind {
     pub(crate) fn weight(self) -> u32 {
         match self {
+            Kind::Channel | Kind::IdShape => 1,
             Kind::Phrase | Kind::NoteName => 2,
             Kind::Name | Kind::Contact | Kind::Extension | Kind::Trailer => 3,
+        }
+    }
+
+    /// Weak kinds are shared by many families (most notes give an onion
+    /// portal), so they count only for a family the wording pointed to.
+    pub(crate) fn is_weak(self) -> bool {
+        matches!(self, Kind::Channel | Kind::IdShape)
+    }
+
+    /// How the kind is listed among the kinds that agreed.
+    pub(crate) fn plural(self) -> &'static str {
+        match self {
+            Kind::Name => "family name",
+            Kind::Phrase => "phrases",
+            Kind::Contact => "contacts",
+            Kind::NoteName => "note name",
+            Kind::Extension => "extension",
+            Kind::Trailer => "trailer",
+            Kind::Channel => "channels",
+            Kind::IdShape => "id line",
         }
     }
 
@@ -64,6 +90,8 @@ impl Kind {
             Kind::NoteName => "note name",
             Kind::Extension => "extension",
             Kind::Trailer => "trailer",
+            Kind::Channel => "channel",
+            Kind::IdShape => "id line",
         }
     }
 }
@@ -89,6 +117,12 @@ pub struct Catalog {
     /// Lower-case globs and extensions: few enough to test one by one.
     note_names: Vec<Marker>,
     extensions: Vec<Marker>,
+    /// Channel kinds as written (`tox`, `mail:onionmail.org`).
+    channels: Vec<Marker>,
+    /// Id-line labels, normalized, in one automaton; `id_shapes[pattern
+    /// id]` says whose each is and what must follow it.
+    id_matcher: AhoCorasick,
+    id_shapes: Vec<(Marker, IdShape)>,
 }
 
 #[derive(Deserialize)]
@@ -115,7 +149,18 @@ struct RawFamily {
     extensions: Vec<String>,
     #[serde(default)]
     trailers: Vec<String>,
+    #[serde(default)]
+    channels: Vec<String>,
+    #[serde(default)]
+    id_shapes: Vec<RawIdShape>,
     decryptor: Option<Decryptor>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdShape {
+    label: String,
+    id: String,
 }
 
 impl Catalog {
@@ -147,6 +192,8 @@ impl Catalog {
         let mut trailer_markers = Vec::new();
         let mut note_names = Vec::new();
         let mut extensions = Vec::new();
+        let mut channels = Vec::new();
+        let mut id_shapes = Vec::new();
         for spanned in &raw.family {
             let line = 1 + data[..spanned.span().start].matches('\n').count();
             let raw = spanned.get_ref();
@@ -199,11 +246,40 @@ impl Catalog {
             add(&raw.note_names, Kind::NoteName, "note_names", &mut note_names)?;
             add(&raw.extensions, Kind::Extension, "extensions", &mut extensions)?;
             add(&raw.trailers, Kind::Trailer, "trailers", &mut trailer_markers)?;
+            for channel in &raw.channels {
+                let known = match channel.strip_prefix("mail:") {
+                    Some(domain) => signals::is_domain(domain),
+                    None => signals::CHANNEL_KINDS.contains(&channel.as_str()),
+                };
+                if !known {
+                    return Err(invalid(
+                        "channels",
+                        format!(
+                            "{channel:?} is none of {} or mail:DOMAIN (lower case)",
+                            signals::CHANNEL_KINDS.join(", ")
+                        ),
+                    ));
+                }
+                channels.push(Marker { family: index, kind: Kind::Channel, text: channel.clone() });
+            }
+            for shape in &raw.id_shapes {
+                let label = text::normalize(&shape.label);
+                // A label of one short word ("id", "key") is in too many texts.
+                if label.len() < 6 || !label.contains(' ') {
+                    return Err(invalid("id_shapes", format!("label {:?} needs two words or more", shape.label)));
+                }
+                let parsed = IdShape::parse(&shape.id).map_err(|reason| invalid("id_shapes", reason))?;
+                let text = format!("{label} <{}>", shape.id);
+                id_shapes.push((Marker { family: index, kind: Kind::IdShape, text }, parsed));
+            }
             let has_markers = [&text_markers, &note_names, &extensions, &trailer_markers]
                 .iter()
                 .any(|list| list.iter().any(|m| m.family == index));
             if !has_markers {
-                return Err(invalid("names", "the family has no markers at all".into()));
+                return Err(invalid(
+                    "names",
+                    "the family has no markers at all (channels and id shapes alone name none)".into(),
+                ));
             }
             families.push(Family { id: raw.id.clone(), name: raw.name.clone(), decryptor: raw.decryptor.clone() });
         }
@@ -215,6 +291,12 @@ impl Catalog {
             trailer_markers,
             note_names,
             extensions,
+            channels,
+            id_matcher: AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(id_shapes.iter().map(|(m, _)| label_of(&m.text)))
+                .expect("id labels of a catalog stay far below the automaton's size limits"),
+            id_shapes,
         })
     }
 
@@ -240,6 +322,22 @@ impl Catalog {
             .collect()
     }
 
+    /// Channel kinds and id lines of the families found in normalized note
+    /// text, each once.
+    pub(crate) fn weak_hits(&self, normalized: &str) -> Vec<&Marker> {
+        let used = signals::channels(normalized);
+        let mut found: Vec<&Marker> = self.channels.iter().filter(|m| used.contains(&m.text)).collect();
+        found.extend(
+            self.id_matcher
+                .find_overlapping_iter(normalized)
+                .filter(|m| text::whole_word(normalized, m.start(), m.len()))
+                .map(|m| (m.end(), &self.id_shapes[m.pattern().as_usize()]))
+                .filter(|(end, (_, shape))| shape.follows(&normalized[*end..]))
+                .map(|(_, (marker, _))| marker),
+        );
+        found
+    }
+
     pub(crate) fn trailer_hits(&self, tail: &[u8]) -> Vec<&Marker> {
         self.trailer_matcher
             .find_overlapping_iter(tail)
@@ -263,6 +361,11 @@ fn automaton(markers: &[Marker]) -> AhoCorasick {
         .match_kind(MatchKind::Standard)
         .build(markers.iter().map(|m| m.text.as_bytes()))
         .expect("marker sets of a catalog stay far below the automaton's size limits")
+}
+
+/// The label of an id-shape marker's text (`label <shape>`).
+fn label_of(text: &str) -> &str {
+    text.rsplit_once(" <").map_or(text, |(label, _)| label)
 }
 
 /// `*` matches any run of characters; everything else matches itself.

@@ -13,10 +13,13 @@ use crate::text;
 
 /// The least weight that names a family: one name, contact, extension or
 /// trailer, or two phrases (a phrase may be common beyond the notes it was
-/// taken from; two from the same family rarely are).
+/// taken from; two from the same family rarely are), or one phrase and a
+/// weak signal (a channel kind, an id line) of the same family. Weak
+/// signals weigh 1 and count only where the note's wording (a name, phrase
+/// or contact) already points, so they never name a family alone.
 const NAME_AT: u32 = 3;
-/// Weight from which the verdict is "high": two strong markers, three
-/// phrases, or two phrases and a note name.
+/// Weight from which the verdict is "high", when at least two kinds of
+/// strong marker agree: two strong markers, or two phrases and a note name.
 const HIGH_AT: u32 = 6;
 /// Candidates listed at most when no family is named.
 const MAX_CANDIDATES: usize = 3;
@@ -77,7 +80,9 @@ impl Catalog {
         for sample in samples {
             let found = match sample {
                 Sample::Note { name, text } => {
-                    let mut found = self.text_hits(&text::normalize(text));
+                    let normalized = text::normalize(text);
+                    let mut found = self.text_hits(&normalized);
+                    found.extend(self.weak_hits(&normalized));
                     found.extend(self.note_name_hits(name));
                     found
                 }
@@ -93,6 +98,15 @@ impl Catalog {
                 }
             }
         }
+        // Weak signals count only for a family the note's own wording
+        // points to. Not a note name: "HOW_TO_RECOVER_FILES.txt" and an
+        // onion link and a Tox id are what any note may have.
+        let pointed_to: BTreeSet<usize> = hits
+            .iter()
+            .filter(|(m, _)| matches!(m.kind, Kind::Name | Kind::Phrase | Kind::Contact))
+            .map(|(m, _)| m.family)
+            .collect();
+        hits.retain(|(m, _)| !m.kind.is_weak() || pointed_to.contains(&m.family));
         let mut scores: Vec<(usize, u32)> = Vec::new();
         for (marker, _) in &hits {
             match scores.iter_mut().find(|(family, _)| *family == marker.family) {
@@ -141,8 +155,26 @@ impl Catalog {
             }
             return unknown(evidence, candidates(top_score / 2));
         }
-        let mut confidence = if top_score >= HIGH_AT { Confidence::High } else { Confidence::Medium };
-        let mut evidence = vec![format!("{}: weight {top_score}", name(top))];
+        let kinds: BTreeSet<Kind> = hits.iter().filter(|(m, _)| m.family == top).map(|(m, _)| m.kind).collect();
+        // Weight from one kind of marker alone, however much, can be copied
+        // wholesale: a leaked builder's note template carries all of its
+        // phrases (and its id line and channels) to every affiliate and
+        // copycat. High needs a second, independent kind besides: a
+        // contact, a note name, an extension or trailer of the files. The
+        // weak kinds ride along with the template, so they are not one.
+        let strong_kinds = kinds.iter().filter(|k| !k.is_weak()).count();
+        let mut confidence =
+            if top_score >= HIGH_AT && strong_kinds >= 2 { Confidence::High } else { Confidence::Medium };
+        let agreed: Vec<&str> = kinds.iter().map(|k| k.plural()).collect();
+        let mut evidence = vec![format!(
+            "{}: weight {top_score}, {} agreed: {}",
+            name(top),
+            match agreed.len() {
+                1 => "1 kind of marker".to_owned(),
+                n => format!("{n} kinds of marker"),
+            },
+            agreed.join(", ")
+        )];
         evidence.extend(describe(top));
         if let Some((other, other_score)) = runner_up {
             confidence = confidence.lower();
@@ -176,5 +208,7 @@ fn evidence_line(marker: &Marker, sample: &str) -> String {
         Kind::NoteName => format!("{sample}: file name matches {what} '{}'", marker.text),
         Kind::Extension => format!("{sample}: file name ends in {what} '{}'", marker.text),
         Kind::Trailer => format!("{sample}: end of file holds {what} '{}'", marker.text.escape_default()),
+        Kind::Channel => format!("{sample}: note gives a contact of the {what} kind '{}'", marker.text),
+        Kind::IdShape => format!("{sample}: note has the {what} '{}'", marker.text),
     }
 }

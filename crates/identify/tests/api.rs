@@ -271,3 +271,82 @@ fn the_builtin_catalog_is_the_shipped_file() {
     assert_eq!(loaded.families().len(), Catalog::builtin().families().len());
     assert!(loaded.families().len() >= 132);
 }
+
+const WEAK: &str = r#"
+[[family]]
+id = "gamma"
+name = "Gamma"
+phrases = ["the gamma way", "gamma knows best", "trust in gamma"]
+channels = ["tox", "mail:onionmail.org"]
+id_shapes = [{ label = "your gamma id", id = "h32" }]
+
+[[family]]
+id = "delta"
+name = "Delta"
+contacts = ["delta@example.org"]
+channels = ["tox"]
+"#;
+
+const TOX: &str = "D6C324719AD0AA50A54E4F8DED8E8220D8698DD67B218B5429466C40E7F72657C015D86C7E4A";
+
+#[test]
+fn weak_signals_tip_a_phrase_but_never_name_alone() {
+    let catalog = Catalog::from_toml(WEAK).unwrap();
+    let signals = format!("Tox {TOX}, or mail ab12@onionmail.org. Your Gamma ID: 0123456789abcdef0123456789abcdef");
+    let alone = catalog.identify(&[note("n.txt", &signals)]);
+    assert_eq!(alone.family, None, "{:?}", alone.evidence);
+    assert!(alone.candidates.is_empty(), "weak signals make no candidate: {:?}", alone.candidates);
+
+    let phrase = catalog.identify(&[note("n.txt", "Do it the gamma way.")]);
+    assert_eq!(phrase.family, None, "one phrase is a hint");
+    let tipped = catalog.identify(&[note("n.txt", &format!("Do it the gamma way. {signals}"))]);
+    assert_eq!(tipped.family.as_deref(), Some("Gamma"), "{:?}", tipped.evidence);
+    assert_eq!(tipped.confidence, Confidence::Medium);
+    assert_eq!(tipped.evidence[0], "Gamma: weight 5, 3 kinds of marker agreed: phrases, channels, id line");
+    assert!(tipped.evidence.iter().any(|l| l == "n.txt: note gives a contact of the channel kind 'tox'"));
+    assert!(tipped.evidence.iter().any(|l| l == "n.txt: note has the id line 'your gamma id <h32>'"));
+
+    // An id of another shape is not the family's id line.
+    let other_id = catalog.identify(&[note("n.txt", "the gamma way. Your Gamma ID: 12-34")]);
+    assert_eq!(other_id.family, None, "{:?}", other_id.evidence);
+}
+
+#[test]
+fn high_confidence_needs_two_kinds_of_strong_marker() {
+    let catalog = Catalog::from_toml(WEAK).unwrap();
+    let phrases = "the gamma way; gamma knows best; trust in gamma";
+    let one_kind = catalog.identify(&[note("n.txt", &format!("{phrases}. Tox {TOX}"))]);
+    assert_eq!(one_kind.family.as_deref(), Some("Gamma"));
+    assert_eq!(one_kind.confidence, Confidence::Medium, "{:?}", one_kind.evidence);
+
+    let two_families = Catalog::from_toml(TWO_FAMILIES).unwrap();
+    let found = two_families.identify(&[note("n.txt", "alphalocker, alpha@example.org")]);
+    assert_eq!(found.confidence, Confidence::High);
+    assert_eq!(found.evidence[0], "Alpha: weight 6, 2 kinds of marker agreed: family name, contacts");
+}
+
+#[test]
+fn weak_signals_are_checked_when_the_catalog_loads() {
+    let family = |extra: &str| format!("[[family]]\nid = \"a\"\nname = \"A\"\nnames = [\"aa\"]\n{extra}\n");
+    for (extra, field) in [
+        ("channels = [\"skype\"]", "channels"),
+        ("channels = [\"mail:Not A Domain\"]", "channels"),
+        ("channels = [\"TOX\"]", "channels"),
+        ("id_shapes = [{ label = \"id\", id = \"any\" }]", "id_shapes"),
+        ("id_shapes = [{ label = \"your id\", id = \"h0\" }]", "id_shapes"),
+        ("id_shapes = [{ label = \"your id\", id = \"h4-\" }]", "id_shapes"),
+        ("id_shapes = [{ label = \"your id\", id = \"h999\" }]", "id_shapes"),
+        ("id_shapes = [{ label = \"your id\", id = \"(a+)+\" }]", "id_shapes"),
+    ] {
+        match Catalog::from_toml(&family(extra)) {
+            Err(IdentifyError::Invalid { field: f, .. }) => assert_eq!(f, field, "{extra}"),
+            other => panic!("{extra}: {other:?}"),
+        }
+    }
+    let err =
+        Catalog::from_toml(&family("id_shapes = [{ label = \"your id\", id = \"any\", regex = \".*\" }]")).unwrap_err();
+    assert!(err.to_string().contains("regex"), "unknown key not named: {err}");
+    let weak_only = "[[family]]\nid = \"a\"\nname = \"A\"\nchannels = [\"tox\"]\n";
+    assert!(matches!(Catalog::from_toml(weak_only), Err(IdentifyError::Invalid { .. })), "weak signals alone");
+    assert!(Catalog::from_toml(&family("channels = [\"onion\", \"mail:cock.li\"]")).is_ok());
+}

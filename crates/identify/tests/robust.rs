@@ -12,24 +12,35 @@ use proptest::prelude::*;
 /// as TOML), so that most get past the parser and reach the checks and
 /// matchers behind it; sometimes a raw piece is spliced in.
 fn toml_ish() -> impl Strategy<Value = String> {
-    let value = prop_oneof![3 => "\\.?[a-z0-9*.<>&; -]{1,12}", 1 => any::<String>()];
+    let value = prop_oneof![
+        3 => "\\.?[a-z0-9*.<>&; -]{1,12}",
+        1 => "(tox|session|onion|telegram|mail:[a-z-]{1,5}\\.[a-z]{1,3})",
+        1 => any::<String>(),
+    ];
     let list = prop::collection::vec(value.clone(), 1..4);
-    let field = "(names|phrases|contacts|note_names|extensions|trailers)";
+    let field = "(names|phrases|contacts|note_names|extensions|trailers|channels)";
+    // Id shapes: the label any value, the shape mostly of the grammar's pieces.
+    let shape = prop_oneof![3 => "(any|[hda][0-9]{1,3}([-_.:][hda][0-9]{1,3}){0,3})", 1 => "\\PC{0,8}"];
+    let id_shapes = prop::option::of((value.clone(), shape));
     let family = (
         prop_oneof![9 => "[a-z][a-z0-9-]{2,8}", 1 => any::<String>()],
         value.clone(),
         prop::collection::vec((field, list), 1..4),
+        id_shapes,
         prop::option::of((value, prop_oneof![3 => Just("https://example.org".to_owned()), 1 => any::<String>()])),
     );
     let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let splice = prop::option::weighted(0.25, (any::<prop::sample::Index>(), "[\\[\\]{}=\",\n#'.]{1,4}|\\PC{0,8}"));
     (prop::collection::vec(family, 0..5), splice).prop_map(move |(families, splice)| {
         let mut text = String::new();
-        for (id, name, fields, decryptor) in families {
+        for (id, name, fields, id_shapes, decryptor) in families {
             text += &format!("[[family]]\nid = {}\nname = {}\n", quote(&id), quote(&name));
             for (field, values) in fields {
                 let values: Vec<String> = values.iter().map(|v| quote(v)).collect();
                 text += &format!("{field} = [{}]\n", values.join(", "));
+            }
+            if let Some((label, shape)) = id_shapes {
+                text += &format!("id_shapes = [{{ label = {}, id = {} }}]\n", quote(&label), quote(&shape));
             }
             if let Some((name, url)) = decryptor {
                 text += &format!("[family.decryptor]\nname = {}\nurl = {}\n", quote(&name), quote(&url));
@@ -52,6 +63,9 @@ fn note_ish() -> impl Strategy<Value = String> {
         "<(style|STYLE|/style|html|p|a|!--|br)?[ >]?".prop_map(String::from),
         "&(amp|lt|gt|nbsp|quot|#39|apos)?;?".prop_map(String::from),
         "(encrypted|bitcoin|decrypt|your files|lockbit|\\.onion|readme)".prop_map(String::from),
+        // What the weak signals look for: channels and labelled ids.
+        "([0-9a-f]{64,76}|[a-z2-7]{16,56}\\.onion|@onionmail\\.org|t\\.me/|your (personal )?id: ?|\\[snip\\])"
+            .prop_map(String::from),
         any::<String>(),
     ];
     prop::collection::vec(piece, 0..200).prop_map(|pieces| pieces.concat())
