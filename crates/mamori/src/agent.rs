@@ -15,7 +15,7 @@ use mamori_alert::Cause;
 use mamori_engine::{Engine, Verdict};
 use mamori_event::ProcKey;
 use mamori_event::{names, Event, EventKind};
-use mamori_sensor::{Decision, Handler, Sensor, SensorConfig};
+use mamori_sensor::{Decision, Handler, Opened, Sensor, SensorConfig};
 use mamori_store::{Action, ActorInfo, AgentLock, AgentStatus, ClientCut, CutKind, CutStep, Incident, Store};
 use tracing::{error, info, warn};
 
@@ -661,7 +661,7 @@ impl Agent {
 }
 
 impl Handler for Agent {
-    fn event(&mut self, ev: &Event, file: Option<&std::fs::File>) -> Decision {
+    fn event(&mut self, ev: &Event, opened: Option<Opened<'_>>) -> Decision {
         self.record(ev);
         if self.evidence.enabled {
             self.recent.push(ev);
@@ -675,9 +675,9 @@ impl Handler for Agent {
         if let Some(vaults) = &mut self.vaults {
             let engine = &self.engine;
             let changed = |p| engine.has_changed_files(p);
-            match (&ev.kind, file) {
-                (EventKind::Open { path, mode, .. }, Some(file)) => {
-                    by_range = vaults.keep(file, path, *mode, ev.time_ns, ev.proc, &changed);
+            match (&ev.kind, opened) {
+                (EventKind::Open { path, mode, .. }, Some(opened)) => {
+                    by_range = vaults.keep(opened, path, *mode, ev.time_ns, ev.proc, &changed);
                 }
                 (EventKind::Delete { path, dir: false }, _) => vaults.gone(path, ev.time_ns, ev.proc),
                 (EventKind::Rename { from, to, dir }, _) => vaults.renamed(from, to, *dir, ev.time_ns, ev.proc),

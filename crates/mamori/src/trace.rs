@@ -50,7 +50,7 @@ struct Recorder {
 }
 
 impl Handler for Recorder {
-    fn event(&mut self, ev: &Event, _file: Option<&std::fs::File>) -> Decision {
+    fn event(&mut self, ev: &Event, _opened: Option<mamori_sensor::Opened<'_>>) -> Decision {
         if self.error.is_none() {
             let line = serde_json::to_string(ev).expect("events always serialise");
             if let Err(e) = writeln!(self.out, "{line}") {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use mamori_event::{OpenMode, ProcKey};
+use mamori_sensor::Opened;
 use mamori_store::{VaultStatus, VaultUserStatus};
 use mamori_vault::{Held, HeldFile, Limits, Preserved, SkipReason, Vault};
 use tracing::warn;
@@ -151,14 +152,14 @@ impl Vaults {
     /// to be announced to [`Vaults::keep_range`].
     pub fn keep(
         &mut self,
-        file: &File,
+        opened: Opened<'_>,
         path: &str,
         mode: OpenMode,
         now_ns: u64,
         by: Option<ProcKey>,
         changed: Changed<'_>,
     ) -> bool {
-        let Ok(meta) = file.metadata() else { return false };
+        let Opened { file, meta } = opened;
         // An empty file has nothing to lose; most are being created right now.
         if !meta.is_file() || meta.len() == 0 {
             return false;

@@ -48,6 +48,8 @@ struct Entry {
     name: Option<Named>,
     /// Light facts (those of an open to read).
     facts: Option<ContentFacts>,
+    /// Its accesses were last left unwatched (see [`Known::quiet`]).
+    quiet: bool,
 }
 
 #[derive(PartialEq)]
@@ -86,6 +88,21 @@ impl Known {
         self.unchanged(meta)?.facts.clone()
     }
 
+    /// Whether the file, unchanged, has its accesses unwatched already by
+    /// the ignore mark an earlier open left (a backup's second pass then
+    /// costs one system call fewer a file); notes whether this open leaves
+    /// them so. The ignore mark is evictable: an inode dropped from memory
+    /// and read again comes back without it, and its first access event
+    /// sets it again, so a stale answer costs an event, never a write
+    /// unseen (a file whose writes are watched never answers true here).
+    pub fn quiet(&mut self, meta: &Metadata, quiet: bool) -> bool {
+        let unchanged = self.unchanged(meta).is_some();
+        match self.files.get_mut(&(meta.dev(), meta.ino())) {
+            Some(entry) if unchanged => std::mem::replace(&mut entry.quiet, quiet),
+            _ => false,
+        }
+    }
+
     /// Remembers what an open to read found, as of `meta`; `path` only if
     /// it is the file's one name.
     pub fn note(&mut self, meta: &Metadata, path: Option<&str>, renames: u64, facts: Option<&ContentFacts>) {
@@ -94,7 +111,7 @@ impl Known {
             self.files.clear();
         }
         let name = path.map(|path| Named { path: path.to_owned(), renames });
-        let entry = Entry { stamp, name, facts: facts.cloned() };
+        let entry = Entry { stamp, name, facts: facts.cloned(), quiet: false };
         self.files.insert((meta.dev(), meta.ino()), entry);
     }
 }

@@ -93,22 +93,31 @@ pub enum Decision {
     AllowWatchWrites,
 }
 
+/// The file of an open, as the sensor found it while its opener waits.
+#[derive(Debug, Clone, Copy)]
+pub struct Opened<'a> {
+    /// The kernel's own read-only descriptor of the file: reading it makes
+    /// no events.
+    pub file: &'a std::fs::File,
+    /// Its metadata, read once by the sensor for the open (every system
+    /// call here is paid by the opener).
+    pub meta: &'a std::fs::Metadata,
+}
+
 pub trait Handler {
     /// Every event, in arrival order. For a permission (open) event the return
     /// value is the answer; ignored otherwise, and for the open of an empty
     /// file by a process not [`Handler::is_suspect`], which is allowed (with
     /// its writes unwatched) before the handler sees it, without its file:
     /// there is nothing in it to keep, and by then its opener may be writing.
-    /// `file` is the kernel's own read-only descriptor of the file for other
-    /// opens and for closes (`None` for other events): reading it makes no
-    /// events, and while an open waits for its answer nothing has been
-    /// written yet, so this is the moment to keep a copy. Never open
-    /// protected files by path here: that open would wait for this very
-    /// thread to answer it.
-    fn event(&mut self, ev: &Event, file: Option<&std::fs::File>) -> Decision;
+    /// `opened` is the file of any other open (`None` for other events):
+    /// while the open waits for its answer nothing has been written yet, so
+    /// this is the moment to keep a copy. Never open protected files by path
+    /// here: that open would wait for this very thread to answer it.
+    fn event(&mut self, ev: &Event, opened: Option<Opened<'_>>) -> Decision;
     /// A write of `len` bytes at `offset` (`len == 0`: to the end) is about
     /// to reach a file an earlier [`Decision::AllowWatchWrites`] asked for;
-    /// the writer waits until this returns. `file` is as in [`Handler::event`].
+    /// the writer waits until this returns. `file` is as in [`Opened`].
     /// `reading()` tells whether the access is in fact a read (it looks at
     /// the accessor's system call: ask only when it matters). Returns
     /// whether to go on watching the file's accesses.

@@ -25,7 +25,7 @@ use crate::records::{access_range, dir_entries, events, object_handle, RawEvent}
 use crate::scope::Scope;
 use crate::trusted::Trusted;
 use crate::watch::Watch;
-use crate::{Decision, Handler, SensorConfig, SensorError, Stats};
+use crate::{Decision, Handler, Opened, SensorConfig, SensorError, Stats};
 use mamori_guard::{Allow, Denial, Guard};
 
 /// Not in Debian 12's headers (kernel 6.14+): before each read or write of a
@@ -252,7 +252,7 @@ impl Sensor {
     fn report_close(&mut self, c: Closed, handler: &mut dyn Handler) {
         if let Some(after) = c.facts {
             let kind = EventKind::CloseWrite { path: c.path, after };
-            self.emit(handler, Event { time_ns: c.time_ns, proc: c.proc, kind }, Some(&c.file));
+            self.emit(handler, Event { time_ns: c.time_ns, proc: c.proc, kind }, None);
         }
     }
 
@@ -316,10 +316,11 @@ impl Sensor {
             }
             return;
         }
-        let (decision, file) = self.file_event(ev, file, perm, time_ns, &mut answer, handler);
-        if let Some(file) = &file {
+        let (decision, file, quiet) = self.file_event(ev, file, perm, time_ns, &mut answer, handler);
+        let watch_writes = decision == Some(Decision::AllowWatchWrites);
+        if let Some(file) = file.as_ref().filter(|_| watch_writes || !quiet) {
             // Decided while the opener still waits, so its first write is covered (or free).
-            self.watch(file, FAN_PRE_ACCESS, decision == Some(Decision::AllowWatchWrites));
+            self.watch(file, FAN_PRE_ACCESS, watch_writes);
         }
         if let (Some(a), Some(Decision::Deny)) = (answer.as_mut(), decision) {
             a.deny();
@@ -331,7 +332,8 @@ impl Sensor {
 
     /// Reports an open to the handler (its decision, and the file back), or
     /// hands a close to the worker that computes its facts. An open answered
-    /// here already (`answer` taken) gives neither back.
+    /// here already (`answer` taken) gives neither back. The last value says
+    /// that the file's accesses are unwatched already (see `Known::quiet`).
     fn file_event(
         &mut self,
         ev: &RawEvent,
@@ -340,7 +342,7 @@ impl Sensor {
         time_ns: u64,
         answer: &mut Option<Answer>,
         handler: &mut dyn Handler,
-    ) -> (Option<Decision>, Option<File>) {
+    ) -> (Option<Decision>, Option<File>, bool) {
         // Read once: every open and close passes here.
         let meta = file.metadata().ok();
         let inode = meta.as_ref().map(|m| (m.dev(), m.ino()));
@@ -368,14 +370,14 @@ impl Sensor {
             Some(path) => path,
             None => match self.current_path(ev.fd, meta.as_ref()) {
                 Some(path) => path,
-                None => return (None, perm.then_some(file)),
+                None => return (None, perm.then_some(file), false),
             },
         };
-        let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return (None, perm.then_some(file)) };
+        let Some(proc) = self.attribute(ev.pid, time_ns, handler) else { return (None, perm.then_some(file), false) };
         if !perm {
             if close {
                 if light && proc.is_some_and(|p| !handler.weighs_new_files(p)) {
-                    return (None, None);
+                    return (None, None, false);
                 }
                 let depth = if light { Depth::Light } else { Depth::Full };
                 let closed = Closed { file, inode, path, proc, time_ns, depth, facts: None };
@@ -386,7 +388,7 @@ impl Sensor {
                     self.closes.submit(closed);
                 }
             }
-            return (None, None);
+            return (None, None, false);
         }
         // Read while the opener waits, like the path: once it goes on, its
         // system call is another, and the file may have moved.
@@ -398,7 +400,7 @@ impl Sensor {
         let path = if by_known && mode.writes() {
             match self.current_path(ev.fd, meta.as_ref()) {
                 Some(path) => path,
-                None => return (None, Some(file)),
+                None => return (None, Some(file), false),
             }
         } else {
             path
@@ -416,19 +418,23 @@ impl Sensor {
         // wait here was most of what mamori cost them.
         let answered = empty && !suspect && !self.closes.pending_for(inode);
         let unheard = answered && proc.is_some_and(|p| !handler.weighs_new_files(p));
+        // The file may carry the close ignore of the program that made it:
+        // whoever writes it now is heard when done. Not a file just made: a
+        // new inode carries no mark.
+        let lift_close_ignore = mode.writes() && !by_create;
         if answered {
             // Nor is its close worth reading when its creator's new files go
             // unweighed: one event fewer for every file such a program makes.
             if unheard {
                 self.watch(&file, FAN_PRE_ACCESS | libc::FAN_CLOSE_WRITE, false);
             } else {
-                self.watch(&file, libc::FAN_CLOSE_WRITE, true);
+                if lift_close_ignore || !mode.writes() {
+                    self.watch(&file, libc::FAN_CLOSE_WRITE, true);
+                }
                 self.watch(&file, FAN_PRE_ACCESS, false);
             }
             drop(answer.take());
-        } else if mode.writes() {
-            // The file may carry the close ignore of the program that made
-            // it: whoever writes it now is heard when done.
+        } else if lift_close_ignore {
             self.watch(&file, libc::FAN_CLOSE_WRITE, true);
         }
         // The engine must see a file's close before its reopen; and before
@@ -479,16 +485,18 @@ impl Sensor {
             // writing already, and a vault given it would keep the new
             // content as the old.
             self.emit(handler, Event { time_ns, proc, kind }, None);
-            return (None, None);
+            return (None, None, false);
         }
-        let decision = self.emit(handler, Event { time_ns, proc, kind }, Some(&file));
+        let opened = meta.as_ref().map(|meta| Opened { file: &file, meta });
+        let decision = self.emit(handler, Event { time_ns, proc, kind }, opened);
         // As the file was before the handler kept it: a read is held open,
         // which changes nothing; a pin on disk (a second name, a change)
         // only makes the next open read it afresh, which is the safe side.
         if let (Some((path, light)), Some(meta)) = (remember, meta.as_ref()) {
             self.known.note(meta, path.as_deref(), self.renames, light.as_ref());
         }
-        (Some(decision), Some(file))
+        let quiet = meta.as_ref().is_some_and(|m| self.known.quiet(m, decision != Decision::AllowWatchWrites));
+        (Some(decision), Some(file), quiet)
     }
 
     /// The path of an event's file as the kernel names it now, if in scope.
@@ -706,14 +714,14 @@ impl Sensor {
 
     /// Hands `ev` to the handler, after every event deferred before it; or
     /// defers it too (only events without a file, whose answer is no one's).
-    fn emit(&mut self, handler: &mut dyn Handler, ev: Event, file: Option<&File>) -> Decision {
-        if self.deferring && file.is_none() {
+    fn emit(&mut self, handler: &mut dyn Handler, ev: Event, opened: Option<Opened<'_>>) -> Decision {
+        if self.deferring && opened.is_none() {
             self.deferred.push(ev);
             return Decision::Allow;
         }
         self.flush(handler);
         self.stats.events += 1;
-        handler.event(&ev, file)
+        handler.event(&ev, opened)
     }
 
     fn flush(&mut self, handler: &mut dyn Handler) {

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mamori_event::{Event, EventKind, OpenMode, ProcInfo, ProcKey};
-use mamori_sensor::{Decision, Handler, Sensor, SensorConfig, SensorError, Stats};
+use mamori_sensor::{Decision, Handler, Opened, Sensor, SensorConfig, SensorError, Stats};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -42,11 +42,13 @@ impl Handler for Recorder {
         self.weighs_new_files
     }
 
-    fn event(&mut self, ev: &Event, file: Option<&std::fs::File>) -> Decision {
+    fn event(&mut self, ev: &Event, opened: Option<Opened<'_>>) -> Decision {
         self.events.lock().unwrap().push(ev.clone());
-        if let (EventKind::Open { path, .. }, Some(file), Some((linger, given))) = (&ev.kind, file, &self.slow_opens) {
+        if let (EventKind::Open { path, .. }, Some(opened), Some((linger, given))) =
+            (&ev.kind, opened, &self.slow_opens)
+        {
             std::thread::sleep(*linger);
-            given.lock().unwrap().push((path.clone(), file.metadata().unwrap().len()));
+            given.lock().unwrap().push((path.clone(), opened.file.metadata().unwrap().len()));
         }
         match (&ev.kind, &self.deny_suffix) {
             (EventKind::Open { path, .. }, Some(s)) if path.ends_with(s.as_str()) => Decision::Deny,
