@@ -48,7 +48,7 @@ struct Entry {
     name: Option<Named>,
     /// Light facts (those of an open to read).
     facts: Option<ContentFacts>,
-    /// Its accesses were last left unwatched (see [`Known::quiet`]).
+    /// Its accesses were last left unwatched (see [`Recalled::quiet`]).
     quiet: bool,
 }
 
@@ -71,35 +71,43 @@ impl Stamp {
     }
 }
 
+/// What is known of an unchanged file, from one lookup.
+pub(crate) struct Recalled {
+    /// The path it was last opened by, unless it has other names or
+    /// something was renamed since.
+    pub path: Option<String>,
+    /// The light facts last read of it.
+    pub facts: Option<ContentFacts>,
+    /// Its accesses are unwatched already by the ignore mark an earlier
+    /// open left: a backup's second pass then costs one system call fewer a
+    /// file. The ignore mark is evictable: an inode dropped from memory and
+    /// read again comes back without it, and its first access event sets it
+    /// again, so a stale answer costs an event, never a write unseen (a
+    /// file whose writes are watched is never noted quiet).
+    pub quiet: bool,
+}
+
 impl Known {
     fn unchanged(&self, meta: &Metadata) -> Option<&Entry> {
         let entry = self.files.get(&(meta.dev(), meta.ino()))?;
         (Some(&entry.stamp) == Stamp::of(meta).as_ref()).then_some(entry)
     }
 
-    /// The path the file was last opened by, if it and the tree are unchanged.
-    pub fn path(&self, meta: &Metadata, renames: u64) -> Option<String> {
-        let name = self.unchanged(meta)?.name.as_ref()?;
-        (name.renames == renames).then(|| name.path.clone())
+    /// What is known of the file, if it is unchanged since (`renames`: the
+    /// sensor's count of renames now).
+    pub fn recall(&self, meta: &Metadata, renames: u64) -> Option<Recalled> {
+        let entry = self.unchanged(meta)?;
+        let path = entry.name.as_ref().filter(|n| n.renames == renames).map(|n| n.path.clone());
+        Some(Recalled { path, facts: entry.facts.clone(), quiet: entry.quiet })
     }
 
-    /// The light facts last read of the file, if it is unchanged.
-    pub fn facts(&self, meta: &Metadata) -> Option<ContentFacts> {
-        self.unchanged(meta)?.facts.clone()
-    }
-
-    /// Whether the file, unchanged, has its accesses unwatched already by
-    /// the ignore mark an earlier open left (a backup's second pass then
-    /// costs one system call fewer a file); notes whether this open leaves
-    /// them so. The ignore mark is evictable: an inode dropped from memory
-    /// and read again comes back without it, and its first access event
-    /// sets it again, so a stale answer costs an event, never a write
-    /// unseen (a file whose writes are watched never answers true here).
-    pub fn quiet(&mut self, meta: &Metadata, quiet: bool) -> bool {
-        let unchanged = self.unchanged(meta).is_some();
-        match self.files.get_mut(&(meta.dev(), meta.ino())) {
-            Some(entry) if unchanged => std::mem::replace(&mut entry.quiet, quiet),
-            _ => false,
+    /// Notes whether the file, unchanged, now has its accesses unwatched
+    /// (see [`Recalled::quiet`]).
+    pub fn set_quiet(&mut self, meta: &Metadata, quiet: bool) {
+        let stamp = Stamp::of(meta);
+        if let Some(entry) = self.files.get_mut(&(meta.dev(), meta.ino())).filter(|e| Some(&e.stamp) == stamp.as_ref())
+        {
+            entry.quiet = quiet;
         }
     }
 
@@ -140,17 +148,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (p, known) = noted(dir.path(), 3);
         let meta = std::fs::metadata(&p).unwrap();
-        assert_eq!(known.path(&meta, 3).as_deref(), Some("/x/a.txt"));
-        assert_eq!(known.facts(&meta).map(|f| f.size), Some(5));
+        assert_eq!(known.recall(&meta, 3).and_then(|r| r.path).as_deref(), Some("/x/a.txt"));
+        assert_eq!(known.recall(&meta, 0).and_then(|r| r.facts).map(|f| f.size), Some(5));
         // A rename elsewhere: the path may be stale, the content is not.
-        assert_eq!(known.path(&meta, 4), None);
-        assert!(known.facts(&meta).is_some());
+        assert_eq!(known.recall(&meta, 4).and_then(|r| r.path), None);
+        assert!(known.recall(&meta, 0).and_then(|r| r.facts).is_some());
 
         // Appending changes size, mtime and ctime.
         std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"!").unwrap();
         let after = std::fs::metadata(&p).unwrap();
-        assert_eq!(known.path(&after, 3), None);
-        assert!(known.facts(&after).is_none());
+        assert_eq!(known.recall(&after, 3).and_then(|r| r.path), None);
+        assert!(known.recall(&after, 0).and_then(|r| r.facts).is_none());
     }
 
     #[test]
@@ -160,7 +168,7 @@ mod tests {
         // Right away, within the same clock tick: the read of the times
         // above makes the kernel stamp the next change finer.
         std::fs::write(&p, b"HELLO").unwrap();
-        assert!(known.facts(&std::fs::metadata(&p).unwrap()).is_none());
+        assert!(known.recall(&std::fs::metadata(&p).unwrap(), 0).is_none());
     }
 
     #[test]
@@ -169,11 +177,31 @@ mod tests {
         let (p, mut known) = noted(dir.path(), 0);
         std::fs::hard_link(&p, dir.path().join("b.txt")).unwrap();
         let meta = std::fs::metadata(&p).unwrap();
-        assert_eq!(known.path(&meta, 0), None, "b.txt would be reported as a.txt");
-        assert!(known.facts(&meta).is_none());
+        assert_eq!(known.recall(&meta, 0).and_then(|r| r.path), None, "b.txt would be reported as a.txt");
+        assert!(known.recall(&meta, 0).and_then(|r| r.facts).is_none());
         // Noted with its two names: its content is known, its name is not.
         known.note(&meta, None, 0, Some(&facts(&p)));
-        assert_eq!(known.path(&meta, 0), None);
-        assert!(known.facts(&meta).is_some());
+        assert_eq!(known.recall(&meta, 0).and_then(|r| r.path), None);
+        assert!(known.recall(&meta, 0).and_then(|r| r.facts).is_some());
+    }
+
+    #[test]
+    fn quiet_lasts_while_the_file_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, mut known) = noted(dir.path(), 0);
+        let meta = std::fs::metadata(&p).unwrap();
+        assert!(!known.recall(&meta, 0).unwrap().quiet, "a file just noted has no mark yet");
+        known.set_quiet(&meta, true);
+        assert!(known.recall(&meta, 0).unwrap().quiet);
+        known.set_quiet(&meta, false);
+        assert!(!known.recall(&meta, 0).unwrap().quiet, "a writer's watch lifts it");
+        known.set_quiet(&meta, true);
+        std::fs::write(&p, b"HELLO").unwrap();
+        let after = std::fs::metadata(&p).unwrap();
+        // Changed: neither recalled nor marked quiet by a stale entry.
+        known.set_quiet(&after, true);
+        assert!(known.recall(&after, 0).is_none());
+        known.note(&after, Some("/x/a.txt"), 0, None);
+        assert!(!known.recall(&after, 0).unwrap().quiet, "noted afresh, its mark is unknown");
     }
 }

@@ -120,15 +120,15 @@ enum Call {
 /// Parses "NR arg0 arg1 ... sp pc" (args in hex). A thread not in a syscall
 /// shows "running" or "-1 ...".
 fn parse_syscall(text: &str) -> Option<Call> {
-    let mut it = text.split_whitespace();
+    // Asked at every open: only the argument needed is parsed.
+    let mut it = text.split_ascii_whitespace();
     let nr: u64 = it.next()?.parse().ok()?;
-    let args: Vec<u64> =
-        it.take(6).map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16)).collect::<Result<_, _>>().ok()?;
+    let hex = |word: &str| u64::from_str_radix(word.strip_prefix("0x").unwrap_or(word), 16).ok();
     match nr {
-        SYS_OPENAT => Some(Call::Flags(*args.get(2)?)),
-        SYS_OPEN => Some(Call::Flags(*args.get(1)?)),
+        SYS_OPENAT => Some(Call::Flags(hex(it.nth(2)?)?)),
+        SYS_OPEN => Some(Call::Flags(hex(it.nth(1)?)?)),
         SYS_CREAT => Some(Call::Creat),
-        SYS_OPENAT2 => Some(Call::OpenHow(*args.get(2)?)),
+        SYS_OPENAT2 => Some(Call::OpenHow(hex(it.nth(2)?)?)),
         _ => None,
     }
 }
@@ -168,6 +168,8 @@ mod tests {
         assert_eq!(parse_syscall("running\n"), None);
         assert_eq!(parse_syscall("-1 0x7ffd0 0x7f00\n"), None);
         assert_eq!(parse_syscall("0 0x3 0x7ff 0x1000 0x0 0x0 0x0 0x1 0x2"), None);
+        assert_eq!(parse_syscall("257 0xffffff9c 0x7ffd1"), None, "cut short");
+        assert_eq!(parse_syscall("257 0xffffff9c 0x7ffd1 0xzz"), None, "not hex");
     }
 
     #[test]

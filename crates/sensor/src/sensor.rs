@@ -361,9 +361,13 @@ impl Sensor {
         };
         let by_create = created.is_some();
         // A file opened again, unchanged: named as it was then.
-        let known = match (perm && !empty, meta.as_ref()) {
-            (true, Some(meta)) => self.known.path(meta, self.renames),
+        let recalled = match (perm && !empty, meta.as_ref()) {
+            (true, Some(meta)) => self.known.recall(meta, self.renames),
             _ => None,
+        };
+        let (known, known_facts, was_quiet) = match recalled {
+            Some(r) => (r.path, r.facts, r.quiet),
+            None => (None, None, false),
         };
         let by_known = known.is_some();
         let path = match noted.or(created).or(known) {
@@ -467,7 +471,7 @@ impl Sensor {
         } else {
             // Backups and scanners read the same files again and again:
             // what an unchanged file holds is known from its last open.
-            match meta.as_ref().and_then(|m| self.known.facts(m)) {
+            match known_facts {
                 Some(known_facts) if by_known => Some(known_facts),
                 known_facts => {
                     let light =
@@ -495,8 +499,11 @@ impl Sensor {
         if let (Some((path, light)), Some(meta)) = (remember, meta.as_ref()) {
             self.known.note(meta, path.as_deref(), self.renames, light.as_ref());
         }
-        let quiet = meta.as_ref().is_some_and(|m| self.known.quiet(m, decision != Decision::AllowWatchWrites));
-        (Some(decision), Some(file), quiet)
+        let quiet = decision != Decision::AllowWatchWrites;
+        if let (Some(meta), true) = (meta.as_ref(), quiet != was_quiet) {
+            self.known.set_quiet(meta, quiet);
+        }
+        (Some(decision), Some(file), was_quiet && quiet)
     }
 
     /// The path of an event's file as the kernel names it now, if in scope.

@@ -46,6 +46,9 @@ pub struct Held {
     next_seq: u64,
     max_files: usize,
     max_age_ns: u64,
+    /// Nothing in `order` ahead of what was looked at last expires before
+    /// this: asked after every event, the answer is mostly "not yet".
+    next_expiry_ns: u64,
 }
 
 impl Held {
@@ -57,6 +60,7 @@ impl Held {
             next_seq: 0,
             max_files,
             max_age_ns,
+            next_expiry_ns: 0,
         }
     }
 
@@ -113,10 +117,16 @@ impl Held {
     /// Lets go of every file held longer than the age bound.
     pub fn expired(&mut self, now_ns: u64) -> Vec<HeldFile> {
         let mut out = Vec::new();
+        if now_ns < self.next_expiry_ns {
+            return out;
+        }
+        // Files held from now on expire no sooner than this.
+        self.next_expiry_ns = now_ns.saturating_add(self.max_age_ns);
         while let Some(&(inode, seq)) = self.order.front() {
             match self.files.get(&inode) {
                 Some(h) if h.seq == seq => {
                     if now_ns.saturating_sub(h.since_ns) < self.max_age_ns {
+                        self.next_expiry_ns = h.since_ns.saturating_add(self.max_age_ns);
                         break;
                     }
                     out.extend(self.pop_oldest());
@@ -247,5 +257,30 @@ mod tests {
             std::fs::read_to_string(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&c.file))).unwrap(),
             "content"
         );
+    }
+
+    #[test]
+    fn each_file_expires_on_time_however_often_it_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut held = Held::new(10, 100);
+        let (a, ia) = file(dir.path(), "a");
+        let (b, ib) = file(dir.path(), "b");
+        let (c, ic) = file(dir.path(), "c");
+        assert!(held.expired(0).is_empty(), "nothing held");
+        held.hold(&a, ia, "/d/a", None, 10).unwrap();
+        held.hold(&b, ib, "/d/b", None, 50).unwrap();
+        let names = |v: Vec<HeldFile>| v.into_iter().map(|h| h.path).collect::<Vec<_>>();
+        assert!(held.expired(109).is_empty());
+        assert_eq!(names(held.expired(110)), ["/d/a"]);
+        assert!(held.expired(149).is_empty());
+        // Held after the last look: its expiry is later than any looked at.
+        held.hold(&c, ic, "/d/c", None, 140).unwrap();
+        assert_eq!(names(held.expired(150)), ["/d/b"]);
+        // The first held file taken away: the next one still expires on time.
+        assert!(held.take("/d/c").is_some());
+        held.hold(&a, ia, "/d/a", None, 200).unwrap();
+        assert!(held.expired(299).is_empty());
+        assert_eq!(names(held.expired(300)), ["/d/a"]);
+        assert_eq!(held.len(), 0);
     }
 }
