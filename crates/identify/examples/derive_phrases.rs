@@ -14,10 +14,13 @@
 //! cargo run --release -p mamori-identify --example derive_phrases -- NOTES_DIR PER_FAMILY BENIGN_DIR...
 //! prints TOML: `[phrases]` with one `id = [..]` line per family.
 
+mod notes;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mamori_identify::{Catalog, Sample};
+use notes::{files, read_notes, strip_tags};
 
 const WORDS: usize = 6;
 const MIN_CHARS: usize = 28;
@@ -95,47 +98,12 @@ fn main() {
     }
 }
 
-/// The notes' texts by family folder.
-fn read_notes(dir: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for family in std::fs::read_dir(dir).expect("NOTES_DIR").flatten().filter(|e| e.path().is_dir()) {
-        let id = family.file_name().to_string_lossy().into_owned();
-        for path in files(&family.path()) {
-            if let Ok(Sample::Note { text, .. }) = Sample::from_path(&path) {
-                out.entry(id.clone()).or_default().push(text);
-            }
-        }
-    }
-    out
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else if path.is_file() {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Lower-case words, markup dropped (a crude pass: every phrase is checked
 /// with the catalog's own normalisation before it is printed).
 fn words(text: &str) -> Vec<String> {
     let mut plain = String::with_capacity(text.len());
-    let mut in_tag = false;
-    for c in text.chars() {
+    for c in strip_tags(text).chars() {
         match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                plain.push(' ');
-            }
-            _ if in_tag => {}
             '\u{2018}' | '\u{2019}' => plain.push('\''),
             '\u{201c}' | '\u{201d}' => plain.push('"'),
             c => plain.extend(c.to_lowercase()),

@@ -17,10 +17,13 @@
 //! cargo run --release -p mamori-identify --example derive_signals -- NOTES_DIR
 //! prints TOML: `[signals.ID]` with `channels` and `id_shapes` per family.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+mod notes;
+
+use std::collections::BTreeSet;
+use std::path::Path;
 
 use mamori_identify::{note_channels, Catalog, Sample};
+use notes::{read_notes, strip_tags};
 
 /// Public and anonymous mail (and Jabber) providers: many unrelated
 /// actors open mailboxes there, and a family keeps to its habit.
@@ -97,22 +100,6 @@ fn main() {
     }
 }
 
-/// The notes' texts by family folder.
-fn read_notes(dir: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for family in std::fs::read_dir(dir).expect("NOTES_DIR").flatten().filter(|e| e.path().is_dir()) {
-        let id = family.file_name().to_string_lossy().into_owned();
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(family.path()).unwrap().flatten().map(|e| e.path()).collect();
-        paths.sort();
-        for path in paths {
-            if let Ok(Sample::Note { text, .. }) = Sample::from_path(&path) {
-                out.entry(id.clone()).or_default().push(text);
-            }
-        }
-    }
-    out
-}
-
 /// The labels of the ids a note asks for: up to four words before an id
 /// (elided as `[word]`), within the line, ending in a word such as "id".
 fn id_labels(text: &str) -> BTreeSet<String> {
@@ -145,23 +132,6 @@ fn id_labels(text: &str) -> BTreeSet<String> {
             if label.len() >= 2 && asks_for_id {
                 out.insert(label.join(" "));
             }
-        }
-    }
-    out
-}
-
-fn strip_tags(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut in_tag = false;
-    for c in line.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                out.push(' ');
-            }
-            _ if !in_tag => out.push(c),
-            _ => {}
         }
     }
     out

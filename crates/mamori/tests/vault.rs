@@ -27,6 +27,15 @@ fn vault_entries(ws: &Workspace) -> Vec<Value> {
     log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
+/// Reads every file under `dir` once, as a backup's pass would.
+fn read_everything(dir: &std::path::Path) {
+    let read = std::process::Command::new("sh")
+        .args(["-c", "find . -type f -exec cat {} + > /dev/null"])
+        .current_dir(dir)
+        .status();
+    assert!(read.unwrap().success());
+}
+
 /// Runs `family` with every file opened to write kept by range where its
 /// open flags allow it, restores, and checks that nothing differs. Returns
 /// the workspace and the vault's entries from before the restore.
@@ -36,12 +45,7 @@ fn attack_by_range(family: &str, reads_first: usize) -> (Workspace, Vec<Value>) 
     let agent = ws.start_agent(Some(&ws.config(BY_RANGE)));
     let before = Snapshot::take(&ws.data).unwrap();
     for _ in 0..reads_first {
-        let read = std::process::Command::new("sh")
-            .args(["-c", "find . -type f -exec cat {} + > /dev/null"])
-            .current_dir(&ws.data)
-            .status()
-            .unwrap();
-        assert!(read.success());
+        read_everything(&ws.data);
     }
     let mut sim = ws.simulate(family);
     let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(300));
@@ -222,12 +226,7 @@ fn files_read_then_deleted_come_back_from_the_held_descriptors() {
     let agent = ws.start_agent(Some(&ws.config("[canary]\nenabled = false\n")));
     let before = Snapshot::take(&ws.data).unwrap();
     // A backup's pass: everything read, nothing written to the vault.
-    let read = std::process::Command::new("sh")
-        .args(["-c", "find . -type f -exec cat {} + > /dev/null"])
-        .current_dir(&ws.data)
-        .status()
-        .unwrap();
-    assert!(read.success());
+    read_everything(&ws.data);
     let start = Instant::now();
     let vault = loop {
         let st: Value =
