@@ -163,7 +163,7 @@ fn describe(e: ureq::Error) -> String {
 
 /// The certificates in `ca_file`, or the system's, as ureq takes them.
 fn roots(ca_file: Option<&Path>) -> Result<Vec<Certificate<'static>>, String> {
-    Ok(crate::tls::ca_roots(ca_file)?.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect())
+    Ok(mamori_http::roots(&crate::tls::ca_roots(ca_file)?))
 }
 
 #[cfg(test)]

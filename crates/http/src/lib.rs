@@ -33,6 +33,11 @@ pub fn agent(roots: Vec<Certificate<'static>>, timeout: Duration) -> ureq::Agent
         .new_agent()
 }
 
+/// Certificates to trust (a CA file's, the system's), as [`agent`] takes them.
+pub fn roots(certs: &[rustls::pki_types::CertificateDer<'_>]) -> Vec<Certificate<'static>> {
+    certs.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect()
+}
+
 /// The `Authorization` header's value for HTTP Basic (RFC 7617).
 pub fn basic_auth(user: &[u8], password: &[u8]) -> String {
     let pair = [user, b":", password].concat();

@@ -10,7 +10,6 @@ use mamori_http::ureq;
 use rand::RngExt;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use ureq::tls::Certificate;
 
 use super::place::Place;
 use crate::{CheckText, Finding, Severity, Words};
@@ -129,11 +128,7 @@ fn probe_rest(url: &str) -> Result<u16, String> {
     };
     let probe = format!("{scheme}://{host}{}/snapshots/{}", path.trim_end_matches('/'), random_hex(32));
     let roots = if scheme == "https" {
-        rustls_native_certs::load_native_certs()
-            .certs
-            .iter()
-            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-            .collect()
+        mamori_http::roots(&rustls_native_certs::load_native_certs().certs)
     } else {
         Vec::new()
     };

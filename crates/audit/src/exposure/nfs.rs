@@ -40,6 +40,18 @@ struct Open {
     writable: bool,
 }
 
+/// The most of an exports file read: a real one is a few lines.
+const MAX_EXPORTS: u64 = 1 << 20;
+
+/// An exports file's text: never blocking on a FIFO put in its place, and
+/// bounded. A link is followed, as the NFS server follows it.
+fn read_exports(path: &Path) -> io::Result<String> {
+    let file = mamori_userfile::open_regular(path, mamori_userfile::Follow::MagicLink)?;
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, MAX_EXPORTS), &mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// The findings for the exports file at `exports` and those in `EXPORTS.d`.
 pub fn check(exports: &Path, listeners: &[Listener], firewall: &Firewall) -> Vec<Finding> {
     let mut files = vec![exports.to_path_buf()];
@@ -59,7 +71,7 @@ pub fn check(exports: &Path, listeners: &[Listener], firewall: &Firewall) -> Vec
     };
     let mut found = Vec::new();
     for file in files {
-        let text = match fs::read_to_string(&file) {
+        let text = match read_exports(&file) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => {
@@ -185,5 +197,25 @@ mod tests {
         assert_eq!(served[0].severity, Severity::High);
         assert!(served[0].detail.ends_with("/srv/a *(rw); 0.0.0.0:2049 (no process holds it: kernel or out of sight); firewall: exposed (no nftables input chain filters it)"), "{}", served[0].detail);
         assert!(check(&dir.path().join("none"), &[], &fw).is_empty());
+    }
+
+    #[test]
+    fn a_fifo_or_a_huge_file_in_place_of_the_exports_is_read_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("exports");
+        let c = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+        // SAFETY: c is NUL-terminated.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let fw = Firewall::from_json(r#"{"nftables": []}"#);
+        let found = check(&file, &[], &fw);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].check, UNCHECKED.id);
+        assert!(found[0].detail.contains("not a regular file"), "{}", found[0].detail);
+        fs::remove_file(&file).unwrap();
+        // An export to everyone past the first MiB is not read.
+        let mut big = "# padding\n".repeat((MAX_EXPORTS as usize / 10) + 1);
+        big.push_str("/srv/late *(rw)\n");
+        fs::write(&file, big).unwrap();
+        assert!(check(&file, &[], &fw).is_empty());
     }
 }
