@@ -39,8 +39,9 @@ pub struct Family {
 }
 
 /// What kind of marker matched; decides its weight and how evidence reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Kind {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
     Name,
     Phrase,
     Contact,

@@ -53,6 +53,17 @@ pub struct Candidate {
     pub weight: u32,
 }
 
+/// One marker of the named family that matched, for a report to put in
+/// its own words (the `evidence` lines are English).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Match {
+    pub kind: Kind,
+    /// The marker as the catalog writes it.
+    pub text: String,
+    /// The name of the note or file that showed it.
+    pub sample: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Identification {
     /// Display name of the family, `None` when unknown or ambiguous.
@@ -67,6 +78,10 @@ pub struct Identification {
     /// first, for a responder to confirm by other means; never a verdict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<Candidate>,
+    /// When a family is named: its markers that matched, in the order the
+    /// evidence lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<Match>,
 }
 
 impl Catalog {
@@ -184,6 +199,15 @@ impl Catalog {
                 describe(other).join("; ")
             ));
         }
+        let matched = hits
+            .iter()
+            .filter(|(marker, _)| marker.family == top)
+            .map(|(marker, sample)| Match {
+                kind: marker.kind,
+                text: marker.text.clone(),
+                sample: (*sample).to_owned(),
+            })
+            .collect();
         let family = self.family_at(top);
         Identification {
             family: Some(family.name.clone()),
@@ -191,12 +215,27 @@ impl Catalog {
             evidence,
             decryptor: family.decryptor.clone(),
             candidates: Vec::new(),
+            matched,
+        }
+    }
+}
+
+impl Identification {
+    /// No family named, for the reasons given.
+    pub fn unknown(evidence: Vec<String>) -> Identification {
+        Identification {
+            family: None,
+            confidence: Confidence::None,
+            evidence,
+            decryptor: None,
+            candidates: Vec::new(),
+            matched: Vec::new(),
         }
     }
 }
 
 fn unknown(evidence: Vec<String>, candidates: Vec<Candidate>) -> Identification {
-    Identification { family: None, confidence: Confidence::None, evidence, decryptor: None, candidates }
+    Identification { candidates, ..Identification::unknown(evidence) }
 }
 
 fn evidence_line(marker: &Marker, sample: &str) -> String {

@@ -21,9 +21,9 @@ mod sample;
 mod signals;
 mod text;
 
-pub use catalog::{Catalog, Decryptor, Family, CATALOG_LIMIT};
+pub use catalog::{Catalog, Decryptor, Family, Kind, CATALOG_LIMIT};
 pub use error::{IdentifyError, SampleError};
-pub use identify::{Candidate, Confidence, Identification};
+pub use identify::{Candidate, Confidence, Identification, Match};
 pub use note::looks_like_ransom_note;
 pub use sample::{Sample, NOTE_LIMIT, TAIL_LIMIT};
 pub use signals::note_channels;

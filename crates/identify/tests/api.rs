@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use mamori_identify::{looks_like_ransom_note, Catalog, Confidence, IdentifyError, Sample};
+use mamori_identify::{looks_like_ransom_note, Catalog, Confidence, IdentifyError, Kind, Sample};
 
 fn note(name: &str, text: &str) -> Sample {
     Sample::Note { name: name.into(), text: text.into() }
@@ -135,6 +135,12 @@ fn a_note_and_an_encrypted_file_together_raise_confidence() {
     assert_eq!(both.family.as_deref(), Some("LockBit"));
     assert_eq!(both.confidence, Confidence::High);
     assert_eq!(both.decryptor, None, "no general LockBit decryptor is claimed");
+    // What matched, for a report to say in its own language: each marker
+    // once, with the sample that showed it.
+    let shown: Vec<(Kind, &str)> = both.matched.iter().map(|m| (m.kind, m.sample.as_str())).collect();
+    assert!(shown.contains(&(Kind::Name, "read_me.txt")), "{shown:?}");
+    assert!(shown.contains(&(Kind::Extension, "db.sql.lockbit")), "{shown:?}");
+    assert_eq!(both.matched.len(), both.evidence.len() - 1, "one line per marker after the summary: {both:?}");
 }
 
 #[test]
@@ -214,9 +220,11 @@ fn the_verdict_serializes_for_the_command_line() {
     assert_eq!(json["family"], "Alpha");
     assert_eq!(json["confidence"], "high");
     assert_eq!(json["evidence"][1], "n.txt: note text contains the family name 'alphalocker'");
+    assert_eq!(json["matched"][0], serde_json::json!({"kind": "name", "text": "alphalocker", "sample": "n.txt"}));
     let unknown = serde_json::to_value(catalog.identify(&[])).unwrap();
     assert_eq!(unknown["family"], serde_json::Value::Null);
     assert_eq!(unknown["confidence"], "none");
+    assert!(unknown.get("matched").is_none(), "nothing named, nothing listed: {unknown}");
 }
 
 #[test]

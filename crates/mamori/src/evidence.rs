@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use mamori_event::{ContentFacts, Digest, Event, EventKind, ProcInfo, ProcKey};
-use mamori_identify::{Catalog, Confidence, Identification, Sample};
+use mamori_identify::{Catalog, Identification, Sample};
 use mamori_report::NoteFound;
 use mamori_store::{FileOp, Incident};
 use tracing::{info, warn};
@@ -240,17 +240,7 @@ impl Job {
             within("evidence-identify", IDENTIFY_DEADLINE, move || identify_incident(&catalog, &incident))
                 .unwrap_or_else(|e| {
                     warn!(id = self.incident.id, "EVIDENCE: {e:#}; the bundle is written without it");
-                    let evidence = vec![format!("not identified: {e:#}")];
-                    (
-                        Identification {
-                            family: None,
-                            confidence: Confidence::None,
-                            evidence,
-                            decryptor: None,
-                            candidates: Vec::new(),
-                        },
-                        Vec::new(),
-                    )
+                    (Identification::unknown(vec![format!("not identified: {e:#}")]), Vec::new())
                 });
         extra.push((IDENTIFICATION.to_owned(), serde_json::to_vec_pretty(&identification)?));
         let notes: Vec<NoteFound> = notes.into_iter().map(|(path, text)| NoteFound { path, excerpt: text }).collect();

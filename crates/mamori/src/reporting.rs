@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use mamori_report::{Case, Decryptor, EvidenceRef, Family, FileOutcome, Host, NoteFound, Restored};
+use mamori_identify::Kind;
+use mamori_report::{Candidate, Case, Decryptor, EvidenceRef, Family, FileOutcome, Host, Matched, NoteFound, Restored};
 use mamori_store::Incident;
 
 use crate::evidence;
@@ -46,13 +47,24 @@ pub fn case(state: &StateDir, inc: Incident) -> Case {
     let candidates = identification
         .iter()
         .flat_map(|id| &id.candidates)
-        .map(|c| format!("{} (weight {})", c.family, c.weight))
+        .map(|c| Candidate { family: c.family.clone(), weight: c.weight })
         .collect();
+    let word = |value: serde_json::Result<serde_json::Value>| value.ok()?.as_str().map(str::to_owned);
     let family = identification.and_then(|id| {
+        let matched = id
+            .matched
+            .iter()
+            .filter_map(|m| {
+                // A trailer is bytes: shown escaped, as the evidence shows it.
+                let text = if m.kind == Kind::Trailer { m.text.escape_default().to_string() } else { m.text.clone() };
+                Some(Matched { kind: word(serde_json::to_value(m.kind))?, text, sample: m.sample.clone() })
+            })
+            .collect();
         Some(Family {
             name: id.family?,
-            confidence: serde_json::to_value(id.confidence).ok()?.as_str()?.to_owned(),
+            confidence: word(serde_json::to_value(id.confidence))?,
             evidence: id.evidence,
+            matched,
             decryptor: id.decryptor.map(|d| Decryptor { name: d.name, url: d.url }),
         })
     });

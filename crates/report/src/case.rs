@@ -16,9 +16,9 @@ pub struct Case {
     /// `None` when the family is unknown: the report then says so and never guesses.
     pub family: Option<Family>,
     /// When no family is named: those the notes and files point to without
-    /// enough to name one (`"LockBit (weight 2)"`), never presented as the answer.
+    /// enough to name one, never presented as the answer.
     #[serde(default)]
-    pub candidates: Vec<String>,
+    pub candidates: Vec<Candidate>,
     pub notes: Vec<NoteFound>,
     /// SHA-256 (hex) of the actor's executable.
     pub exe_sha256: Option<String>,
@@ -89,10 +89,33 @@ pub struct Family {
     pub name: String,
     /// "high", "medium" or "low", as the identifier says.
     pub confidence: String,
-    /// Human-readable lines saying what matched.
+    /// Human-readable lines saying what matched (English, as the
+    /// identifier wrote them): shown when `matched` is empty.
     pub evidence: Vec<String>,
+    /// What matched, for the report to say in its own language.
+    #[serde(default)]
+    pub matched: Vec<Matched>,
     /// A free decryptor known to work for the family.
     pub decryptor: Option<Decryptor>,
+}
+
+/// One marker of the family found in a note or an encrypted file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Matched {
+    /// The identifier's kind: `name`, `phrase`, `contact`, `note_name`,
+    /// `extension`, `trailer`, `channel` or `id_shape`.
+    pub kind: String,
+    pub text: String,
+    /// The note or file that showed it.
+    pub sample: String,
+}
+
+/// A family that matched something without being named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub family: String,
+    /// The weight of its markers that matched (a family is named from 3).
+    pub weight: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

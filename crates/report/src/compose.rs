@@ -12,7 +12,7 @@ use crate::personal::{personal_data, PersonalData, Reason};
 use crate::text::{fill, Text};
 use crate::time::{parse_rfc3339, Clock};
 use crate::timeline::{command_line, detected_ns, entries, entropy, kind_name, Entry, What};
-use crate::{Case, FileOutcome, Restored};
+use crate::{Candidate, Case, Family, FileOutcome, Restored};
 
 /// Rows of the file table before the rest is only counted.
 const MAX_FILE_ROWS: usize = 50;
@@ -98,7 +98,7 @@ impl Facts {
             family: case
                 .family
                 .as_ref()
-                .map_or_else(|| t.unknown.into(), |f| format!("{} ({}: {})", f.name, t.confidence, f.confidence)),
+                .map_or_else(|| t.unknown.into(), |f| format!("{} ({}: {})", f.name, t.confidence, confidence(t, f))),
             personal,
             personal_short,
             isolation: case.isolation.clone().unwrap_or_else(|| t.isolation_none.into()),
@@ -617,7 +617,12 @@ fn family(case: &Case, t: &Text) -> Section {
             let mut blocks = vec![Block::Para(t.family_unknown.into())];
             if !case.candidates.is_empty() {
                 blocks.push(Block::Sub(t.family_candidates.into()));
-                blocks.push(Block::List(case.candidates.clone()));
+                let weight = |c: &Candidate| c.weight.to_string();
+                let lines = case
+                    .candidates
+                    .iter()
+                    .map(|c| fill(t.family_candidate, &[("family", &c.family), ("weight", &weight(c))]));
+                blocks.push(Block::List(lines.collect()));
             }
             blocks.push(Block::Para(t.family_hint.into()));
             blocks
@@ -629,18 +634,60 @@ fn family(case: &Case, t: &Text) -> Section {
                 .map_or_else(|| t.decryptor_none.to_string(), |d| format!("{} — {}", d.name, d.url));
             let mut blocks = vec![Block::Facts(vec![
                 (t.l_family_name.into(), fam.name.clone()),
-                (t.confidence.into(), fam.confidence.clone()),
+                (t.confidence.into(), confidence(t, fam)),
                 (t.l_decryptor.into(), decryptor),
             ])];
-            if !fam.evidence.is_empty() {
+            let evidence = if fam.matched.is_empty() { fam.evidence.clone() } else { matched_lines(fam, t) };
+            if !evidence.is_empty() {
                 blocks.push(Block::Sub(t.family_evidence.into()));
-                blocks.push(Block::List(fam.evidence.clone()));
+                blocks.push(Block::List(evidence));
             }
             blocks.push(Block::Para(t.family_caution.into()));
             blocks
         }
     };
     Section { heading: t.h_family.into(), blocks }
+}
+
+/// The identifier's confidence in the report's language.
+fn confidence(t: &Text, fam: &Family) -> String {
+    match fam.confidence.as_str() {
+        "high" => t.confidence_high.into(),
+        "medium" => t.confidence_medium.into(),
+        "low" => t.confidence_low.into(),
+        other => other.into(),
+    }
+}
+
+/// What matched, in the report's language: the kinds that agreed, then
+/// each marker and the note or file that showed it.
+fn matched_lines(fam: &Family, t: &Text) -> Vec<String> {
+    let label = |kind: &str| match kind {
+        "name" => t.marker_name,
+        "phrase" => t.marker_phrase,
+        "contact" => t.marker_contact,
+        "note_name" => t.marker_note_name,
+        "extension" => t.marker_extension,
+        "trailer" => t.marker_trailer,
+        "channel" => t.marker_channel,
+        "id_shape" => t.marker_id_shape,
+        _ => t.unknown,
+    };
+    let mut kinds: Vec<&str> = Vec::new();
+    for m in &fam.matched {
+        if !kinds.contains(&m.kind.as_str()) {
+            kinds.push(&m.kind);
+        }
+    }
+    let agreed: Vec<&str> = kinds.iter().map(|k| label(k)).collect();
+    let mut lines =
+        vec![fill(t.family_agreed, &[("n", &kinds.len().to_string()), ("kinds", &agreed.join(t.list_sep))])];
+    lines.extend(
+        fam.matched
+            .iter()
+            .map(|m| fill(t.family_match, &[("sample", &m.sample), ("kind", label(&m.kind)), ("text", &m.text)])),
+    );
+    lines
 }
 
 fn notes(case: &Case, t: &Text) -> Section {

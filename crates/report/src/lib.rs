@@ -29,7 +29,9 @@ mod time;
 mod timeline;
 mod timesketch;
 
-pub use case::{hostname, Case, Decryptor, EvidenceRef, Family, FileOutcome, Host, NoteFound, Restored};
+pub use case::{
+    hostname, Candidate, Case, Decryptor, EvidenceRef, Family, FileOutcome, Host, Matched, NoteFound, Restored,
+};
 pub use ecs::{ecs, ECS_VERSION};
 pub use error::ReportError;
 pub use personal::{personal_data, PersonalData, Reason};

@@ -46,6 +46,10 @@ pub(crate) struct Text {
     pub checklist_keep_host_on: &'static str,
     pub checklist_isolate_host: &'static str,
     pub confidence: &'static str,
+    /// The identifier's confidence, by its word (`high`, `medium`, `low`).
+    pub confidence_high: &'static str,
+    pub confidence_medium: &'static str,
+    pub confidence_low: &'static str,
     pub contacts: &'static [&'static str],
     pub contacts_heading: &'static str,
     pub count_of: &'static str,
@@ -56,6 +60,21 @@ pub(crate) struct Text {
     pub family_evidence: &'static str,
     pub family_hint: &'static str,
     pub family_candidates: &'static str,
+    /// A candidate: `{family}` and the `{weight}` of what matched.
+    pub family_candidate: &'static str,
+    /// The first line of the evidence: `{n}` kinds of marker agreed, `{kinds}`.
+    pub family_agreed: &'static str,
+    /// One marker found: `{sample}` showed the `{kind}` `{text}`.
+    pub family_match: &'static str,
+    /// The kinds of marker, by the identifier's word for them.
+    pub marker_name: &'static str,
+    pub marker_phrase: &'static str,
+    pub marker_contact: &'static str,
+    pub marker_note_name: &'static str,
+    pub marker_extension: &'static str,
+    pub marker_trailer: &'static str,
+    pub marker_channel: &'static str,
+    pub marker_id_shape: &'static str,
     pub family_unknown: &'static str,
     pub files_intro: &'static str,
     pub files_more: &'static str,

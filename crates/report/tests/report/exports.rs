@@ -207,6 +207,7 @@ fn ecs_lines_use_known_fields_with_their_types() {
         name: "Lockbit".into(),
         confidence: "high".into(),
         evidence: vec![],
+        matched: vec![],
         decryptor: None,
     });
     let mut out = Vec::new();

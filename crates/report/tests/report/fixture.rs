@@ -148,7 +148,7 @@ pub fn case() -> Case {
         host: Host { hostname: "fileserver-01".into(), kernel: "6.18.0".into(), os: "Debian GNU/Linux 12".into() },
         files,
         family: None,
-        candidates: vec!["LockBit (weight 2)".into()],
+        candidates: vec![mamori_report::Candidate { family: "LockBit".into(), weight: 2 }],
         notes: vec![NoteFound {
             path: NOTE.into(),
             excerpt: "YOUR FILES ARE ENCRYPTED.\nWe downloaded your data and will publish it on our blog.\n\

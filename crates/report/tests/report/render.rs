@@ -1,6 +1,6 @@
 //! What the report says, in both languages and both formats.
 
-use mamori_report::{render, Decryptor, Family, FileOutcome, Format, Lang, Restored};
+use mamori_report::{render, Decryptor, Family, FileOutcome, Format, Lang, Matched, Restored};
 use mamori_store::FileOp;
 
 use crate::fixture::{case, CUSTOMERS, EXE, MARKUP, SHA};
@@ -191,25 +191,55 @@ fn an_unknown_family_is_called_unknown_and_a_known_one_is_named() {
     assert!(ja.contains("ランサムウェアの種類**: 不明"));
     let en = render(&case(), Lang::En, Format::Html);
     assert!(en.contains("The ransomware family is unknown"));
-    // Candidates are shown as such, never as the family.
-    assert!(ja.contains("候補(未確定") && ja.contains("LockBit (weight 2)"), "{ja}");
-    assert!(en.contains("Candidates, not confirmed") && en.contains("LockBit (weight 2)"));
+    // Candidates are shown as such, never as the family, in the report's words.
+    assert!(ja.contains("候補(未確定") && ja.contains("LockBit(一致の重み 2、特定には 3 以上が必要)"), "{ja}");
+    assert!(en.contains("Candidates, not confirmed") && en.contains("LockBit (weight 2 of the 3 that name a family)"));
 
     let mut known = case();
+    let matched =
+        |kind: &str, text: &str, sample: &str| Matched { kind: kind.into(), text: text.into(), sample: sample.into() };
     known.family = Some(Family {
         name: "STOP/Djvu".into(),
         confidence: "high".into(),
-        evidence: vec!["note text contains 'ATTENTION!'".into()],
+        evidence: vec!["STOP/Djvu: weight 5, 2 kinds of marker agreed: phrases, extension".into()],
+        matched: vec![
+            matched("phrase", "ATTENTION! Don't worry", "_readme.txt"),
+            matched("extension", ".djvu", "report.docx.djvu"),
+        ],
         decryptor: Some(Decryptor {
             name: "Emsisoft Decryptor for STOP Djvu".into(),
             url: "https://www.nomoreransom.org/".into(),
         }),
     });
-    for lang in [Lang::Ja, Lang::En] {
-        let text = render(&known, lang, Format::Markdown);
-        all_of(&text, &["STOP/Djvu", "Emsisoft Decryptor for STOP Djvu", "note text contains 'ATTENTION\\!'"]);
+    let ja = render(&known, Lang::Ja, Format::Markdown);
+    all_of(
+        &ja,
+        &[
+            "STOP/Djvu",
+            "Emsisoft Decryptor for STOP Djvu",
+            "確度**: 高",
+            "2 種類の手がかりが一致: 脅迫文に特有の文言、暗号化後に付ける拡張子",
+            "\\_readme.txt: 脅迫文に特有の文言「ATTENTION\\! Don't worry」",
+            "report.docx.djvu: 暗号化後に付ける拡張子「.djvu」",
+        ],
+    );
+    assert!(!ja.contains("weight 5") && !ja.contains("kinds of marker"), "the identifier's English stays out: {ja}");
+    let en = render(&known, Lang::En, Format::Markdown);
+    all_of(
+        &en,
+        &[
+            "confidence**: high",
+            "2 kind(s) of marker agreed: a phrase of its notes, the extension it appends",
+            "report.docx.djvu: the extension it appends “.djvu”",
+        ],
+    );
+    for text in [&ja, &en] {
         assert!(!text.contains("種類は不明です") && !text.contains("family is unknown"), "{text}");
     }
+    // A bundle from before the matches were kept: its evidence lines stand.
+    known.family.as_mut().unwrap().matched.clear();
+    let old = render(&known, Lang::Ja, Format::Markdown);
+    assert!(old.contains("STOP/Djvu: weight 5, 2 kinds of marker agreed"), "{old}");
 }
 
 #[test]
