@@ -68,7 +68,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Sensor::new(SensorConfig { protect: protect.clone(), exclude, guard }).context("cannot start the sensor")?;
     // Listening before protection is reported active: a restore started
     // once `mamori status` says so finds the socket.
-    let handshake = handshake::Listener::start(&state, sensor.trusted())?;
+    let settled = Arc::new(handshake::Settled::default());
+    let handshake = handshake::Listener::start(&state, sensor.trusted(), settled.clone())?;
     let record = match &args.record {
         Some(path) => Some(BufWriter::new(
             File::create(path).with_context(|| format!("cannot create trace file {}", path.display()))?,
@@ -81,6 +82,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let mut agent = Agent::new(settings, store, lock, state_dir, protect.clone(), record, vaults)?;
     agent.decoys = keeper;
     agent.alerts = alerts;
+    agent.settled = settled;
     for path in &canaries {
         agent.inject(EventKind::Canary { path: names::encode(path) })?;
     }
@@ -179,6 +181,8 @@ struct Agent {
     open_incidents: Vec<OpenIncident>,
     /// The alert outputs (`None` with none configured).
     alerts: Option<Alerts>,
+    /// Told at each tick, for the commands waiting to see its events handled.
+    settled: Arc<handshake::Settled>,
     /// Queue overflows already told.
     overflows_told: u64,
     /// Each protected folder as it was at the start (device, inode): one
@@ -251,6 +255,7 @@ impl Agent {
             last_expire: Instant::now(),
             open_incidents: Vec::new(),
             alerts: None,
+            settled: Arc::default(),
             overflows_told: 0,
             folders,
             last_folder_check: Instant::now(),
@@ -717,6 +722,7 @@ impl Handler for Agent {
             }
         }
         self.complete_incidents();
+        self.settled.tick();
         if let Some(vaults) = &mut self.vaults {
             let engine = &self.engine;
             vaults.let_go_expired(now_ns(), &|p| engine.has_changed_files(p));

@@ -21,8 +21,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,44 @@ const POLL_MS: i32 = 200;
 /// value differs on alpha, mips, parisc and sparc, where it is not asked.
 #[cfg(not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64")))]
 const SO_PEERPIDFD: libc::c_int = 77;
+
+/// How long an admission waits for the sensor thread to catch up (see
+/// [`Settled`]); an agent too busy for that still lets the command work.
+const SETTLE_WAIT: Duration = Duration::from_secs(3);
+
+/// Whether the sensor thread has handled what happened before a command
+/// announced itself: the agent answers `ok` only then, so a restore run
+/// right after its attacker was killed finds, in the incident, the files
+/// that the attacker's last operations (still in the kernel's queue at the
+/// kill) touched.
+#[derive(Debug, Default)]
+pub struct Settled {
+    asked: AtomicU64,
+    /// The asks seen at the last tick, and those every event queued before
+    /// them has been handled for.
+    ticks: Mutex<(u64, u64)>,
+    reached: Condvar,
+}
+
+impl Settled {
+    /// Called on the sensor thread after each tick, once the incidents are
+    /// up to date. An ask seen at one tick is met at the next: the events
+    /// read between the two were all queued after it was made.
+    pub fn tick(&self) {
+        let asked = self.asked.load(Ordering::SeqCst);
+        let mut ticks = self.ticks.lock().unwrap_or_else(|e| e.into_inner());
+        *ticks = (asked, ticks.0);
+        self.reached.notify_all();
+    }
+
+    /// Waits until every event queued before now is handled, or `limit`.
+    fn wait(&self, limit: Duration) -> bool {
+        let ask = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let ticks = self.ticks.lock().unwrap_or_else(|e| e.into_inner());
+        let waited = self.reached.wait_timeout_while(ticks, limit, |t| t.1 < ask);
+        waited.is_ok_and(|(_, timeout)| !timeout.timed_out())
+    }
+}
 
 /// Held by a command for as long as it works on the agent's behalf: the
 /// agent trusts its process until this is dropped (or the process ends).
@@ -113,7 +151,7 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn start(state: &Path, trusted: Trusted) -> Result<Listener> {
+    pub fn start(state: &Path, trusted: Trusted, settled: Arc<Settled>) -> Result<Listener> {
         let path = state.join(SOCKET);
         // Only one agent runs on a state directory (the caller holds its
         // lock): a socket there is a dead agent's.
@@ -143,7 +181,7 @@ impl Listener {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("handshake".into())
-                .spawn(move || serve(&listener, &trusted, &stop))
+                .spawn(move || serve(&listener, &trusted, &settled, &stop))
                 .context("cannot start the handshake thread")?
         };
         Ok(Listener { path, stop, thread: Some(thread) })
@@ -170,7 +208,7 @@ struct Client {
     admitted: Option<Admitted>,
 }
 
-fn serve(listener: &UnixListener, trusted: &Trusted, stop: &AtomicBool) {
+fn serve(listener: &UnixListener, trusted: &Trusted, settled: &Settled, stop: &AtomicBool) {
     let mut clients: Vec<Client> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let mut fds = vec![libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
@@ -192,7 +230,7 @@ fn serve(listener: &UnixListener, trusted: &Trusted, stop: &AtomicBool) {
         let ready: Vec<bool> = fds[1..].iter().map(|p| p.revents != 0).collect();
         let mut kept = Vec::with_capacity(clients.len());
         for (mut client, ready) in clients.drain(..).zip(ready) {
-            let open = !ready || client.serve(trusted);
+            let open = !ready || client.serve(trusted, settled);
             if open && (client.admitted.is_some() || client.since.elapsed() < HELLO_WAIT) {
                 kept.push(client);
             }
@@ -241,7 +279,7 @@ fn accept(listener: &UnixListener, clients: &mut Vec<Client>) {
 
 impl Client {
     /// Reads what the peer sent; false once the connection is over.
-    fn serve(&mut self, trusted: &Trusted) -> bool {
+    fn serve(&mut self, trusted: &Trusted, settled: &Settled) -> bool {
         let mut buf = [0u8; LINE_MAX];
         let n = match self.stream.read(&mut buf) {
             Ok(0) => return self.ended(),
@@ -265,6 +303,9 @@ impl Client {
             return self.refuse("the process that connected is gone");
         };
         info!(pid = self.pid, start = admitted.key().start, what, "a mamori command works on the agent's behalf");
+        if !settled.wait(SETTLE_WAIT) {
+            warn!(pid = self.pid, "the agent is behind on its events: the command may not see the latest of them");
+        }
         // Blocking for this one short reply: a reply lost is a client that
         // waits for its timeout, and the socket's buffer is empty.
         let _ = self.stream.set_nonblocking(false);
@@ -382,4 +423,29 @@ fn read_line(stream: &mut UnixStream) -> io::Result<String> {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the agent closed the connection"));
     }
     Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ask_is_met_at_the_second_tick_after_it_and_not_before() {
+        let settled = Arc::new(Settled::default());
+        settled.tick();
+        assert!(!settled.wait(Duration::from_millis(50)), "no tick since the ask");
+        let waiter = {
+            let settled = settled.clone();
+            std::thread::spawn(move || settled.wait(Duration::from_secs(10)))
+        };
+        while settled.asked.load(Ordering::SeqCst) < 2 {
+            std::thread::yield_now();
+        }
+        // The first tick sees the ask; events it handled may predate it.
+        settled.tick();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "met at the first tick after the ask");
+        settled.tick();
+        assert!(waiter.join().unwrap());
+    }
 }

@@ -48,6 +48,9 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode> {
     // removed) as an attack. Held until the restore ends.
     let _admitted = crate::handshake::announce(state.path(), &format!("restore {}", inc.id))
         .context("cannot tell the running agent about this restore")?;
+    // Read again: the agent answers once it has handled what happened
+    // before, such as the last operations of an attacker just killed.
+    let inc = state.store()?.incident(&inc.id)?.with_context(|| format!("incident {} is gone", inc.id))?;
     let settings = Settings::load(args.config.as_deref())?;
     let roots: Vec<PathBuf> = inc.protected.iter().map(|p| names::decode(p)).collect();
     let mut vaults = Vec::new();
