@@ -203,9 +203,8 @@ mod tests {
     fn a_fifo_or_a_huge_file_in_place_of_the_exports_is_read_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("exports");
-        let c = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
-        // SAFETY: c is NUL-terminated.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        use rustix::fs::{mknodat, FileType, Mode, CWD};
+        mknodat(CWD, &file, FileType::Fifo, Mode::from(0o600), 0).unwrap();
         let fw = Firewall::from_json(r#"{"nftables": []}"#);
         let found = check(&file, &[], &fw);
         assert_eq!(found.len(), 1, "{found:?}");
