@@ -333,7 +333,7 @@ impl Sensor {
     /// Reports an open to the handler (its decision, and the file back), or
     /// hands a close to the worker that computes its facts. An open answered
     /// here already (`answer` taken) gives neither back. The last value says
-    /// that the file's accesses are unwatched already (see `Known::quiet`).
+    /// that the file's accesses are unwatched already (see `Recalled::quiet`).
     fn file_event(
         &mut self,
         ev: &RawEvent,
@@ -432,7 +432,7 @@ impl Sensor {
             if unheard {
                 self.watch(&file, FAN_PRE_ACCESS | libc::FAN_CLOSE_WRITE, false);
             } else {
-                if lift_close_ignore || !mode.writes() {
+                if !by_create {
                     self.watch(&file, libc::FAN_CLOSE_WRITE, true);
                 }
                 self.watch(&file, FAN_PRE_ACCESS, false);
