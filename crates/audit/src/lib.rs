@@ -22,7 +22,7 @@ mod saved;
 
 pub use config::{AuditConfig, BorgRepo, ResticRepo};
 pub use finding::{Audit, CheckText, Finding, Severity, Summary, Words};
-pub use saved::save_private;
+pub use saved::{read_private, save_private};
 
 /// The words of check `id`, for the reports.
 pub fn check_text(id: &str) -> Option<&'static CheckText> {

@@ -2,7 +2,7 @@
 //! repository to check next, the last full audit).
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -24,6 +24,15 @@ pub fn save_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&tmp, path)
+}
+
+/// What [`save_private`] wrote, up to `limit` bytes: a link or anything
+/// but a regular file in its place (a FIFO would block the read) is an
+/// error.
+pub fn read_private(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    mamori_userfile::open_regular(path, mamori_userfile::Follow::Never)?.take(limit).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

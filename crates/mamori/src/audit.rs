@@ -10,7 +10,6 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -21,6 +20,7 @@ use tracing::warn;
 
 use crate::reporting::{LangArg, ReportFormat};
 use crate::settings::Settings;
+use crate::state::StateDir;
 
 #[derive(clap::Args)]
 #[command(after_help = "Exit status: 0 nothing above information, 3 low, 4 medium, 5 high (the worst finding); \
@@ -67,6 +67,8 @@ const PACKAGE_CONFIG: &str = "/etc/mamori/mamori.toml";
 
 /// The last full audit's findings, for telling only what is new.
 const LAST: &str = "audit/last.json";
+/// The most of it read back: a thousand findings take well under 2 MiB.
+const LAST_MAX: u64 = 16 << 20;
 
 pub fn run(args: AuditArgs) -> Result<ExitCode> {
     // SAFETY: geteuid has no preconditions.
@@ -81,6 +83,11 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
     let settings = Settings::load(config.as_deref())?;
     let state = settings.state_dir(args.state.as_deref());
     let runs = |part| args.only.is_empty() || args.only.contains(&part);
+    // The backups' check rotation and the last full audit are kept there:
+    // root's alone, as the agent makes it, before anything is read or written.
+    if runs(Part::Backups) || args.only.is_empty() {
+        StateDir::at(Some(state.clone())).make_private()?;
+    }
     let status = running_agent(&state);
     let protected: Vec<PathBuf> = match &status {
         Some(st) => st.protected.iter().map(PathBuf::from).collect(),
@@ -164,13 +171,7 @@ fn own_facts(settings: &Settings, status: Option<&mamori_store::AgentStatus>, pr
 /// record only makes every finding new once.
 fn tell_new(settings: &Settings, state: &Path, audit: &Audit) {
     let path = state.join(LAST);
-    let dir = path.parent().expect("LAST has a folder");
-    // The state directory too, where no agent ran yet: root's alone, as the agent makes it.
-    if let Err(e) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
-        warn!("cannot make {}: {e}: the findings are not remembered, nor told", dir.display());
-        return;
-    }
-    let before: Vec<Finding> = std::fs::read(&path)
+    let before: Vec<Finding> = mamori_audit::read_private(&path, LAST_MAX)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Audit>(&bytes).ok())
         .map(|a| a.findings)

@@ -3,6 +3,7 @@
 //! the processes root signals and the files root restores).
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -33,18 +34,28 @@ impl StateDir {
         StateDir { path: flag.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE)) }
     }
 
-    /// The agent's own: made (root's, 0700) if missing, refused if another
-    /// user could change it; checked before anything is written there.
+    /// The agent's own, with its store (see [`StateDir::make_private`]).
     pub fn for_agent(path: PathBuf) -> Result<(StateDir, Store)> {
         let state = StateDir { path };
-        if state.path.exists() {
-            state.check()?;
-        }
+        state.make_private()?;
         let store = Store::open(&state.path)
             .with_context(|| format!("cannot open the state directory {}", state.path.display()))?;
-        state.check()?;
         let path = state.path.canonicalize()?;
         Ok((StateDir { path }, store))
+    }
+
+    /// Made (root's, 0700) if missing, refused if another user could
+    /// change it: checked before anything is written there.
+    pub fn make_private(&self) -> Result<()> {
+        if self.path.exists() {
+            self.check()?;
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.path)
+            .with_context(|| format!("cannot make the state directory {}", self.path.display()))?;
+        self.check()
     }
 
     /// The store of an existing state directory (the agent's, or a copy of it).

@@ -124,3 +124,24 @@ fn an_ordinary_user_is_told_to_run_it_as_root() {
     assert!(err.contains("run it as root"), "{err}");
     assert!(out.stdout.is_empty(), "no partial audit");
 }
+
+/// The audit keeps records in the state directory as root: one another
+/// user can change (a link planted at `audit/last.json.tmp`, a FIFO at
+/// `audit/last.json`) is refused before anything is read or written there.
+#[test]
+fn a_state_directory_others_can_change_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    let state = ws.tmp.path().join("shared-state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = audit(&["--json", "--only", "backups", "--state", state.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unsafe state directory"), "{err}");
+    assert!(out.stdout.is_empty(), "no partial audit");
+    assert!(std::fs::read_dir(&state).unwrap().next().is_none(), "nothing was written there");
+    // Only mamori's facts or the exposure: nothing is kept, the state is only read.
+    let out = audit(&["--json", "--only", "exposure", "--state", state.to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -3,7 +3,7 @@
 //! turn). Kept in a small JSON file of mamori's own under its state folder.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,10 @@ impl Rotation {
     /// file starts every repository at 1 (a check is only moved back).
     pub fn load(state: &Path) -> Rotation {
         let path = state.join(FILE);
-        let saved = read(&path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
+        let saved = crate::read_private(&path, MAX_FILE)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
         Rotation { path, saved }
     }
 
@@ -67,12 +70,6 @@ impl Rotation {
     fn write(&self) -> io::Result<()> {
         crate::save_private(&self.path, &serde_json::to_vec_pretty(&self.saved)?)
     }
-}
-
-fn read(path: &Path) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    mamori_userfile::open_regular(path, mamori_userfile::Follow::Never)?.take(MAX_FILE).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 #[cfg(test)]
