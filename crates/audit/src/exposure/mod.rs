@@ -217,35 +217,3 @@ fn judge(service: &Service, scope: &Scope) -> Vec<Finding> {
     }
     vec![Finding::new(&SERVICE, Severity::Info, service.target(service.name()), service.evidence())]
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_check_has_a_unique_dotted_id_and_words_in_both_languages() {
-        let mut ids: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        assert_eq!(ids.len(), CHECKS.len(), "duplicate ids");
-        for c in CHECKS {
-            let (group, name) = c.id.split_once('.').expect("dotted");
-            assert!(
-                !group.is_empty()
-                    && !name.is_empty()
-                    && c.id.chars().all(|ch| ch.is_ascii_lowercase() || ch == '.' || ch == '_' || ch.is_ascii_digit()),
-                "{}",
-                c.id
-            );
-            for w in [c.en, c.ja] {
-                assert!(!w.title.is_empty() && !w.why.is_empty() && !w.fix.is_empty(), "{}", c.id);
-            }
-            assert_eq!(
-                c.en.fix.contains("{target}"),
-                c.ja.fix.contains("{target}"),
-                "{}: both fixes name the target or neither",
-                c.id
-            );
-        }
-    }
-}
