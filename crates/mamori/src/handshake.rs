@@ -65,6 +65,9 @@ pub struct Settled {
     /// The asks seen at the last tick, and those every event queued before
     /// them has been handled for.
     ticks: Mutex<(u64, u64)>,
+    /// The second of `ticks`, read without the lock: ticks come after
+    /// every event, asks seldom.
+    met: AtomicU64,
     reached: Condvar,
 }
 
@@ -74,8 +77,12 @@ impl Settled {
     /// read between the two were all queued after it was made.
     pub fn tick(&self) {
         let asked = self.asked.load(Ordering::SeqCst);
+        if asked == self.met.load(Ordering::SeqCst) {
+            return;
+        }
         let mut ticks = self.ticks.lock().unwrap_or_else(|e| e.into_inner());
         *ticks = (asked, ticks.0);
+        self.met.store(ticks.1, Ordering::SeqCst);
         self.reached.notify_all();
     }
 
