@@ -2,7 +2,7 @@
 
 use mamori_event::BlockSample;
 
-use crate::entropy::entropy;
+use crate::entropy::Histogram;
 use crate::plan::BLOCK;
 
 /// Most blocks kept from a sampled file (a full plan yields at most 288).
@@ -11,19 +11,28 @@ const MAX_SAMPLED_BLOCKS: usize = 320;
 const MAX_WHOLE_BLOCKS: usize = 256;
 
 /// One sample per 4 KiB chunk of every region. Past the cap, every n-th
-/// chunk is kept, so equal sizes keep equal offsets.
-pub(crate) fn sample(regions: &[(u64, &[u8])], sampled: bool) -> Vec<BlockSample> {
+/// chunk is kept, so equal sizes keep equal offsets. Every byte is also
+/// counted into `whole`: a kept chunk's histogram gives its entropy and
+/// joins the whole file's, so no byte is counted twice.
+pub(crate) fn sample(regions: &[(u64, &[u8])], sampled: bool, whole: &mut Histogram) -> Vec<BlockSample> {
     let cap = if sampled { MAX_SAMPLED_BLOCKS } else { MAX_WHOLE_BLOCKS };
     let count: usize = regions.iter().map(|(_, b)| b.len().div_ceil(BLOCK)).sum();
     let step = count.div_ceil(cap).max(1);
-    regions
-        .iter()
-        .flat_map(|&(offset, bytes)| {
-            bytes.chunks(BLOCK).enumerate().map(move |(i, chunk)| (offset + (i * BLOCK) as u64, chunk))
-        })
-        .step_by(step)
-        .map(|(offset, chunk)| BlockSample { offset, hash: hash(chunk), entropy: entropy(chunk) })
-        .collect()
+    let chunks = regions.iter().flat_map(|&(offset, bytes)| {
+        bytes.chunks(BLOCK).enumerate().map(move |(i, chunk)| (offset + (i * BLOCK) as u64, chunk))
+    });
+    let mut blocks = Vec::with_capacity(count.div_ceil(step));
+    for (i, (offset, chunk)) in chunks.enumerate() {
+        if i % step != 0 {
+            whole.add(chunk);
+            continue;
+        }
+        let mut own = Histogram::new();
+        own.add(chunk);
+        whole.merge(&own);
+        blocks.push(BlockSample { offset, hash: hash(chunk), entropy: own.entropy() });
+    }
+    blocks
 }
 
 /// BLAKE3 is keyless and specified byte for byte, so block hashes agree
@@ -89,7 +98,7 @@ mod tests {
     #[test]
     fn whole_files_past_the_cap_keep_every_nth_chunk() {
         let bytes = vec![1u8; 300 * BLOCK + 10];
-        let blocks = sample(&[(0, &bytes)], false);
+        let blocks = sample(&[(0, &bytes)], false, &mut Histogram::new());
         assert_eq!(blocks.len(), 151);
         assert!(blocks.iter().enumerate().all(|(i, b)| b.offset == (i * 2 * BLOCK) as u64));
     }
@@ -97,7 +106,7 @@ mod tests {
     #[test]
     fn partial_last_chunk_is_sampled() {
         let bytes = vec![1u8; BLOCK + 1];
-        let blocks = sample(&[(0, &bytes)], false);
+        let blocks = sample(&[(0, &bytes)], false, &mut Histogram::new());
         assert_eq!(blocks.iter().map(|b| b.offset).collect::<Vec<_>>(), vec![0, BLOCK as u64]);
         assert_ne!(blocks[0].hash, blocks[1].hash);
     }

@@ -35,6 +35,14 @@ impl Histogram {
     }
 
     /// Bits per symbol; 0 for no data.
+    /// Counts `other`'s bytes too, as if they had been added here.
+    pub(crate) fn merge(&mut self, other: &Histogram) {
+        for (count, more) in self.counts.iter_mut().zip(other.counts) {
+            *count += more;
+        }
+        self.total += other.total;
+    }
+
     pub(crate) fn entropy(&self) -> f32 {
         shannon(self.counts.iter().copied(), self.total)
     }

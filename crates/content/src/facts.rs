@@ -28,9 +28,14 @@ pub fn facts(size: u64, regions: &[(u64, &[u8])], depth: Depth) -> ContentFacts 
     let tail = regions.last().filter(|(off, b)| off + b.len() as u64 == size).map(|(_, b)| *b);
 
     let mut histogram = Histogram::new();
-    for (_, bytes) in regions {
-        histogram.add(bytes);
-    }
+    let blocks = if depth == Depth::Light {
+        for (_, bytes) in regions {
+            histogram.add(bytes);
+        }
+        Vec::new()
+    } else {
+        blocks::sample(regions, sampled, &mut histogram)
+    };
     let small_hash = (!sampled && size <= SMALL_HASH_LIMIT).then(|| {
         let mut hasher = blake3::Hasher::new();
         for (_, bytes) in regions {
@@ -51,7 +56,7 @@ pub fn facts(size: u64, regions: &[(u64, &[u8])], depth: Depth) -> ContentFacts 
             || sealed::encrypted_archive(size, head, tail),
         sampled,
         digest: if size == 0 || depth == Depth::Light { Digest::default() } else { digest::digest(regions) },
-        blocks: if depth == Depth::Light { Vec::new() } else { blocks::sample(regions, sampled) },
+        blocks,
         small_hash,
     }
 }

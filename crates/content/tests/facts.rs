@@ -4,7 +4,7 @@
 use std::io::{Cursor, Write};
 
 use mamori_content::{
-    facts, facts_of_bytes, plan, read_facts, region_change, similarity, ContentFacts, Depth, FileKind, Format,
+    entropy, facts, facts_of_bytes, plan, read_facts, region_change, similarity, ContentFacts, Depth, FileKind, Format,
 };
 
 /// Deterministic pseudo-random bytes (xorshift64*).
@@ -266,6 +266,25 @@ fn read_facts_samples_a_large_file_as_planned() {
     // write, never with light facts: neither is computed for them.
     assert!(!f.digest.0.is_empty());
     assert!(light.digest.0.is_empty() && light.blocks.is_empty());
+}
+
+#[test]
+fn the_entropy_counts_every_byte_read_kept_as_a_block_or_not() {
+    // Past 256 chunks read whole (given whole here: the plan stops at
+    // 1 MiB), every third is kept as a block. Laid out so those are all
+    // zeros: the whole file's entropy must still be of all its bytes.
+    let mut bytes = Vec::new();
+    for i in 0..600u64 {
+        bytes.extend(if i % 3 == 0 { vec![0u8; 4096] } else { random(4096, i + 1) });
+    }
+    let f = facts(bytes.len() as u64, &[(0, &bytes[..])], Depth::Full);
+    assert!(!f.sampled);
+    assert_eq!(f.blocks.len(), 200);
+    assert!(f.blocks.iter().all(|b| b.entropy == 0.0), "every kept block is a zero block");
+    assert_eq!(f.entropy, entropy(&bytes));
+    assert!(f.entropy > 5.0);
+    let small = random(40_000, 5);
+    assert_eq!(facts_of_bytes(&small).entropy, entropy(&small));
 }
 
 #[test]
