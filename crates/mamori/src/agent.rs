@@ -64,8 +64,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let vaults = if settings.vault.enabled { Some(Vaults::open(&state, &protect, &settings.vault)?) } else { None };
     let exclude = vec![state.clone()];
     let guard = if vaults.is_some() { vaults::vault_dirs(&state, &protect)? } else { Vec::new() };
-    let mut sensor =
-        Sensor::new(SensorConfig { protect: protect.clone(), exclude, guard }).context("cannot start the sensor")?;
+    let unmarked = guard.iter().map(|vault| vault.join(mamori_vault::STAGING)).collect();
+    let mut sensor = Sensor::new(SensorConfig { protect: protect.clone(), exclude, guard, unmarked })
+        .context("cannot start the sensor")?;
     // Listening before protection is reported active: a restore started
     // once `mamori status` says so finds the socket.
     let settled = Arc::new(handshake::Settled::default());

@@ -76,7 +76,7 @@ pub fn record(args: RecordArgs) -> Result<ExitCode> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
-    let mut sensor = Sensor::new(SensorConfig { protect, exclude: Vec::new(), guard: Vec::new() })?;
+    let mut sensor = Sensor::new(SensorConfig { protect, exclude: Vec::new(), guard: Vec::new(), unmarked: vec![] })?;
     let mut rec = Recorder {
         out: BufWriter::new(out),
         events: 0,

@@ -80,6 +80,12 @@ pub struct SensorConfig {
     /// Processes admitted to [`Sensor::trusted`] (`mamori restore`) are let
     /// through.
     pub guard: Vec<PathBuf>,
+    /// Folders inside a guarded one left without marks: the vaults'
+    /// staging folders, where the agent writes its copies as nameless files
+    /// (`O_TMPFILE`) that nobody can open, so the door would only cost the
+    /// agent a round trip per copy. The folder itself being renamed or
+    /// deleted is still seen, in its guarded parent.
+    pub unmarked: Vec<PathBuf>,
 }
 
 /// The answer to a permission event.

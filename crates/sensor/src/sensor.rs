@@ -120,7 +120,8 @@ impl Sensor {
         }
         let trusted = Trusted::default();
         let lock = Lock::new(trusted.clone()).map_err(SensorError::Init)?;
-        let mut watch = Watch::new(perm, fid, lock, Scope::new(roots.clone(), exclude, guard.clone()));
+        let unmarked = cfg.unmarked.iter().map(|u| u.canonicalize().unwrap_or_else(|_| u.clone())).collect();
+        let mut watch = Watch::new(perm, fid, lock, Scope::new(roots.clone(), exclude, guard.clone(), unmarked));
         for root in roots.iter().chain(&guard) {
             watch.watch_root(root)?;
         }
@@ -460,10 +461,6 @@ impl Sensor {
                 self.fresh.remove(&i);
             }
         }
-        let in_order = changes_existing || suspect;
-        while self.closes.pending_for(inode) || (in_order && self.closes.any_pending()) {
-            self.closed(handler, true);
-        }
         let before = if empty {
             None
         } else if mode.writes() {
@@ -483,6 +480,15 @@ impl Sensor {
                 }
             }
         };
+        // Read before waiting for the closes: their facts are computed on
+        // the worker meanwhile, so a program rewriting files waits for one
+        // file's facts, not two in a row. The opener is held either way, so
+        // the file is as it found it; a close of this same file still
+        // pending changes nothing in it any more.
+        let in_order = changes_existing || suspect;
+        while self.closes.pending_for(inode) || (in_order && self.closes.any_pending()) {
+            self.closed(handler, true);
+        }
         let kind = EventKind::Open { path, mode, before };
         if answered {
             // Not the file as the opener found it any more: it may be

@@ -114,7 +114,8 @@ impl Drop for Running {
 }
 
 fn protect(root: &Path) -> Sensor {
-    Sensor::new(SensorConfig { protect: vec![root.to_path_buf()], exclude: vec![], guard: vec![] }).unwrap()
+    Sensor::new(SensorConfig { protect: vec![root.to_path_buf()], exclude: vec![], guard: vec![], unmarked: vec![] })
+        .unwrap()
 }
 
 fn canon(dir: &tempfile::TempDir) -> PathBuf {
@@ -279,9 +280,13 @@ fn outside_excluded_and_own_activity_is_not_reported() {
     let outside = tempfile::tempdir().unwrap();
     let root = canon(&dir);
     std::fs::create_dir(root.join("state")).unwrap();
-    let sensor =
-        Sensor::new(SensorConfig { protect: vec![root.clone()], exclude: vec![root.join("state")], guard: vec![] })
-            .unwrap();
+    let sensor = Sensor::new(SensorConfig {
+        protect: vec![root.clone()],
+        exclude: vec![root.join("state")],
+        guard: vec![],
+        unmarked: vec![],
+    })
+    .unwrap();
     let run = Running::start(sensor, None);
     std::fs::write(root.join("own.txt"), "mine").unwrap();
     let script = format!(
@@ -311,17 +316,28 @@ fn missing_root_names_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
     let err =
-        Sensor::new(SensorConfig { protect: vec![missing.clone()], exclude: vec![], guard: vec![] }).err().unwrap();
+        Sensor::new(SensorConfig { protect: vec![missing.clone()], exclude: vec![], guard: vec![], unmarked: vec![] })
+            .err()
+            .unwrap();
     assert!(matches!(err, SensorError::Root { .. }), "{err:?}");
     assert!(err.to_string().contains(missing.to_str().unwrap()), "{err}");
 
     let file = dir.path().join("file");
     std::fs::write(&file, "x").unwrap();
-    let err = Sensor::new(SensorConfig { protect: vec![file.clone()], exclude: vec![], guard: vec![] }).err().unwrap();
+    let err =
+        Sensor::new(SensorConfig { protect: vec![file.clone()], exclude: vec![], guard: vec![], unmarked: vec![] })
+            .err()
+            .unwrap();
     assert!(matches!(err, SensorError::NotDirectory { .. }), "{err:?}");
 
-    let err =
-        Sensor::new(SensorConfig { protect: vec!["/proc/sys".into()], exclude: vec![], guard: vec![] }).err().unwrap();
+    let err = Sensor::new(SensorConfig {
+        protect: vec!["/proc/sys".into()],
+        exclude: vec![],
+        guard: vec![],
+        unmarked: vec![],
+    })
+    .err()
+    .unwrap();
     assert!(matches!(err, SensorError::Unsupported { .. }), "{err:?}");
     assert!(err.to_string().contains("/proc/sys"), "{err}");
 }
@@ -470,11 +486,14 @@ fn a_guarded_folder_refuses_and_reports_other_processes() {
     let root = canon(&dir);
     let (data, vault) = (root.join("data"), root.join("vault"));
     std::fs::create_dir_all(vault.join("objects")).unwrap();
+    std::fs::create_dir(vault.join("staging")).unwrap();
     std::fs::create_dir(&data).unwrap();
     std::fs::write(vault.join("objects/1"), "before-image").unwrap();
     std::fs::write(vault.join("objects/2"), "another").unwrap();
+    let unmarked = vec![vault.join("staging")];
     let sensor =
-        Sensor::new(SensorConfig { protect: vec![data], exclude: vec![], guard: vec![vault.clone()] }).unwrap();
+        Sensor::new(SensorConfig { protect: vec![data], exclude: vec![], guard: vec![vault.clone()], unmarked })
+            .unwrap();
     let run = Running::start(sensor, None);
     // This process (mamori's own) may use it, from any thread.
     assert_eq!(std::fs::read_to_string(vault.join("objects/1")).unwrap(), "before-image");
@@ -488,12 +507,20 @@ fn a_guarded_folder_refuses_and_reports_other_processes() {
     assert!(!sh(&root, "ls vault/objects").status.success());
     assert!(!sh(&root, "echo x >> vault/objects/1").status.success());
     assert_eq!(std::fs::read_to_string(vault.join("objects/1")).unwrap(), "before-image");
+    // What is in the folder left unmarked (where the vault writes nameless
+    // files) is not: opening the folder itself is (it is an entry of the
+    // vault), and swapping it away is seen.
+    assert!(!sh(&root, "ls vault/staging").status.success());
+    assert!(sh(&root, "echo x > vault/staging/planted").status.success());
+    assert!(sh(&root, "mv vault/staging vault/elsewhere").status.success());
     // A delete has no permission event: it is seen, not refused.
     assert!(sh(&root, "rm vault/objects/2").status.success());
     let (one, two) = (path_str(&vault.join("objects/1")), path_str(&vault.join("objects/2")));
-    let evs = run.wait_for("both intrusions", |evs| {
+    let staging = path_str(&vault.join("staging"));
+    let evs = run.wait_for("three intrusions", |evs| {
         has(evs, |k| matches!(k, EventKind::Guarded { path } if *path == one))
             && has(evs, |k| matches!(k, EventKind::Guarded { path } if *path == two))
+            && has(evs, |k| matches!(k, EventKind::Guarded { path } if *path == staging))
     });
     assert!(
         !has(&evs, |k| matches!(k, EventKind::Open { .. } | EventKind::Delete { .. })),
@@ -641,8 +668,13 @@ fn vault_beside_data(root: &Path) -> (PathBuf, PathBuf, Sensor) {
     std::fs::create_dir(&data).unwrap();
     std::fs::write(vault.join("objects/1"), "before-image\n").unwrap();
     std::fs::write(data.join("kept.txt"), "kept").unwrap();
-    let sensor =
-        Sensor::new(SensorConfig { protect: vec![data.clone()], exclude: vec![], guard: vec![vault.clone()] }).unwrap();
+    let sensor = Sensor::new(SensorConfig {
+        protect: vec![data.clone()],
+        exclude: vec![],
+        guard: vec![vault.clone()],
+        unmarked: vec![],
+    })
+    .unwrap();
     (data, vault, sensor)
 }
 

@@ -54,11 +54,11 @@ pub use held::{Held, HeldFile};
 pub use private_dir::{check_private_dir, UnsafeDir};
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsStr;
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use mamori_event::ProcKey;
@@ -73,6 +73,9 @@ const MARKER: &str = "VAULT";
 /// vault gets near it, and the ids after it cannot wrap around.
 const MAX_ID: u64 = 1 << 62;
 const OBJECTS: &str = "objects";
+/// Where copies are written before they are whole: nameless files (see
+/// [`Staged`]). The sensor leaves this folder without marks.
+pub const STAGING: &str = "staging";
 /// How long a free-space reading stands while ranges are kept.
 const FREE_SPACE_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -221,6 +224,8 @@ pub struct Vault {
     /// marker and the objects are opened relative to them, never through a link.
     dir_fd: File,
     objects_fd: File,
+    /// `staging/`, while the filesystem makes nameless files there.
+    staging_fd: Option<File>,
     limits: Limits,
     entries: Vec<Entry>,
     /// Keyed by a hash of the path, not the path itself: a pin per opened
@@ -295,10 +300,12 @@ impl Vault {
         }
         let objects_fd = sys::open_in(dir_fd.as_fd(), OsStr::new(OBJECTS), libc::O_RDONLY | libc::O_DIRECTORY, 0)
             .map_err(io_err(&dir.join(OBJECTS)))?;
+        let staging_fd = if writable { open_staging(&dir_fd) } else { None };
         let mut vault = Vault {
             dir: dir.to_path_buf(),
             dir_fd,
             objects_fd,
+            staging_fd,
             limits,
             entries: Vec::new(),
             by_path: HashMap::new(),
@@ -544,27 +551,33 @@ impl Vault {
         let id = self.next_id;
         self.next_id += 1;
         let entry = Entry { id, kind: Kind::Copy, meta, hash: None, object: id.to_string(), taken_ns: now_ns, by };
-        // Written under a temp name and renamed only once durable, so a name
-        // in objects/ that a log line points at is always a whole copy.
-        let objects = self.dir.join("objects");
-        let tmp = objects.join(format!(".tmp-{id}"));
-        let mut written =
-            copy_object(file, entry.meta.size, &tmp, if reflink_only { Copying::Reflink } else { Copying::Bytes });
+        // Named in objects/ only once whole, so a name there that a log line
+        // points at is always a whole copy.
+        let name = OsString::from(&entry.object);
+        let object = self.object_path(&entry);
+        let staged = self.stage(id).map_err(io_err(&object))?;
+        let mut written = copy_object(
+            file,
+            entry.meta.size,
+            &staged.file,
+            if reflink_only { Copying::Reflink } else { Copying::Bytes },
+        );
         if reflink_only && written.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EXDEV)) {
-            let _ = std::fs::remove_file(&tmp);
             if !self.clones_across_mounts(file)? {
+                staged.discard(&self.objects_fd);
                 return Ok(None);
             }
             // Charged whole: the kernel may have copied the bytes rather than shared them.
             if let Some(reason) = self.refusal(entry.meta.size, entry.meta.uid)? {
+                staged.discard(&self.objects_fd);
                 return Ok(Some(Preserved::Skipped(reason)));
             }
-            written = copy_object(file, entry.meta.size, &tmp, Copying::InKernel);
+            written = copy_object(file, entry.meta.size, &staged.file, Copying::InKernel);
         }
         let hash = match written {
             Ok(hash) => hash,
             Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
+                staged.discard(&self.objects_fd);
                 if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
                     self.count_skip(entry.meta.uid, SkipReason::FreeSpaceFloor);
                     return Ok(Some(Preserved::Skipped(SkipReason::FreeSpaceFloor)));
@@ -572,14 +585,10 @@ impl Vault {
                 if reflink_only {
                     return Ok(None);
                 }
-                return Err(io_err(&tmp)(e));
+                return Err(io_err(&object)(e));
             }
         };
-        let object = self.object_path(&entry);
-        if let Err(e) = std::fs::rename(&tmp, &object) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_err(&object)(e));
-        }
+        staged.publish(&self.objects_fd, &name).map_err(io_err(&object))?;
         // Made durable with the object by the syncer (see `syncer`).
         self.append(Entry { hash, ..entry }, false).map(|e| Some(Preserved::Stored(e)))
     }
@@ -990,22 +999,81 @@ enum Copying {
     InKernel,
 }
 
-/// Writes `file`'s content to a new object, as `how` says. Returns the
-/// content's hash, if it was read. `len` as in [`stream`].
-fn copy_object(file: &File, len: u64, object: &Path, how: Copying) -> io::Result<Option<String>> {
-    let out = OpenOptions::new().write(true).read(true).create_new(true).mode(0o600).open(object)?;
+/// Writes `file`'s content into the new object `out`, as `how` says.
+/// Returns the content's hash, if it was read. `len` as in [`stream`].
+fn copy_object(file: &File, len: u64, out: &File, how: Copying) -> io::Result<Option<String>> {
     let hash = match how {
-        Copying::InKernel => mounts::copy_in_kernel(file, &out, len)?,
+        Copying::InKernel => mounts::copy_in_kernel(file, out, len)?,
         Copying::Reflink => {
-            sys::reflink(file, &out)?;
+            sys::reflink(file, out)?;
             None
         }
-        Copying::Bytes => match sys::reflink(file, &out) {
-            Ok(()) => Some(hash_of(&out, len)?),
-            Err(_) => Some(copy_into(file, &out, len)?),
+        Copying::Bytes => match sys::reflink(file, out) {
+            Ok(()) => Some(hash_of(out, len)?),
+            Err(_) => Some(copy_into(file, out, len)?),
         },
     };
     Ok(hash)
+}
+
+/// `staging/`, made if missing: `None` where it cannot be opened as a
+/// folder of the vault's own (copies then take a temp name in `objects/`).
+fn open_staging(dir: &File) -> Option<File> {
+    match sys::mkdir_in(dir.as_fd(), OsStr::new(STAGING), 0o700) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return None,
+        _ => {}
+    }
+    let staging = sys::open_in(dir.as_fd(), OsStr::new(STAGING), libc::O_RDONLY | libc::O_DIRECTORY, 0).ok()?;
+    // The vault is root's and private (checked): so must be what is in it.
+    let m = staging.metadata().ok()?;
+    (m.uid() == 0 && m.mode() & 0o077 == 0).then_some(staging)
+}
+
+/// A copy being written, not yet under its name in `objects/`.
+///
+/// Nameless in `staging/` where the filesystem allows: the vault's
+/// folders are guarded, so each open there waits for the door's thread (see
+/// the sensor's `lock`), and a copy made there would cost that round trip
+/// and a rename; `staging/` carries no marks and a nameless file cannot be
+/// opened by anyone. Else under a temp name in `objects/`, renamed.
+struct Staged {
+    file: File,
+    temp: Option<OsString>,
+}
+
+impl Vault {
+    fn stage(&mut self, id: u64) -> io::Result<Staged> {
+        if let Some(staging) = &self.staging_fd {
+            match sys::nameless_in(staging.as_fd(), 0o600) {
+                Ok(file) => return Ok(Staged { file, temp: None }),
+                Err(e) => {
+                    // Not asked again: a filesystem without O_TMPFILE, or the folder gone.
+                    warn!(vault = %self.dir.display(), "copies take a temp name from now on: {e}");
+                    self.staging_fd = None;
+                }
+            }
+        }
+        let temp = OsString::from(format!(".tmp-{id}"));
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+        let file = sys::open_in(self.objects_fd.as_fd(), &temp, flags, 0o600)?;
+        Ok(Staged { file, temp: Some(temp) })
+    }
+}
+
+impl Staged {
+    /// Gives the whole copy its name `name` in `objects`.
+    fn publish(self, objects: &File, name: &OsStr) -> io::Result<()> {
+        let Some(temp) = &self.temp else { return sys::link_in(self.file.as_fd(), objects.as_fd(), name) };
+        sys::rename_in(objects.as_fd(), temp, name).inspect_err(|_| {
+            let _ = sys::unlink_in(objects.as_fd(), temp);
+        })
+    }
+
+    fn discard(self, objects: &File) {
+        if let Some(temp) = &self.temp {
+            let _ = sys::unlink_in(objects.as_fd(), temp);
+        }
+    }
 }
 
 /// Copies all of `src` (by offset: the caller's file position is left

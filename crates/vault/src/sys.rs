@@ -185,6 +185,28 @@ pub fn open_in(dir: BorrowedFd<'_>, name: &OsStr, flags: libc::c_int, mode: libc
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+/// A new file without a name (`O_TMPFILE`, read and write) on `dir`'s
+/// filesystem, to be named by [`link_in`] once whole. Nobody can open it
+/// meanwhile, and it vanishes with its descriptor if never named.
+pub fn nameless_in(dir: BorrowedFd<'_>, mode: libc::mode_t) -> io::Result<File> {
+    // SAFETY: valid fd and NUL-terminated name.
+    let fd =
+        unsafe { libc::openat(dir.as_raw_fd(), c".".as_ptr(), libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC, mode) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Names the open `file` `name` in `dir` (`linkat` with `AT_EMPTY_PATH`,
+/// needs CAP_DAC_READ_SEARCH); an existing `name` is an error, never replaced.
+pub fn link_in(file: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let name = component(name)?;
+    // SAFETY: valid fds and NUL-terminated strings.
+    check(unsafe { libc::linkat(file.as_raw_fd(), c"".as_ptr(), dir.as_raw_fd(), name.as_ptr(), libc::AT_EMPTY_PATH) })
+}
+
 /// Opens the directory `path`, failing if its last component is a link.
 pub fn open_dir(path: &Path) -> io::Result<File> {
     let p = cstr(path)?;

@@ -40,6 +40,86 @@ fn a_copy_brings_back_content_mode_times_and_xattrs() {
     assert_eq!(out.unwrap().stdout, b"scanner");
 }
 
+/// What is in a folder of the vault, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// The names that appear in `dir` (created or moved in) while `work` runs,
+/// in order, as inotify reports them.
+fn names_made_in(dir: &Path, work: impl FnOnce()) -> Vec<String> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: plain system calls; the new descriptor is owned by `events`.
+    let mut events = unsafe { File::from_raw_fd(libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC)) };
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid descriptor and a NUL-terminated path.
+    let wd = unsafe {
+        libc::inotify_add_watch(
+            std::os::fd::AsRawFd::as_raw_fd(&events),
+            path.as_ptr(),
+            libc::IN_CREATE | libc::IN_MOVED_TO,
+        )
+    };
+    assert!(wd >= 0, "inotify_add_watch: {}", std::io::Error::last_os_error());
+    work();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = events.read(&mut buf).unwrap_or(0);
+    let (mut names, mut at) = (Vec::new(), 0);
+    let head = std::mem::size_of::<libc::inotify_event>();
+    while at + head <= n {
+        // SAFETY: the kernel wrote whole events; read unaligned from the buffer.
+        let ev: libc::inotify_event = unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+        let name = &buf[at + head..at + head + ev.len as usize];
+        names.push(String::from_utf8_lossy(name.split(|&b| b == 0).next().unwrap()).into_owned());
+        at += head + ev.len as usize;
+    }
+    names
+}
+
+#[test]
+fn a_copy_is_written_nameless_and_named_only_once_whole() {
+    let (_t, data, dir) = setup();
+    let f = data.join("ledger.xlsx");
+    std::fs::write(&f, b"the ledger as it was").unwrap();
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    let mut e = None;
+    let made = names_made_in(&dir.join("objects"), || {
+        e = Some(stored(v.preserve(&File::open(&f).unwrap(), s(&f), 10, None).unwrap()));
+    });
+    let e = e.unwrap();
+    // Written in staging/ without a name (nothing left there), then named
+    // in objects/ once: no temp name ever appears there.
+    assert_eq!(made, vec![e.object.clone()]);
+    assert_eq!(names(&dir.join(mamori_vault::STAGING)), Vec::<String>::new());
+    assert_eq!(std::fs::read(v.object_path(&e)).unwrap(), b"the ledger as it was");
+    assert_eq!(e.hash.as_deref(), Some(mamori_vault::content_hash(&f).unwrap().as_str()));
+    drop(v);
+
+    // A staging folder that is not the vault's own (here: one others can
+    // write) is not used: the copy takes a temp name in objects/ instead,
+    // and is just as whole.
+    let staging = dir.join(mamori_vault::STAGING);
+    std::fs::set_permissions(&staging, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let g = data.join("minutes.docx");
+    std::fs::write(&g, b"minutes of the meeting").unwrap();
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    let mut e2 = None;
+    let made = names_made_in(&dir.join("objects"), || {
+        e2 = Some(stored(v.preserve(&File::open(&g).unwrap(), s(&g), 20, None).unwrap()));
+    });
+    let e2 = e2.unwrap();
+    assert_eq!(made, vec![format!(".tmp-{}", e2.id), e2.object.clone()]);
+    assert_eq!(names(&dir.join("objects")), vec![e.object.clone(), e2.object.clone()]);
+    std::fs::write(&g, b"ENCRYPTED").unwrap();
+    v.restore_to(&e2, &g).unwrap();
+    assert_eq!(std::fs::read(&g).unwrap(), b"minutes of the meeting");
+}
+
 #[test]
 fn a_pin_keeps_a_deleted_file() {
     let (_t, data, dir) = setup();
