@@ -707,6 +707,10 @@ impl Handler for Agent {
         self.engine.is_suspect(proc)
     }
 
+    fn watches_writes(&self, dev: u64, ino: u64) -> bool {
+        self.vaults.as_ref().is_some_and(|vaults| vaults.kept_by_range(dev, ino))
+    }
+
     fn weighs_new_files(&self, proc: mamori_event::ProcKey) -> bool {
         self.engine.weighs_new_files(proc)
     }

@@ -209,6 +209,11 @@ impl Vaults {
         by_range && kept
     }
 
+    /// Whether the file with this inode is being kept by range (its writes watched).
+    pub fn kept_by_range(&self, dev: u64, ino: u64) -> bool {
+        self.by_dev.get(&dev).is_some_and(|vault| vault.kept_by_range(dev, ino))
+    }
+
     /// A name was deleted: a file held under it that has no name left is
     /// copied from its descriptor before it is let go.
     pub fn gone(&mut self, path: &str, now_ns: u64, by: Option<ProcKey>) {

@@ -112,10 +112,13 @@ pub struct Opened<'a> {
 
 pub trait Handler {
     /// Every event, in arrival order. For a permission (open) event the return
-    /// value is the answer; ignored otherwise, and for the open of an empty
-    /// file by a process not [`Handler::is_suspect`], which is allowed (with
-    /// its writes unwatched) before the handler sees it, without its file:
-    /// there is nothing in it to keep, and by then its opener may be writing.
+    /// value is the answer; ignored otherwise, and for two opens by a
+    /// process not [`Handler::is_suspect`], allowed before the handler sees
+    /// them: an empty file's (its writes unwatched), handed over without its
+    /// file, as there is nothing in it to keep and by then its opener may be
+    /// writing; and a read of a file whose writes are not watched (see
+    /// [`Handler::watches_writes`]), handed over with its file, which a
+    /// read leaves as it was.
     /// `opened` is the file of any other open (`None` for other events):
     /// while the open waits for its answer nothing has been written yet, so
     /// this is the moment to keep a copy. Never open protected files by path
@@ -134,6 +137,14 @@ pub trait Handler {
         _len: u64,
         _reading: &mut dyn FnMut() -> bool,
     ) -> bool {
+        false
+    }
+    /// Whether the writes to this inode are watched: a file an earlier
+    /// [`Decision::AllowWatchWrites`] asked for and still keeps. A read of
+    /// any other file may be let go before the handler sees it (its
+    /// accesses unwatched first, which would silence the writes of this
+    /// one). A handler that answers `AllowWatchWrites` must say so here.
+    fn watches_writes(&self, _dev: u64, _ino: u64) -> bool {
         false
     }
     /// Whether the handler already holds evidence against this process:

@@ -417,6 +417,25 @@ impl Sensor {
         }
         let suspect = proc.is_some_and(|p| handler.is_suspect(p));
         self.just_held = false;
+        // A read by a process with no evidence against it changes nothing.
+        // Once the file's accesses are unwatched (its mark set now, or left
+        // by its last open while it stayed unchanged), nothing its opener
+        // waits for is left to decide: what is kept of the file is kept from
+        // the kernel's descriptor, held here until the handler is done, and
+        // a delete that follows is read after this open is weighed. So it
+        // goes on now and the open is weighed after: a backup or a scanner
+        // waits for the round trip alone. Not a file whose writes are
+        // watched (kept by range): its ignore mark would silence them.
+        let mut unwatched = was_quiet;
+        if !empty && !mode.writes() && !suspect && !self.closes.pending_for(inode) {
+            if !unwatched && meta.as_ref().is_some_and(|m| !handler.watches_writes(m.dev(), m.ino())) {
+                self.watch(&file, FAN_PRE_ACCESS, false);
+                unwatched = true;
+            }
+            if unwatched {
+                drop(answer.take());
+            }
+        }
         // An empty file holds nothing to keep: unless its opener is suspect,
         // it goes on at once (its writes unwatched), and the open is weighed
         // after. Creating files is most of what busy programs do, and their
@@ -509,7 +528,7 @@ impl Sensor {
         if let (Some(meta), true) = (meta.as_ref(), quiet != was_quiet) {
             self.known.set_quiet(meta, quiet);
         }
-        (Some(decision), Some(file), was_quiet && quiet)
+        (Some(decision), Some(file), unwatched && quiet)
     }
 
     /// The path of an event's file as the kernel names it now, if in scope.

@@ -25,6 +25,8 @@ struct Recorder {
     slow_opens: Option<(Duration, Given)>,
     /// The answer to `weighs_new_files`, for every process.
     weighs_new_files: bool,
+    /// The answer to `is_suspect`, for every process.
+    suspect: bool,
 }
 
 /// Path and size of each file handed with an open.
@@ -33,13 +35,23 @@ type Given = Arc<Mutex<Vec<(String, u64)>>>;
 impl Recorder {
     /// Records every event, allows every open, weighs every new file.
     fn new() -> Recorder {
-        Recorder { events: Shared::default(), deny_suffix: None, slow_opens: None, weighs_new_files: true }
+        Recorder {
+            events: Shared::default(),
+            deny_suffix: None,
+            slow_opens: None,
+            weighs_new_files: true,
+            suspect: false,
+        }
     }
 }
 
 impl Handler for Recorder {
     fn weighs_new_files(&self, _proc: ProcKey) -> bool {
         self.weighs_new_files
+    }
+
+    fn is_suspect(&self, _proc: ProcKey) -> bool {
+        self.suspect
     }
 
     fn event(&mut self, ev: &Event, opened: Option<Opened<'_>>) -> Decision {
@@ -264,12 +276,25 @@ fn deny_makes_the_open_fail_with_eperm() {
     let dir = tempfile::tempdir().unwrap();
     let root = canon(&dir);
     std::fs::write(root.join("secret.txt"), "keep me").unwrap();
-    let run = Running::start(protect(&root), Some("secret.txt"));
+    // A process with evidence against it waits for the handler's answer,
+    // reading or writing.
+    let suspect = Recorder { deny_suffix: Some("secret.txt".into()), suspect: true, ..Recorder::new() };
+    let run = Running::start_with(protect(&root), suspect);
     let out = sh(&root, "cat secret.txt");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"), "{out:?}");
     let out = sh(&root, "echo gone > secret.txt");
     assert!(!out.status.success());
+    drop(run);
+    assert_eq!(std::fs::read_to_string(root.join("secret.txt")).unwrap(), "keep me");
+    // Anyone else's read changes nothing: it goes on before the handler
+    // is asked, which is told of it all the same. A write still waits.
+    let run = Running::start(protect(&root), Some("secret.txt"));
+    let out = sh(&root, "cat secret.txt");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "keep me", "{out:?}");
+    let path = path_str(&root.join("secret.txt"));
+    run.wait_for("the read", |evs| has(evs, |k| matches!(k, EventKind::Open { path: p, .. } if *p == path)));
+    assert!(!sh(&root, "echo gone > secret.txt").status.success());
     drop(run);
     assert_eq!(std::fs::read_to_string(root.join("secret.txt")).unwrap(), "keep me");
 }
