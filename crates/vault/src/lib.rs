@@ -18,12 +18,13 @@
 //! ```text
 //! VAULT         format marker
 //! objects/N     content of entry N (a copy, or a hard link for a pin)
+//! staging/      where copies are written, as files without a name
 //! entries.log   one JSON line per entry, appended; the index is rebuilt from it
 //! ```
 //!
-//! A copy is written under a temp name and renamed into place before its
-//! line is appended; neither is fsynced while the opener waits: a thread
-//! syncs the vault's filesystem within a second of a write (see `syncer`).
+//! A copy is written without a name (see `Staged`) and linked into place
+//! whole before its line is appended; neither is fsynced while the opener waits: a thread
+//! makes them durable within a second (see `syncer`).
 //! After a crash an object without a line is an orphan (removed at the next
 //! open), a line whose object is missing or shorter than the file it copied
 //! is dropped, and a torn last line is skipped. Pins are not fsynced either
@@ -74,7 +75,7 @@ const MARKER: &str = "VAULT";
 const MAX_ID: u64 = 1 << 62;
 const OBJECTS: &str = "objects";
 /// Where copies are written before they are whole: nameless files (see
-/// [`Staged`]). The sensor leaves this folder without marks.
+/// `Staged`). The sensor leaves this folder without marks.
 pub const STAGING: &str = "staging";
 /// How long a free-space reading stands while ranges are kept.
 const FREE_SPACE_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
@@ -323,10 +324,12 @@ impl Vault {
         };
         let held = vault.read_log()?;
         if writable {
-            let fd = vault.objects_fd.try_clone().map_err(io_err(dir))?;
-            vault.syncer = Some(syncer::Syncer::start(fd).map_err(io_err(dir))?);
             vault.remove_orphans(&held)?;
-            vault.log = Some(vault.open_log(libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT)?);
+            let log = vault.open_log(libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT)?;
+            let (objects, synced_log) = (vault.objects_fd.try_clone(), log.try_clone());
+            let (objects, synced_log) = objects.and_then(|o| Ok((o, synced_log?))).map_err(io_err(dir))?;
+            vault.syncer = Some(syncer::Syncer::start(objects, synced_log).map_err(io_err(dir))?);
+            vault.log = Some(log);
         }
         Ok(vault)
     }
@@ -588,7 +591,10 @@ impl Vault {
                 return Err(io_err(&object)(e));
             }
         };
-        staged.publish(&self.objects_fd, &name).map_err(io_err(&object))?;
+        let copy = staged.publish(&self.objects_fd, &name).map_err(io_err(&object))?;
+        if let Some(s) = &self.syncer {
+            s.copied(copy);
+        }
         // Made durable with the object by the syncer (see `syncer`).
         self.append(Entry { hash, ..entry }, false).map(|e| Some(Preserved::Stored(e)))
     }
@@ -825,7 +831,11 @@ impl Vault {
         sys::rename_in(self.dir_fd.as_fd(), OsStr::new(LOG_NEW), OsStr::new(LOG))
             .and_then(|()| self.dir_fd.sync_all())
             .map_err(io_err(&log_path))?;
-        self.log = Some(self.open_log(libc::O_WRONLY | libc::O_APPEND)?);
+        let log = self.open_log(libc::O_WRONLY | libc::O_APPEND)?;
+        if let (Some(s), Ok(synced)) = (&self.syncer, log.try_clone()) {
+            s.log_replaced(synced);
+        }
+        self.log = Some(log);
         for e in &old {
             for name in object_files(e) {
                 let _ = sys::unlink_in(self.objects_fd.as_fd(), OsStr::new(&name));
@@ -1061,12 +1071,15 @@ impl Vault {
 }
 
 impl Staged {
-    /// Gives the whole copy its name `name` in `objects`.
-    fn publish(self, objects: &File, name: &OsStr) -> io::Result<()> {
-        let Some(temp) = &self.temp else { return sys::link_in(self.file.as_fd(), objects.as_fd(), name) };
-        sys::rename_in(objects.as_fd(), temp, name).inspect_err(|_| {
-            let _ = sys::unlink_in(objects.as_fd(), temp);
-        })
+    /// Gives the whole copy its name `name` in `objects`; the copy back.
+    fn publish(self, objects: &File, name: &OsStr) -> io::Result<File> {
+        match &self.temp {
+            None => sys::link_in(self.file.as_fd(), objects.as_fd(), name),
+            Some(temp) => sys::rename_in(objects.as_fd(), temp, name).inspect_err(|_| {
+                let _ = sys::unlink_in(objects.as_fd(), temp);
+            }),
+        }
+        .map(|()| self.file)
     }
 
     fn discard(self, objects: &File) {

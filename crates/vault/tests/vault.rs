@@ -81,17 +81,23 @@ fn names_made_in(dir: &Path, work: impl FnOnce()) -> Vec<String> {
     names
 }
 
+/// A new vault in `dir` copies `file`, which holds `content`: its entry,
+/// and the names that appeared in `objects/` meanwhile.
+fn copied(dir: &Path, file: &Path, content: &[u8]) -> (Vault, mamori_vault::Entry, Vec<String>) {
+    std::fs::write(file, content).unwrap();
+    let mut v = Vault::open(dir, BIG).unwrap();
+    let mut e = None;
+    let made = names_made_in(&dir.join("objects"), || {
+        e = Some(stored(v.preserve(&File::open(file).unwrap(), s(file), 10, None).unwrap()));
+    });
+    (v, e.unwrap(), made)
+}
+
 #[test]
 fn a_copy_is_written_nameless_and_named_only_once_whole() {
     let (_t, data, dir) = setup();
     let f = data.join("ledger.xlsx");
-    std::fs::write(&f, b"the ledger as it was").unwrap();
-    let mut v = Vault::open(&dir, BIG).unwrap();
-    let mut e = None;
-    let made = names_made_in(&dir.join("objects"), || {
-        e = Some(stored(v.preserve(&File::open(&f).unwrap(), s(&f), 10, None).unwrap()));
-    });
-    let e = e.unwrap();
+    let (v, e, made) = copied(&dir, &f, b"the ledger as it was");
     // Written in staging/ without a name (nothing left there), then named
     // in objects/ once: no temp name ever appears there.
     assert_eq!(made, vec![e.object.clone()]);
@@ -106,13 +112,7 @@ fn a_copy_is_written_nameless_and_named_only_once_whole() {
     let staging = dir.join(mamori_vault::STAGING);
     std::fs::set_permissions(&staging, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let g = data.join("minutes.docx");
-    std::fs::write(&g, b"minutes of the meeting").unwrap();
-    let mut v = Vault::open(&dir, BIG).unwrap();
-    let mut e2 = None;
-    let made = names_made_in(&dir.join("objects"), || {
-        e2 = Some(stored(v.preserve(&File::open(&g).unwrap(), s(&g), 20, None).unwrap()));
-    });
-    let e2 = e2.unwrap();
+    let (v, e2, made) = copied(&dir, &g, b"minutes of the meeting");
     assert_eq!(made, vec![format!(".tmp-{}", e2.id), e2.object.clone()]);
     assert_eq!(names(&dir.join("objects")), vec![e.object.clone(), e2.object.clone()]);
     std::fs::write(&g, b"ENCRYPTED").unwrap();
