@@ -12,7 +12,11 @@
 # events mamori takes and only answers them (crates/sensor/examples/
 # answer_only.rs). Its ratio is the floor any agent built on fanotify pays on
 # this machine; mamori's ratio over it is what mamori's own work costs.
-# Usage: sudo [PAIRS=N] [WORKLOADS="small_files c_project random_writes reading rereading rewriting"] scripts/bench-overhead.sh [--ext4|--xfs]
+# With BEFORE=/path/to/an/older/mamori, each round also runs that build (a
+# fourth arm, in the same order), and its ratios are printed beside this
+# build's: on a machine whose baselines swing by a third between runs, a
+# change is measured side by side or not at all.
+# Usage: sudo [PAIRS=N] [WORKLOADS="small_files c_project random_writes reading rereading rewriting"] [BEFORE=BIN] scripts/bench-overhead.sh [--ext4|--xfs]
 #   --ext4, --xfs: run everything on a new loop-mounted filesystem of that
 #   kind (ext4 with its journal; XFS with reflinks, so large files are kept
 #   as reflinks instead of by range). Without either, in /var/tmp, on
@@ -21,6 +25,8 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh" overhead
 cargo build --release -q -p mamori-sensor --example answer_only
 floor_bin=$PWD/target/release/examples/answer_only
+before_bin=${BEFORE:-}
+if [ -n "$before_bin" ] && ! [ -x "$before_bin" ]; then echo "BEFORE=$before_bin is not a program" >&2; exit 2; fi
 
 case "${1:-}" in
   "") fs= ;;
@@ -96,8 +102,8 @@ random_writes() {
 timed() { local s e; s=$(date +%s.%N); "$@"; e=$(date +%s.%N); python3 -c "print($e - $s)"; }
 
 # One timed run of workload $2 in a folder of its own, under arm $1:
-# "without" (nothing), "floor" (the listener that only answers) or "with"
-# (mamori); its seconds go to $work/$1. Not run in $(...): the listener
+# "without" (nothing), "floor" (the listener that only answers), "with"
+# (mamori) or "before" (the build BEFORE names); its seconds go to $work/$1. Not run in $(...): the listener
 # must stay a job of this shell, for the exit trap to stop it.
 # Every run writes into a folder of its own and nothing is deleted until the
 # end: on an ext4 without a journal (this machine's root) the inode allocator
@@ -116,19 +122,23 @@ arm() {
       pid=$!
       until [ -s "$dir.ready" ]; do sleep 0.05; done
       ;;
-    with)
-      "$bin" run --protect "$dir" --state "$state" >/dev/null 2>"$work/agent$run.log" &
+    with | before)
+      local agent=$bin
+      if [ "$kind" = before ]; then agent=$before_bin; fi
+      "$agent" run --protect "$dir" --state "$state" >/dev/null 2>"$work/agent$run.log" &
       pid=$!
-      until "$bin" status --state "$state" >/dev/null 2>&1; do sleep 0.1; done
+      until "$agent" status --state "$state" >/dev/null 2>&1; do sleep 0.1; done
       ;;
   esac
   hook "$w" warm "$dir"
   # The agent's own CPU while timed (user + system, in clock ticks):
   # steadier than the ratio on a machine whose baselines swing.
-  if [ "$kind" = with ]; then ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat"); fi
+  if [ -n "$state" ] && [ "$kind" != floor ] && [ "$kind" != without ]; then
+    ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  fi
   timed "$w" "$dir" 2>/dev/null | tail -1 >>"$work/$kind"
-  if [ "$kind" = with ]; then
-    awk -v t="$ticks" '{print $14 + $15 - t}' "/proc/$pid/stat" >>"$work/agent_ticks"
+  if [ -n "$ticks" ]; then
+    awk -v t="$ticks" '{print $14 + $15 - t}' "/proc/$pid/stat" >>"$work/ticks_$kind"
     "$bin" incidents --json --state "$state" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' >>"$work/incidents"
   fi
   if [ -n "$pid" ]; then kill "$pid"; wait "$pid" || true; fi
@@ -139,26 +149,31 @@ arm() {
 # the order reversed every other round, and the median ratio is the figure.
 pairs=${PAIRS:-3}
 for w in ${WORKLOADS:-small_files c_project random_writes reading rereading rewriting}; do
-  : >"$work/incidents"; : >"$work/without"; : >"$work/floor"; : >"$work/with"; : >"$work/agent_ticks"
+  for f in incidents without floor with before ticks_with ticks_before; do : >"$work/$f"; done
+  arms="without floor with${before_bin:+ before}"
   for i in $(seq "$pairs"); do
-    if [ $((i % 2)) -eq 1 ]; then
-      arm without $w; arm floor $w; arm with $w
-    else
-      arm with $w; arm floor $w; arm without $w
-    fi
+    if [ $((i % 2)) -eq 1 ]; then order=$arms; else order=$(echo $arms | tr ' ' '\n' | tac | tr '\n' ' '); fi
+    for a in $order; do arm $a $w; done
   done
   python3 - "$w" "$work" <<'PY'
 import statistics, sys
 w, work = sys.argv[1], sys.argv[2]
-incidents = sum(int(n) for n in open(f"{work}/incidents").read().split())
-ticks = [int(n) for n in open(f"{work}/agent_ticks").read().split()]
-bases, floors, withs = [list(map(float, open(f"{work}/{name}").read().split())) for name in ("without", "floor", "with")]
+def numbers(name):
+    return [float(n) for n in open(f"{work}/{name}").read().split()]
+incidents = sum(int(n) for n in numbers("incidents"))
+bases, floors, withs, befores = (numbers(name) for name in ("without", "floor", "with", "before"))
 def ratio(tops, bottoms):
     r = [t / b for t, b in zip(tops, bottoms)]
     return f"{statistics.median(r):.2f}x (range {min(r):.2f}-{max(r):.2f}x)"
+def cpu(name):
+    return f"{statistics.median(numbers(name)) / 100:.2f} s"
 runs = ", ".join(f"{b:.2f}/{f:.2f}/{m:.2f}" for b, f, m in zip(bases, floors, withs))
 print(f"{w}: mamori {ratio(withs, bases)}; listener that only answers {ratio(floors, bases)}; "
       f"mamori over it {ratio(withs, floors)}; seconds without/answering/mamori: {runs}; "
-      f"agent CPU {statistics.median(ticks) / 100:.2f} s, incidents {incidents}")
+      f"agent CPU {cpu('ticks_with')}, incidents {incidents}")
+if befores:
+    print(f"{w}: the build before over the listener {ratio(befores, floors)}; this build over the build before "
+          f"{ratio(withs, befores)}; seconds of the build before: {', '.join(f'{b:.2f}' for b in befores)}; "
+          f"its agent CPU {cpu('ticks_before')}")
 PY
 done
