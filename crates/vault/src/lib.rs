@@ -558,7 +558,10 @@ impl Vault {
         // points at is always a whole copy.
         let name = OsString::from(&entry.object);
         let object = self.object_path(&entry);
-        let staged = self.stage(id).map_err(io_err(&object))?;
+        let staged = match self.stage(id) {
+            Ok(staged) => staged,
+            Err(e) => return self.not_copied(e, entry.meta.uid, reflink_only, &object),
+        };
         let mut written = copy_object(
             file,
             entry.meta.size,
@@ -581,14 +584,7 @@ impl Vault {
             Ok(hash) => hash,
             Err(e) => {
                 staged.discard(&self.objects_fd);
-                if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
-                    self.count_skip(entry.meta.uid, SkipReason::FreeSpaceFloor);
-                    return Ok(Some(Preserved::Skipped(SkipReason::FreeSpaceFloor)));
-                }
-                if reflink_only {
-                    return Ok(None);
-                }
-                return Err(io_err(&object)(e));
+                return self.not_copied(e, entry.meta.uid, reflink_only, &object);
             }
         };
         let copy = staged.publish(&self.objects_fd, &name).map_err(io_err(&object))?;
@@ -597,6 +593,26 @@ impl Vault {
         }
         // Made durable with the object by the syncer (see `syncer`).
         self.append(Entry { hash, ..entry }, false).map(|e| Some(Preserved::Stored(e)))
+    }
+
+    /// What a copy that failed with `e` comes to: skipped for want of space
+    /// (counted for the file's owner, `uid`), not made (a reflink only: the
+    /// caller keeps the file by range instead), or an error about `object`.
+    fn not_copied(
+        &mut self,
+        e: io::Error,
+        uid: u32,
+        reflink_only: bool,
+        object: &Path,
+    ) -> Result<Option<Preserved>, VaultError> {
+        if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+            self.count_skip(uid, SkipReason::FreeSpaceFloor);
+            return Ok(Some(Preserved::Skipped(SkipReason::FreeSpaceFloor)));
+        }
+        if reflink_only {
+            return Ok(None);
+        }
+        Err(io_err(object)(e))
     }
 
     /// Whether `file`, whose reflink was refused for being on another mount
@@ -1056,11 +1072,18 @@ impl Vault {
         if let Some(staging) = &self.staging_fd {
             match sys::nameless_in(staging.as_fd(), 0o600) {
                 Ok(file) => return Ok(Staged { file, temp: None }),
-                Err(e) => {
-                    // Not asked again: a filesystem without O_TMPFILE, or the folder gone.
+                // Not asked again: a filesystem without O_TMPFILE, or the folder gone.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT)
+                    ) =>
+                {
                     warn!(vault = %self.dir.display(), "copies take a temp name from now on: {e}");
                     self.staging_fd = None;
                 }
+                // Out of descriptors or of space: a named file would fail alike.
+                Err(e) => return Err(e),
             }
         }
         let temp = OsString::from(format!(".tmp-{id}"));

@@ -432,6 +432,30 @@ fn running_out_of_space_mid_copy_leaves_no_partial_object() {
     assert!(Vault::open(&mnt.join("vault"), BIG).unwrap().usage().entries == 0);
 }
 
+// A vault whose filesystem has no inode left cannot even make the copy's
+// file: a skip for want of space, as when its bytes do not fit, not an error.
+#[test]
+fn a_vault_out_of_inodes_skips_the_copy() {
+    let (tmp, data, _dir) = setup();
+    let mnt = tmp.path().join("few-inodes");
+    let _guard = mount(&["-t", "tmpfs", "-o", "size=4m,nr_inodes=8"], Path::new("tmpfs"), &mnt);
+    let mut v = Vault::open(&mnt.join("vault"), BIG).unwrap();
+    let f = data.join("doc.txt");
+    std::fs::write(&f, b"a document").unwrap();
+    let mut results = Vec::new();
+    for now in 0..8 {
+        // Opened anew each time: a file already copied is not copied again.
+        std::fs::write(&f, format!("a document, version {now}")).unwrap();
+        let copy = File::open(&f).unwrap();
+        std::fs::remove_file(&f).unwrap();
+        std::fs::write(&f, b"a document").unwrap();
+        results.push(v.preserve(&copy, s(&f), now, None).unwrap());
+    }
+    assert!(matches!(results[0], Preserved::Stored(_)), "{results:?}");
+    assert_eq!(results.last(), Some(&Preserved::Skipped(SkipReason::FreeSpaceFloor)), "{results:?}");
+    assert!(v.usage().skipped_floor > 0);
+}
+
 /// A before-image on XFS or btrfs is a reflink: it shares the file's blocks.
 #[test]
 fn a_copy_on_a_reflink_filesystem_shares_blocks() {
