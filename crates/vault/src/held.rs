@@ -212,6 +212,11 @@ mod tests {
     use std::io::Write;
     use std::os::unix::fs::MetadataExt;
 
+    /// The paths of files let go, in order.
+    fn paths(files: &[HeldFile]) -> Vec<&str> {
+        files.iter().map(|h| h.path.as_str()).collect()
+    }
+
     fn file(dir: &std::path::Path, name: &str) -> (File, (u64, u64)) {
         let p = dir.join(name);
         std::fs::File::create(&p).unwrap().write_all(b"content").unwrap();
@@ -230,7 +235,7 @@ mod tests {
             gone.extend(held.hold(&f, ino, name, None, i as u64).unwrap());
         }
         assert_eq!(held.len(), 2);
-        assert_eq!(gone.iter().map(|h| h.path.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(paths(&gone), ["a"]);
         assert!(held.take("a").is_none());
         assert!(held.take("b").is_some());
     }
@@ -246,7 +251,7 @@ mod tests {
         held.renamed("/d", "/e", true);
         held.renamed("/e/b", "/e/c", false);
         let old = held.expired(120);
-        assert_eq!(old.iter().map(|h| h.path.as_str()).collect::<Vec<_>>(), ["/e/a"]);
+        assert_eq!(paths(&old), ["/e/a"]);
         assert!(held.take("/e/b").is_none());
         let (inode, c) = held.take("/e/c").unwrap();
         assert_eq!(inode, ib);
@@ -269,18 +274,17 @@ mod tests {
         assert!(held.expired(0).is_empty(), "nothing held");
         held.hold(&a, ia, "/d/a", None, 10).unwrap();
         held.hold(&b, ib, "/d/b", None, 50).unwrap();
-        let names = |v: Vec<HeldFile>| v.into_iter().map(|h| h.path).collect::<Vec<_>>();
         assert!(held.expired(109).is_empty());
-        assert_eq!(names(held.expired(110)), ["/d/a"]);
+        assert_eq!(paths(&held.expired(110)), ["/d/a"]);
         assert!(held.expired(149).is_empty());
         // Held after the last look: its expiry is later than any looked at.
         held.hold(&c, ic, "/d/c", None, 140).unwrap();
-        assert_eq!(names(held.expired(150)), ["/d/b"]);
+        assert_eq!(paths(&held.expired(150)), ["/d/b"]);
         // The first held file taken away: the next one still expires on time.
         assert!(held.take("/d/c").is_some());
         held.hold(&a, ia, "/d/a", None, 200).unwrap();
         assert!(held.expired(299).is_empty());
-        assert_eq!(names(held.expired(300)), ["/d/a"]);
+        assert_eq!(paths(&held.expired(300)), ["/d/a"]);
         assert_eq!(held.len(), 0);
     }
 }

@@ -326,8 +326,8 @@ impl Vault {
         if writable {
             vault.remove_orphans(&held)?;
             let log = vault.open_log(libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT)?;
-            let (objects, synced_log) = (vault.objects_fd.try_clone(), log.try_clone());
-            let (objects, synced_log) = objects.and_then(|o| Ok((o, synced_log?))).map_err(io_err(dir))?;
+            let objects = vault.objects_fd.try_clone().map_err(io_err(dir))?;
+            let synced_log = log.try_clone().map_err(io_err(dir))?;
             vault.syncer = Some(syncer::Syncer::start(objects, synced_log).map_err(io_err(dir))?);
             vault.log = Some(log);
         }

@@ -49,16 +49,34 @@ struct Pending {
 }
 
 #[derive(Default)]
+struct State {
+    next: Pending,
+    /// The vault is closing: the next round is the last.
+    closing: bool,
+}
+
+#[derive(Default)]
 struct Shared {
-    pending: Mutex<(Pending, bool)>,
+    state: Mutex<State>,
     /// Rung when a round is full, and when the vault closes.
     wake: Condvar,
 }
 
 impl Shared {
-    /// What is pending, and whether the vault is closing.
-    fn lock(&self) -> MutexGuard<'_, (Pending, bool)> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for the next round (a second, a full round, or the vault
+    /// closing) and takes what it has to do; true for the last round.
+    fn next_round(&self) -> (Pending, bool) {
+        let deadline = Instant::now() + EVERY;
+        let mut state = self.lock();
+        while !state.closing && state.next.copies.len() < ROUND_FULL {
+            let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else { break };
+            state = self.wake.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        (std::mem::take(&mut state.next), state.closing)
     }
 }
 
@@ -76,13 +94,13 @@ impl Syncer {
         let thread = std::thread::Builder::new().name("vault-sync".into()).spawn(move || {
             let mut log = log;
             loop {
-                let (round, last) = theirs.next_round();
-                if let Some(new) = round.log {
+                let (mut round, last) = theirs.next_round();
+                if let Some(new) = round.log.take() {
                     log = new;
                 }
-                if let Err(e) = sync(&objects, &log, round.copies, round.written, round.everything) {
+                if let Err(e) = sync(&objects, &log, round) {
                     tracing::warn!("VAULT: making the vault's writes durable failed: {e}");
-                    theirs.lock().0.everything = true;
+                    theirs.lock().next.everything = true;
                 }
                 if last {
                     return;
@@ -94,13 +112,13 @@ impl Syncer {
 
     /// A line was appended to the log, or a name made in `objects/`.
     pub fn written(&self) {
-        self.shared.lock().0.written = true;
+        self.shared.lock().next.written = true;
     }
 
     /// A copy was written (and named) whose data must reach the disk.
     pub fn copied(&self, copy: File) {
-        let mut guard = self.shared.lock();
-        let p = &mut guard.0;
+        let mut state = self.shared.lock();
+        let p = &mut state.next;
         p.written = true;
         if p.copies.len() < MAX_PENDING {
             p.copies.push(copy);
@@ -114,35 +132,22 @@ impl Syncer {
 
     /// The log was replaced: later lines go to `log`.
     pub fn log_replaced(&self, log: File) {
-        self.shared.lock().0.log = Some(log);
-    }
-}
-
-impl Shared {
-    /// Waits for the next round (a second, a full round, or the vault
-    /// closing) and takes what it has to do; true for the last round.
-    fn next_round(&self) -> (Pending, bool) {
-        let deadline = Instant::now() + EVERY;
-        let mut guard = self.lock();
-        while !guard.1 && guard.0.copies.len() < ROUND_FULL {
-            let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else { break };
-            guard = self.wake.wait_timeout(guard, left).unwrap_or_else(PoisonError::into_inner).0;
-        }
-        (std::mem::take(&mut guard.0), guard.1)
+        self.shared.lock().next.log = Some(log);
     }
 }
 
 /// One round: the copies' data written out together and waited for, then
 /// the log's lines and the folder's names (one journal commit covers them
 /// and every block the copies took).
-fn sync(objects: &File, log: &File, copies: Vec<File>, written: bool, everything: bool) -> std::io::Result<()> {
-    if everything {
+fn sync(objects: &File, log: &File, round: Pending) -> std::io::Result<()> {
+    if round.everything {
         // SAFETY: syncfs takes a descriptor we own for the thread's life.
         return check(unsafe { libc::syncfs(objects.as_raw_fd()) });
     }
-    if !written {
+    if !round.written {
         return Ok(());
     }
+    let copies = &round.copies;
     for (flags, copy) in
         [libc::SYNC_FILE_RANGE_WRITE, WAIT_ALL].into_iter().flat_map(|f| copies.iter().map(move |c| (f, c)))
     {
@@ -169,7 +174,7 @@ fn check(ret: libc::c_int) -> std::io::Result<()> {
 impl Drop for Syncer {
     /// Syncs what is left, then ends the thread.
     fn drop(&mut self) {
-        self.shared.lock().1 = true;
+        self.shared.lock().closing = true;
         self.shared.wake.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -22,6 +22,15 @@ fn check(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// The descriptor a call that opens something returned, owned, or its error.
+fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 #[cfg(test)]
 thread_local! {
     /// Makes [`reflink`] on the test's thread refuse files on two mounts,
@@ -78,11 +87,7 @@ pub fn reopen_path(file: &File, mount: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     check(unsafe { libc::name_to_handle_at(file.as_raw_fd(), c"".as_ptr(), ptr, &mut mount_id, libc::AT_EMPTY_PATH) })?;
     // SAFETY: the handle just filled in, of the size the kernel set.
     let fd = unsafe { libc::open_by_handle_at(mount.as_raw_fd(), ptr, libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    owned(fd)
 }
 
 /// `copy_file_range` of up to `len` bytes at `off` in `src` to `off` in
@@ -178,11 +183,7 @@ pub fn open_in(dir: BorrowedFd<'_>, name: &OsStr, flags: libc::c_int, mode: libc
             libc::c_uint::from(mode),
         )
     };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor that nothing else owns.
-    Ok(unsafe { File::from_raw_fd(fd) })
+    owned(fd).map(File::from)
 }
 
 /// A new file without a name (`O_TMPFILE`, read and write) on `dir`'s
@@ -192,11 +193,7 @@ pub fn nameless_in(dir: BorrowedFd<'_>, mode: libc::mode_t) -> io::Result<File> 
     // SAFETY: valid fd and NUL-terminated name.
     let fd =
         unsafe { libc::openat(dir.as_raw_fd(), c".".as_ptr(), libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC, mode) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor that nothing else owns.
-    Ok(unsafe { File::from_raw_fd(fd) })
+    owned(fd).map(File::from)
 }
 
 /// Names the open `file` `name` in `dir` (`linkat` with `AT_EMPTY_PATH`,
@@ -212,11 +209,7 @@ pub fn open_dir(path: &Path) -> io::Result<File> {
     let p = cstr(path)?;
     // SAFETY: NUL-terminated path.
     let fd = unsafe { libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor that nothing else owns.
-    Ok(unsafe { File::from_raw_fd(fd) })
+    owned(fd).map(File::from)
 }
 
 /// What `name` in `dir` is, itself (a link is not followed).
