@@ -23,7 +23,7 @@ fn trace(n: usize) -> Vec<Event> {
         let kind = match i % 10 {
             0 => EventKind::Open { path, mode: OpenMode::Write, before: Some(doc.clone()) },
             1 => EventKind::CloseWrite { path, after: doc.clone() },
-            2 => EventKind::Rename { from: path.clone(), to: format!("{path}.bak"), dir: false },
+            2 => EventKind::Rename { from: path.clone(), to: format!("{path}.bak"), dir: false, replaced: None },
             _ => EventKind::Open { path, mode: OpenMode::Read, before: Some(light.clone()) },
         };
         events.push(Event { time_ns: 1_000 * i as u64, proc: Some(ProcKey { pid, start: pid as u64 }), kind });

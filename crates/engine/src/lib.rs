@@ -92,6 +92,12 @@ struct Seen {
     size: u64,
 }
 
+impl Seen {
+    fn of(facts: &ContentFacts) -> Seen {
+        Seen { meaningful: facts.kind.is_meaningful(), size: facts.size }
+    }
+}
+
 /// The detection engine. Feed it events with [`Engine::process`].
 pub struct Engine {
     cfg: Config,
@@ -289,7 +295,7 @@ impl Engine {
                     self.each(chain, |a, cfg, hl| a.hit_canary(cfg.weights.canary, path, t, hl));
                 }
                 if let Some(before) = before {
-                    self.seen.insert(h, Seen { meaningful: before.kind.is_meaningful(), size: before.size });
+                    self.seen.insert(h, Seen::of(before));
                     if mode.writes() {
                         self.befores.insert(h, before.clone());
                     }
@@ -299,11 +305,14 @@ impl Engine {
                     OpenMode::Write => Some(FileOp::Write),
                     OpenMode::Read | OpenMode::Unknown => None,
                 };
-                let existing = before.is_some();
+                // Facts come with every open of a file with content to
+                // change; a read may come without them (see `EventKind::Open`).
+                let existing = before.is_some() || *mode == OpenMode::Read;
+                let changed = before.is_some() && op.is_some();
                 self.each(chain, |a, _, _| {
                     a.read.insert(h, ());
                     a.touched_existing |= existing;
-                    a.changed_existing |= existing && op.is_some();
+                    a.changed_existing |= changed;
                     if let Some(op) = op {
                         a.touch(h, op, path, None);
                     }
@@ -320,14 +329,14 @@ impl Engine {
                     });
                 }
             }
-            EventKind::Delete { path, dir } => {
+            EventKind::Delete { path, dir, before } => {
                 if !dir {
-                    self.deleted(chain, path, t);
+                    self.deleted(chain, path, before.as_ref(), t);
                 }
             }
-            EventKind::Rename { from, to, dir } => {
+            EventKind::Rename { from, to, dir, replaced } => {
                 if !dir {
-                    self.renamed(chain, from, to, t);
+                    self.renamed(chain, from, to, replaced.as_ref(), t);
                 }
             }
             // Going after the copies that would undo the damage: as damning as a decoy.
@@ -393,14 +402,15 @@ impl Engine {
         });
     }
 
-    fn deleted(&mut self, chain: &[ActorId], path: &str, t: u64) {
+    fn deleted(&mut self, chain: &[ActorId], path: &str, facts: Option<&ContentFacts>, t: u64) {
         let h = hash(path);
         let dir_h = hash(judge::parent_dir(path));
-        // What the file was when the actor last looked at it. Its before
-        // facts stay: the close of a write to it (facts computed on another
-        // thread) can arrive after the delete, as a wiper's zeros do; a file
-        // created at this path drops them.
-        let original = self.seen.remove(&h);
+        // What the file was when the actor last looked at it, or, read
+        // without facts, as it went. Its before facts stay: the close of a
+        // write to it (facts computed on another thread) can arrive after
+        // the delete, as a wiper's zeros do; a file created at this path
+        // drops them.
+        let original = self.seen.remove(&h).or_else(|| facts.map(Seen::of));
         self.written.remove(&h);
         let canary = self.canaries.contains(&h);
         let size_match = self.cfg.detect.size_match;
@@ -429,11 +439,11 @@ impl Engine {
         });
     }
 
-    fn renamed(&mut self, chain: &[ActorId], from: &str, to: &str, t: u64) {
+    fn renamed(&mut self, chain: &[ActorId], from: &str, to: &str, facts: Option<&ContentFacts>, t: u64) {
         let (fh, th) = (hash(from), hash(to));
         let canary = self.canaries.contains(&fh) || self.canaries.contains(&th);
         // The replaced file's last known facts, and what replaced it.
-        let replaced = self.seen.remove(&th);
+        let replaced = self.seen.remove(&th).or_else(|| facts.map(Seen::of));
         self.befores.remove(&th);
         let replacement = self.written.remove(&fh);
         let mut late = None;

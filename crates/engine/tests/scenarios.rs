@@ -227,6 +227,55 @@ fn write_new_then_delete_is_stopped() {
     assert!(found(&v[0]).contains(&Indicator::ReplacedByCiphertext), "{:?}", v[0].reasons);
 }
 
+/// Everything read first, then replaced: reads of held files come without
+/// facts, which come with the deletes (the vault reads them from the held
+/// descriptors). The originals are recognised as before; without the
+/// delete's facts they would not be.
+#[test]
+fn originals_read_without_facts_are_weighed_by_their_deletes() {
+    let trace = |facts_at_delete: bool| {
+        let mut t = Trace::default();
+        let p = session(&mut t, "/tmp/evil");
+        let orig = |i| format!("/data/photo{i}.txt");
+        for i in 0..10 {
+            t.read_held(p, &orig(i));
+        }
+        for i in 0..10 {
+            t.write_new(p, &format!("{}.enc", orig(i)), &random_bytes(i, 30_512));
+            if facts_at_delete {
+                t.delete_held(p, &orig(i), &prose(i, 30_000));
+            } else {
+                t.delete(p, &orig(i));
+            }
+        }
+        verdicts(&t)
+    };
+    let v = trace(true);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].damaged_files <= 3, "{}", v[0].damaged_files);
+    assert!(found(&v[0]).contains(&Indicator::ReplacedByCiphertext), "{:?}", v[0].reasons);
+    let blind = trace(false);
+    assert!(blind.iter().all(|v| !found(v).contains(&Indicator::ReplacedByCiphertext)), "{blind:#?}");
+}
+
+/// The same for a ciphertext renamed over its original.
+#[test]
+fn originals_read_without_facts_are_weighed_by_the_rename_over_them() {
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..10 {
+        t.read_held(p, &format!("/data/doc{i}.txt"));
+    }
+    for i in 0..10 {
+        let (path, tmp) = (format!("/data/doc{i}.txt"), format!("/data/.doc{i}.tmp"));
+        t.write_new(p, &tmp, &random_bytes(i, 30_000));
+        t.rename_over_held(p, &tmp, &path, &prose(i, 30_000));
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(found(&v[0]).contains(&Indicator::ReplacedByCiphertext), "{:?}", v[0].reasons);
+}
+
 #[test]
 fn new_random_names_then_delete_is_stopped() {
     let mut t = Trace::default();
@@ -591,7 +640,7 @@ fn unattributed_events_are_counted_not_judged() {
     t.events.push(mamori_event::Event {
         time_ns: 1,
         proc: None,
-        kind: mamori_event::EventKind::Delete { path: "/data/x".into(), dir: false },
+        kind: mamori_event::EventKind::Delete { path: "/data/x".into(), dir: false, before: None },
     });
     let mut engine = Engine::new(Config::default());
     for ev in &t.events {

@@ -187,7 +187,9 @@ pub enum EventKind {
     /// A process seen for the first time (or again after pid reuse).
     Proc(ProcInfo),
     /// An existing file opened. `before` holds the content facts at the moment
-    /// of opening, when the sensor computed them (always for write intent).
+    /// of opening, when the sensor computed them: always for write intent;
+    /// not for an empty file, nor for a read whose file the vault holds
+    /// (its facts then come with the delete or rename that takes its name).
     Open {
         path: String,
         mode: OpenMode,
@@ -202,14 +204,21 @@ pub enum EventKind {
         path: String,
         dir: bool,
     },
+    /// `before`: the deleted file's content facts, when they were not taken
+    /// at its open (see `Open`) and the vault held it.
     Delete {
         path: String,
         dir: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<ContentFacts>,
     },
+    /// `replaced`: the facts of the file renamed over, as `Delete::before`.
     Rename {
         from: String,
         to: String,
         dir: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaced: Option<ContentFacts>,
     },
     /// Another process opened, created, deleted or renamed something in
     /// mamori's vault.

@@ -668,6 +668,37 @@ impl Agent {
 
 impl Handler for Agent {
     fn event(&mut self, ev: &Event, opened: Option<Opened<'_>>) -> Decision {
+        // Keep the before-image while the opener still waits: nothing is written yet.
+        let mut by_range = false;
+        // The event with the facts of a held file whose name it takes.
+        let mut told = None;
+        if let Some(vaults) = &mut self.vaults {
+            let engine = &self.engine;
+            let changed = |p| engine.has_changed_files(p);
+            let (time_ns, proc) = (ev.time_ns, ev.proc);
+            match (&ev.kind, opened) {
+                (EventKind::Open { path, mode, .. }, Some(opened)) => {
+                    by_range = vaults.keep(opened, path, *mode, time_ns, proc, &changed);
+                }
+                (EventKind::Delete { path, dir: false, before: None }, _) => {
+                    let before = vaults.gone(path, time_ns, proc);
+                    told =
+                        before.map(|before| EventKind::Delete { path: path.clone(), dir: false, before: Some(before) });
+                }
+                (EventKind::Rename { from, to, dir, replaced: None }, _) => {
+                    let replaced = vaults.renamed(from, to, *dir, time_ns, proc);
+                    told = replaced.map(|r| EventKind::Rename {
+                        from: from.clone(),
+                        to: to.clone(),
+                        dir: *dir,
+                        replaced: Some(r),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let told = told.map(|kind| Event { kind, ..*ev });
+        let ev = told.as_ref().unwrap_or(ev);
         self.record(ev);
         if self.evidence.enabled {
             self.recent.push(ev);
@@ -675,20 +706,6 @@ impl Handler for Agent {
         if let (EventKind::Guarded { path }, None) = (&ev.kind, ev.proc) {
             // Nobody left to stop, but someone went for the backups: say so.
             warn!(path, "VAULT touched by a process that exited before it could be identified");
-        }
-        // Keep the before-image while the opener still waits: nothing is written yet.
-        let mut by_range = false;
-        if let Some(vaults) = &mut self.vaults {
-            let engine = &self.engine;
-            let changed = |p| engine.has_changed_files(p);
-            match (&ev.kind, opened) {
-                (EventKind::Open { path, mode, .. }, Some(opened)) => {
-                    by_range = vaults.keep(opened, path, *mode, ev.time_ns, ev.proc, &changed);
-                }
-                (EventKind::Delete { path, dir: false }, _) => vaults.gone(path, ev.time_ns, ev.proc),
-                (EventKind::Rename { from, to, dir }, _) => vaults.renamed(from, to, *dir, ev.time_ns, ev.proc),
-                _ => {}
-            }
         }
         if let Some(verdict) = self.engine.process(ev) {
             self.respond(verdict, ev.time_ns);
@@ -705,6 +722,11 @@ impl Handler for Agent {
 
     fn is_suspect(&self, proc: mamori_event::ProcKey) -> bool {
         self.engine.is_suspect(proc)
+    }
+
+    fn facts_at_read(&self, proc: Option<mamori_event::ProcKey>, meta: &std::fs::Metadata) -> bool {
+        let held = self.vaults.as_ref().is_some_and(|vaults| vaults.holds_read(meta));
+        !held || proc.is_some_and(|p| self.engine.has_changed_files(p))
     }
 
     fn watches_writes(&self, dev: u64, ino: u64) -> bool {

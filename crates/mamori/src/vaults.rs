@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use mamori_event::{OpenMode, ProcKey};
+use mamori_content::{read_facts_sized, Depth};
+use mamori_event::{ContentFacts, OpenMode, ProcKey};
 use mamori_sensor::Opened;
 use mamori_store::{VaultStatus, VaultUserStatus};
 use mamori_vault::{Held, HeldFile, Limits, Preserved, SkipReason, Vault};
@@ -184,6 +185,7 @@ impl Vaults {
         } else if mode.writes() {
             vault.preserve(file, path, now_ns, by)
         } else if by.is_some_and(changed) || meta.len() > HOLD_MAX_BYTES {
+            // (Held otherwise, as `holds_read` tells the sensor.)
             // A large file is pinned, not held: its delete would otherwise
             // copy all of it on the sensor's thread while every opener waits.
             vault.pin(file, path, now_ns, by)
@@ -214,25 +216,48 @@ impl Vaults {
         self.by_dev.get(&dev).is_some_and(|vault| vault.kept_by_range(dev, ino))
     }
 
-    /// A name was deleted: a file held under it that has no name left is
-    /// copied from its descriptor before it is let go.
-    pub fn gone(&mut self, path: &str, now_ns: u64, by: Option<ProcKey>) {
-        let Some((inode, h)) = self.held.take(path) else { return };
-        match h.file.metadata() {
-            Ok(meta) if meta.nlink() == 0 => self.keep_unlinked(&h, &meta, now_ns, by),
-            // Still linked elsewhere (a hard link): nothing is lost yet.
-            Ok(_) => self.held.put_back(inode, h),
-            Err(e) => warn!(path, "VAULT: cannot read a held file: {e}"),
-        }
+    /// Whether an open of this file to read, by a process that has changed
+    /// no file, is held open by [`Vaults::keep`] (not pinned, not kept by
+    /// range): its content facts can then wait until its name goes, when
+    /// [`Vaults::gone`] reads them from the held descriptor.
+    pub fn holds_read(&self, meta: &std::fs::Metadata) -> bool {
+        meta.is_file()
+            && meta.len() > 0
+            && meta.len() <= HOLD_MAX_BYTES
+            && self.by_dev.get(&meta.dev()).is_some_and(|vault| !vault.kept_by_range(meta.dev(), meta.ino()))
     }
 
-    /// A rename: a held file renamed over is gone from that name; what is
-    /// held under `from` is now known by `to`.
-    pub fn renamed(&mut self, from: &str, to: &str, dir: bool, now_ns: u64, by: Option<ProcKey>) {
-        if !dir {
-            self.gone(to, now_ns, by);
+    /// A name was deleted: a file held under it that has no name left is
+    /// copied from its descriptor before it is let go. Returns the held
+    /// file's content facts, which its read did not take (see
+    /// [`Vaults::holds_read`]): what the engine weighs the delete by.
+    pub fn gone(&mut self, path: &str, now_ns: u64, by: Option<ProcKey>) -> Option<ContentFacts> {
+        let (inode, h) = self.held.take(path)?;
+        let meta = h.file.metadata().inspect_err(|e| warn!(path, "VAULT: cannot read a held file: {e}")).ok()?;
+        let facts = read_facts_sized(&h.file, meta.len(), Depth::Light).ok();
+        if meta.nlink() == 0 {
+            self.keep_unlinked(&h, &meta, now_ns, by);
+        } else {
+            // Still linked elsewhere (a hard link): nothing is lost yet.
+            self.held.put_back(inode, h);
         }
+        facts
+    }
+
+    /// A rename: a held file renamed over is gone from that name (its facts
+    /// returned, as [`Vaults::gone`]); what is held under `from` is now
+    /// known by `to`.
+    pub fn renamed(
+        &mut self,
+        from: &str,
+        to: &str,
+        dir: bool,
+        now_ns: u64,
+        by: Option<ProcKey>,
+    ) -> Option<ContentFacts> {
+        let replaced = if dir { None } else { self.gone(to, now_ns, by) };
         self.held.renamed(from, to, dir);
+        replaced
     }
 
     /// Lets go of the files held longer than `[vault] hold_minutes`.

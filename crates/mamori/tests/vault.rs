@@ -253,6 +253,13 @@ fn files_read_then_deleted_come_back_from_the_held_descriptors() {
         .map(|f| f["path"].as_str().unwrap().to_owned())
         .collect();
     assert!(!deleted.is_empty(), "the attacker deleted nothing: {:#?}", incidents[0]);
+    // Its first reads came without content facts (it had changed nothing
+    // yet): the originals were weighed by the facts their deletes carried,
+    // read from the held descriptors.
+    let reasons = &incidents[0]["reasons"];
+    let replaced = reasons.as_array().unwrap().iter().find(|r| r["indicator"] == "replaced-by-ciphertext");
+    let examples = replaced.map(|r| r["examples"].to_string()).unwrap_or_default();
+    assert!(examples.contains(&format!("{:?}", deleted[0])), "{} is not among {reasons:#}", deleted[0]);
     // Its first reads were held; once it had deleted a file, what it read
     // next was pinned on disk at the open.
     let mut from_held = 0;

@@ -142,12 +142,13 @@ fn entry<'a>(
             e.path = Some(path);
             e.dir = *dir;
         }
-        EventKind::Delete { path, dir } => {
+        EventKind::Delete { path, dir, before } => {
             e.what = What::Deleted;
             e.path = Some(path);
             e.dir = *dir;
+            e.before = before.as_ref();
         }
-        EventKind::Rename { from, to, dir } => {
+        EventKind::Rename { from, to, dir, .. } => {
             e.what = What::Renamed;
             e.path = Some(from);
             e.to = Some(to);

@@ -147,6 +147,14 @@ pub trait Handler {
     fn watches_writes(&self, _dev: u64, _ino: u64) -> bool {
         false
     }
+    /// Whether an open of this file to read is reported with its content
+    /// facts. A handler that keeps the file so that its facts can be read
+    /// when its name goes (`EventKind::Delete::before`,
+    /// `EventKind::Rename::replaced`) may spare them: a backup or an indexer
+    /// reads everything and deletes nothing.
+    fn facts_at_read(&self, _proc: Option<mamori_event::ProcKey>, _meta: &std::fs::Metadata) -> bool {
+        true
+    }
     /// Whether the handler already holds evidence against this process:
     /// its next open then waits until its earlier closes are weighed.
     fn is_suspect(&self, _proc: mamori_event::ProcKey) -> bool {

@@ -490,8 +490,10 @@ impl Sensor {
             match known_facts {
                 Some(known_facts) if by_known => Some(known_facts),
                 known_facts => {
-                    let light =
-                        known_facts.or_else(|| meta.as_ref().and_then(|m| facts_as(&file, m, Depth::Light, false)));
+                    let light = known_facts.or_else(|| {
+                        let m = meta.as_ref().filter(|m| handler.facts_at_read(proc, m))?;
+                        facts_as(&file, m, Depth::Light, false)
+                    });
                     // Its one name, as it was before the vault pins it.
                     let unique = meta.as_ref().is_some_and(|m| m.nlink() == 1);
                     remember = Some((unique.then(|| path.clone()), light.clone()));
@@ -634,7 +636,7 @@ impl Sensor {
                     if !dir {
                         self.closes_before_rename(&to, handler);
                     }
-                    EventKind::Rename { from: path_string(&from), to: path_string(&to), dir }
+                    EventKind::Rename { from: path_string(&from), to: path_string(&to), dir, replaced: None }
                 }
                 (None, Some(to)) if is => {
                     if dir {
@@ -647,7 +649,7 @@ impl Sensor {
                         // Its marks stay, but its events now resolve outside the scope.
                         self.watch.deleted(&from);
                     }
-                    EventKind::Delete { path: path_string(&from), dir }
+                    EventKind::Delete { path: path_string(&from), dir, before: None }
                 }
                 _ => return,
             }
@@ -674,7 +676,7 @@ impl Sensor {
                 }
                 EventKind::Create { path, dir }
             } else if ev.mask & libc::FAN_DELETE != 0 {
-                EventKind::Delete { path, dir }
+                EventKind::Delete { path, dir, before: None }
             } else {
                 return;
             }

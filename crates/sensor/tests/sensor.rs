@@ -27,6 +27,8 @@ struct Recorder {
     weighs_new_files: bool,
     /// The answer to `is_suspect`, for every process.
     suspect: bool,
+    /// The answer to `facts_at_read`, for every file.
+    facts_at_read: bool,
 }
 
 /// Path and size of each file handed with an open.
@@ -41,6 +43,7 @@ impl Recorder {
             slow_opens: None,
             weighs_new_files: true,
             suspect: false,
+            facts_at_read: true,
         }
     }
 }
@@ -52,6 +55,10 @@ impl Handler for Recorder {
 
     fn is_suspect(&self, _proc: ProcKey) -> bool {
         self.suspect
+    }
+
+    fn facts_at_read(&self, _proc: Option<ProcKey>, _meta: &std::fs::Metadata) -> bool {
+        self.facts_at_read
     }
 
     fn event(&mut self, ev: &Event, opened: Option<Opened<'_>>) -> Decision {
@@ -185,7 +192,7 @@ fn child_file_lifecycle_is_reported_and_attributed() {
     assert!(child.wait_with_output().unwrap().status.success());
     let (f, g) = (path_str(&root.join("f.txt")), path_str(&root.join("g.txt")));
     let evs = run.wait_for("delete of g.txt", |evs| {
-        has(evs, |k| matches!(k, EventKind::Delete { path, dir: false } if *path == g))
+        has(evs, |k| matches!(k, EventKind::Delete { path, dir: false, .. } if *path == g))
             && has(evs, |k| matches!(k, EventKind::CloseWrite { path, .. } if *path == f || *path == g))
     });
     let procs = procs(&evs);
@@ -221,7 +228,7 @@ fn child_file_lifecycle_is_reported_and_attributed() {
 
     // mv and rm are children of the shell. They touch no file content, so
     // they may be gone before their events are read: then unattributed.
-    let rename = find(&evs, |k| matches!(k, EventKind::Rename { from, to, dir: false } if *from == f && *to == g));
+    let rename = find(&evs, |k| matches!(k, EventKind::Rename { from, to, dir: false, .. } if *from == f && *to == g));
     let delete = find(&evs, |k| matches!(k, EventKind::Delete { path, .. } if *path == g));
     let mut unattributed = 0;
     for ev in [rename, delete] {
@@ -446,6 +453,31 @@ fn open_mode_is_read_from_the_blocked_syscall() {
     }
 }
 
+/// A handler that keeps what is read (and reads its facts if its name
+/// goes) spares the facts of reads; an open to write still has them, and
+/// so does every open when it does not.
+#[test]
+fn the_facts_of_a_read_are_taken_when_the_handler_asks() {
+    for facts_at_read in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = canon(&dir);
+        for n in ["ro", "wo"] {
+            std::fs::write(root.join(n), format!("content of {n}\n").repeat(20)).unwrap();
+        }
+        let run = Running::start_with(protect(&root), Recorder { facts_at_read, ..Recorder::new() });
+        open_in_child(&root.join("ro"), How::Openat(libc::O_RDONLY));
+        open_in_child(&root.join("wo"), How::Openat(libc::O_WRONLY));
+        let evs = run
+            .wait_for("two opens", |evs| evs.iter().filter(|e| matches!(e.kind, EventKind::Open { .. })).count() >= 2);
+        for (name, facts) in [("ro", facts_at_read), ("wo", true)] {
+            let p = path_str(&root.join(name));
+            let ev = find(&evs, |k| matches!(k, EventKind::Open { path, .. } if *path == p));
+            let EventKind::Open { before, .. } = &ev.kind else { unreachable!() };
+            assert_eq!(before.is_some(), facts, "{name}, facts at read: {facts_at_read}");
+        }
+    }
+}
+
 #[test]
 fn queue_overflow_is_reported() {
     let dir = tempfile::tempdir().unwrap();
@@ -489,7 +521,9 @@ fn file_moved_out_reads_as_delete() {
     let run = Running::start(protect(&root), None);
     assert!(sh(&root, &format!("mv doc.txt {}/", out.display())).status.success());
     let doc = path_str(&root.join("doc.txt"));
-    run.wait_for("move out", |evs| has(evs, |k| matches!(k, EventKind::Delete { path, dir: false } if *path == doc)));
+    run.wait_for("move out", |evs| {
+        has(evs, |k| matches!(k, EventKind::Delete { path, dir: false, .. } if *path == doc))
+    });
 }
 
 #[test]

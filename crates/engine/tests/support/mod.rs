@@ -137,12 +137,31 @@ impl Trace {
         self.push(Some(p), EventKind::Create { path: path.to_owned(), dir: false });
     }
 
+    /// A read reported without facts, as the sensor reports a read whose
+    /// file the vault holds (its facts come with its delete or rename-over).
+    pub fn read_held(&mut self, p: ProcKey, path: &str) {
+        self.push(Some(p), EventKind::Open { path: path.to_owned(), mode: OpenMode::Read, before: None });
+    }
+
     pub fn delete(&mut self, p: ProcKey, path: &str) {
-        self.push(Some(p), EventKind::Delete { path: path.to_owned(), dir: false });
+        self.push(Some(p), EventKind::Delete { path: path.to_owned(), dir: false, before: None });
+    }
+
+    /// A delete of a held file, with the facts of what was deleted.
+    pub fn delete_held(&mut self, p: ProcKey, path: &str, content: &[u8]) {
+        let before = Some(facts(content));
+        self.push(Some(p), EventKind::Delete { path: path.to_owned(), dir: false, before });
     }
 
     pub fn rename(&mut self, p: ProcKey, from: &str, to: &str) {
-        self.push(Some(p), EventKind::Rename { from: from.to_owned(), to: to.to_owned(), dir: false });
+        let (from, to) = (from.to_owned(), to.to_owned());
+        self.push(Some(p), EventKind::Rename { from, to, dir: false, replaced: None });
+    }
+
+    /// A rename over a held file, with the facts of the file replaced.
+    pub fn rename_over_held(&mut self, p: ProcKey, from: &str, to: &str, replaced: &[u8]) {
+        let (from, to, replaced) = (from.to_owned(), to.to_owned(), Some(facts(replaced)));
+        self.push(Some(p), EventKind::Rename { from, to, dir: false, replaced });
     }
 
     pub fn canary(&mut self, path: &str) {

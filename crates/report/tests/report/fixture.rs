@@ -94,7 +94,7 @@ pub fn case() -> Case {
         timeline.push(Event {
             time_ns: t + 500_000,
             proc: Some(key),
-            kind: EventKind::Rename { from: path.into(), to: locked.clone(), dir: false },
+            kind: EventKind::Rename { from: path.into(), to: locked.clone(), dir: false, replaced: None },
         });
         t += 3_000_000;
         files.push(FileOutcome {
