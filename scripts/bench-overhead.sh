@@ -131,14 +131,17 @@ arm() {
       ;;
   esac
   hook "$w" warm "$dir"
-  # The agent's own CPU while timed (user + system, in clock ticks):
-  # steadier than the ratio on a machine whose baselines swing.
-  if [ -n "$state" ] && [ "$kind" != floor ] && [ "$kind" != without ]; then
+  # The listener's own CPU while timed (user + system, in clock ticks):
+  # steadier than the ratio on a machine whose baselines swing, and the
+  # answer-only listener's is what any listener pays here.
+  if [ -n "$pid" ]; then
     ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   fi
   timed "$w" "$dir" 2>/dev/null | tail -1 >>"$work/$kind"
   if [ -n "$ticks" ]; then
     awk -v t="$ticks" '{print $14 + $15 - t}' "/proc/$pid/stat" >>"$work/ticks_$kind"
+  fi
+  if [ "$kind" = with ] || [ "$kind" = before ]; then
     "$bin" incidents --json --state "$state" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' >>"$work/incidents"
   fi
   if [ -n "$pid" ]; then kill "$pid"; wait "$pid" || true; fi
@@ -149,7 +152,7 @@ arm() {
 # the order reversed every other round, and the median ratio is the figure.
 pairs=${PAIRS:-3}
 for w in ${WORKLOADS:-small_files c_project random_writes reading rereading rewriting}; do
-  for f in incidents without floor with before ticks_with ticks_before; do : >"$work/$f"; done
+  for f in incidents without floor with before ticks_floor ticks_with ticks_before; do : >"$work/$f"; done
   arms="without floor with${before_bin:+ before}"
   for i in $(seq "$pairs"); do
     if [ $((i % 2)) -eq 1 ]; then order=$arms; else order=$(echo $arms | tr ' ' '\n' | tac | tr '\n' ' '); fi
@@ -170,7 +173,7 @@ def cpu(name):
 runs = ", ".join(f"{b:.2f}/{f:.2f}/{m:.2f}" for b, f, m in zip(bases, floors, withs))
 print(f"{w}: mamori {ratio(withs, bases)}; listener that only answers {ratio(floors, bases)}; "
       f"mamori over it {ratio(withs, floors)}; seconds without/answering/mamori: {runs}; "
-      f"agent CPU {cpu('ticks_with')}, incidents {incidents}")
+      f"agent CPU {cpu('ticks_with')} (the listener's {cpu('ticks_floor')}), incidents {incidents}")
 if befores:
     print(f"{w}: the build before over the listener {ratio(befores, floors)}; this build over the build before "
           f"{ratio(withs, befores)}; seconds of the build before: {', '.join(f'{b:.2f}' for b in befores)}; "
