@@ -660,7 +660,7 @@ impl Vault {
         let hash = if meta.size <= PIN_HASH_MAX { hash_of(file, meta.size).ok() } else { None };
         let entry = Entry { id, kind: Kind::Pin, meta, hash, object: id.to_string(), taken_ns: now_ns, by };
         let object = self.object_path(&entry);
-        match mounts::link(file, &object, &self.dir_fd) {
+        match mounts::link(file, self.objects_fd.as_fd(), OsStr::new(&entry.object), &self.dir_fd) {
             // Not fsynced: a pin is taken on every open while the opener
             // waits, and an fsync costs milliseconds. A crash loses the link
             // and its line together (the journal commits them in order).
@@ -690,8 +690,9 @@ impl Vault {
         self.next_id += 1;
         let entry = Entry { id, kind: Kind::Ranges, meta, hash: None, object: id.to_string(), taken_ns: now_ns, by };
         let objects = self.dir.join("objects");
+        let objects_fd = self.objects_fd.as_fd();
         let active = match ranges::Active::create(
-            &objects,
+            objects_fd,
             &entry.object,
             file,
             entry.meta.size,
@@ -701,7 +702,7 @@ impl Vault {
             Ok(active) => active,
             Err(e) => {
                 for name in object_files(&entry) {
-                    let _ = std::fs::remove_file(objects.join(name));
+                    let _ = sys::unlink_in(objects_fd, OsStr::new(&name));
                 }
                 return match e.raw_os_error() {
                     Some(libc::EXDEV) => Ok(Preserved::Skipped(SkipReason::NotSameFilesystem)),
@@ -710,7 +711,7 @@ impl Vault {
                 };
             }
         };
-        sys::sync_dir(&objects).map_err(io_err(&objects))?;
+        self.objects_fd.sync_all().map_err(io_err(&objects))?;
         self.active.insert((entry.meta.dev, entry.meta.ino), active);
         self.append(entry, true).map(Preserved::Stored)
     }

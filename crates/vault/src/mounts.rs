@@ -23,7 +23,6 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::Path;
 
 use crate::sys;
 
@@ -31,14 +30,15 @@ use crate::sys;
 const IN_KERNEL_CHUNK: usize = 1 << 30;
 const PROBE: &str = ".clone-probe";
 
-/// Hard-links the inode of `file` as `new`, a name on the mount of `vault`
-/// (the vault's directory), whatever mount `file` was opened through.
-/// Fails with `EXDEV` only when `file` is on another filesystem.
-pub(crate) fn link(file: &File, new: &Path, vault: &File) -> io::Result<()> {
-    match sys::link_open_file(file.as_fd(), new) {
+/// Hard-links the inode of `file` as `name` in `dir`, a directory on the
+/// mount of `vault` (the vault's directory), whatever mount `file` was
+/// opened through. Fails with `EXDEV` only when `file` is on another
+/// filesystem.
+pub(crate) fn link(file: &File, dir: BorrowedFd<'_>, name: &OsStr, vault: &File) -> io::Result<()> {
+    match sys::link_in(file.as_fd(), dir, name) {
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) && same_filesystem(file, vault)? => {
             let here = sys::reopen_path(file, vault.as_fd())?;
-            sys::link_open_file(here.as_fd(), new)
+            sys::link_in(here.as_fd(), dir, name)
         }
         other => other,
     }
@@ -110,7 +110,7 @@ mod tests {
 
     use super::*;
     use crate::{Kind, Limits, Preserved, Vault};
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::process::Command;
 
     const BIG: Limits =

@@ -28,11 +28,11 @@
 //! it costs nothing from the budget, and a restore makes it read as zeros.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::fs::FileExt;
 
 /// Blocks are kept whole: a write of a few bytes keeps the block around them.
 pub(crate) const BLOCK: u64 = 4096;
@@ -72,18 +72,19 @@ pub(crate) struct Kept {
 }
 
 impl Active {
-    /// Creates the entry's files for `file` (of `size` bytes) under
-    /// `objects`, in the vault whose directory is `vault`.
+    /// Creates the entry's files for `file` (of `size` bytes) in the
+    /// directory `objects`, in the vault whose directory is `vault`.
     pub(crate) fn create(
-        objects: &Path,
+        objects: BorrowedFd<'_>,
         object: &str,
         file: &File,
         size: u64,
         uid: u32,
         vault: &File,
     ) -> io::Result<Active> {
-        let log = OpenOptions::new().append(true).create_new(true).mode(0o600).open(objects.join(object))?;
-        crate::mounts::link(file, &objects.join(format!("{object}.inode")), vault)?;
+        let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_EXCL;
+        let log = crate::sys::open_in(objects, OsStr::new(object), flags, 0o600)?;
+        crate::mounts::link(file, objects, OsStr::new(&format!("{object}.inode")), vault)?;
         let src = file.try_clone()?;
         // Writes to a large file land anywhere: reading ahead of each kept
         // block would only read what nobody asked for.
@@ -348,6 +349,8 @@ fn read_full_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
+
     use super::*;
 
     #[test]
@@ -358,9 +361,10 @@ mod tests {
         let path = dir.path().join("disk.img");
         let original: Vec<u8> = (0..10 * BLOCK as usize + 100).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &original).unwrap();
-        let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        let mut active =
-            Active::create(&objects, "1", &file, original.len() as u64, 0, &File::open(dir.path()).unwrap()).unwrap();
+        let file = File::options().read(true).write(true).open(&path).unwrap();
+        let objects_fd = File::open(&objects).unwrap();
+        let vault = File::open(dir.path()).unwrap();
+        let mut active = Active::create(objects_fd.as_fd(), "1", &file, original.len() as u64, 0, &vault).unwrap();
 
         // Unaligned write across blocks 1..=2, then the same again, then the tail and past the end.
         let kept = |bytes| Kept { bytes, refused: false };
@@ -393,7 +397,9 @@ mod tests {
         let path = dir.path().join("disk.img");
         std::fs::write(&path, vec![7u8; 4 * BLOCK as usize]).unwrap();
         let file = File::open(&path).unwrap();
-        let mut active = Active::create(&objects, "1", &file, 4 * BLOCK, 0, &File::open(dir.path()).unwrap()).unwrap();
+        let objects_fd = File::open(&objects).unwrap();
+        let vault = File::open(dir.path()).unwrap();
+        let mut active = Active::create(objects_fd.as_fd(), "1", &file, 4 * BLOCK, 0, &vault).unwrap();
         active.keep(0, BLOCK, u64::MAX).unwrap();
         // A byte of the kept block (past the record's header) changed.
         File::options().write(true).open(objects.join("1")).unwrap().write_all_at(b"x", HEADER as u64 + 5).unwrap();

@@ -55,16 +55,6 @@ pub fn reflink(src: &File, dst: &File) -> io::Result<()> {
     check(unsafe { libc::ioctl(dst.as_raw_fd(), FICLONE, src.as_raw_fd()) })
 }
 
-/// A new name for an open file (`linkat` with `AT_EMPTY_PATH`), even one
-/// another process is about to delete. Needs CAP_DAC_READ_SEARCH. Fails
-/// with `EXDEV` unless `new` is on the very mount `file` was opened
-/// through (see [`reopen_path`]).
-pub fn link_open_file(file: BorrowedFd<'_>, new: &Path) -> io::Result<()> {
-    let new = cstr(new)?;
-    // SAFETY: valid fd and NUL-terminated strings.
-    check(unsafe { libc::linkat(file.as_raw_fd(), c"".as_ptr(), libc::AT_FDCWD, new.as_ptr(), libc::AT_EMPTY_PATH) })
-}
-
 /// A file handle and room for the largest one the kernel makes (`MAX_HANDLE_SZ`).
 #[repr(C)]
 struct Handle {
@@ -155,11 +145,6 @@ pub fn set_times(file: &File, atime_ns: i128, mtime_ns: i128) -> io::Result<()> 
     check(unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) })
 }
 
-/// Makes renames and new names in `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// `name` as one path component: no `/`, not `.` or `..`, not empty. Every
 /// name opened inside a held directory passes here, so `O_NOFOLLOW` on the
 /// one component is all it takes to follow no link.
@@ -197,7 +182,10 @@ pub fn nameless_in(dir: BorrowedFd<'_>, mode: libc::mode_t) -> io::Result<File> 
 }
 
 /// Names the open `file` `name` in `dir` (`linkat` with `AT_EMPTY_PATH`,
-/// needs CAP_DAC_READ_SEARCH); an existing `name` is an error, never replaced.
+/// needs CAP_DAC_READ_SEARCH), even a file another process is about to
+/// delete; an existing `name` is an error, never replaced. Fails with
+/// `EXDEV` unless `dir` is on the very mount `file` was opened through
+/// (see [`reopen_path`]).
 pub fn link_in(file: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     let name = component(name)?;
     // SAFETY: valid fds and NUL-terminated strings.
