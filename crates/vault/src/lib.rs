@@ -595,6 +595,31 @@ impl Vault {
         self.append(Entry { hash, ..entry }, false).map(|e| Some(Preserved::Stored(e)))
     }
 
+    /// A new file for the copy with id `id` (see [`Staged`]).
+    fn stage(&mut self, id: u64) -> io::Result<Staged> {
+        if let Some(staging) = &self.staging_fd {
+            match sys::nameless_in(staging.as_fd(), 0o600) {
+                Ok(file) => return Ok(Staged { file, temp: None }),
+                // Not asked again: a filesystem without O_TMPFILE, or the folder gone.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT)
+                    ) =>
+                {
+                    warn!(vault = %self.dir.display(), "copies take a temp name from now on: {e}");
+                    self.staging_fd = None;
+                }
+                // Out of descriptors or of space: a named file would fail alike.
+                Err(e) => return Err(e),
+            }
+        }
+        let temp = OsString::from(format!(".tmp-{id}"));
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+        let file = sys::open_in(self.objects_fd.as_fd(), &temp, flags, 0o600)?;
+        Ok(Staged { file, temp: Some(temp) })
+    }
+
     /// What a copy that failed with `e` comes to: skipped for want of space
     /// (counted for the file's owner, `uid`), not made (a reflink only: the
     /// caller keeps the file by range instead), or an error about `object`.
@@ -1066,32 +1091,6 @@ fn open_staging(dir: &File) -> Option<File> {
 struct Staged {
     file: File,
     temp: Option<OsString>,
-}
-
-impl Vault {
-    fn stage(&mut self, id: u64) -> io::Result<Staged> {
-        if let Some(staging) = &self.staging_fd {
-            match sys::nameless_in(staging.as_fd(), 0o600) {
-                Ok(file) => return Ok(Staged { file, temp: None }),
-                // Not asked again: a filesystem without O_TMPFILE, or the folder gone.
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT)
-                    ) =>
-                {
-                    warn!(vault = %self.dir.display(), "copies take a temp name from now on: {e}");
-                    self.staging_fd = None;
-                }
-                // Out of descriptors or of space: a named file would fail alike.
-                Err(e) => return Err(e),
-            }
-        }
-        let temp = OsString::from(format!(".tmp-{id}"));
-        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
-        let file = sys::open_in(self.objects_fd.as_fd(), &temp, flags, 0o600)?;
-        Ok(Staged { file, temp: Some(temp) })
-    }
 }
 
 impl Staged {
