@@ -149,6 +149,26 @@ families! {
     setsid => "setsid",
 }
 
+/// A program's name is any bytes its author chose, and it shows in
+/// `/proc/PID/stat` and `status`: one that is not UTF-8 made the process
+/// unreadable, its events unattributed, and the attack unstoppable.
+#[test]
+fn an_attacker_named_with_bytes_that_are_not_utf8_is_stopped() {
+    use std::os::unix::ffi::OsStrExt;
+    let ws = Workspace::new();
+    ws.corpus(40, 0);
+    let agent = ws.start_agent(Some(&ws.config(NO_DECOYS)));
+    let exe = ws.tmp.path().join(std::ffi::OsStr::from_bytes(b"\xff\xfe) R 1"));
+    std::fs::copy(BIN, &exe).unwrap();
+    let mut sim = ws.simulate_from(std::process::Command::new(&exe), "overwrite");
+    let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
+    assert_eq!(incidents.len(), 1, "{incidents:#?}\n{}", agent.log());
+    assert!(incident_pids(&incidents[0]).contains(&sim.0.id()), "{:#}", incidents[0]);
+    assert!(held(sim.0.id()), "the simulator is not stopped");
+    ws.kill(&incidents[0]);
+    let _ = sim.0.wait();
+}
+
 /// Renaming a file is no fanotify permission event, so nothing holds a
 /// process that only renames until its renames are weighed: how many go
 /// through before the stop depends on how far the agent lags (7 on an idle

@@ -7,7 +7,9 @@
 //! and may itself hold spaces and `)`, so the fields after it are found from
 //! the *last* `)`.
 
+use std::borrow::Cow;
 use std::fs;
+use std::io::{self, Read};
 
 use mamori_event::ProcKey;
 
@@ -42,7 +44,36 @@ impl Stat {
 }
 
 pub fn read_stat(pid: u32) -> Option<Stat> {
-    parse_stat(pid, &fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    parse_stat(pid, &text(&read_proc(&format!("/proc/{pid}/stat")).ok()?))
+}
+
+/// A file under `/proc`, read with as few system calls as it takes (open,
+/// one read, close): `fs::read` asks for a size first, which a `/proc` file
+/// does not have, and reads again to find the end. `stat`, `status` and
+/// `cmdline` give all they hold to the first read that has room for it, so
+/// a read that leaves room has reached the end. Read on every new process's
+/// first event, while that event waits.
+pub fn read_proc(path: &str) -> io::Result<Vec<u8>> {
+    let mut file = fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        let n = file.read(&mut buf[len..])?;
+        len += n;
+        if n == 0 || len < buf.len() {
+            break;
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// The text of a `/proc` file: a program's name is any bytes its author
+/// chose, and one that is not UTF-8 must not make its process unreadable
+/// (its events would go unattributed, and so unjudged).
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
 }
 
 /// Parses the text of a `stat` file; `pid` is taken as given, not from field 1.
@@ -78,7 +109,7 @@ pub fn started_ns(ticks: u64) -> Option<u64> {
 
 /// One thread of a process, from `/proc/PID/task/TID/stat`.
 pub fn thread_stat(pid: u32, tid: u32) -> Option<Stat> {
-    parse_stat(tid, &fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?)
+    parse_stat(tid, &text(&read_proc(&format!("/proc/{pid}/task/{tid}/stat")).ok()?))
 }
 
 /// Every process visible in `/proc` right now (threads other than the main
@@ -99,7 +130,7 @@ pub struct Status {
 }
 
 pub fn read_status(pid: u32) -> Option<Status> {
-    Some(parse_status(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?))
+    Some(parse_status(&text(&read_proc(&format!("/proc/{pid}/status")).ok()?)))
 }
 
 pub fn parse_status(text: &str) -> Status {
@@ -126,6 +157,34 @@ mod tests {
     }
 
     use super::*;
+
+    /// A program may be named with any bytes, and its name is in `stat` and
+    /// `status`: not UTF-8, it must still be read, or its every event would
+    /// go unattributed and unjudged.
+    #[test]
+    fn a_process_named_with_bytes_that_are_not_utf8_is_read() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("mamori-proc-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join(std::ffi::OsStr::from_bytes(b"\xff\xfe) Z 1 1 1"));
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        let mut child = std::process::Command::new(&exe).arg("5").spawn().unwrap();
+        let pid = child.id();
+        // Until the exec is done, /proc shows the test's own name.
+        let start = std::time::Instant::now();
+        while !std::fs::read(format!("/proc/{pid}/comm")).unwrap().starts_with(b"\xff") {
+            assert!(start.elapsed() < std::time::Duration::from_secs(5), "the child never ran its program");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let stat = read_stat(pid);
+        let status = read_status(pid);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let stat = stat.expect("stat of a process with a name that is not UTF-8");
+        assert_eq!((stat.pid, stat.ppid), (pid, std::process::id()));
+        assert_eq!(status.expect("status").tgid, Some(pid));
+    }
 
     #[test]
     fn comm_with_parens_and_spaces() {

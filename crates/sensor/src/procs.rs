@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use mamori_event::{ProcInfo, ProcKey};
-use mamori_proc::{read_stat, read_status, Stat};
+use mamori_proc::{read_proc, read_stat, read_status, Stat, Status};
 
 use crate::trusted::Trusted;
 
@@ -70,10 +70,11 @@ impl Procs {
                 return self.known(key, intro);
             }
         }
-        let Some(tgid) = read_status(tid as u32).and_then(|s| s.tgid) else {
+        let Some((status, tgid)) = read_status(tid as u32).and_then(|s| Some((s, s.tgid?))) else {
             return Who::Proc(None);
         };
-        let process = if tgid == thread.pid { Some(thread) } else { read_stat(tgid) };
+        // A process's main thread: its status is the process's (read once).
+        let (process, status) = if tgid == thread.pid { (Some(thread), Some(status)) } else { (read_stat(tgid), None) };
         let Some(process) = process else { return Who::Proc(None) };
         let key = process.key();
         if self.threads.len() >= PRUNE_AT {
@@ -82,7 +83,7 @@ impl Procs {
         self.threads.insert(tid, (thread.start, key, now));
         let who = self.who(key);
         if who != Who::Own && self.introduced.get(&tgid) != Some(&key) {
-            self.introduce(process, intro);
+            self.introduce(process, status, intro);
         }
         who
     }
@@ -94,7 +95,7 @@ impl Procs {
         if who != Who::Own && self.introduced.get(&key.pid) != Some(&key) {
             // Gone, its event goes unintroduced, as for any process never seen.
             if let Some(process) = read_stat(key.pid).filter(|p| p.start == key.start) {
-                self.introduce(process, intro);
+                self.introduce(process, None, intro);
             }
         }
         who
@@ -108,7 +109,9 @@ impl Procs {
         }
     }
 
-    fn introduce(&mut self, process: Stat, intro: &mut Vec<ProcInfo>) {
+    /// Introduces `process` (its `status` when already read) and the
+    /// ancestors not introduced yet, top down.
+    fn introduce(&mut self, process: Stat, status: Option<Status>, intro: &mut Vec<ProcInfo>) {
         let mut chain = vec![process];
         let mut parents = Vec::new();
         loop {
@@ -126,8 +129,8 @@ impl Procs {
             }
             chain.push(parent);
         }
-        for (stat, parent) in chain.into_iter().zip(parents).rev() {
-            let info = proc_info(&stat, parent);
+        for (i, (stat, parent)) in chain.into_iter().zip(parents).enumerate().rev() {
+            let info = proc_info(&stat, status.filter(|_| i == 0), parent);
             self.introduced.insert(stat.pid, info.key);
             intro.push(info);
         }
@@ -139,11 +142,11 @@ impl Procs {
     }
 }
 
-fn proc_info(stat: &Stat, parent: Option<ProcKey>) -> ProcInfo {
+fn proc_info(stat: &Stat, status: Option<Status>, parent: Option<ProcKey>) -> ProcInfo {
     let pid = stat.pid;
     let exe_path = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
     let exe = exe_path.as_ref().map(mamori_event::names::encode).unwrap_or_default();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+    let cmdline = read_proc(&format!("/proc/{pid}/cmdline"))
         .map(|raw| {
             raw.split(|&b| b == 0)
                 .filter(|a| !a.is_empty())
@@ -154,7 +157,7 @@ fn proc_info(stat: &Stat, parent: Option<ProcKey>) -> ProcInfo {
     ProcInfo {
         key: stat.key(),
         parent,
-        uid: read_status(pid).and_then(|s| s.uid).unwrap_or(u32::MAX),
+        uid: status.or_else(|| read_status(pid)).and_then(|s| s.uid).unwrap_or(u32::MAX),
         pgid: stat.pgrp,
         sid: stat.session,
         exe,

@@ -118,6 +118,12 @@ impl Workspace {
         Self::start_sim(user.command(BIN), &self.data, family)
     }
 
+    /// Starts the simulator with `family` against the data folder, from
+    /// `mamori` (a copy of the binary, say).
+    pub fn simulate_from(&self, mamori: Command, family: &str) -> Started {
+        Self::start_sim(mamori, &self.data, family)
+    }
+
     fn start_sim(mut mamori: Command, data: &Path, family: &str) -> Started {
         Started(
             mamori.args(["sim", "run", family]).arg(data).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
