@@ -9,10 +9,16 @@
 //! sits in a child named after the cgroup it came from, so resuming puts it
 //! back with no record kept outside the kernel. `cgroup.freeze` is part of
 //! the core, not a controller: no `subtree_control` is needed anywhere.
+//!
+//! A cgroup's path is bytes, as its name is whatever the user who made it
+//! chose (systemd delegates a subtree to each user's session): read from
+//! `/proc` and written back as they are, never as text.
 
 use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -48,7 +54,7 @@ pub(crate) struct Freezer {
     /// The tree's cgroup as `/proc/PID/cgroup` names cgroups: `/mamori/PID-START`.
     cgroup: String,
     /// Children made so far, by name.
-    made: HashSet<String>,
+    made: HashSet<OsString>,
 }
 
 impl Freezer {
@@ -82,11 +88,11 @@ impl Freezer {
     }
 
     fn dir(&self) -> PathBuf {
-        path(&self.mount, &self.cgroup)
+        path(&self.mount, self.cgroup.as_bytes())
     }
 
-    fn contains(&self, cgroup: &str) -> bool {
-        cgroup.strip_prefix(&self.cgroup).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    fn contains(&self, cgroup: &[u8]) -> bool {
+        cgroup.strip_prefix(self.cgroup.as_bytes()).is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
     }
 
     /// Moves the process into the tree's cgroup, where it freezes at once.
@@ -141,11 +147,11 @@ impl Freezer {
         let mut failed = None;
         for (leaf, name) in self.leaves() {
             let origin = origin_of(&name);
-            let cgroup = format!("{}/{name}", self.cgroup);
+            let cgroup = [self.cgroup.as_bytes(), b"/", name.as_bytes()].concat();
             for pid in pids(&leaf) {
                 // Only a process still inside is one of the tree's: a pid read
                 // from cgroup.procs may have been freed and reused since.
-                if cgroup_of(pid).as_deref() == Some(cgroup.as_str()) {
+                if cgroup_of(pid).as_deref() == Some(&cgroup[..]) {
                     if let Err(e) = self.put_back(pid, origin.as_deref()) {
                         failed.get_or_insert(e);
                     }
@@ -183,25 +189,30 @@ impl Freezer {
         remove_dir(&self.dir())
     }
 
-    fn leaves(&self) -> Vec<(PathBuf, String)> {
+    fn leaves(&self) -> Vec<(PathBuf, OsString)> {
         let Ok(dir) = fs::read_dir(self.dir()) else { return Vec::new() };
         dir.filter_map(Result::ok)
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| Some((e.path(), e.file_name().into_string().ok()?)))
+            .map(|e| (e.path(), e.file_name()))
             .collect()
     }
 
-    fn put_back(&self, pid: u32, origin: Option<&str>) -> Result<(), FreezeError> {
+    fn put_back(&self, pid: u32, origin: Option<&[u8]>) -> Result<(), FreezeError> {
+        let subtree = format!("/{SUBTREE}");
         let mut candidates = Vec::new();
-        let mut cgroup = origin.unwrap_or("/");
-        while cgroup != "/" {
+        let mut cgroup = origin.unwrap_or(b"/");
+        while cgroup != b"/" {
             // An origin inside mamori's subtree (another tree's cgroup) is no place to resume in.
-            if !(cgroup == format!("/{SUBTREE}") || cgroup.starts_with(&format!("/{SUBTREE}/"))) {
+            let below = cgroup.strip_prefix(subtree.as_bytes());
+            if !below.is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/")) {
                 candidates.push(cgroup);
             }
-            cgroup = cgroup.rsplit_once('/').map_or("/", |(parent, _)| if parent.is_empty() { "/" } else { parent });
+            cgroup = match cgroup.iter().rposition(|&b| b == b'/') {
+                Some(0) | None => b"/",
+                Some(i) => &cgroup[..i],
+            };
         }
-        candidates.push("/");
+        candidates.push(b"/");
         let mut failed = None;
         for cgroup in candidates {
             let procs = path(&self.mount, cgroup).join("cgroup.procs");
@@ -279,45 +290,49 @@ fn unescape(s: &str) -> String {
 }
 
 /// The process's cgroup in the v2 hierarchy, from its root: `/user.slice/...`.
-fn cgroup_of(pid: u32) -> Option<String> {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_owned)
+fn cgroup_of(pid: u32) -> Option<Vec<u8>> {
+    let bytes = fs::read(format!("/proc/{pid}/cgroup")).ok()?;
+    bytes.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"0::")).map(<[u8]>::to_vec)
 }
 
-fn path(mount: &Path, cgroup: &str) -> PathBuf {
-    mount.join(cgroup.trim_start_matches('/'))
+fn path(mount: &Path, cgroup: &[u8]) -> PathBuf {
+    let mut relative = cgroup;
+    while let Some(rest) = relative.strip_prefix(b"/") {
+        relative = rest;
+    }
+    mount.join(OsStr::from_bytes(relative))
 }
 
 /// A child's name for processes from `origin`: the path with `%` and `/` escaped.
-fn leaf_name(origin: &str) -> String {
-    let mut name = String::from(FROM);
-    for c in origin.chars() {
-        match c {
-            '%' => name.push_str("%25"),
-            '/' => name.push_str("%2F"),
-            c => name.push(c),
+fn leaf_name(origin: &[u8]) -> OsString {
+    let mut name = FROM.as_bytes().to_vec();
+    for &b in origin {
+        match b {
+            b'%' => name.extend_from_slice(b"%25"),
+            b'/' => name.extend_from_slice(b"%2F"),
+            b => name.push(b),
         }
     }
     if name.len() > 255 {
-        UNKNOWN.to_owned()
+        UNKNOWN.into()
     } else {
-        name
+        OsString::from_vec(name)
     }
 }
 
-fn origin_of(leaf: &str) -> Option<String> {
-    let mut rest = leaf.strip_prefix(FROM)?;
-    let mut out = String::new();
-    while let Some(i) = rest.find('%') {
-        out.push_str(&rest[..i]);
+fn origin_of(leaf: &OsStr) -> Option<Vec<u8>> {
+    let mut rest = leaf.as_bytes().strip_prefix(FROM.as_bytes())?;
+    let mut out = Vec::new();
+    while let Some(i) = rest.iter().position(|&b| b == b'%') {
+        out.extend_from_slice(&rest[..i]);
         out.push(match rest.get(i + 1..i + 3)? {
-            "25" => '%',
-            "2F" => '/',
+            b"25" => b'%',
+            b"2F" => b'/',
             _ => return None,
         });
         rest = &rest[i + 3..];
     }
-    out.push_str(rest);
+    out.extend_from_slice(rest);
     Some(out)
 }
 
@@ -365,13 +380,15 @@ mod tests {
 
     #[test]
     fn leaf_names_round_trip() {
-        for origin in ["/", "/user.slice/user-1000.slice/session-3.scope", "/a%2Fb/c%", "/x y"] {
+        let origins: [&[u8]; 5] =
+            [b"/", b"/user.slice/user-1000.slice/session-3.scope", b"/a%2Fb/c%", b"/x y", b"/u/\xff\xfe%"];
+        for origin in origins {
             let name = leaf_name(origin);
-            assert!(!name.contains('/'), "{name}");
+            assert!(!name.as_bytes().contains(&b'/'), "{name:?}");
             assert_eq!(origin_of(&name).as_deref(), Some(origin));
         }
-        assert_eq!(leaf_name(&format!("/{}", "a".repeat(300))), UNKNOWN);
-        assert_eq!(origin_of(UNKNOWN), None);
+        assert_eq!(leaf_name(format!("/{}", "a".repeat(300)).as_bytes()), UNKNOWN);
+        assert_eq!(origin_of(OsStr::new(UNKNOWN)), None);
     }
 
     #[test]

@@ -227,3 +227,56 @@ fn kill_ends_a_frozen_tree_and_removes_its_cgroup() {
     // The root is setpriv's exec, our child, a zombie until reaped; the rest are gone.
     assert!(stopped.procs.iter().all(|k| matches!(state(k.pid), None | Some('Z'))));
 }
+
+/// The cgroup of `pid` as bytes: a user may name the cgroups it is given
+/// (systemd delegates a subtree to each user's session) with any bytes.
+fn cgroup_bytes_of(pid: u32) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/cgroup")).ok()?;
+    bytes.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"0::")).map(<[u8]>::to_vec)
+}
+
+/// A tree stopped in a cgroup whose name is not UTF-8 is held frozen all
+/// the same (its SIGCONT does nothing), and resumed back into that cgroup.
+#[test]
+fn a_tree_from_a_cgroup_named_with_bytes_that_are_not_utf8_is_frozen_and_put_back() {
+    use std::os::unix::ffi::OsStrExt;
+    if skip() {
+        return;
+    }
+    let name = [format!("mamori-test-{}-", std::process::id()).as_bytes(), b"\xff\xfe"].concat();
+    let own = Made(mount().unwrap().join(std::ffi::OsStr::from_bytes(&name)));
+    std::fs::create_dir(&own.0).unwrap();
+    let victim = Victim::spawn("bytes", &format!("while [ ! -e DIR/go ]; do sleep 0.01; done; {WRITER} & {WRITER}"));
+    std::fs::write(own.0.join("cgroup.procs"), victim.root.pid.to_string()).unwrap();
+    std::fs::write(victim.dir.join("go"), "").unwrap();
+    victim.wait_writing();
+    let origin = cgroup_bytes_of(victim.root.pid).unwrap();
+    assert!(origin.ends_with(&name), "{:?}", String::from_utf8_lossy(&origin));
+
+    let stopped = suspend_tree(victim.root, &Guard::new()).unwrap();
+    assert!(stopped.stop_only.is_none(), "{:?}", stopped.stop_only);
+    assert!(stopped.procs.len() >= 3, "{:?}", stopped.procs);
+    assert!(cgroup_bytes_of(victim.root.pid).unwrap().starts_with(b"/mamori/"));
+    cont_everything_of_the_user();
+    victim.still_for(Duration::from_millis(500)).unwrap();
+    assert!(live(&stopped.procs).all(is_stopped));
+
+    let resumed = resume(&stopped.procs).unwrap();
+    assert!(resumed.cgroup.is_none(), "{:?}", resumed.cgroup);
+    victim.wait_writing();
+    assert_eq!(cgroup_bytes_of(victim.root.pid).unwrap(), origin);
+}
+
+/// A cgroup the test made, removed once the victim (dropped first) is gone.
+struct Made(PathBuf);
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        for _ in 0..400 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                break;
+            }
+            sleep(Duration::from_millis(5));
+        }
+    }
+}
