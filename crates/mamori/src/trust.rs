@@ -54,7 +54,9 @@ const INTERPRETERS: &[&str] = &[
 
 /// Why `exe` cannot be trusted, if it cannot.
 pub fn refusal(exe: &Path) -> Option<String> {
-    let name = exe.file_name()?.to_str()?.to_ascii_lowercase();
+    // Any bytes may name a program: one that is not UTF-8 is judged like any other.
+    let Some(name) = exe.file_name() else { return Some("it names no program".into()) };
+    let name = name.to_string_lossy().to_ascii_lowercase();
     let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
     if INTERPRETERS.contains(&base) {
         return Some(format!(
@@ -93,6 +95,20 @@ mod tests {
         let exe = dir.path().join("backup-tool");
         std::fs::copy("/usr/bin/true", &exe).unwrap();
         assert_eq!(refusal(&exe), None);
+    }
+
+    /// The checks hold for a name that is not UTF-8: it once skipped them all.
+    #[test]
+    fn a_program_named_with_bytes_that_are_not_utf8_is_checked_like_any() {
+        use std::os::unix::ffi::OsStrExt;
+        let user = mamori_testuser::ordinary();
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join(std::ffi::OsStr::from_bytes(b"backup-\xff"));
+        std::fs::copy("/usr/bin/true", &exe).unwrap();
+        assert_eq!(refusal(&exe), None);
+        std::os::unix::fs::chown(&exe, Some(user.uid), None).unwrap();
+        assert!(refusal(&exe).is_some_and(|why| why.contains("changed by another user")));
+        assert!(refusal(Path::new("/usr/bin/..")).is_some());
     }
 
     #[test]
