@@ -161,6 +161,7 @@ impl Vaults {
         changed: Changed<'_>,
     ) -> bool {
         let Opened { file, meta } = opened;
+        let holds_read = self.holds_read(meta);
         // An empty file has nothing to lose; most are being created right now.
         if !meta.is_file() || meta.len() == 0 {
             return false;
@@ -184,8 +185,7 @@ impl Vaults {
             }
         } else if mode.writes() {
             vault.preserve(file, path, now_ns, by)
-        } else if by.is_some_and(changed) || meta.len() > HOLD_MAX_BYTES {
-            // (Held otherwise, as `holds_read` tells the sensor.)
+        } else if by.is_some_and(changed) || !holds_read {
             // A large file is pinned, not held: its delete would otherwise
             // copy all of it on the sensor's thread while every opener waits.
             vault.pin(file, path, now_ns, by)

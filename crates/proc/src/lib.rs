@@ -47,12 +47,17 @@ pub fn read_stat(pid: u32) -> Option<Stat> {
     parse_stat(pid, &text(&read_proc(&format!("/proc/{pid}/stat")).ok()?))
 }
 
-/// A file under `/proc`, read with as few system calls as it takes (open,
-/// one read, close): `fs::read` asks for a size first, which a `/proc` file
-/// does not have, and reads again to find the end. `stat`, `status` and
-/// `cmdline` give all they hold to the first read that has room for it, so
-/// a read that leaves room has reached the end. Read on every new process's
-/// first event, while that event waits.
+/// The most of a `/proc` file [`read_proc`] reads: a command line may be
+/// megabytes long, as its process chose, and is read while an event waits.
+pub const MAX_PROC_BYTES: usize = 64 << 10;
+
+/// A file under `/proc` (its first [`MAX_PROC_BYTES`]), read with as few
+/// system calls as it takes (open, one read, close): `fs::read` asks for a
+/// size first, which a `/proc` file does not have, and reads again to find
+/// the end. `stat`, `status`, `cgroup` and `cmdline` give all they hold to
+/// the first read that has room for it, so a read that leaves room has
+/// reached the end. Read on every new process's first event, while that
+/// event waits.
 pub fn read_proc(path: &str) -> io::Result<Vec<u8>> {
     let mut file = fs::File::open(path)?;
     let mut buf = vec![0u8; 4096];
@@ -60,10 +65,10 @@ pub fn read_proc(path: &str) -> io::Result<Vec<u8>> {
     loop {
         let n = file.read(&mut buf[len..])?;
         len += n;
-        if n == 0 || len < buf.len() {
+        if n == 0 || len < buf.len() || len == MAX_PROC_BYTES {
             break;
         }
-        buf.resize(buf.len() * 2, 0);
+        buf.resize((buf.len() * 2).min(MAX_PROC_BYTES), 0);
     }
     buf.truncate(len);
     Ok(buf)
@@ -164,11 +169,10 @@ mod tests {
     #[test]
     fn a_process_named_with_bytes_that_are_not_utf8_is_read() {
         use std::os::unix::ffi::OsStrExt;
-        let dir = std::env::temp_dir().join(format!("mamori-proc-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let exe = dir.join(std::ffi::OsStr::from_bytes(b"\xff\xfe) Z 1 1 1"));
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join(std::ffi::OsStr::from_bytes(b"\xff\xfe) Z 1 1 1"));
         std::fs::copy("/bin/sleep", &exe).unwrap();
-        let mut child = std::process::Command::new(&exe).arg("5").spawn().unwrap();
+        let mut child = spawn_copied(std::process::Command::new(&exe).arg("5"));
         let pid = child.id();
         // Until the exec is done, /proc shows the test's own name.
         let start = std::time::Instant::now();
@@ -180,10 +184,48 @@ mod tests {
         let status = read_status(pid);
         child.kill().unwrap();
         child.wait().unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         let stat = stat.expect("stat of a process with a name that is not UTF-8");
         assert_eq!((stat.pid, stat.ppid), (pid, std::process::id()));
         assert_eq!(status.expect("status").tgid, Some(pid));
+    }
+
+    /// Spawns a program just copied: a child another test thread forks
+    /// meanwhile holds the copy's descriptor open until it execs, and the
+    /// kernel refuses to run a file open for writing (`ETXTBSY`).
+    fn spawn_copied(command: &mut std::process::Command) -> std::process::Child {
+        for _ in 0..100 {
+            match command.spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!("the copied program stayed busy");
+    }
+
+    /// A command line is as long as its process made it: what is read of it is bounded.
+    #[test]
+    fn a_long_command_line_is_read_up_to_the_bound() {
+        // The shell waits on its input, which the test holds open.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read x", &"x".repeat(100 << 10)])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let path = format!("/proc/{}/cmdline", child.id());
+        let head = b"sh\0-c\0read x\0";
+        let start = std::time::Instant::now();
+        let mut read = read_proc(&path).unwrap();
+        while !read.starts_with(head) {
+            assert!(start.elapsed() < std::time::Duration::from_secs(5), "the child never ran its shell");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            read = read_proc(&path).unwrap();
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(read.len(), MAX_PROC_BYTES);
+        assert!(read[head.len()..].iter().all(|&b| b == b'x'));
     }
 
     #[test]

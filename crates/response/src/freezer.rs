@@ -92,7 +92,7 @@ impl Freezer {
     }
 
     fn contains(&self, cgroup: &[u8]) -> bool {
-        cgroup.strip_prefix(self.cgroup.as_bytes()).is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
+        at_or_under(cgroup, self.cgroup.as_bytes())
     }
 
     /// Moves the process into the tree's cgroup, where it freezes at once.
@@ -203,8 +203,7 @@ impl Freezer {
         let mut cgroup = origin.unwrap_or(b"/");
         while cgroup != b"/" {
             // An origin inside mamori's subtree (another tree's cgroup) is no place to resume in.
-            let below = cgroup.strip_prefix(subtree.as_bytes());
-            if !below.is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/")) {
+            if !at_or_under(cgroup, subtree.as_bytes()) {
                 candidates.push(cgroup);
             }
             cgroup = match cgroup.iter().rposition(|&b| b == b'/') {
@@ -291,8 +290,13 @@ fn unescape(s: &str) -> String {
 
 /// The process's cgroup in the v2 hierarchy, from its root: `/user.slice/...`.
 fn cgroup_of(pid: u32) -> Option<Vec<u8>> {
-    let bytes = fs::read(format!("/proc/{pid}/cgroup")).ok()?;
+    let bytes = mamori_proc::read_proc(&format!("/proc/{pid}/cgroup")).ok()?;
     bytes.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"0::")).map(<[u8]>::to_vec)
+}
+
+/// Whether `cgroup` is the cgroup `top` or one below it.
+fn at_or_under(cgroup: &[u8], top: &[u8]) -> bool {
+    cgroup.strip_prefix(top).is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
 }
 
 fn path(mount: &Path, cgroup: &[u8]) -> PathBuf {

@@ -23,7 +23,6 @@ const SMB_PORTS: [u16; 2] = [445, 139];
 const MAX_FDS: usize = 4096;
 /// A namespace's TCP table; a line is 150 bytes, so this is ~100 000 sockets.
 const MAX_TABLE: u64 = 16 << 20;
-const MAX_CMDLINE: u64 = 64 << 10;
 
 /// For a process that serves one client connection (a Samba smbd child:
 /// its executable's file name is `smbd` and its parent runs the same
@@ -93,8 +92,7 @@ fn comm_is_smbd(pid: u32) -> bool {
 /// `--configfile=X`, `--configfile X`), as given on its command line, or
 /// `None` when it uses the default (or is gone).
 pub fn samba_config(pid: u32) -> Option<PathBuf> {
-    let mut cmdline = Vec::new();
-    File::open(format!("/proc/{pid}/cmdline")).ok()?.take(MAX_CMDLINE).read_to_end(&mut cmdline).ok()?;
+    let cmdline = mamori_proc::read_proc(&format!("/proc/{pid}/cmdline")).ok()?;
     config_from_args(cmdline.split(|b| *b == 0))
 }
 
