@@ -160,7 +160,7 @@ fn an_attacker_named_with_bytes_that_are_not_utf8_is_stopped() {
     let agent = ws.start_agent(Some(&ws.config(NO_DECOYS)));
     let exe = ws.tmp.path().join(std::ffi::OsStr::from_bytes(b"\xff\xfe) R 1"));
     std::fs::copy(BIN, &exe).unwrap();
-    let mut sim = ws.simulate_from(std::process::Command::new(&exe), "overwrite");
+    let mut sim = ws.simulate_from(&exe, "overwrite");
     let incidents = ws.wait_for_incident(&mut sim.0, Duration::from_secs(120));
     assert_eq!(incidents.len(), 1, "{incidents:#?}\n{}", agent.log());
     assert!(incident_pids(&incidents[0]).contains(&sim.0.id()), "{:#}", incidents[0]);

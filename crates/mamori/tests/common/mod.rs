@@ -119,15 +119,28 @@ impl Workspace {
     }
 
     /// Starts the simulator with `family` against the data folder, from
-    /// `mamori` (a copy of the binary, say).
-    pub fn simulate_from(&self, mamori: Command, family: &str) -> Started {
-        Self::start_sim(mamori, &self.data, family)
+    /// `copy`, a copy of the binary just written. A child that another test
+    /// forks meanwhile holds the copy's descriptor open until it execs, and
+    /// the kernel refuses to run a file open for writing (`ETXTBSY`): tried
+    /// again until that child has.
+    pub fn simulate_from(&self, copy: &Path, family: &str) -> Started {
+        for _ in 0..100 {
+            match Self::spawn_sim(Command::new(copy), &self.data, family) {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                other => return Started(other.unwrap()),
+            }
+        }
+        panic!("{} stayed busy", copy.display());
     }
 
-    fn start_sim(mut mamori: Command, data: &Path, family: &str) -> Started {
-        Started(
-            mamori.args(["sim", "run", family]).arg(data).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
-        )
+    fn start_sim(mamori: Command, data: &Path, family: &str) -> Started {
+        Started(Self::spawn_sim(mamori, data, family).unwrap())
+    }
+
+    fn spawn_sim(mut mamori: Command, data: &Path, family: &str) -> std::io::Result<Child> {
+        mamori.args(["sim", "run", family]).arg(data).stdout(Stdio::null()).stderr(Stdio::null()).spawn()
     }
 
     /// A corpus of `docs` files under an agent (with `config`, if any), attacked
