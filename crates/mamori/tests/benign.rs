@@ -120,6 +120,37 @@ fn an_encrypted_backup_tool_writing_its_repository_inside() {
 }
 
 #[test]
+fn an_encrypted_store_rewriting_its_files_in_place() {
+    // Ciphertext rewritten as ciphertext (an encrypted vault a sync client
+    // updates, a store re-encrypting its files). About one random file in
+    // four thousand begins with two bytes that some format takes for its
+    // magic (MZ, BM, an MP3 frame sync...): here one in three, so that the
+    // few a store of tens of thousands holds by chance are all there at once.
+    benign(
+        0,
+        r#"python3 - <<'PY'
+import os, random
+random.seed(3)
+magics = [b"MZ", b"BM", b"\xff\xfb", b"\xff\xf3", b"\xff\xf1", b"BC", b"\x30\x82", b"%!", b"\x1f\x9d", b"\x4c\x01"]
+os.makedirs("store")
+for i in range(150):
+    data = bytearray(os.urandom(random.randint(4, 64) * 1024))
+    if i % 3 == 0:
+        m = magics[(i // 3) % len(magics)]
+        data[:len(m)] = m
+    with open(f"store/c{i:03d}.bin", "wb") as f:
+        f.write(data)
+PY
+python3 - <<'PY'
+import os
+for i in range(150):
+    with open(f"store/c{i:03d}.bin", "r+b") as f:
+        f.write(os.urandom(os.fstat(f.fileno()).st_size))
+PY"#,
+    );
+}
+
+#[test]
 fn one_file_encrypted_by_its_owner() {
     benign(40, "f=$(find . -name '*.docx' | head -1) && ccrypt -e -K 'owner secret' \"$f\" && ccrypt -d -K 'owner secret' \"$f.cpt\"");
 }
