@@ -2,7 +2,7 @@
 //! the file it touched. Pure functions of content facts and names.
 
 use mamori_content::{region_change, similarity};
-use mamori_event::{ContentFacts, FileKind, Indicator};
+use mamori_event::{ContentFacts, FileKind, Format, Indicator};
 
 use crate::config::Config;
 
@@ -33,8 +33,12 @@ pub(crate) fn ciphertext_like(cfg: &Config, facts: &ContentFacts) -> bool {
     if facts.size < MIN_JUDGED {
         return false;
     }
-    facts.encoded_random
-        || (matches!(facts.kind, FileKind::Unknown) && facts.entropy >= cipher_floor(cfg, judged_len(facts)))
+    facts.encoded_random || (matches!(facts.kind, FileKind::Unknown) && random_as_ciphertext(cfg, facts))
+}
+
+/// As random as a cipher's output, whatever the content claims to be.
+fn random_as_ciphertext(cfg: &Config, facts: &ContentFacts) -> bool {
+    facts.size >= MIN_JUDGED && facts.entropy >= cipher_floor(cfg, judged_len(facts))
 }
 
 /// Ciphertext-like content in a recognised format: a password-protected
@@ -70,6 +74,13 @@ pub(crate) fn rewrite(cfg: &Config, before: &ContentFacts, after: &ContentFacts)
     let format_gone = match (before.kind, after.kind) {
         (FileKind::Known { intact: true, .. }, FileKind::Text | FileKind::Unknown) => unlike,
         (FileKind::Text, FileKind::Unknown) => unlike,
+        // Ciphertext behind the header of another format, one whose end
+        // nothing checks (gzip, say): recognised, and as random as the
+        // compressed document it replaced, but nothing like it.
+        (FileKind::Known { format: f1, intact: true }, FileKind::Known { format: f2, .. }) => {
+            unlike && family(f1) != family(f2) && random_as_ciphertext(cfg, after)
+        }
+        (FileKind::Text, FileKind::Known { .. }) => unlike && random_as_ciphertext(cfg, after),
         _ => false,
     };
     let unrecognisable = ciphertext_like(cfg, after) || format_gone;
@@ -88,12 +99,28 @@ pub(crate) fn rewrite(cfg: &Config, before: &ContentFacts, after: &ContentFacts)
     if regions.changed > 0 && regions.entropy_after >= floor && regions.entropy_before < floor - 1.0 {
         consider(Indicator::RegionsEncrypted, w.regions_encrypted);
     }
-    let kind_changed = std::mem::discriminant(&before.kind) != std::mem::discriminant(&after.kind);
+    // One recognised format rewritten as another counts: ciphertext behind
+    // a header of a format with no trailer to check (gzip, say) is still
+    // "recognised", and as random as the compressed document it replaced.
+    let kind_changed = match (before.kind, after.kind) {
+        (FileKind::Known { format: f1, .. }, FileKind::Known { format: f2, .. }) => family(f1) != family(f2),
+        (b, a) => std::mem::discriminant(&b) != std::mem::discriminant(&a),
+    };
     if unlike && (kind_changed || after.entropy - before.entropy >= 0.5) {
         consider(Indicator::SimilarityLost, w.similarity_lost);
     }
 
     best
+}
+
+/// Formats that one file can move between without anything being lost: an
+/// office document is a ZIP, told apart by a manifest that is not always
+/// among the bytes read.
+fn family(format: Format) -> Format {
+    match format {
+        Format::Office => Format::Zip,
+        f => f,
+    }
 }
 
 /// Entropy (bits/byte) below which content is one byte repeated, give or

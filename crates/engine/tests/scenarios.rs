@@ -759,3 +759,20 @@ fn connections_of_unknown_address_are_each_their_own_and_never_the_server() {
     assert!(!engine.is_suspect(master), "the server holds nothing");
     assert!(!engine.is_judged(b), "the other unknown connection is not judged with it");
 }
+
+#[test]
+fn ciphertext_behind_another_formats_header_is_stopped() {
+    // Compressed documents (random bytes stand for deflated data) rewritten
+    // in place as ciphertext behind a gzip header: still a recognised
+    // format, and as random as before. It was never judged at all.
+    let mut t = Trace::default();
+    let p = session(&mut t, "/tmp/evil");
+    for i in 0..10 {
+        let after = [b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03".as_slice(), &random_bytes(100 + i, 20_000)].concat();
+        t.rewrite(p, &format!("/data/report{i}.zip"), &zip_of(&random_bytes(i, 20_000), false), &after);
+    }
+    let v = verdicts(&t);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].damaged_files, 3);
+    assert_eq!(found(&v[0])[0], Indicator::FormatLost, "{:?}", v[0].reasons);
+}

@@ -52,12 +52,13 @@ fn attack_within(family: &str, most: usize, decoys: Decoys) {
     record_result(
         "attacks.txt",
         &format!(
-            "{family}{} touched={} changed={} missing={} latency_us={}",
+            "{family}{} touched={} changed={} missing={} latency_us={} on={}",
             if decoys == Decoys::On { " (decoys)" } else { "" },
             diff.touched(),
             diff.changed,
             diff.missing,
-            inc["stop_latency_us"]
+            inc["stop_latency_us"],
+            indicators(inc).join(",")
         ),
     );
     assert!(diff.touched() <= most, "{family}: {} files touched before the stop ({diff:?})", diff.touched());
@@ -90,6 +91,11 @@ fn attack_within(family: &str, most: usize, decoys: Decoys) {
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stdout));
     assert_eq!(before.diff(&Snapshot::take(&ws.data).unwrap()), Default::default());
     agent.stop();
+}
+
+/// The indicators an incident's reasons name, in their order.
+fn indicators(inc: &serde_json::Value) -> Vec<&str> {
+    inc["reasons"].as_array().into_iter().flatten().filter_map(|r| r["indicator"].as_str()).collect()
 }
 
 /// How the folder differs from `before` once the agent has put back the
@@ -138,6 +144,7 @@ families! {
     slow => "slow",
     base64 => "base64",
     header_keep => "header-keep",
+    disguise => "disguise",
     mmap => "mmap",
     truncate => "truncate",
     notes_first => "notes-first",

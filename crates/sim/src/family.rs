@@ -44,6 +44,9 @@ pub(crate) enum Method {
     /// In place, but the open, size query, reads, writes, fsync, close and
     /// renames are all io_uring submissions instead of system calls.
     IoUring,
+    /// Read everything, reopen with `O_TRUNC`, write a gzip header and then
+    /// the ciphertext: a recognised format whose end nothing checks.
+    Disguise,
     /// Overwrite every byte with zeros, in place: destruction, no cipher.
     Wipe,
     /// A password-protected archive `name.7z` or `name.zip` made by the real
@@ -174,6 +177,12 @@ static FAMILIES: &[Family] = &[
         summary: "Keeps the first 16-256 bytes so magic numbers still match and encrypts the rest in place (strains \
                   that spare file headers to fool type checks).",
         plan: Plan { span: Span::AfterHeader, ..BASE },
+    },
+    Family {
+        name: "disguise",
+        summary: "Writes each file's ciphertext behind a gzip header, so that it still reads as a recognised, \
+                  compressed format (strains that dress their output as another file type to pass type checks).",
+        plan: Plan { method: Method::Disguise, ..BASE },
     },
     Family {
         name: "mmap",

