@@ -71,16 +71,21 @@ pub(crate) fn rewrite(cfg: &Config, before: &ContentFacts, after: &ContentFacts)
     let unlike = sim.is_some_and(|s| s <= cfg.detect.similarity_lost_below);
     // A document that became random bytes, or that lost its format and no
     // longer resembles itself (XOR with a short key keeps entropy low).
+    // One recognised format rewritten as another counts: ciphertext behind
+    // a header of a format with no trailer to check (gzip, say) is still
+    // "recognised", and as random as the compressed document it replaced.
+    let kind_changed = match (before.kind, after.kind) {
+        (FileKind::Known { format: f1, .. }, FileKind::Known { format: f2, .. }) => family(f1) != family(f2),
+        (b, a) => std::mem::discriminant(&b) != std::mem::discriminant(&a),
+    };
     let format_gone = match (before.kind, after.kind) {
         (FileKind::Known { intact: true, .. }, FileKind::Text | FileKind::Unknown) => unlike,
         (FileKind::Text, FileKind::Unknown) => unlike,
-        // Ciphertext behind the header of another format, one whose end
-        // nothing checks (gzip, say): recognised, and as random as the
-        // compressed document it replaced, but nothing like it.
-        (FileKind::Known { format: f1, intact: true }, FileKind::Known { format: f2, .. }) => {
-            unlike && family(f1) != family(f2) && random_as_ciphertext(cfg, after)
+        // Ciphertext behind another format's header: recognised, but
+        // nothing like what it replaced, and as random as a cipher's output.
+        (FileKind::Known { intact: true, .. } | FileKind::Text, FileKind::Known { .. }) => {
+            unlike && kind_changed && random_as_ciphertext(cfg, after)
         }
-        (FileKind::Text, FileKind::Known { .. }) => unlike && random_as_ciphertext(cfg, after),
         _ => false,
     };
     let unrecognisable = ciphertext_like(cfg, after) || format_gone;
@@ -99,13 +104,6 @@ pub(crate) fn rewrite(cfg: &Config, before: &ContentFacts, after: &ContentFacts)
     if regions.changed > 0 && regions.entropy_after >= floor && regions.entropy_before < floor - 1.0 {
         consider(Indicator::RegionsEncrypted, w.regions_encrypted);
     }
-    // One recognised format rewritten as another counts: ciphertext behind
-    // a header of a format with no trailer to check (gzip, say) is still
-    // "recognised", and as random as the compressed document it replaced.
-    let kind_changed = match (before.kind, after.kind) {
-        (FileKind::Known { format: f1, .. }, FileKind::Known { format: f2, .. }) => family(f1) != family(f2),
-        (b, a) => std::mem::discriminant(&b) != std::mem::discriminant(&a),
-    };
     if unlike && (kind_changed || after.entropy - before.entropy >= 0.5) {
         consider(Indicator::SimilarityLost, w.similarity_lost);
     }

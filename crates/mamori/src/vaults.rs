@@ -92,6 +92,12 @@ pub fn limits(cfg: &VaultSection) -> Limits {
 /// link and a log line.
 pub const HOLD_MAX_BYTES: u64 = 1 << 20;
 
+/// Small enough to be held rather than pinned: a delete copies a held file
+/// on the sensor's thread while every opener waits.
+fn holdable(meta: &std::fs::Metadata) -> bool {
+    meta.len() <= HOLD_MAX_BYTES
+}
+
 /// Descriptors the agent keeps for itself, beyond the held files: the
 /// groups, the vaults, the queue, the store, the evidence being written.
 const OWN_FDS: u64 = 4096;
@@ -161,7 +167,6 @@ impl Vaults {
         changed: Changed<'_>,
     ) -> bool {
         let Opened { file, meta } = opened;
-        let holds_read = self.holds_read(meta);
         // An empty file has nothing to lose; most are being created right now.
         if !meta.is_file() || meta.len() == 0 {
             return false;
@@ -185,7 +190,7 @@ impl Vaults {
             }
         } else if mode.writes() {
             vault.preserve(file, path, now_ns, by)
-        } else if by.is_some_and(changed) || !holds_read {
+        } else if by.is_some_and(changed) || !holdable(meta) {
             // A large file is pinned, not held: its delete would otherwise
             // copy all of it on the sensor's thread while every opener waits.
             vault.pin(file, path, now_ns, by)
@@ -223,7 +228,7 @@ impl Vaults {
     pub fn holds_read(&self, meta: &std::fs::Metadata) -> bool {
         meta.is_file()
             && meta.len() > 0
-            && meta.len() <= HOLD_MAX_BYTES
+            && holdable(meta)
             && self.by_dev.get(&meta.dev()).is_some_and(|vault| !vault.kept_by_range(meta.dev(), meta.ino()))
     }
 
