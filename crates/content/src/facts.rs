@@ -22,31 +22,49 @@ const HEAD_SAMPLE: usize = 8192;
 /// was the largest cost of weighing a new file; the blocks' hashes and
 /// entropies, a sixth of the agent's time on a first read of many files.
 pub fn facts(size: u64, regions: &[(u64, &[u8])], depth: Depth) -> ContentFacts {
+    facts_and_hash(size, regions, depth, false).0
+}
+
+/// [`facts`], and with `whole` the BLAKE3 of the file when `regions` are
+/// all of it (at [`Depth::Full`], from the blocks' hashes, not another pass).
+pub(crate) fn facts_and_hash(
+    size: u64,
+    regions: &[(u64, &[u8])],
+    depth: Depth,
+    whole: bool,
+) -> (ContentFacts, Option<blake3::Hash>) {
     let covered: u64 = regions.iter().map(|(_, b)| b.len() as u64).sum();
     let sampled = covered < size;
     let head: &[u8] = regions.first().filter(|(off, _)| *off == 0).map_or(&[], |(_, b)| b);
     let tail = regions.last().filter(|(off, b)| off + b.len() as u64 == size).map(|(_, b)| *b);
 
     let mut histogram = Histogram::new();
-    let blocks = if depth == Depth::Light {
+    let (blocks, whole_hash) = if depth == Depth::Light {
         for (_, bytes) in regions {
             histogram.add(bytes);
         }
-        Vec::new()
+        (Vec::new(), None)
     } else {
-        blocks::sample(regions, sampled, &mut histogram)
+        let want = whole || size <= SMALL_HASH_LIMIT;
+        let s = blocks::sample(size, regions, sampled, want, &mut histogram);
+        (s.blocks, s.whole_hash)
     };
-    let small_hash = (!sampled && size <= SMALL_HASH_LIMIT).then(|| {
-        let mut hasher = blake3::Hasher::new();
-        for (_, bytes) in regions {
-            hasher.update(bytes);
-        }
+    let whole_hash = (!sampled && (whole || size <= SMALL_HASH_LIMIT)).then(|| {
+        whole_hash.unwrap_or_else(|| {
+            let mut hasher = blake3::Hasher::new();
+            for (_, bytes) in regions {
+                hasher.update(bytes);
+            }
+            hasher.finalize()
+        })
+    });
+    let small_hash = whole_hash.filter(|_| size <= SMALL_HASH_LIMIT).map(|hash| {
         let mut first = [0u8; 16];
-        first.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        first.copy_from_slice(&hash.as_bytes()[..16]);
         first
     });
 
-    ContentFacts {
+    let facts = ContentFacts {
         size,
         kind: kind::classify(size, head, tail),
         entropy: histogram.entropy(),
@@ -58,7 +76,8 @@ pub fn facts(size: u64, regions: &[(u64, &[u8])], depth: Depth) -> ContentFacts 
         digest: if size == 0 || depth == Depth::Light { Digest::default() } else { digest::digest(regions) },
         blocks,
         small_hash,
-    }
+    };
+    (facts, whole_hash.filter(|_| whole))
 }
 
 /// Facts of an in-memory file, sampled as [`crate::read_facts`] with

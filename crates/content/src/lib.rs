@@ -25,6 +25,6 @@ pub use digest::similarity;
 pub use entropy::entropy;
 pub use facts::{facts, facts_of_bytes};
 pub use plan::{plan, Depth};
-pub use read::{read_facts, read_facts_sized};
+pub use read::{read_facts, read_facts_sized, read_facts_whole, Whole};
 
 pub use mamori_event::{BlockSample, ContentFacts, Digest, FileKind, Format};

@@ -27,7 +27,7 @@ pub enum Depth {
 /// non-overlapping.
 ///
 /// [`Depth::Full`]: files up to 1 MiB whole; larger ones head 64 KiB, tail
-/// 64 KiB, and 4 KiB blocks at `k * stride` (k ≥ 1) with
+/// 64 KiB (from the 4 KiB boundary before), and 4 KiB blocks at `k * stride` (k ≥ 1) with
 /// `stride = max(256 KiB, (size / 256).next_power_of_two())`. The stride is a
 /// power of two so files of similar size sample the same offsets, which lets
 /// before and after facts be compared block by block; it keeps the block
@@ -45,14 +45,19 @@ pub fn plan(size: u64, depth: Depth) -> Vec<(u64, usize)> {
     if size <= whole {
         return vec![(0, size as usize)];
     }
-    let tail_start = size - tail;
+    // Full: the tail starts on a block boundary, as every sampled block
+    // does (their hashes are nodes of the file's BLAKE3 tree).
+    let tail_start = match depth {
+        Depth::Full => (size - tail) / BLOCK as u64 * BLOCK as u64,
+        Depth::Light => size - tail,
+    };
     let mut regions = vec![(0, head as usize)];
     if depth == Depth::Full {
         let stride = MIN_STRIDE.max((size / 256).next_power_of_two());
         let block = BLOCK as u64;
         regions.extend((1..).map(|k| k * stride).take_while(|&off| off + block <= tail_start).map(|off| (off, BLOCK)));
     }
-    regions.push((tail_start, tail as usize));
+    regions.push((tail_start, (size - tail_start) as usize));
     regions
 }
 

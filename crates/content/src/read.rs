@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 
 use mamori_event::ContentFacts;
 
-use crate::facts::facts;
+use crate::facts::facts_and_hash;
 use crate::plan::{plan, Depth};
 
 /// Reads the [`plan`] for the file's current size with positioned reads (the
@@ -22,6 +22,25 @@ pub fn read_facts(file: &File, depth: Depth) -> io::Result<ContentFacts> {
 /// [`read_facts`] of a file whose size the caller has just read (a `statx`
 /// fewer on the sensor's path).
 pub fn read_facts_sized(file: &File, size: u64, depth: Depth) -> io::Result<ContentFacts> {
+    read(file, size, depth, false).map(|(facts, _)| facts)
+}
+
+/// All of a file as one read found it, with its BLAKE3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Whole {
+    pub bytes: Vec<u8>,
+    pub blake3: [u8; 32],
+}
+
+/// [`read_facts_sized`], and the bytes read when they are all of the file
+/// (the plan reads files up to 1 MiB whole at [`Depth::Full`]) with their
+/// hash: a copy of the file before it changes is then written from the very
+/// bytes its facts describe, read and hashed once.
+pub fn read_facts_whole(file: &File, size: u64, depth: Depth) -> io::Result<(ContentFacts, Option<Whole>)> {
+    read(file, size, depth, true)
+}
+
+fn read(file: &File, size: u64, depth: Depth, keep: bool) -> io::Result<(ContentFacts, Option<Whole>)> {
     let regions = plan(size, depth);
     let mut buf = vec![0u8; regions.iter().map(|&(_, len)| len).sum()];
     // (offset, start in buf, bytes read) of each region read.
@@ -42,7 +61,11 @@ pub fn read_facts_sized(file: &File, size: u64, depth: Depth) -> io::Result<Cont
         .filter(|&(_, _, got)| got > 0)
         .map(|(offset, start, got)| (offset, &buf[start..start + got]))
         .collect();
-    Ok(facts(end, &slices, depth))
+    // All of it: one region from the start, and no end met before the size.
+    let whole = keep && end == size && matches!(regions.as_slice(), [(0, len)] if *len as u64 == size);
+    let (facts, hash) = facts_and_hash(end, &slices, depth, whole);
+    let whole = hash.map(|hash| Whole { bytes: buf, blake3: *hash.as_bytes() });
+    Ok((facts, whole))
 }
 
 /// Like `read_exact_at`, but returns how much was read before end of file.

@@ -4,7 +4,8 @@
 use std::io::{Cursor, Write};
 
 use mamori_content::{
-    entropy, facts, facts_of_bytes, plan, read_facts, region_change, similarity, ContentFacts, Depth, FileKind, Format,
+    entropy, facts, facts_of_bytes, plan, read_facts, read_facts_whole, region_change, similarity, ContentFacts, Depth,
+    FileKind, Format,
 };
 
 /// Deterministic pseudo-random bytes (xorshift64*).
@@ -297,6 +298,24 @@ fn read_facts_of_a_small_file_reads_it_whole() {
     assert!(f.small_hash.is_some());
     let empty = write_temp(b"");
     assert_eq!(read_facts(empty.as_file(), Depth::Light).unwrap().kind, FileKind::Empty);
+}
+
+#[test]
+fn a_file_read_whole_gives_its_bytes_and_blake3_with_the_same_facts() {
+    for len in [1, 4096, 40_000, 64 * 1024 + 1, 1 << 20] {
+        let bytes = random(len, len as u64);
+        let file = write_temp(&bytes);
+        let (f, whole) = read_facts_whole(file.as_file(), len as u64, Depth::Full).unwrap();
+        assert_eq!(f, read_facts(file.as_file(), Depth::Full).unwrap(), "{len} bytes");
+        let whole = whole.unwrap_or_else(|| panic!("{len} bytes are read whole"));
+        assert_eq!(whole.bytes, bytes);
+        assert_eq!(&whole.blake3, blake3::hash(&bytes).as_bytes(), "{len} bytes");
+    }
+    // Sampled, or shorter than the size asked for: no bytes to copy from.
+    let big = write_temp(&random((1 << 20) + 1, 9));
+    assert!(read_facts_whole(big.as_file(), (1 << 20) + 1, Depth::Full).unwrap().1.is_none());
+    let shrunk = write_temp(&random(5000, 3));
+    assert!(read_facts_whole(shrunk.as_file(), 6000, Depth::Full).unwrap().1.is_none());
 }
 
 #[test]

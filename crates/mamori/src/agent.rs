@@ -753,6 +753,7 @@ impl Handler for Agent {
         if let Some(vaults) = &mut self.vaults {
             let engine = &self.engine;
             vaults.let_go_expired(now_ns(), &|p| engine.has_changed_files(p));
+            vaults.prepare();
         }
         self.note_vault_alerts();
         self.tell_degraded();

@@ -16,7 +16,7 @@ use mamori_content::{read_facts_sized, Depth};
 use mamori_event::{ContentFacts, OpenMode, ProcKey};
 use mamori_sensor::Opened;
 use mamori_store::{VaultStatus, VaultUserStatus};
-use mamori_vault::{Held, HeldFile, Limits, Preserved, SkipReason, Vault};
+use mamori_vault::{Content, Held, HeldFile, Limits, Preserved, SkipReason, Vault};
 use tracing::warn;
 
 use crate::settings::VaultSection;
@@ -166,7 +166,7 @@ impl Vaults {
         by: Option<ProcKey>,
         changed: Changed<'_>,
     ) -> bool {
-        let Opened { file, meta } = opened;
+        let Opened { file, meta, whole } = opened;
         // An empty file has nothing to lose; most are being created right now.
         if !meta.is_file() || meta.len() == 0 {
             return false;
@@ -189,7 +189,10 @@ impl Vaults {
                 Err(e) => Err(e),
             }
         } else if mode.writes() {
-            vault.preserve(file, path, now_ns, by)
+            match whole {
+                Some(w) => vault.preserve_read(file, Content { bytes: &w.bytes, blake3: &w.blake3 }, path, now_ns, by),
+                None => vault.preserve(file, path, now_ns, by),
+            }
         } else if by.is_some_and(changed) || !holdable(meta) {
             // A large file is pinned, not held: its delete would otherwise
             // copy all of it on the sensor's thread while every opener waits.
@@ -263,6 +266,13 @@ impl Vaults {
         let replaced = if dir { None } else { self.gone(to, now_ns, by) };
         self.held.renamed(from, to, dir);
         replaced
+    }
+
+    /// Makes ready what the next copies will be written into (see [`Vault::prepare`]).
+    pub fn prepare(&mut self) {
+        for vault in self.by_dev.values_mut() {
+            vault.prepare();
+        }
     }
 
     /// Lets go of the files held longer than `[vault] hold_minutes`.

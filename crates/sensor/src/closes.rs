@@ -22,9 +22,10 @@
 //! creating new files never waits.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io;
 use std::os::fd::RawFd;
+use std::os::unix::fs::MetadataExt;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -36,11 +37,14 @@ use crate::wake::Wake;
 
 /// Closes held on the sensor's thread at most, before they go to the worker.
 const HELD_MAX: usize = 64;
+/// How long the sensor spins for a result before it sleeps.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// A closed file on its way through the worker.
 pub(crate) struct Closed {
     pub file: File,
-    pub inode: Option<(u64, u64)>,
+    /// As read at the close: what it is, its size and its inode.
+    pub meta: Option<Metadata>,
     pub path: String,
     pub proc: Option<ProcKey>,
     pub time_ns: u64,
@@ -53,7 +57,11 @@ pub(crate) struct Closed {
 
 impl Closed {
     fn weigh(&mut self) {
-        self.facts = crate::sensor::facts(&self.file, self.depth, true);
+        self.facts = self.meta.as_ref().and_then(|m| crate::sensor::facts_as(&self.file, m, self.depth, true));
+    }
+
+    fn inode(&self) -> Option<(u64, u64)> {
+        self.meta.as_ref().map(|m| (m.dev(), m.ino()))
     }
 }
 
@@ -120,7 +128,7 @@ impl Closes {
     }
 
     fn count(&mut self, c: &Closed) {
-        if let Some(ino) = c.inode {
+        if let Some(ino) = c.inode() {
             *self.by_inode.entry(ino).or_default() += 1;
         }
     }
@@ -150,7 +158,7 @@ impl Closes {
     /// `block`, else only if ready), or else the first held one, weighed now.
     pub fn next(&mut self, block: bool) -> Option<Closed> {
         let c = if self.in_flight > 0 {
-            let c = if block { self.rx.recv().ok()? } else { self.rx.try_recv().ok()? };
+            let c = if block { self.wait_for_worker()? } else { self.rx.try_recv().ok()? };
             self.in_flight -= 1;
             c
         } else {
@@ -158,7 +166,7 @@ impl Closes {
             c.weigh();
             c
         };
-        if let Some(ino) = c.inode {
+        if let Some(ino) = c.inode() {
             if let Some(n) = self.by_inode.get_mut(&ino) {
                 *n -= 1;
                 if *n == 0 {
@@ -167,6 +175,22 @@ impl Closes {
             }
         }
         Some(c)
+    }
+
+    /// The worker's next result. A sensor that waits for one is waiting for
+    /// facts a few tens of microseconds from done: going to sleep and being
+    /// woken for them costs two wake-ups through the hypervisor, more than
+    /// the wait itself, so it spins for a bounded while first.
+    fn wait_for_worker(&self) -> Option<Closed> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < SPIN {
+            match self.rx.try_recv() {
+                Ok(c) => return Some(c),
+                Err(mpsc::TryRecvError::Disconnected) => return None,
+                Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+            }
+        }
+        self.rx.recv().ok()
     }
 
     /// Clears the wake-up counter (results are then taken with [`Closes::next`]).
@@ -187,15 +211,13 @@ impl Drop for Closes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
 
     fn closed(dir: &std::path::Path, name: &str, depth: Depth) -> Closed {
         let path = dir.join(name);
         std::fs::write(&path, name.repeat(100)).unwrap();
         let file = File::open(&path).unwrap();
-        let meta = file.metadata().unwrap();
-        let inode = Some((meta.dev(), meta.ino()));
-        Closed { file, inode, path: name.to_owned(), proc: None, time_ns: 0, depth, facts: None }
+        let meta = file.metadata().ok();
+        Closed { file, meta, path: name.to_owned(), proc: None, time_ns: 0, depth, facts: None }
     }
 
     #[test]
@@ -203,7 +225,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut closes = Closes::new().unwrap();
         let a = closed(dir.path(), "a", Depth::Light);
-        let a_inode = a.inode;
+        let a_inode = a.inode();
         closes.hold(a);
         closes.hold(closed(dir.path(), "b", Depth::Light));
         assert!(closes.holding() && closes.pending_for(a_inode));

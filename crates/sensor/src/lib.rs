@@ -108,6 +108,9 @@ pub struct Opened<'a> {
     /// Its metadata, read once by the sensor for the open (every system
     /// call here is paid by the opener).
     pub meta: &'a std::fs::Metadata,
+    /// All of its bytes, when the sensor read them whole for the facts of a
+    /// file about to change: a copy is written from them, not read again.
+    pub whole: Option<&'a mamori_content::Whole>,
 }
 
 pub trait Handler {

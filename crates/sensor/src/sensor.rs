@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mamori_content::{read_facts_sized, Depth};
+use mamori_content::{read_facts_sized, read_facts_whole, Depth, Whole};
 use mamori_event::{ContentFacts, Event, EventKind, OpenMode, ProcKey};
 
 use crate::closes::{Closed, Closes};
@@ -385,7 +385,7 @@ impl Sensor {
                     return (None, None, false);
                 }
                 let depth = if light { Depth::Light } else { Depth::Full };
-                let closed = Closed { file, inode, path, proc, time_ns, depth, facts: None };
+                let closed = Closed { file, meta, path, proc, time_ns, depth, facts: None };
                 if depth == Depth::Light {
                     self.closes.hold(closed);
                     self.just_held = true;
@@ -480,10 +480,13 @@ impl Sensor {
                 self.fresh.remove(&i);
             }
         }
+        let mut whole = None;
         let before = if empty {
             None
         } else if mode.writes() {
-            facts(&file, Depth::Full, false)
+            let (facts, bytes) = meta.as_ref().map_or((None, None), |m| facts_whole(&file, m));
+            whole = bytes;
+            facts
         } else {
             // Backups and scanners read the same files again and again:
             // what an unchanged file holds is known from its last open.
@@ -518,7 +521,7 @@ impl Sensor {
             self.emit(handler, Event { time_ns, proc, kind }, None);
             return (None, None, false);
         }
-        let opened = meta.as_ref().map(|meta| Opened { file: &file, meta });
+        let opened = meta.as_ref().map(|meta| Opened { file: &file, meta, whole: whole.as_ref() });
         let decision = self.emit(handler, Event { time_ns, proc, kind }, opened);
         // As the file was before the handler kept it: a read is held open,
         // which changes nothing; a pin on disk (a second name, a change)
@@ -774,20 +777,25 @@ struct Created {
     name: Named,
 }
 
-/// Facts of a regular file; `None` when it is not one, is unreadable, or is
-/// empty and `empty_ok` is false (an empty file before an open says nothing).
-pub(crate) fn facts(file: &File, depth: Depth, empty_ok: bool) -> Option<ContentFacts> {
-    facts_as(file, &file.metadata().ok()?, depth, empty_ok)
+/// Facts of a regular file whose metadata was just read; `None` when it is
+/// not one, is unreadable, or is empty and `empty_ok` is false (an empty
+/// file before an open says nothing).
+pub(crate) fn facts_as(file: &File, meta: &std::fs::Metadata, depth: Depth, empty_ok: bool) -> Option<ContentFacts> {
+    read_regular(meta, empty_ok, || read_facts_sized(file, meta.len(), depth))
 }
 
-/// [`facts`] of a file whose metadata was just read.
-fn facts_as(file: &File, meta: &std::fs::Metadata, depth: Depth, empty_ok: bool) -> Option<ContentFacts> {
+/// Full facts of a regular file about to change, and all its bytes when
+/// they were read whole (see [`mamori_content::read_facts_whole`]).
+fn facts_whole(file: &File, meta: &std::fs::Metadata) -> (Option<ContentFacts>, Option<Whole>) {
+    read_regular(meta, false, || read_facts_whole(file, meta.len(), Depth::Full))
+        .map_or((None, None), |(facts, whole)| (Some(facts), whole))
+}
+
+fn read_regular<T>(meta: &std::fs::Metadata, empty_ok: bool, read: impl FnOnce() -> std::io::Result<T>) -> Option<T> {
     if !meta.is_file() || (meta.len() == 0 && !empty_ok) {
         return None;
     }
-    read_facts_sized(file, meta.len(), depth)
-        .inspect_err(|e| tracing::debug!(error = %e, "reading content facts failed"))
-        .ok()
+    read().inspect_err(|e| tracing::debug!(error = %e, "reading content facts failed")).ok()
 }
 
 /// The kernel names a file whose name was removed "<last path> (deleted)";

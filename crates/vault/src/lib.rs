@@ -77,6 +77,9 @@ const OBJECTS: &str = "objects";
 /// Where copies are written before they are whole: nameless files (see
 /// `Staged`). The sensor leaves this folder without marks.
 pub const STAGING: &str = "staging";
+/// Nameless files kept ready for copies: a program rewriting files one by
+/// one uses one at a time, and the agent makes the next while it writes.
+const SPARE: usize = 4;
 /// How long a free-space reading stands while ranges are kept.
 const FREE_SPACE_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -227,6 +230,9 @@ pub struct Vault {
     objects_fd: File,
     /// `staging/`, while the filesystem makes nameless files there.
     staging_fd: Option<File>,
+    /// Nameless files made there ahead of the copies that will fill them
+    /// (see [`Vault::prepare`]).
+    spare: Vec<File>,
     limits: Limits,
     entries: Vec<Entry>,
     /// Keyed by a hash of the path, not the path itself: a pin per opened
@@ -307,6 +313,7 @@ impl Vault {
             dir_fd,
             objects_fd,
             staging_fd,
+            spare: Vec::new(),
             limits,
             entries: Vec::new(),
             by_path: HashMap::new(),
@@ -516,7 +523,22 @@ impl Vault {
         now_ns: u64,
         by: Option<ProcKey>,
     ) -> Result<Preserved, VaultError> {
-        self.copy(file, path, now_ns, by, false).map(|kept| kept.expect("byte copies are always possible"))
+        self.copy(file, path, now_ns, by, false, None).map(|kept| kept.expect("byte copies are always possible"))
+    }
+
+    /// [`Vault::preserve`], written from `read`, all of `file` as the caller
+    /// read it (while its opener waited), and hashed as the caller hashed
+    /// it: the bytes are not read again. If `file` is no longer that size
+    /// it is read afresh.
+    pub fn preserve_read(
+        &mut self,
+        file: &File,
+        read: Content<'_>,
+        path: &str,
+        now_ns: u64,
+        by: Option<ProcKey>,
+    ) -> Result<Preserved, VaultError> {
+        self.copy(file, path, now_ns, by, false, Some(read)).map(|kept| kept.expect("byte copies are always possible"))
     }
 
     /// Keeps `file` as a reflink if its filesystem can (XFS, btrfs): a large
@@ -531,7 +553,7 @@ impl Vault {
         now_ns: u64,
         by: Option<ProcKey>,
     ) -> Result<Option<Preserved>, VaultError> {
-        self.copy(file, path, now_ns, by, true)
+        self.copy(file, path, now_ns, by, true, None)
     }
 
     fn copy(
@@ -541,8 +563,10 @@ impl Vault {
         now_ns: u64,
         by: Option<ProcKey>,
         reflink_only: bool,
+        read: Option<Content<'_>>,
     ) -> Result<Option<Preserved>, VaultError> {
         let Some(meta) = meta_of(file, path, true) else { return Ok(Some(Preserved::Skipped(SkipReason::NotRegular))) };
+        let read = read.filter(|r| r.bytes.len() as u64 == meta.size);
         if self.held(&meta, Kind::Copy) {
             return Ok(Some(Preserved::AlreadyHeld));
         }
@@ -566,7 +590,11 @@ impl Vault {
             file,
             entry.meta.size,
             &staged.file,
-            if reflink_only { Copying::Reflink } else { Copying::Bytes },
+            match (reflink_only, read) {
+                (true, _) => Copying::Reflink,
+                (false, Some(read)) => Copying::Written(read),
+                (false, None) => Copying::Bytes { reflink: self.can_clone() != Some(false) },
+            },
         );
         if reflink_only && written.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EXDEV)) {
             if !self.clones_across_mounts(file)? {
@@ -595,8 +623,26 @@ impl Vault {
         self.append(Entry { hash, ..entry }, false).map(|e| Some(Preserved::Stored(e)))
     }
 
+    /// Makes the nameless files the next copies will be written into, so
+    /// that making one (an inode, on ext4 a journal transaction) is not
+    /// part of what a writer waits for. Called when the agent has answered
+    /// what was waiting; a copy with no spare left makes its own.
+    pub fn prepare(&mut self) {
+        while self.spare.len() < SPARE {
+            let Some(staging) = &self.staging_fd else { return };
+            match sys::nameless_in(staging.as_fd(), 0o600) {
+                Ok(file) => self.spare.push(file),
+                // Whatever the reason, the copy that needs one asks again and says why.
+                Err(_) => return,
+            }
+        }
+    }
+
     /// A new file for the copy with id `id` (see [`Staged`]).
     fn stage(&mut self, id: u64) -> io::Result<Staged> {
+        if let Some(file) = self.spare.pop() {
+            return Ok(Staged { file, temp: None });
+        }
         if let Some(staging) = &self.staging_fd {
             match sys::nameless_in(staging.as_fd(), 0o600) {
                 Ok(file) => return Ok(Staged { file, temp: None }),
@@ -609,6 +655,7 @@ impl Vault {
                 {
                     warn!(vault = %self.dir.display(), "copies take a temp name from now on: {e}");
                     self.staging_fd = None;
+                    self.spare.clear();
                 }
                 // Out of descriptors or of space: a named file would fail alike.
                 Err(e) => return Err(e),
@@ -647,18 +694,23 @@ impl Vault {
         if !mounts::same_filesystem(file, &self.dir_fd).map_err(io_err(&self.dir))? {
             return Ok(false);
         }
+        // Unknown: the file is kept by range meanwhile, which works on any filesystem.
+        Ok(self.can_clone() == Some(true))
+    }
+
+    /// Whether the vault's filesystem can share blocks: asked once, and
+    /// again next time while it cannot be told (`None`). Where it cannot,
+    /// a copy does not ask the kernel for a reflink it would refuse.
+    fn can_clone(&mut self) -> Option<bool> {
         if self.can_clone.is_none() {
-            match mounts::can_clone(self.objects_fd.as_fd()) {
+            match mounts::can_clone(self.staging_fd.as_ref().unwrap_or(&self.objects_fd).as_fd()) {
                 Ok(can) => self.can_clone = Some(can),
-                // Asked again next time; meanwhile the file is kept by range,
-                // which works on any filesystem.
                 Err(e) => {
-                    warn!(vault = %self.dir.display(), "cannot tell whether the vault's filesystem can clone: {e}");
-                    return Ok(false);
+                    warn!(vault = %self.dir.display(), "cannot tell whether the vault's filesystem can clone: {e}")
                 }
             }
         }
-        Ok(self.can_clone == Some(true))
+        self.can_clone
     }
 
     /// Keeps a held file whose last name went (deleted, or replaced by a
@@ -829,7 +881,7 @@ impl Vault {
     fn free_bytes(&mut self, cached: bool) -> Result<u64, VaultError> {
         let free = match self.free {
             Some((free, at)) if cached && at.elapsed() < FREE_SPACE_FRESH => free,
-            _ => sys::free_bytes(&self.dir).map_err(io_err(&self.dir))?,
+            _ => sys::free_bytes(&self.dir_fd).map_err(io_err(&self.dir))?,
         };
         self.free = Some((free, std::time::Instant::now()));
         Ok(free)
@@ -1039,11 +1091,21 @@ fn meta_of(file: &File, path: &str, with_xattrs: bool) -> Option<Meta> {
     })
 }
 
+/// All of a file as its opener's wait let the caller read it, and its BLAKE3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Content<'a> {
+    pub bytes: &'a [u8],
+    pub blake3: &'a [u8; 32],
+}
+
 /// How [`copy_object`] writes an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Copying {
-    /// A reflink where the filesystem can, else the bytes; hashed either way.
-    Bytes,
+enum Copying<'a> {
+    /// From bytes read already; hashed by whoever read them.
+    Written(Content<'a>),
+    /// A reflink where the filesystem can (`reflink`: it may), else the
+    /// bytes; hashed either way.
+    Bytes { reflink: bool },
     /// A reflink or nothing (an error); unhashed.
     Reflink,
     /// `copy_file_range`, which clones where FICLONE refused to cross
@@ -1055,15 +1117,17 @@ enum Copying {
 /// Returns the content's hash, if it was read. `len` as in [`stream`].
 fn copy_object(file: &File, len: u64, out: &File, how: Copying) -> io::Result<Option<String>> {
     let hash = match how {
+        Copying::Written(read) => {
+            out.write_all_at(read.bytes, 0)?;
+            Some(blake3::Hash::from_bytes(*read.blake3).to_hex().to_string())
+        }
         Copying::InKernel => mounts::copy_in_kernel(file, out, len)?,
         Copying::Reflink => {
             sys::reflink(file, out)?;
             None
         }
-        Copying::Bytes => match sys::reflink(file, out) {
-            Ok(()) => Some(hash_of(out, len)?),
-            Err(_) => Some(copy_into(file, out, len)?),
-        },
+        Copying::Bytes { reflink: true } if sys::reflink(file, out).is_ok() => Some(hash_of(out, len)?),
+        Copying::Bytes { .. } => Some(copy_into(file, out, len)?),
     };
     Ok(hash)
 }
@@ -1157,9 +1221,9 @@ pub fn content_hash_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<String, Vaul
     hash_of(&file, m.len()).map_err(io_err(path))
 }
 
-/// Reads `src` to its end, hashing it and copying it to `dst` if given.
-/// `len` is its size as the caller last saw it (read at the open it is
-/// kept for, no second `fstat`): it only sizes the buffer.
+/// Reads `src` to its end, hashing it and copying it to `dst` (a new,
+/// empty file) if given. `len` is its size as the caller last saw it (read
+/// at the open it is kept for, no second `fstat`): it only sizes the buffer.
 fn stream(src: &File, dst: Option<&File>, len: u64) -> io::Result<String> {
     let mut hasher = blake3::Hasher::new();
     // Sized to the file: clearing a 1 MiB buffer for each small file pinned
@@ -1176,9 +1240,12 @@ fn stream(src: &File, dst: Option<&File>, len: u64) -> io::Result<String> {
         }
         hasher.update(&buf[..n]);
         off += n as u64;
-    }
-    if let Some(dst) = dst {
-        dst.set_len(off)?;
+        // Short, at the size seen at the open: the end (a small file is
+        // read with one call, not two). Short elsewhere, as a network
+        // filesystem may be, it is read on.
+        if n < buf.len() && off == len {
+            break;
+        }
     }
     Ok(hasher.finalize().to_hex().to_string())
 }

@@ -48,32 +48,39 @@ pub(crate) fn same_filesystem(file: &File, vault: &File) -> io::Result<bool> {
     Ok(file.metadata()?.dev() == vault.metadata()?.dev())
 }
 
-/// Whether the filesystem of the directory `objects` can share blocks
-/// between files: tried on two files of its own, so that a file met
-/// through another mount is cloned where one met through the vault's
-/// mount would be, and kept by range where it would not be (a whole copy
-/// of a large file would keep its opener waiting for minutes).
-pub(crate) fn can_clone(objects: BorrowedFd<'_>) -> io::Result<bool> {
+/// Whether the filesystem of the directory `dir` (the vault's `staging/`,
+/// else its `objects/`) can share blocks between files: tried on two files
+/// of its own, so that a file met through another mount is cloned where one
+/// met through the vault's mount would be, and kept by range where it would
+/// not be (a whole copy of a large file would keep its opener waiting for
+/// minutes). Nameless files where the filesystem makes them, so no name
+/// appears and none is left behind.
+pub(crate) fn can_clone(dir: BorrowedFd<'_>) -> io::Result<bool> {
+    if let (Ok(src), Ok(dst)) = (sys::nameless_in(dir, 0o600), sys::nameless_in(dir, 0o600)) {
+        return clones(&src, &dst);
+    }
     let (a, b) = (format!("{PROBE}-{}-a", std::process::id()), format!("{PROBE}-{}-b", std::process::id()));
     let flags = libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC;
     let result = (|| {
-        let src = sys::open_in(objects, OsStr::new(&a), flags, 0o600)?;
-        src.write_all_at(b"x", 0)?;
-        let dst = sys::open_in(objects, OsStr::new(&b), flags, 0o600)?;
-        match sys::reflink(&src, &dst) {
-            Ok(()) => Ok(true),
-            Err(e)
-                if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL | libc::EXDEV | libc::ENOTTY)) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
+        let src = sys::open_in(dir, OsStr::new(&a), flags, 0o600)?;
+        let dst = sys::open_in(dir, OsStr::new(&b), flags, 0o600)?;
+        clones(&src, &dst)
     })();
     // Left behind by a crash, they are orphans the next open removes.
-    let _ = sys::unlink_in(objects, OsStr::new(&a));
-    let _ = sys::unlink_in(objects, OsStr::new(&b));
+    let _ = sys::unlink_in(dir, OsStr::new(&a));
+    let _ = sys::unlink_in(dir, OsStr::new(&b));
     result
+}
+
+fn clones(src: &File, dst: &File) -> io::Result<bool> {
+    src.write_all_at(b"x", 0)?;
+    match sys::reflink(src, dst) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL | libc::EXDEV | libc::ENOTTY)) => {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Copies all of `src` into the empty `dst` in the kernel, by offset (the
@@ -134,7 +141,7 @@ mod tests {
     }
 
     fn free(path: &Path) -> u64 {
-        sys::free_bytes(path).unwrap()
+        sys::free_bytes(&File::open(path).unwrap()).unwrap()
     }
 
     /// FICLONE refusing to cross mounts, as before 6.8, on the test's thread while held.

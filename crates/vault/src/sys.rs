@@ -95,12 +95,11 @@ pub fn copy_range(src: &File, dst: &File, off: u64, len: usize) -> io::Result<us
     }
 }
 
-/// Bytes available to root on the filesystem holding `path`.
-pub fn free_bytes(path: &Path) -> io::Result<u64> {
-    let p = cstr(path)?;
-    // SAFETY: statvfs fills the struct it is given.
+/// Bytes available to root on the filesystem holding the open `file`.
+pub fn free_bytes(file: &File) -> io::Result<u64> {
+    // SAFETY: fstatvfs fills the struct it is given; the fd is open.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    check(unsafe { libc::statvfs(p.as_ptr(), &mut st) })?;
+    check(unsafe { libc::fstatvfs(file.as_raw_fd(), &mut st) })?;
     Ok(st.f_bfree.saturating_mul(st.f_frsize))
 }
 

@@ -40,6 +40,40 @@ fn a_copy_brings_back_content_mode_times_and_xattrs() {
     assert_eq!(out.unwrap().stdout, b"scanner");
 }
 
+#[test]
+fn a_copy_is_written_from_the_bytes_read_already_unless_the_file_changed_size() {
+    use mamori_vault::Content;
+    let (_t, data, dir) = setup();
+    let mut v = Vault::open(&dir, BIG).unwrap();
+    // The bytes and hash the sensor read for the file's facts are what is
+    // kept (here another content of the same size, to tell them apart from
+    // a second read of the file), and restored bit for bit.
+    let f = data.join("budget.ods");
+    std::fs::write(&f, b"budget as the file holds it").unwrap();
+    let read = b"budget as the sensor read it".to_vec();
+    let read = &read[..std::fs::metadata(&f).unwrap().len() as usize];
+    let hash = *blake3::hash(read).as_bytes();
+    let e = stored(
+        v.preserve_read(&File::open(&f).unwrap(), Content { bytes: read, blake3: &hash }, s(&f), 10, None).unwrap(),
+    );
+    assert_eq!(e.hash.as_deref(), Some(blake3::hash(read).to_hex().as_str()));
+    assert_eq!(std::fs::read(v.object_path(&e)).unwrap(), read);
+    std::fs::write(&f, b"ENCRYPTED").unwrap();
+    v.restore_to(&e, &f).unwrap();
+    assert_eq!(std::fs::read(&f).unwrap(), read);
+
+    // Bytes that are not all of the file as it is now: it is read afresh.
+    let g = data.join("plan.odt");
+    std::fs::write(&g, b"the plan, all of it").unwrap();
+    let part = b"the plan";
+    let hash = *blake3::hash(part).as_bytes();
+    let e = stored(
+        v.preserve_read(&File::open(&g).unwrap(), Content { bytes: part, blake3: &hash }, s(&g), 11, None).unwrap(),
+    );
+    assert_eq!(std::fs::read(v.object_path(&e)).unwrap(), b"the plan, all of it");
+    assert_eq!(e.hash.as_deref(), Some(mamori_vault::content_hash(&g).unwrap().as_str()));
+}
+
 /// What is in a folder of the vault, sorted.
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> =
