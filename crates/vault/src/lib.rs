@@ -592,8 +592,10 @@ impl Vault {
             &staged.file,
             match (reflink_only, read) {
                 (true, _) => Copying::Reflink,
-                (false, Some(read)) => Copying::Written(read),
-                (false, None) => Copying::Bytes { reflink: self.can_clone() != Some(false) },
+                (false, read) => {
+                    let reflink = self.can_clone() != Some(false);
+                    read.map_or(Copying::Bytes { reflink }, |read| Copying::Read { read, reflink })
+                }
             },
         );
         if reflink_only && written.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EXDEV)) {
@@ -1101,8 +1103,9 @@ pub struct Content<'a> {
 /// How [`copy_object`] writes an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Copying<'a> {
-    /// From bytes read already; hashed by whoever read them.
-    Written(Content<'a>),
+    /// Bytes read already, hashed by whoever read them: a reflink where
+    /// the filesystem can (`reflink`: it may), else those bytes written.
+    Read { read: Content<'a>, reflink: bool },
     /// A reflink where the filesystem can (`reflink`: it may), else the
     /// bytes; hashed either way.
     Bytes { reflink: bool },
@@ -1117,8 +1120,14 @@ enum Copying<'a> {
 /// Returns the content's hash, if it was read. `len` as in [`stream`].
 fn copy_object(file: &File, len: u64, out: &File, how: Copying) -> io::Result<Option<String>> {
     let hash = match how {
-        Copying::Written(read) => {
-            out.write_all_at(read.bytes, 0)?;
+        Copying::Read { read, reflink } => {
+            // Read while its opener waits: only a writer that opened it
+            // before (and was kept for then) could change it meanwhile, and
+            // a clone that differs from the hash fails its restore's check
+            // rather than passing for what was judged.
+            if !(reflink && sys::reflink(file, out).is_ok()) {
+                out.write_all_at(read.bytes, 0)?;
+            }
             Some(blake3::Hash::from_bytes(*read.blake3).to_hex().to_string())
         }
         Copying::InKernel => mounts::copy_in_kernel(file, out, len)?,

@@ -532,6 +532,22 @@ fn a_copy_on_a_reflink_filesystem_shares_blocks() {
     // Large files ask for a reflink only: here they get one, on ext4 they do not.
     let kept = v.preserve_reflink(&File::open(&f).unwrap(), s(&f), 2, None).unwrap();
     assert!(matches!(kept, Some(Preserved::Stored(_)) | Some(Preserved::AlreadyHeld)), "{kept:?}");
+
+    // A file read whole for its facts is cloned as well, not written from
+    // those bytes, and recorded with their hash, which its restore checks.
+    let g = mnt.join("sheet.ods");
+    let sheet = &content[..1 << 20];
+    std::fs::write(&g, sheet).unwrap();
+    File::open(&g).unwrap().sync_all().unwrap();
+    let hash = *blake3::hash(sheet).as_bytes();
+    let before = free();
+    let read = mamori_vault::Content { bytes: sheet, blake3: &hash };
+    let e = stored(v.preserve_read(&File::open(&g).unwrap(), read, s(&g), 3, None).unwrap());
+    let used = before.saturating_sub(free());
+    assert!(used < 512 << 10, "a 1 MiB copy used {used} bytes");
+    std::fs::write(&g, b"encrypted").unwrap();
+    v.restore_to(&e, &g).unwrap();
+    assert!(std::fs::read(&g).unwrap() == sheet);
     let (_t, data, dir) = setup();
     let on_ext4 = data.join("big.img");
     std::fs::write(&on_ext4, &content[..1 << 20]).unwrap();
