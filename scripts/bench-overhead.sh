@@ -23,10 +23,7 @@
 #   whatever filesystem that is (this machine's root: ext4 without a journal).
 set -euo pipefail
 source "$(dirname "$0")/common.sh" overhead
-cargo build --release -q -p mamori-sensor --example answer_only
-floor_bin=$PWD/target/release/examples/answer_only
-before_bin=${BEFORE:-}
-if [ -n "$before_bin" ] && ! [ -x "$before_bin" ]; then echo "BEFORE=$before_bin is not a program" >&2; exit 2; fi
+comparisons
 
 case "${1:-}" in
   "") fs= ;;
@@ -74,16 +71,7 @@ reading() { read_all "$1"; }
 rereading_setup() { small_files "$1"; }
 rereading_warm() { read_all "$1"; }
 rereading() { read_all "$1"; }
-rewriting_setup() {
-  python3 - "$1/old" <<'PY'
-import os, random, sys
-random.seed(11)
-os.makedirs(sys.argv[1])
-for i in range(2000):
-    with open(os.path.join(sys.argv[1], f"o{i}.dat"), "wb") as f:
-        f.write(os.urandom(random.randint(4, 64) * 1024))
-PY
-}
+rewriting_setup() { old_files "$1/old"; }
 rewriting() {
   small_files "$1"
   python3 - "$1/old" <<'PY'

@@ -8,10 +8,7 @@
 # Usage: sudo [ROUNDS=N] [BEFORE=BIN] scripts/bench-rewrites.sh
 set -euo pipefail
 source "$(dirname "$0")/common.sh" rewrites
-cargo build --release -q -p mamori-sensor --example answer_only
-floor_bin=$PWD/target/release/examples/answer_only
-before_bin=${BEFORE:-}
-if [ -n "$before_bin" ] && ! [ -x "$before_bin" ]; then echo "BEFORE=$before_bin is not a program" >&2; exit 2; fi
+comparisons
 
 # Per thread of process $1: "name=ns" lines.
 threads() { for t in /proc/"$1"/task/*; do echo "$(cat "$t/comm")=$(cut -d' ' -f1 "$t/schedstat")"; done; }
@@ -21,14 +18,7 @@ arm() {
   local kind=$1 agent=$2 pid
   run=$((run + 1))
   local dir="$work/$kind$run" state="$work/state$run"
-  python3 - "$dir" <<'PY'
-import os, random, sys
-random.seed(11)
-os.makedirs(sys.argv[1])
-for i in range(2000):
-    with open(os.path.join(sys.argv[1], f"o{i}.dat"), "wb") as f:
-        f.write(os.urandom(random.randint(4, 64) * 1024))
-PY
+  old_files "$dir"
   sync
   if [ "$kind" = listener ]; then
     "$floor_bin" "$dir" >"$dir.ready" &
