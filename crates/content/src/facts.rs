@@ -38,6 +38,8 @@ pub(crate) fn facts_and_hash(
     let head: &[u8] = regions.first().filter(|(off, _)| *off == 0).map_or(&[], |(_, b)| b);
     let tail = regions.last().filter(|(off, b)| off + b.len() as u64 == size).map(|(_, b)| *b);
 
+    // The hash of all of it: asked for, or the small files' own.
+    let hashed = !sampled && (whole || size <= SMALL_HASH_LIMIT);
     let mut histogram = Histogram::new();
     let (blocks, whole_hash) = if depth == Depth::Light {
         for (_, bytes) in regions {
@@ -45,11 +47,11 @@ pub(crate) fn facts_and_hash(
         }
         (Vec::new(), None)
     } else {
-        let want = whole || size <= SMALL_HASH_LIMIT;
-        let s = blocks::sample(size, regions, sampled, want, &mut histogram);
+        let s = blocks::sample(size, regions, sampled, hashed, &mut histogram);
         (s.blocks, s.whole_hash)
     };
-    let whole_hash = (!sampled && (whole || size <= SMALL_HASH_LIMIT)).then(|| {
+    // Light facts have no blocks to merge: hashed in a pass of its own.
+    let whole_hash = hashed.then(|| {
         whole_hash.unwrap_or_else(|| {
             let mut hasher = blake3::Hasher::new();
             for (_, bytes) in regions {

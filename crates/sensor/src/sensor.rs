@@ -480,17 +480,14 @@ impl Sensor {
                 self.fresh.remove(&i);
             }
         }
-        let mut whole = None;
-        let before = if empty {
-            None
+        let (before, whole) = if empty {
+            (None, None)
         } else if mode.writes() {
-            let (facts, bytes) = meta.as_ref().map_or((None, None), |m| facts_whole(&file, m));
-            whole = bytes;
-            facts
+            meta.as_ref().map_or((None, None), |m| facts_whole(&file, m))
         } else {
             // Backups and scanners read the same files again and again:
             // what an unchanged file holds is known from its last open.
-            match known_facts {
+            let facts = match known_facts {
                 Some(known_facts) if by_known => Some(known_facts),
                 known_facts => {
                     let light = known_facts.or_else(|| {
@@ -502,7 +499,8 @@ impl Sensor {
                     remember = Some((unique.then(|| path.clone()), light.clone()));
                     light
                 }
-            }
+            };
+            (facts, None)
         };
         // Read before waiting for the closes: their facts are computed on
         // the worker meanwhile, so a program rewriting files waits for one

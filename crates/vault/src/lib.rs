@@ -590,12 +590,10 @@ impl Vault {
             file,
             entry.meta.size,
             &staged.file,
-            match (reflink_only, read) {
-                (true, _) => Copying::Reflink,
-                (false, read) => {
-                    let reflink = self.can_clone() != Some(false);
-                    read.map_or(Copying::Bytes { reflink }, |read| Copying::Read { read, reflink })
-                }
+            if reflink_only {
+                Copying::Reflink
+            } else {
+                Copying::Bytes { reflink: self.can_clone() != Some(false), read }
             },
         );
         if reflink_only && written.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EXDEV)) {
@@ -1103,12 +1101,10 @@ pub struct Content<'a> {
 /// How [`copy_object`] writes an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Copying<'a> {
-    /// Bytes read already, hashed by whoever read them: a reflink where
-    /// the filesystem can (`reflink`: it may), else those bytes written.
-    Read { read: Content<'a>, reflink: bool },
     /// A reflink where the filesystem can (`reflink`: it may), else the
-    /// bytes; hashed either way.
-    Bytes { reflink: bool },
+    /// bytes: those `read` already where given, hashed by whoever read
+    /// them, else read (and hashed) here.
+    Bytes { reflink: bool, read: Option<Content<'a>> },
     /// A reflink or nothing (an error); unhashed.
     Reflink,
     /// `copy_file_range`, which clones where FICLONE refused to cross
@@ -1120,23 +1116,28 @@ enum Copying<'a> {
 /// Returns the content's hash, if it was read. `len` as in [`stream`].
 fn copy_object(file: &File, len: u64, out: &File, how: Copying) -> io::Result<Option<String>> {
     let hash = match how {
-        Copying::Read { read, reflink } => {
-            // Read while its opener waits: only a writer that opened it
-            // before (and was kept for then) could change it meanwhile, and
-            // a clone that differs from the hash fails its restore's check
-            // rather than passing for what was judged.
-            if !(reflink && sys::reflink(file, out).is_ok()) {
-                out.write_all_at(read.bytes, 0)?;
+        Copying::Bytes { reflink, read } => {
+            let cloned = reflink && sys::reflink(file, out).is_ok();
+            match read {
+                // Read while its opener waits: only a writer that opened it
+                // before (and was kept for then) could change it meanwhile,
+                // and a clone that differs from the hash fails its
+                // restore's check rather than passing for what was judged.
+                Some(read) => {
+                    if !cloned {
+                        out.write_all_at(read.bytes, 0)?;
+                    }
+                    Some(blake3::Hash::from_bytes(*read.blake3).to_hex().to_string())
+                }
+                None if cloned => Some(hash_of(out, len)?),
+                None => Some(copy_into(file, out, len)?),
             }
-            Some(blake3::Hash::from_bytes(*read.blake3).to_hex().to_string())
         }
         Copying::InKernel => mounts::copy_in_kernel(file, out, len)?,
         Copying::Reflink => {
             sys::reflink(file, out)?;
             None
         }
-        Copying::Bytes { reflink: true } if sys::reflink(file, out).is_ok() => Some(hash_of(out, len)?),
-        Copying::Bytes { .. } => Some(copy_into(file, out, len)?),
     };
     Ok(hash)
 }
