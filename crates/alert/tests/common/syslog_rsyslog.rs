@@ -224,7 +224,15 @@ ruleset(name="in") {{
                 let f: Vec<&str> = l.split_whitespace().collect();
                 f.len() > 3 && f[1] == want && f[3] == state
             });
-            if listening {
+            // Listed as listening is not yet accepting: the TCP test's first
+            // connection was once refused right after. A connection made
+            // (and closed unused) is.
+            let accepting = || {
+                matches!(self.input, Input::Udp)
+                    || std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1))
+                        .is_ok()
+            };
+            if listening && accepting() {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
